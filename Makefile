@@ -1,0 +1,25 @@
+# The two commands of the README, and the steps they share.
+.PHONY: demo test setup install bench bench-kernels bench-sql clean-clusters
+
+demo: setup          ## the main job: end to end on a private PostgreSQL cluster
+	bash scripts/demo.sh
+
+test: setup          ## every test: style, unit, SQL regression (what CI runs)
+	bash scripts/test.sh
+
+setup:               ## idempotent machine setup (packages, cargo-pgrx, ONNX Runtime)
+	bash scripts/setup.sh
+
+install: setup       ## build (release) and install the extension into PostgreSQL 15
+	bash -c 'source scripts/common.sh && install_extension'
+
+bench: bench-kernels bench-sql
+
+bench-kernels:       ## criterion micro-benchmarks of the Hamming kernels
+	cargo bench -p ics-benches --bench hamming
+
+bench-sql: install   ## SQL benchmark: our seq scan vs bit_count(a # b), 1M codes
+	bash benches/sql/seqscan.sh
+
+clean-clusters:      ## stop and remove every private cluster the scripts made
+	bash -c 'source scripts/common.sh && for d in "$$ICS_RUN_DIR"/*/; do cluster_destroy "$$(basename "$$d")"; done'

@@ -1,0 +1,1 @@
+//! Benchmarks only: see `benches/` (criterion) and `sql/` (SQL benchmark scripts).

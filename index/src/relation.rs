@@ -1,0 +1,121 @@
+//! The small interface the algorithm needs from an index relation, and an in-memory
+//! implementation for tests.
+//!
+//! PostgreSQL's implementation (in the extension) maps `read` to a pinned, share-locked
+//! buffer and `write` to an exclusively locked buffer whose changes become one Generic WAL
+//! record when the guard drops (or are discarded if the operation panics/errors).
+
+use crate::page::Page;
+use std::cell::{Cell, RefCell};
+use std::ops::{Deref, DerefMut};
+
+pub type BlockNumber = u32;
+
+pub trait Relation {
+    type Read<'a>: Deref<Target = Page>
+    where
+        Self: 'a;
+    type Write<'a>: DerefMut<Target = Page>
+    where
+        Self: 'a;
+
+    /// The page at `block`, share-locked while the guard lives.
+    fn read(&self, block: BlockNumber) -> Self::Read<'_>;
+    /// The page at `block`, exclusively locked; changes are logged when the guard drops.
+    fn write(&self, block: BlockNumber) -> Self::Write<'_>;
+    /// A page for new use (a recycled free page or a new block at the end), exclusively
+    /// locked; the caller initialises it (it is logged as a full image).
+    fn new_page(&self) -> (BlockNumber, Self::Write<'_>);
+    /// Number of blocks.
+    fn nblocks(&self) -> BlockNumber;
+    /// Records that an unlinked page can be reused (free space map).
+    fn record_free_page(&self, block: BlockNumber);
+    /// The next full transaction id: stamped on pages VACUUM unlinks.
+    fn next_xid(&self) -> u64;
+    /// Whether no snapshot that might still walk an unlinked page is older than `xid`.
+    fn xid_is_old(&self, xid: u64) -> bool;
+    /// Honour a cancel request in long loops (CHECK_FOR_INTERRUPTS in PostgreSQL).
+    fn check_interrupts(&self) {}
+}
+
+/// An in-memory relation. `RefCell` borrows stand in for buffer locks: a test that would
+/// deadlock or race in PostgreSQL panics here instead.
+#[derive(Default)]
+pub struct MemRelation {
+    pages: RefCell<Vec<Box<RefCell<Box<Page>>>>>,
+    free: RefCell<Vec<BlockNumber>>,
+    xid: Cell<u64>,
+    /// Unlinked pages stamped with an xid below this may be recycled.
+    pub horizon: Cell<u64>,
+}
+
+impl MemRelation {
+    pub fn new() -> MemRelation {
+        MemRelation {
+            xid: Cell::new(100),
+            ..Default::default()
+        }
+    }
+
+    fn cell(&self, block: BlockNumber) -> &RefCell<Box<Page>> {
+        let pages = self.pages.borrow();
+        let cell: *const RefCell<Box<Page>> = &*pages[block as usize];
+        // SAFETY: pages are boxed and never removed, so the cell outlives the Vec borrow.
+        unsafe { &*cell }
+    }
+
+    /// Advances the transaction counter (what running transactions do).
+    pub fn advance_xid(&self, by: u64) {
+        self.xid.set(self.xid.get() + by);
+    }
+
+    /// Free pages waiting for reuse.
+    pub fn free_pages(&self) -> Vec<BlockNumber> {
+        self.free.borrow().clone()
+    }
+}
+
+impl Relation for MemRelation {
+    type Read<'a> = std::cell::Ref<'a, Page>;
+    type Write<'a> = std::cell::RefMut<'a, Page>;
+
+    fn read(&self, block: BlockNumber) -> Self::Read<'_> {
+        std::cell::Ref::map(self.cell(block).borrow(), |b| &**b)
+    }
+
+    fn write(&self, block: BlockNumber) -> Self::Write<'_> {
+        std::cell::RefMut::map(self.cell(block).borrow_mut(), |b| &mut **b)
+    }
+
+    fn new_page(&self) -> (BlockNumber, Self::Write<'_>) {
+        let reused = self.free.borrow_mut().pop();
+        let block = match reused {
+            Some(b) => b,
+            None => {
+                let mut pages = self.pages.borrow_mut();
+                pages.push(Box::new(RefCell::new(Page::zeroed())));
+                (pages.len() - 1) as BlockNumber
+            }
+        };
+        (block, self.write(block))
+    }
+
+    fn nblocks(&self) -> BlockNumber {
+        self.pages.borrow().len() as BlockNumber
+    }
+
+    fn record_free_page(&self, block: BlockNumber) {
+        let mut free = self.free.borrow_mut();
+        if !free.contains(&block) {
+            free.push(block);
+        }
+    }
+
+    fn next_xid(&self) -> u64 {
+        self.xid.get()
+    }
+
+    fn xid_is_old(&self, xid: u64) -> bool {
+        xid < self.horizon.get()
+    }
+}

@@ -1,0 +1,405 @@
+//! Exactness against brute force: build, insert, vacuum and search on an in-memory relation,
+//! for uniform and hash-like (clustered, duplicated) codes of several lengths.
+
+use crate::build::{default_lists, Builder};
+use crate::directory::Directory;
+use crate::format::{Tid, INVALID_BLOCK};
+use crate::insert::insert;
+use crate::kmodes;
+use crate::relation::{MemRelation, Relation};
+use crate::search::{Query, Search};
+use crate::vacuum::bulk_delete;
+use crate::verify::verify;
+use ics_core::hamming::hamming;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashSet};
+
+fn tid(i: usize) -> Tid {
+    Tid {
+        block: (i / 100) as u32,
+        offset: (i % 100 + 1) as u16,
+    }
+}
+
+/// Hash-like codes: `centres` random centres, each bit flipped with probability `p`.
+fn clustered(rng: &mut SmallRng, n: usize, nb: usize, centres: usize, p: f64) -> Vec<Vec<u8>> {
+    let cs: Vec<Vec<u8>> = (0..centres)
+        .map(|_| (0..nb).map(|_| rng.gen()).collect())
+        .collect();
+    (0..n)
+        .map(|_| {
+            let mut c = cs[rng.gen_range(0..centres)].clone();
+            for bit in 0..nb * 8 {
+                if rng.gen_bool(p) {
+                    c[bit / 8] ^= 0x80 >> (bit % 8);
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+fn uniform(rng: &mut SmallRng, n: usize, nb: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| (0..nb).map(|_| rng.gen()).collect())
+        .collect()
+}
+
+fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, batch: usize) {
+    let sample: Vec<u8> = rows
+        .iter()
+        .take(5000)
+        .flat_map(|(c, _)| c.clone())
+        .collect();
+    let centroids = kmodes::train(&sample, nb, lists, 8, 1);
+    let mut b = Builder::new(rel, centroids, nb, batch);
+    for (c, t) in rows {
+        b.add(c, *t);
+    }
+    let s = b.finish();
+    assert_eq!(s.rows, rows.len() as u64);
+}
+
+fn search_all(rel: &MemRelation, q: Query) -> Vec<(Tid, u32)> {
+    let dir = Directory::read(rel).unwrap();
+    let mut s = Search::new(&dir, q);
+    let mut out = Vec::new();
+    while let Some(r) = s.next(rel) {
+        out.push(r);
+    }
+    out
+}
+
+/// Checks k-NN and radius searches for `q` against brute force over `live`.
+fn check_query(rel: &MemRelation, live: &BTreeMap<Tid, Vec<u8>>, q: &[u8], radii: &[u32]) {
+    let mut truth: Vec<(u32, Tid)> = live.iter().map(|(t, c)| (hamming(q, c), *t)).collect();
+    truth.sort();
+    // Full ordered scan: every row once, distances exact and non-decreasing.
+    let got = search_all(
+        rel,
+        Query {
+            code: q.to_vec(),
+            max_distance: u32::MAX,
+            filters: vec![],
+        },
+    );
+    assert_eq!(
+        got.len(),
+        truth.len(),
+        "ordered scan returns every row once"
+    );
+    for w in got.windows(2) {
+        assert!(w[0].1 <= w[1].1, "distances must not decrease");
+    }
+    let got_set: HashSet<Tid> = got.iter().map(|r| r.0).collect();
+    assert_eq!(got_set.len(), got.len(), "no TID returned twice");
+    for (t, d) in &got {
+        assert_eq!(*d, hamming(q, &live[t]), "reported distance is exact");
+    }
+    for k in [1usize, 10, 100] {
+        let k = k.min(truth.len());
+        if k == 0 {
+            continue;
+        }
+        // Ties: the k-th distance matches and nothing returned is farther.
+        assert_eq!(got[k - 1].1, truth[k - 1].0, "k-th distance for k={k}");
+    }
+    for &r in radii {
+        let want: HashSet<Tid> = truth.iter().filter(|(d, _)| *d <= r).map(|x| x.1).collect();
+        let got: Vec<(Tid, u32)> = search_all(
+            rel,
+            Query {
+                code: q.to_vec(),
+                max_distance: r,
+                filters: vec![],
+            },
+        );
+        let got_set: HashSet<Tid> = got.iter().map(|x| x.0).collect();
+        assert_eq!(got.len(), got_set.len());
+        assert_eq!(got_set, want, "radius {r}");
+    }
+}
+
+fn check_verify(rel: &MemRelation, live: &BTreeMap<Tid, Vec<u8>>) {
+    let report = verify(rel, true).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let mut contents: Vec<(Tid, Vec<u8>)> = report.contents;
+    contents.sort();
+    let want: Vec<(Tid, Vec<u8>)> = live.iter().map(|(t, c)| (*t, c.clone())).collect();
+    assert_eq!(contents, want);
+}
+
+#[test]
+fn exact_on_random_and_clustered_codes_of_every_length() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    for nb in [2usize, 4, 8, 16, 32] {
+        for clustered_data in [false, true] {
+            let n = 3000;
+            let codes = if clustered_data {
+                clustered(&mut rng, n, nb, 12, 0.04)
+            } else {
+                uniform(&mut rng, n, nb)
+            };
+            let rows: Vec<(Vec<u8>, Tid)> = codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), tid(i)))
+                .collect();
+            let rel = MemRelation::new();
+            build(&rel, &rows, nb, default_lists(n as u64), 700);
+            let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+            check_verify(&rel, &live);
+            for qi in 0..6 {
+                // Queries: stored codes (distance 0 exists), perturbed ones and random ones.
+                let mut q = codes[rng.gen_range(0..n)].clone();
+                if qi % 2 == 1 {
+                    q[0] ^= 0b1010_0000;
+                }
+                if qi == 5 {
+                    q = (0..nb).map(|_| rng.gen()).collect();
+                }
+                check_query(&rel, &live, &q, &(0..=12).collect::<Vec<_>>());
+            }
+        }
+    }
+}
+
+#[test]
+fn duplicates_share_entries_and_long_posting_lists_split() {
+    let nb = 8;
+    let code = vec![0x5a; nb];
+    let mut rows: Vec<(Vec<u8>, Tid)> = (0..5000).map(|i| (code.clone(), tid(i))).collect();
+    rows.push((vec![0xff; nb], tid(5000)));
+    let rel = MemRelation::new();
+    build(&rel, &rows, nb, 4, 100_000);
+    let report = verify(&rel, false).unwrap();
+    assert_eq!(report.tids, 5001);
+    let max = crate::format::entry::max_tids(nb) as u64;
+    assert_eq!(report.entries, 5000u64.div_ceil(max) + 1);
+    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    check_query(&rel, &live, &code, &[0, 1, 64]);
+}
+
+#[test]
+fn inserts_after_build_and_into_an_empty_index() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    let nb = 8;
+    let codes = clustered(&mut rng, 4000, nb, 8, 0.05);
+    for start_empty in [false, true] {
+        let rel = MemRelation::new();
+        let split = if start_empty { 0 } else { 1500 };
+        let rows: Vec<(Vec<u8>, Tid)> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), tid(i)))
+            .collect();
+        if start_empty {
+            crate::build::build_empty(&rel, nb);
+        } else {
+            build(&rel, &rows[..split], nb, 40, 1000);
+        }
+        let dir = Directory::read(&rel).unwrap();
+        let mut scratch = Vec::new();
+        // Some inserted codes far from every centroid: radii must grow.
+        for (i, (c, t)) in rows[split..].iter().enumerate() {
+            let c = if i % 50 == 0 {
+                (0..nb).map(|_| rng.gen()).collect()
+            } else {
+                c.clone()
+            };
+            insert(&rel, &dir.meta, &dir.centroids, &c, *t, &mut scratch);
+        }
+        let mut live: BTreeMap<Tid, Vec<u8>> =
+            rows[..split].iter().map(|(c, t)| (*t, c.clone())).collect();
+        // The expectation is what verify collects, checked here to hold every row.
+        let report = verify(&rel, true).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
+        live.clear();
+        for (t, c) in report.contents {
+            live.insert(t, c);
+        }
+        assert_eq!(live.len(), codes.len());
+        for i in 0..5 {
+            let q = codes[i * 700].clone();
+            check_query(&rel, &live, &q, &[0, 2, 4, 8]);
+        }
+    }
+}
+
+#[test]
+fn vacuum_removes_dead_unlinks_recycles_and_shrinks_radii() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    let nb = 8;
+    let codes = clustered(&mut rng, 6000, nb, 6, 0.06);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build(&rel, &rows, nb, 20, 2000);
+    let before = verify(&rel, false).unwrap();
+    // Delete about 90% of the rows, whole pages' worth (entries are sorted by code in a list).
+    let dead: HashSet<Tid> = rows
+        .iter()
+        .filter(|(c, _)| c[0] < 230)
+        .map(|r| r.1)
+        .collect();
+    let stats = bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
+    assert_eq!(stats.tids_removed, dead.len() as u64);
+    assert_eq!(stats.tids_remaining, (rows.len() - dead.len()) as u64);
+    assert!(stats.pages_unlinked > 0, "{stats:?}");
+    let live: BTreeMap<Tid, Vec<u8>> = rows
+        .iter()
+        .filter(|r| !dead.contains(&r.1))
+        .map(|(c, t)| (*t, c.clone()))
+        .collect();
+    check_verify(&rel, &live);
+    let after = verify(&rel, false).unwrap();
+    assert!(after.data_pages < before.data_pages);
+    assert!(after.max_radius <= before.max_radius);
+    let q = codes[0].clone();
+    check_query(&rel, &live, &q, &[0, 3, 6, 10]);
+    // Unlinked pages are recycled only once no snapshot can reach them.
+    assert_eq!(stats.pages_recycled, 0);
+    rel.horizon.set(rel.next_xid() + 1);
+    let again = bulk_delete(&rel, &mut |_| false).unwrap();
+    assert_eq!(again.pages_recycled, stats.pages_unlinked);
+    let free_before = rel.free_pages().len();
+    assert!(free_before > 0);
+    // Inserts reuse recycled pages before extending the relation.
+    let nblocks = rel.nblocks();
+    let dir = Directory::read(&rel).unwrap();
+    let mut scratch = Vec::new();
+    let mut live = live;
+    for i in 0..20_000 {
+        let c: Vec<u8> = (0..nb).map(|_| rng.gen()).collect();
+        let t = tid(100_000 + i);
+        insert(&rel, &dir.meta, &dir.centroids, &c, t, &mut scratch);
+        live.insert(t, c);
+    }
+    assert!(rel.free_pages().len() < free_before);
+    assert!(rel.nblocks() >= nblocks);
+    check_verify(&rel, &live);
+    check_query(&rel, &live, &q, &[0, 5, 20]);
+}
+
+#[test]
+fn filters_and_combined_radius_knn() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let nb = 4;
+    let codes = clustered(&mut rng, 2000, nb, 5, 0.05);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build(&rel, &rows, nb, 30, 500);
+    let q = codes[7].clone();
+    let f = codes[8].clone();
+    let got = search_all(
+        &rel,
+        Query {
+            code: q.clone(),
+            max_distance: 6,
+            filters: vec![(f.clone(), 5)],
+        },
+    );
+    let want: HashSet<Tid> = rows
+        .iter()
+        .filter(|(c, _)| hamming(&q, c) <= 6 && hamming(&f, c) <= 5)
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(got.iter().map(|r| r.0).collect::<HashSet<_>>(), want);
+}
+
+#[test]
+fn search_skips_far_lists() {
+    let mut rng = SmallRng::seed_from_u64(21);
+    let nb = 8;
+    let codes = clustered(&mut rng, 20_000, nb, 40, 1.0 / 32.0);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build(&rel, &rows, nb, default_lists(rows.len() as u64), 100_000);
+    let dir = Directory::read(&rel).unwrap();
+    let nonempty = dir.tails.iter().filter(|&&t| t != INVALID_BLOCK).count();
+    let mut s = Search::new(
+        &dir,
+        Query {
+            code: codes[3].clone(),
+            max_distance: u32::MAX,
+            filters: vec![],
+        },
+    );
+    for _ in 0..10 {
+        s.next(&rel).unwrap();
+    }
+    // The 10 nearest of hash-like data come from the query's own cluster.
+    assert!(
+        s.stats.lists_visited * 4 <= nonempty,
+        "{:?} of {nonempty}",
+        s.stats
+    );
+}
+
+#[test]
+fn verify_detects_a_radius_too_small() {
+    let mut rng = SmallRng::seed_from_u64(4);
+    let nb = 8;
+    let codes = uniform(&mut rng, 500, nb);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build(&rel, &rows, nb, 3, 1000);
+    let dir = Directory::read(&rel).unwrap();
+    let (block, offset) = dir.meta.record_location(0);
+    crate::format::ListRecord::write_radius_tail(
+        &dir.meta,
+        &mut rel.write(block),
+        offset,
+        0,
+        dir.tails[0],
+    );
+    let report = verify(&rel, false).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("beyond its radius")),
+        "{:?}",
+        report.problems
+    );
+}
+
+#[test]
+fn an_index_built_without_a_length_takes_the_first_codes() {
+    let rel = MemRelation::new();
+    crate::build::build_unsized(&rel);
+    let dir = Directory::read(&rel).unwrap();
+    assert_eq!((dir.code_bytes(), dir.lists()), (0, 0));
+    let meta = crate::insert::fix_code_length(&rel, 16).unwrap();
+    assert_eq!((meta.code_bytes, meta.lists), (16, 1));
+    // A second call (a concurrent insert) keeps what the first fixed.
+    assert_eq!(crate::insert::fix_code_length(&rel, 4).unwrap(), meta);
+    let dir = Directory::read(&rel).unwrap();
+    let mut rng = SmallRng::seed_from_u64(2);
+    let mut scratch = Vec::new();
+    let mut live = BTreeMap::new();
+    for i in 0..500 {
+        let c: Vec<u8> = (0..16).map(|_| rng.gen()).collect();
+        insert(&rel, &dir.meta, &dir.centroids, &c, tid(i), &mut scratch);
+        live.insert(tid(i), c);
+    }
+    check_verify(&rel, &live);
+    let q = live[&tid(3)].clone();
+    check_query(&rel, &live, &q, &[0, 40, 64]);
+}

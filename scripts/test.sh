@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every test of ics_hash, in tiers (the README's test command runs this after setup):
+#   1. style: rustfmt and clippy, warnings are errors;
+#   2. pure unit tests of the pgrx-free crates (cargo test);
+#   3. SQL regression tests (pg_regress, expected output) against a private cluster.
+# Exits non-zero on the first failing tier; the last line is the tally.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/common.sh
+
+PORT=${ICS_TEST_PORT:-28815}
+CLUSTER=test
+passed=0
+failed=0
+tally() { printf '\nics_hash tests: %d passed, %d failed\n' "$passed" "$failed"; }
+trap 'cluster_stop $CLUSTER; tally' EXIT
+
+step "style: cargo fmt, cargo clippy"
+cargo fmt --all --check
+cargo clippy --quiet --workspace --all-targets -- -D warnings
+ok "clean"
+
+step "unit tests (pgrx-free crates)"
+cargo test --quiet -p ics-core -p ics-train -p ics-benches 2>&1 | tee target/unit-tests.log
+units=$(awk '/^test result: ok/ { n += $4 } END { print n + 0 }' target/unit-tests.log)
+passed=$((passed + units))
+
+step "build and install the extension (release)"
+install_extension
+ok "installed into $($PG_CONFIG --pkglibdir)"
+
+step "SQL regression tests (pg_regress)"
+cluster_destroy $CLUSTER
+cluster_start $CLUSTER "$PORT"
+out=target/regress
+rm -rf "$out" && mkdir -p "$out"
+# --use-existing leaves the database to us: a fresh one with the extension per run.
+psql_at "$PORT" -d postgres -c "DROP DATABASE IF EXISTS ics_regress" -c "CREATE DATABASE ics_regress"
+psql_at "$PORT" -d ics_regress -c "CREATE EXTENSION ics_hash"
+regress_tests=$(grep -E '^test:' tests/regress/schedule | sed 's/^test://' | wc -w)
+if "$(dirname "$($PG_CONFIG --pgxs)")/../test/regress/pg_regress" \
+    --use-existing --host=127.0.0.1 --port="$PORT" --user=postgres \
+    --bindir="$PG_BIN" --inputdir=tests/regress --outputdir="$out" \
+    --dbname=ics_regress \
+    --schedule=tests/regress/schedule; then
+    passed=$((passed + regress_tests))
+else
+    failed=$((failed + 1))
+    [ -f "$out/regression.diffs" ] && head -n 300 "$out/regression.diffs"
+    die "SQL regression tests failed: see $out/regression.diffs"
+fi

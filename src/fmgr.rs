@@ -1,0 +1,137 @@
+//! The thin layer between PostgreSQL's function manager and our code.
+//!
+//! The SQL surface is hand-written (`sql/`), so functions are plain V1 C functions taking
+//! `FunctionCallInfo`, declared with [`sql_function!`], which also emits the `pg_finfo_*`
+//! record PostgreSQL looks up. Errors go through [`raise`] so every user error carries a
+//! SQLSTATE and, where it helps, a hint.
+
+use pgrx::pg_sys;
+use pgrx::pg_sys::panic::ErrorReport;
+use pgrx::{PgLogLevel, PgSqlErrorCode};
+
+/// Declares a V1 SQL-callable C function named `$name` (its symbol is the same name).
+macro_rules! sql_function {
+    ($(#[$meta:meta])* fn $name:ident($fcinfo:ident) -> Datum $body:block) => {
+        ::paste::paste! {
+            #[unsafe(no_mangle)]
+            #[doc(hidden)]
+            pub extern "C" fn [<pg_finfo_ $name>]() -> &'static ::pgrx::pg_sys::Pg_finfo_record {
+                const V1_API: ::pgrx::pg_sys::Pg_finfo_record =
+                    ::pgrx::pg_sys::Pg_finfo_record { api_version: 1 };
+                &V1_API
+            }
+        }
+        $(#[$meta])*
+        #[::pgrx::pg_guard]
+        #[unsafe(no_mangle)]
+        pub unsafe extern "C-unwind" fn $name(
+            fcinfo: ::pgrx::pg_sys::FunctionCallInfo,
+        ) -> ::pgrx::pg_sys::Datum {
+            // The body sits in an inner function because #[pg_guard] re-creates the argument
+            // names, which would not resolve against a body written at the macro's call site.
+            #[inline(always)]
+            unsafe fn body($fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum $body
+            unsafe { body(fcinfo) }
+        }
+    };
+}
+pub(crate) use sql_function;
+
+/// Raises an ERROR with a SQLSTATE, a message and an optional hint. Never returns.
+#[track_caller]
+pub fn raise(code: PgSqlErrorCode, message: impl Into<String>, hint: Option<&str>) -> ! {
+    raise_detailed(code, message, None, hint)
+}
+
+/// Like [`raise`], with a DETAIL line (what exactly was wrong) besides the hint (what to do).
+#[track_caller]
+pub fn raise_detailed(
+    code: PgSqlErrorCode,
+    message: impl Into<String>,
+    detail: Option<String>,
+    hint: Option<&str>,
+) -> ! {
+    let mut report = ErrorReport::new(code, message.into(), "ics_hash");
+    if let Some(detail) = detail {
+        report = report.set_detail(detail);
+    }
+    if let Some(hint) = hint {
+        report = report.set_hint(hint);
+    }
+    report.report(PgLogLevel::ERROR);
+    unreachable!("ERROR does not return")
+}
+
+/// The raw datum of argument `n` (the function is STRICT, so it is not NULL).
+#[inline]
+pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> pg_sys::Datum {
+    unsafe { pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n) }
+}
+
+/// Argument `n` as an `int4`.
+#[inline]
+pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i32 {
+    unsafe { arg(fcinfo, n) }.value() as i32
+}
+
+/// Argument `n` as an `int8`.
+#[inline]
+pub unsafe fn arg_i64(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i64 {
+    unsafe { arg(fcinfo, n) }.value() as i64
+}
+
+/// The payload of a varlena argument, detoasted only when it must be: a value with a short
+/// (1-byte) or plain 4-byte header is read in place, which keeps per-row distance calls
+/// allocation-free in a sequential scan.
+#[inline]
+pub unsafe fn arg_varlena_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+    unsafe {
+        let mut ptr = arg(fcinfo, n).cast_mut_ptr::<pg_sys::varlena>();
+        let in_place = (pgrx::varlena::varatt_is_1b(ptr) && !pgrx::varlena::varatt_is_1b_e(ptr))
+            || pgrx::varlena::varatt_is_4b_u(ptr);
+        if !in_place {
+            ptr = pg_sys::pg_detoast_datum_packed(ptr);
+        }
+        pgrx::varlena::varlena_to_byte_slice(ptr)
+    }
+}
+
+/// A new varlena (4-byte header) holding `payload`, in the current memory context.
+pub fn new_varlena(payload: &[u8]) -> pg_sys::Datum {
+    let total = pg_sys::VARHDRSZ + payload.len();
+    // SAFETY: palloc returns `total` writable bytes (or raises); the header is set before use.
+    unsafe {
+        let ptr = pg_sys::palloc(total) as *mut pg_sys::varlena;
+        pgrx::varlena::set_varsize_4b(ptr, total as i32);
+        let data = (ptr as *mut u8).add(pg_sys::VARHDRSZ);
+        std::ptr::copy_nonoverlapping(payload.as_ptr(), data, payload.len());
+        pg_sys::Datum::from(ptr)
+    }
+}
+
+/// A palloc'd C string (for type output functions).
+pub fn new_cstring(s: &str) -> pg_sys::Datum {
+    // SAFETY: palloc returns len + 1 writable bytes (or raises).
+    unsafe {
+        let ptr = pg_sys::palloc(s.len() + 1) as *mut u8;
+        std::ptr::copy_nonoverlapping(s.as_ptr(), ptr, s.len());
+        *ptr.add(s.len()) = 0;
+        pg_sys::Datum::from(ptr)
+    }
+}
+
+/// Datum helpers for scalar results.
+#[inline]
+pub fn datum_i32(v: i32) -> pg_sys::Datum {
+    pg_sys::Datum::from(v)
+}
+
+#[inline]
+pub fn datum_i64(v: i64) -> pg_sys::Datum {
+    pg_sys::Datum::from(v)
+}
+
+#[inline]
+pub fn datum_bool(v: bool) -> pg_sys::Datum {
+    pg_sys::Datum::from(v)
+}

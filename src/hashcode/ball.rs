@@ -1,0 +1,93 @@
+//! `hamming_ball`: a query code with a radius, the right side of `code <@ ball` ("code lies
+//! within the ball"). `hamming_within(code, q, r)` is rewritten by the planner to
+//! `code <@ hamming_ball(q, r)` so that a mih index can serve it; users may write it
+//! directly too. Text form: `'<hex code>:<radius>'`, e.g. `'8f3a:2'`.
+//!
+//! Stored as a varlena: radius (int32, native order) then the code bytes.
+
+use super::{code_arg, enforce_same_length};
+use crate::fmgr::{self, raise, raise_detailed, sql_function};
+use ics_core::{code, hamming};
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::ffi::CStr;
+
+const RADIUS_SIZE: usize = 4;
+
+/// (radius, code) of a ball payload.
+pub fn parts(payload: &[u8]) -> (u32, &[u8]) {
+    let r = i32::from_ne_bytes(payload[..RADIUS_SIZE].try_into().unwrap());
+    (r as u32, &payload[RADIUS_SIZE..])
+}
+
+/// (radius, code) of a ball datum.
+pub unsafe fn datum_parts<'a>(datum: pg_sys::Datum) -> (u32, &'a [u8]) {
+    unsafe { parts(crate::index::build::datum_code(datum)) }
+}
+
+fn ball_datum(radius: i32, code: &[u8]) -> pg_sys::Datum {
+    let mut payload = Vec::with_capacity(RADIUS_SIZE + code.len());
+    payload.extend_from_slice(&radius.to_ne_bytes());
+    payload.extend_from_slice(code);
+    fmgr::new_varlena(&payload)
+}
+
+pub(crate) fn check_radius(radius: i32) {
+    if radius < 0 {
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("radius must not be negative, got {radius}"),
+            Some("hamming_within(code, q, r) is true when code and q differ in at most r bits."),
+        )
+    }
+}
+
+sql_function! {
+    /// `hamming_ball(q hashcode, radius integer) -> hamming_ball`
+    fn hamming_ball_make(fcinfo) -> Datum {
+        let q = unsafe { code_arg(fcinfo, 0) };
+        let radius = unsafe { fmgr::arg_i32(fcinfo, 1) };
+        check_radius(radius);
+        ball_datum(radius, q)
+    }
+}
+
+sql_function! {
+    /// `hamming_ball_in(cstring) -> hamming_ball`: `'<hex>:<radius>'`.
+    fn hamming_ball_in(fcinfo) -> Datum {
+        let raw = unsafe { CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) };
+        let text = raw.to_str().unwrap_or("");
+        let bad = |why: String| -> ! {
+            raise_detailed(
+                PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
+                format!("invalid input syntax for type hamming_ball: \"{text}\""),
+                Some(why),
+                Some("Write a hamming_ball as '<hex code>:<radius>', e.g. '8f3a0c5e91b2d477:3'."),
+            )
+        };
+        let Some((hex, radius)) = text.rsplit_once(':') else {
+            bad("Missing \":<radius>\".".into())
+        };
+        let bytes = code::parse_hex(hex).unwrap_or_else(|e| bad(format!("{e}.")));
+        let radius: i32 = radius.parse().unwrap_or_else(|_| bad(format!("\"{radius}\" is not a radius.")));
+        check_radius(radius);
+        ball_datum(radius, &bytes)
+    }
+}
+
+sql_function! {
+    /// `hamming_ball_out(hamming_ball) -> cstring`
+    fn hamming_ball_out(fcinfo) -> Datum {
+        let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(fcinfo, 0)) };
+        fmgr::new_cstring(&format!("{}:{radius}", code::to_hex(q)))
+    }
+}
+
+sql_function! {
+    /// `hashcode_within_ball(hashcode, hamming_ball) -> boolean`: the function of `<@`.
+    fn hashcode_within_ball(fcinfo) -> Datum {
+        let c = unsafe { code_arg(fcinfo, 0) };
+        let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(fcinfo, 1)) };
+        enforce_same_length(c, q);
+        fmgr::datum_bool(hamming::hamming(c, q) <= radius)
+    }
+}

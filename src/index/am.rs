@@ -1,0 +1,62 @@
+//! The access method handler: capabilities and callbacks (wiring only).
+
+use super::{build, cost, insert, options, scan, vacuum};
+use crate::fmgr::sql_function;
+use pgrx::pg_sys;
+use pgrx::PgBox;
+
+sql_function! {
+    /// `mih_handler(internal) -> index_am_handler`
+    fn mih_handler(_fcinfo) -> Datum {
+        let mut am = unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
+        am.amstrategies = 2;
+        am.amsupport = 0;
+        am.amoptsprocnum = 0;
+        am.amcanorder = false;
+        am.amcanorderbyop = true; // ORDER BY code <~> q
+        am.amcanbackward = false;
+        am.amcanunique = false;
+        am.amcanmulticol = false;
+        am.amoptionalkey = true; // an ORDER BY alone is a valid scan
+        am.amsearcharray = false;
+        am.amsearchnulls = false; // NULL codes are not indexed
+        am.amstorage = false;
+        am.amclusterable = false;
+        am.ampredlocks = false;
+        am.amcanparallel = false;
+        am.amcaninclude = false;
+        am.amusemaintenanceworkmem = true;
+        am.amparallelvacuumoptions = pg_sys::VACUUM_OPTION_PARALLEL_BULKDEL as u8;
+        am.amkeytype = pg_sys::InvalidOid;
+
+        am.ambuild = Some(build::ambuild);
+        am.ambuildempty = Some(build::ambuildempty);
+        am.aminsert = Some(insert::aminsert);
+        am.ambulkdelete = Some(vacuum::ambulkdelete);
+        am.amvacuumcleanup = Some(vacuum::amvacuumcleanup);
+        am.amcanreturn = None;
+        am.amcostestimate = Some(cost::amcostestimate);
+        am.amoptions = Some(options::amoptions);
+        am.amproperty = None;
+        am.ambuildphasename = Some(build::ambuildphasename);
+        am.amvalidate = Some(amvalidate);
+        am.amadjustmembers = None;
+        am.ambeginscan = Some(scan::ambeginscan);
+        am.amrescan = Some(scan::amrescan);
+        am.amgettuple = Some(scan::amgettuple);
+        am.amgetbitmap = Some(scan::amgetbitmap);
+        am.amendscan = Some(scan::amendscan);
+        am.ammarkpos = None;
+        am.amrestrpos = None;
+        am.amestimateparallelscan = None;
+        am.aminitparallelscan = None;
+        am.amparallelrescan = None;
+        pg_sys::Datum::from(am.into_pg())
+    }
+}
+
+/// The operator class is defined by our own SQL script; nothing user-made to validate.
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn amvalidate(_opclassoid: pg_sys::Oid) -> bool {
+    true
+}

@@ -1,0 +1,291 @@
+//! CREATE INDEX / REINDEX: sample the table, choose centroids, load every code.
+//!
+//! Two heap scans: the first draws a reservoir sample of codes (centroids are trained on
+//! it), the second assigns and loads all rows in batches sized from `maintenance_work_mem`.
+//! Pages are written without WAL and logged at the end with `log_newpage_range`. Progress
+//! shows in `pg_stat_progress_create_index` (phases below, blocks and tuples done).
+
+use super::relation::PgRelation;
+use super::{length_mismatch, options};
+use ics_index::build::{batch_bytes_per_row, default_lists, Builder};
+use ics_index::format::Tid;
+use ics_index::kmodes::{self, Rng};
+use ics_index::page::PAGE_SIZE;
+use ics_index::relation::{MemRelation, Relation};
+use pgrx::pg_sys;
+
+const PHASE_SAMPLING: i64 = 2;
+const PHASE_CENTROIDS: i64 = 3;
+const PHASE_LOADING: i64 = 4;
+const PHASE_WAL: i64 = 5;
+
+/// Codes the centroids are trained on (at most).
+const SAMPLE_ROWS: usize = 65_536;
+const KMODES_ITERATIONS: usize = 8;
+/// Fixed seed: the same table gives the same index.
+const SEED: u64 = 0x1c5_4a54;
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c_char {
+    let name: &'static std::ffi::CStr = match phase {
+        PHASE_SAMPLING => c"sampling codes",
+        PHASE_CENTROIDS => c"choosing centroids",
+        PHASE_LOADING => c"loading codes",
+        PHASE_WAL => c"writing WAL",
+        _ => return std::ptr::null_mut(),
+    };
+    name.as_ptr() as *mut _
+}
+
+fn progress(param: u32, value: i64) {
+    // SAFETY: progress reporting is a no-op outside a reporting command.
+    unsafe { pg_sys::pgstat_progress_update_param(param as i32, value) }
+}
+
+/// The code bytes of a datum (detoasted when needed).
+pub unsafe fn datum_code<'a>(datum: pg_sys::Datum) -> &'a [u8] {
+    unsafe {
+        let ptr = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
+        pgrx::varlena::varlena_to_byte_slice(ptr)
+    }
+}
+
+/// The indexed column's declared length in bytes (`hashcode(n)`), if any.
+unsafe fn declared_code_bytes(index: pg_sys::Relation) -> Option<usize> {
+    unsafe {
+        let att = (*(*index).rd_att).attrs.as_slice(1)[0];
+        (att.atttypmod > 0).then(|| att.atttypmod as usize / 8)
+    }
+}
+
+struct SampleState {
+    code_bytes: usize,
+    sample: Vec<u8>,
+    seen: u64,
+    rng: Rng,
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn sample_callback(
+    _index: pg_sys::Relation,
+    _tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    let s = unsafe { &mut *(state as *mut SampleState) };
+    if unsafe { *isnull } {
+        return;
+    }
+    let code = unsafe { datum_code(*values) };
+    if s.code_bytes == 0 {
+        s.code_bytes = code.len();
+    } else if code.len() != s.code_bytes {
+        length_mismatch(s.code_bytes, code.len(), "a code");
+    }
+    s.seen += 1;
+    let nb = s.code_bytes;
+    let held = s.sample.len() / nb;
+    if held < SAMPLE_ROWS {
+        s.sample.extend_from_slice(code);
+    } else {
+        // Reservoir sampling: every row has the same chance to be in the sample.
+        let j = (s.rng.next_u64() % s.seen) as usize;
+        if j < SAMPLE_ROWS {
+            s.sample[j * nb..(j + 1) * nb].copy_from_slice(code);
+        }
+    }
+}
+
+struct LoadState<'a, 'r> {
+    builder: Builder<'r, PgRelation>,
+    code_bytes: usize,
+    _marker: std::marker::PhantomData<&'a ()>,
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn load_callback(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    _alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    let s = unsafe { &mut *(state as *mut LoadState) };
+    if unsafe { *isnull } {
+        return;
+    }
+    let code = unsafe { datum_code(*values) };
+    if code.len() != s.code_bytes {
+        length_mismatch(s.code_bytes, code.len(), "a code");
+    }
+    s.builder.add(code, unsafe { tid_of(tid) });
+    let rows = s.builder.rows();
+    if rows % 1024 == 0 {
+        progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, rows as i64);
+    }
+}
+
+/// An `ItemPointer` as a [`Tid`].
+pub unsafe fn tid_of(tid: pg_sys::ItemPointer) -> Tid {
+    unsafe {
+        let t = &*tid;
+        Tid {
+            block: ((t.ip_blkid.bi_hi as u32) << 16) | t.ip_blkid.bi_lo as u32,
+            offset: t.ip_posid,
+        }
+    }
+}
+
+/// RelationNeedsWAL(rel).
+pub unsafe fn needs_wal(rel: pg_sys::Relation) -> bool {
+    unsafe {
+        (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
+            && (pg_sys::wal_level >= pg_sys::WalLevel::WAL_LEVEL_REPLICA as i32
+                || ((*rel).rd_createSubid == 0 && (*rel).rd_firstRelfilenodeSubid == 0))
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuild(
+    heap: pg_sys::Relation,
+    index: pg_sys::Relation,
+    index_info: *mut pg_sys::IndexInfo,
+) -> *mut pg_sys::IndexBuildResult {
+    unsafe {
+        if pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM) != 0 {
+            pgrx::error!(
+                "index \"{}\" already contains data",
+                super::relation_name(index)
+            );
+        }
+        // Pass 1: a sample of the codes (and their length).
+        progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SAMPLING);
+        let mut sample = SampleState {
+            code_bytes: declared_code_bytes(index).unwrap_or(0),
+            sample: Vec::new(),
+            seen: 0,
+            rng: Rng::new(SEED),
+        };
+        pg_sys::table_index_build_scan(
+            heap,
+            index,
+            index_info,
+            true,
+            true,
+            Some(sample_callback),
+            &mut sample as *mut SampleState as *mut _,
+            std::ptr::null_mut(),
+        );
+        let rel = PgRelation::for_build(index);
+        let heap_tuples;
+        let index_tuples;
+        if sample.seen == 0 {
+            // No rows: an index with one list (or none yet, if the length is unknown).
+            build_empty_into(&rel, sample.code_bytes);
+            heap_tuples = 0.0;
+            index_tuples = 0.0;
+        } else {
+            let nb = sample.code_bytes;
+            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_CENTROIDS);
+            let lists = match options::lists(index) {
+                0 => default_lists(sample.seen),
+                n => n,
+            };
+            let centroids = kmodes::train(&sample.sample, nb, lists, KMODES_ITERATIONS, SEED);
+            drop(sample.sample);
+            let kept_lists = centroids.len() / nb;
+
+            // Pass 2: load every row, in batches that fit maintenance_work_mem next to one
+            // open page per list.
+            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOADING);
+            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, sample.seen as i64);
+            let budget = pg_sys::maintenance_work_mem as usize * 1024;
+            let batch_rows =
+                budget.saturating_sub(kept_lists * PAGE_SIZE) / batch_bytes_per_row(nb);
+            let mut load = LoadState {
+                builder: Builder::new(&rel, centroids, nb, batch_rows.max(1024)),
+                code_bytes: nb,
+                _marker: std::marker::PhantomData,
+            };
+            heap_tuples = pg_sys::table_index_build_scan(
+                heap,
+                index,
+                index_info,
+                true,
+                true,
+                Some(load_callback),
+                &mut load as *mut LoadState as *mut _,
+                std::ptr::null_mut(),
+            );
+            let summary = load.builder.finish();
+            index_tuples = summary.rows as f64;
+            pgrx::debug1!(
+                "mih: built {} rows into {} entries on {} pages, {} lists ({} non-empty, largest radius {})",
+                summary.rows,
+                summary.entries,
+                summary.data_pages,
+                summary.lists,
+                summary.nonempty_lists,
+                summary.max_radius
+            );
+        }
+        if needs_wal(index) {
+            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WAL);
+            pg_sys::log_newpage_range(
+                index,
+                pg_sys::ForkNumber::MAIN_FORKNUM,
+                0,
+                rel.nblocks(),
+                true,
+            );
+        }
+        let mut result = pgrx::PgBox::<pg_sys::IndexBuildResult>::alloc0();
+        result.heap_tuples = heap_tuples;
+        result.index_tuples = index_tuples;
+        result.into_pg()
+    }
+}
+
+/// Metapage and directory of an index without rows. `code_bytes` 0: length not known yet
+/// (an untyped `hashcode` column); the first insert sets it.
+fn build_empty_into<R: Relation>(rel: &R, code_bytes: usize) {
+    if code_bytes == 0 {
+        ics_index::build::build_unsized(rel);
+    } else {
+        ics_index::build::build_empty(rel, code_bytes);
+    }
+}
+
+/// The init fork of an unlogged index: built in memory, written and logged directly (the
+/// buffer manager does not handle init forks; see contrib/bloom).
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    unsafe {
+        let mem = MemRelation::new();
+        build_empty_into(&mem, declared_code_bytes(index).unwrap_or(0));
+        let smgr = pg_sys::RelationGetSmgr(index);
+        for block in 0..mem.nblocks() {
+            let mut page = mem.write(block);
+            let ptr = page.0.as_mut_ptr() as pg_sys::Page;
+            pg_sys::PageSetChecksumInplace(ptr, block);
+            pg_sys::smgrwrite(
+                smgr,
+                pg_sys::ForkNumber::INIT_FORKNUM,
+                block,
+                ptr as *mut _,
+                true,
+            );
+            pg_sys::log_newpage(
+                &mut (*smgr).smgr_rnode.node,
+                pg_sys::ForkNumber::INIT_FORKNUM,
+                block,
+                ptr,
+                true,
+            );
+        }
+        pg_sys::smgrimmedsync(smgr, pg_sys::ForkNumber::INIT_FORKNUM);
+    }
+}

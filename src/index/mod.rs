@@ -1,0 +1,65 @@
+//! The `mih` index access method: exact Hamming k-NN and radius search.
+//!
+//! The search structure lives in the pgrx-free `ics-index` crate; these files wire it to
+//! PostgreSQL, one callback group each:
+//! - [`am`]: the handler (capabilities and callbacks);
+//! - [`options`]: `WITH (lists = n)`;
+//! - [`relation`]: buffers, locks and Generic WAL behind `ics_index::relation::Relation`;
+//! - [`build`]: CREATE INDEX / REINDEX (and the init fork of unlogged indexes);
+//! - [`insert`]: rows inserted after the build;
+//! - [`scan`]: index and bitmap scans;
+//! - [`vacuum`]: VACUUM;
+//! - [`cost`]: the planner's cost estimate;
+//! - [`support`]: `hamming_within` as an index condition, and selectivity;
+//! - [`verify`]: `mih_verify(index)`.
+
+pub mod am;
+pub mod build;
+pub mod cost;
+pub mod insert;
+pub mod options;
+pub mod relation;
+pub mod scan;
+pub mod support;
+pub mod vacuum;
+pub mod verify;
+
+use crate::fmgr::raise;
+use ics_index::format::FormatError;
+use pgrx::PgSqlErrorCode;
+
+/// Strategy numbers of the operator class.
+pub const STRATEGY_WITHIN: u16 = 1; // code <@ hamming_ball(q, r)
+pub const STRATEGY_DISTANCE: u16 = 2; // ORDER BY code <~> q
+
+/// Raises the error for an index whose pages cannot be read as a mih index.
+pub fn format_error(index: pgrx::pg_sys::Relation, e: FormatError) -> ! {
+    let name = unsafe { relation_name(index) };
+    raise(
+        PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
+        format!("index \"{name}\" cannot be read: {e}"),
+        Some(&format!("REINDEX INDEX {name};")),
+    )
+}
+
+/// The relation's name, for messages.
+pub unsafe fn relation_name(rel: pgrx::pg_sys::Relation) -> String {
+    unsafe {
+        std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr())
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// Raises 22000 for a code whose length differs from the index's.
+pub fn length_mismatch(index_bytes: usize, code_bytes: usize, what: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+        format!(
+            "{what} of {} bits does not match the index's codes of {} bits",
+            code_bytes * 8,
+            index_bytes * 8
+        ),
+        Some("All codes in one mih index have the same length: use one model per indexed column."),
+    )
+}

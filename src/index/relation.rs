@@ -1,0 +1,248 @@
+//! `ics_index::relation::Relation` over PostgreSQL's buffer manager, with RAII guards.
+//!
+//! - [`PgRelation::read`]: pin + share lock, released when the guard drops.
+//! - [`PgRelation::write`]: pin + exclusive lock. The first mutable access registers the page
+//!   with Generic WAL; dropping the guard finishes the record (one record per page), or
+//!   aborts it when unwinding from an error, so a failed operation leaves the page as it was.
+//!   A guard never mutated writes no WAL.
+//! - In build mode (`wal: false`) pages are changed in place and marked dirty; the build logs
+//!   the finished relation with `log_newpage_range`.
+
+use ics_index::format::{DataOpaque, FLAG_DELETED};
+use ics_index::page::Page;
+use ics_index::relation::{BlockNumber, Relation};
+use pgrx::pg_sys;
+use std::ops::{Deref, DerefMut};
+
+pub struct PgRelation {
+    pub rel: pg_sys::Relation,
+    wal: bool,
+}
+
+impl PgRelation {
+    /// Access for scans, inserts and VACUUM: every change WAL-logged (Generic WAL skips the
+    /// log by itself for unlogged and temporary indexes).
+    pub fn new(rel: pg_sys::Relation) -> PgRelation {
+        PgRelation { rel, wal: true }
+    }
+
+    /// Access for a build into a new relation: no per-change WAL.
+    pub fn for_build(rel: pg_sys::Relation) -> PgRelation {
+        PgRelation { rel, wal: false }
+    }
+
+    fn buffer(&self, block: BlockNumber, mode: u32) -> pg_sys::Buffer {
+        // SAFETY: a valid open relation; ReadBufferExtended raises on a bad block.
+        unsafe {
+            let buf = pg_sys::ReadBufferExtended(
+                self.rel,
+                pg_sys::ForkNumber::MAIN_FORKNUM,
+                block,
+                pg_sys::ReadBufferMode::RBM_NORMAL,
+                std::ptr::null_mut(),
+            );
+            pg_sys::LockBuffer(buf, mode as i32);
+            buf
+        }
+    }
+
+    /// Whether this backend alone can see the relation (created in this transaction), so
+    /// extending it needs no relation extension lock (RELATION_IS_LOCAL).
+    fn is_local(&self) -> bool {
+        // SAFETY: rd_createSubid and rd_islocaltemp are plain fields of an open relation.
+        unsafe { (*self.rel).rd_islocaltemp || (*self.rel).rd_createSubid != 0 }
+    }
+
+    fn extend(&self) -> pg_sys::Buffer {
+        let local = self.is_local();
+        // SAFETY: P_NEW (InvalidBlockNumber) extends the relation by one zeroed page; the
+        // extension lock serialises concurrent extenders (not needed for a local relation).
+        unsafe {
+            if !local {
+                pg_sys::LockRelationForExtension(self.rel, pg_sys::ExclusiveLock as i32);
+            }
+            let buf = pg_sys::ReadBufferExtended(
+                self.rel,
+                pg_sys::ForkNumber::MAIN_FORKNUM,
+                pg_sys::InvalidBlockNumber,
+                pg_sys::ReadBufferMode::RBM_NORMAL,
+                std::ptr::null_mut(),
+            );
+            pg_sys::LockBuffer(buf, pg_sys::BUFFER_LOCK_EXCLUSIVE as i32);
+            if !local {
+                pg_sys::UnlockRelationForExtension(self.rel, pg_sys::ExclusiveLock as i32);
+            }
+            buf
+        }
+    }
+}
+
+/// A share-locked page.
+pub struct ReadGuard {
+    buf: pg_sys::Buffer,
+    page: *const Page,
+}
+
+impl Deref for ReadGuard {
+    type Target = Page;
+    fn deref(&self) -> &Page {
+        // SAFETY: the buffer stays pinned and locked while the guard lives.
+        unsafe { &*self.page }
+    }
+}
+
+impl Drop for ReadGuard {
+    fn drop(&mut self) {
+        // SAFETY: we hold the pin and the lock taken in `read`.
+        unsafe { pg_sys::UnlockReleaseBuffer(self.buf) }
+    }
+}
+
+/// An exclusively locked page; see the module docs for WAL.
+pub struct WriteGuard<'r> {
+    rel: &'r PgRelation,
+    buf: pg_sys::Buffer,
+    /// Generic WAL state once mutated (WAL mode).
+    state: *mut pg_sys::GenericXLogState,
+    /// The page to read and write: the buffer's, or the Generic WAL image once registered.
+    page: *mut Page,
+    full_image: bool,
+    dirty: bool,
+}
+
+impl Deref for WriteGuard<'_> {
+    type Target = Page;
+    fn deref(&self) -> &Page {
+        // SAFETY: pinned and exclusively locked while the guard lives.
+        unsafe { &*self.page }
+    }
+}
+
+impl DerefMut for WriteGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Page {
+        if self.rel.wal && self.state.is_null() {
+            let flags = if self.full_image {
+                pg_sys::GENERIC_XLOG_FULL_IMAGE as i32
+            } else {
+                0
+            };
+            // SAFETY: the buffer is exclusively locked; the image lives until Finish/Abort.
+            unsafe {
+                self.state = pg_sys::GenericXLogStart(self.rel.rel);
+                self.page =
+                    pg_sys::GenericXLogRegisterBuffer(self.state, self.buf, flags) as *mut Page;
+            }
+        }
+        self.dirty = true;
+        // SAFETY: as in deref, and we have the only reference.
+        unsafe { &mut *self.page }
+    }
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold the pin and the exclusive lock; the Generic WAL state is ours.
+        unsafe {
+            if !self.state.is_null() {
+                if std::thread::panicking() {
+                    pg_sys::GenericXLogAbort(self.state);
+                } else {
+                    pg_sys::GenericXLogFinish(self.state);
+                }
+            } else if self.dirty {
+                pg_sys::MarkBufferDirty(self.buf);
+            }
+            pg_sys::UnlockReleaseBuffer(self.buf);
+        }
+    }
+}
+
+impl PgRelation {
+    fn write_guard(&self, buf: pg_sys::Buffer, full_image: bool) -> WriteGuard<'_> {
+        // SAFETY: a pinned, locked buffer of a block-sized page.
+        let page = unsafe { pg_sys::BufferGetPage(buf) as *mut Page };
+        WriteGuard {
+            rel: self,
+            buf,
+            state: std::ptr::null_mut(),
+            page,
+            full_image,
+            dirty: false,
+        }
+    }
+}
+
+impl Relation for PgRelation {
+    type Read<'a> = ReadGuard;
+    type Write<'a> = WriteGuard<'a>;
+
+    fn read(&self, block: BlockNumber) -> ReadGuard {
+        let buf = self.buffer(block, pg_sys::BUFFER_LOCK_SHARE);
+        // SAFETY: pinned and share-locked.
+        let page = unsafe { pg_sys::BufferGetPage(buf) as *const Page };
+        ReadGuard { buf, page }
+    }
+
+    fn write(&self, block: BlockNumber) -> WriteGuard<'_> {
+        let buf = self.buffer(block, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        self.write_guard(buf, false)
+    }
+
+    fn new_page(&self) -> (BlockNumber, WriteGuard<'_>) {
+        if self.wal {
+            // Recycled pages first (VACUUM put them in the free space map). The FSM is only a
+            // hint: check the page really is free before taking it.
+            loop {
+                // SAFETY: plain FSM lookup.
+                let block = unsafe { pg_sys::GetFreeIndexPage(self.rel) };
+                if block == pg_sys::InvalidBlockNumber {
+                    break;
+                }
+                let guard =
+                    self.write_guard(self.buffer(block, pg_sys::BUFFER_LOCK_EXCLUSIVE), true);
+                let reusable = guard.is_new()
+                    || (DataOpaque::is_data_page(&guard)
+                        && DataOpaque::read(&guard).flags & FLAG_DELETED != 0
+                        && self.xid_is_old(DataOpaque::read(&guard).deleted_xid));
+                if reusable {
+                    return (block, guard);
+                }
+            }
+        }
+        let buf = self.extend();
+        // SAFETY: a pinned buffer.
+        let block = unsafe { pg_sys::BufferGetBlockNumber(buf) };
+        (block, self.write_guard(buf, true))
+    }
+
+    fn nblocks(&self) -> BlockNumber {
+        // SAFETY: an open relation.
+        unsafe {
+            pg_sys::RelationGetNumberOfBlocksInFork(self.rel, pg_sys::ForkNumber::MAIN_FORKNUM)
+        }
+    }
+
+    fn record_free_page(&self, block: BlockNumber) {
+        // SAFETY: plain FSM update.
+        unsafe { pg_sys::RecordFreeIndexPage(self.rel, block) }
+    }
+
+    fn next_xid(&self) -> u64 {
+        // SAFETY: reads shared transaction state.
+        unsafe { pg_sys::ReadNextFullTransactionId().value }
+    }
+
+    fn xid_is_old(&self, xid: u64) -> bool {
+        // SAFETY: the visibility horizon check nbtree uses for deleted pages.
+        unsafe {
+            pg_sys::GlobalVisCheckRemovableFullXid(
+                std::ptr::null_mut(),
+                pg_sys::FullTransactionId { value: xid },
+            )
+        }
+    }
+
+    fn check_interrupts(&self) {
+        pgrx::check_for_interrupts!();
+    }
+}

@@ -1,0 +1,213 @@
+//! Index scans (`amgettuple`, in exact distance order) and bitmap scans (`amgetbitmap`).
+//!
+//! Conditions: `code <@ hamming_ball(q, r)` (strategy 1, what `hamming_within(code, q, r)`
+//! becomes), any number, all must hold. Ordering: `code <~> q` (strategy 2). The search is
+//! driven by the ORDER BY code when there is one, else by the first condition; the other
+//! conditions filter. Results are exact (distances included), so nothing is rechecked for
+//! MVCC snapshots; for others (where a vacuumed TID could be reused by a new row before the
+//! heap fetch) the executor rechecks the conditions.
+
+use super::relation::PgRelation;
+use super::{format_error, length_mismatch, STRATEGY_DISTANCE, STRATEGY_WITHIN};
+use crate::hashcode::ball;
+use ics_index::directory::Directory;
+use ics_index::format::Tid;
+use ics_index::search::{Query, Search};
+use pgrx::pg_sys;
+use pgrx::PgMemoryContexts;
+
+#[derive(Default)]
+struct ScanState {
+    /// Set up at the first fetch after (re)scan; `None` before.
+    search: Option<Search>,
+    /// No row can match (a NULL condition, or an index without codes yet).
+    empty: bool,
+    /// ORDER BY a NULL code: rows come in no order with NULL distances.
+    null_order: bool,
+    started: bool,
+}
+
+unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    unsafe { &mut *((*scan).opaque as *mut ScanState) }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambeginscan(
+    index: pg_sys::Relation,
+    nkeys: i32,
+    norderbys: i32,
+) -> pg_sys::IndexScanDesc {
+    unsafe {
+        let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
+        // Dropped with the scan's memory context, also when the query fails.
+        (*scan).opaque = PgMemoryContexts::CurrentMemoryContext
+            .leak_and_drop_on_delete(ScanState::default()) as *mut _;
+        if norderbys > 0 {
+            let n = norderbys as usize;
+            (*scan).xs_orderbyvals =
+                pg_sys::palloc0(n * std::mem::size_of::<pg_sys::Datum>()) as *mut _;
+            (*scan).xs_orderbynulls = pg_sys::palloc(n) as *mut bool;
+            std::ptr::write_bytes((*scan).xs_orderbynulls, 1, n);
+        }
+        scan
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amrescan(
+    scan: pg_sys::IndexScanDesc,
+    keys: pg_sys::ScanKey,
+    nkeys: i32,
+    orderbys: pg_sys::ScanKey,
+    norderbys: i32,
+) {
+    unsafe {
+        if !keys.is_null() && nkeys > 0 {
+            std::ptr::copy(keys, (*scan).keyData, nkeys as usize);
+        }
+        if !orderbys.is_null() && norderbys > 0 {
+            std::ptr::copy(orderbys, (*scan).orderByData, norderbys as usize);
+        }
+        *state(scan) = ScanState::default();
+    }
+}
+
+/// Reads the scan keys into a query (once per rescan).
+unsafe fn start(scan: pg_sys::IndexScanDesc) {
+    unsafe {
+        let st = state(scan);
+        st.started = true;
+        let index = (*scan).indexRelation;
+        let rel = PgRelation::new(index);
+        let dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
+        let nb = dir.code_bytes();
+        let mut conditions: Vec<(Vec<u8>, u32)> = Vec::new();
+        for i in 0..(*scan).numberOfKeys as usize {
+            let key = &*(*scan).keyData.add(i);
+            if key.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
+                st.empty = true;
+                return;
+            }
+            debug_assert_eq!(key.sk_strategy, STRATEGY_WITHIN);
+            let (radius, code) = ball::datum_parts(key.sk_argument);
+            if nb != 0 && code.len() != nb {
+                length_mismatch(nb, code.len(), "a query code");
+            }
+            conditions.push((code.to_vec(), radius));
+        }
+        let mut order: Option<Vec<u8>> = None;
+        for i in 0..(*scan).numberOfOrderBys as usize {
+            let key = &*(*scan).orderByData.add(i);
+            debug_assert_eq!(key.sk_strategy, STRATEGY_DISTANCE);
+            if key.sk_flags & pg_sys::SK_ISNULL as i32 != 0 {
+                st.null_order = true;
+                continue;
+            }
+            let code = super::build::datum_code(key.sk_argument);
+            if nb != 0 && code.len() != nb {
+                length_mismatch(nb, code.len(), "a query code");
+            }
+            order.get_or_insert_with(|| code.to_vec());
+        }
+        if nb == 0 {
+            st.empty = true;
+            return;
+        }
+        let driver = match (&order, conditions.first()) {
+            (Some(code), _) => code.clone(),
+            (None, Some((code, _))) => code.clone(),
+            // No condition and no usable ordering: every row.
+            (None, None) => vec![0; nb],
+        };
+        let mut query = Query {
+            code: driver,
+            max_distance: u32::MAX,
+            filters: Vec::new(),
+        };
+        for (code, radius) in conditions {
+            if code == query.code {
+                query.max_distance = query.max_distance.min(radius);
+            } else {
+                query.filters.push((code, radius));
+            }
+        }
+        st.search = Some(Search::new(&dir, query));
+    }
+}
+
+fn is_mvcc(snapshot: pg_sys::Snapshot) -> bool {
+    // SAFETY: the scan's snapshot is valid for the scan.
+    let t = unsafe { (*snapshot).snapshot_type };
+    t == pg_sys::SnapshotType::SNAPSHOT_MVCC || t == pg_sys::SnapshotType::SNAPSHOT_HISTORIC_MVCC
+}
+
+fn set_tid(dst: &mut pg_sys::ItemPointerData, tid: Tid) {
+    dst.ip_blkid.bi_hi = (tid.block >> 16) as u16;
+    dst.ip_blkid.bi_lo = tid.block as u16;
+    dst.ip_posid = tid.offset;
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amgettuple(
+    scan: pg_sys::IndexScanDesc,
+    _dir: pg_sys::ScanDirection::Type,
+) -> bool {
+    unsafe {
+        if !state(scan).started {
+            start(scan);
+        }
+        let st = state(scan);
+        if st.empty {
+            return false;
+        }
+        let rel = PgRelation::new((*scan).indexRelation);
+        let Some((tid, distance)) = st.search.as_mut().and_then(|s| s.next(&rel)) else {
+            return false;
+        };
+        set_tid(&mut (*scan).xs_heaptid, tid);
+        (*scan).xs_recheck = !is_mvcc((*scan).xs_snapshot);
+        if (*scan).numberOfOrderBys > 0 {
+            *(*scan).xs_orderbyvals = pg_sys::Datum::from(distance as i32);
+            *(*scan).xs_orderbynulls = st.null_order;
+            (*scan).xs_recheckorderby = false;
+        }
+        true
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amgetbitmap(
+    scan: pg_sys::IndexScanDesc,
+    tbm: *mut pg_sys::TIDBitmap,
+) -> i64 {
+    unsafe {
+        start(scan);
+        let st = state(scan);
+        if st.empty {
+            return 0;
+        }
+        let rel = PgRelation::new((*scan).indexRelation);
+        let recheck = !is_mvcc((*scan).xs_snapshot);
+        let mut batch: Vec<pg_sys::ItemPointerData> = Vec::with_capacity(1024);
+        let mut total = 0i64;
+        let search = st.search.as_mut().expect("started");
+        while let Some((tid, _)) = search.next(&rel) {
+            let mut ip = pg_sys::ItemPointerData::default();
+            set_tid(&mut ip, tid);
+            batch.push(ip);
+            if batch.len() == batch.capacity() {
+                pg_sys::tbm_add_tuples(tbm, batch.as_mut_ptr(), batch.len() as i32, recheck);
+                total += batch.len() as i64;
+                batch.clear();
+            }
+        }
+        pg_sys::tbm_add_tuples(tbm, batch.as_mut_ptr(), batch.len() as i32, recheck);
+        total + batch.len() as i64
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
+    // The state itself goes with the memory context; free the search's buffers now.
+    unsafe { *state(scan) = ScanState::default() };
+}

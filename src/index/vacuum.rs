@@ -1,0 +1,78 @@
+//! VACUUM: dead TIDs out, emptied pages unlinked and later recycled, radii shrunk
+//! (see `ics_index::vacuum`).
+
+use super::format_error;
+use super::relation::PgRelation;
+use ics_index::format::Tid;
+use ics_index::relation::Relation;
+use ics_index::vacuum::{bulk_delete, recycle};
+use pgrx::pg_sys;
+
+unsafe fn stats_or_new(
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    if stats.is_null() {
+        pgrx::PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
+    } else {
+        stats
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn ambulkdelete(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+    callback: pg_sys::IndexBulkDeleteCallback,
+    callback_state: *mut std::ffi::c_void,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    unsafe {
+        let index = (*info).index;
+        let rel = PgRelation::new(index);
+        let callback = callback.expect("VACUUM passes a callback");
+        let mut is_dead = |tid: Tid| {
+            let mut ip = pg_sys::ItemPointerData::default();
+            ip.ip_blkid.bi_hi = (tid.block >> 16) as u16;
+            ip.ip_blkid.bi_lo = tid.block as u16;
+            ip.ip_posid = tid.offset;
+            callback(&mut ip, callback_state)
+        };
+        let v = bulk_delete(&rel, &mut is_dead).unwrap_or_else(|e| format_error(index, e));
+        let stats = stats_or_new(stats);
+        (*stats).tuples_removed += v.tids_removed as f64;
+        (*stats).num_index_tuples = v.tids_remaining as f64;
+        (*stats).pages_newly_deleted += v.pages_unlinked as u32;
+        (*stats).pages_free += v.pages_recycled as u32;
+        (*stats).num_pages = rel.nblocks();
+        stats
+    }
+}
+
+#[pgrx::pg_guard]
+pub unsafe extern "C-unwind" fn amvacuumcleanup(
+    info: *mut pg_sys::IndexVacuumInfo,
+    stats: *mut pg_sys::IndexBulkDeleteResult,
+) -> *mut pg_sys::IndexBulkDeleteResult {
+    unsafe {
+        if (*info).analyze_only {
+            return stats;
+        }
+        let index = (*info).index;
+        let rel = PgRelation::new(index);
+        let stats = if stats.is_null() {
+            // No bulk delete ran (nothing dead): still recycle what earlier VACUUMs unlinked,
+            // and count what is there.
+            let meta = ics_index::format::Meta::read(&rel.read(ics_index::format::META_BLOCK))
+                .unwrap_or_else(|e| format_error(index, e));
+            let s = stats_or_new(std::ptr::null_mut());
+            (*s).pages_free = recycle(&rel, meta.first_data_block()) as u32;
+            (*s).num_index_tuples = (*info).num_heap_tuples;
+            (*s).estimated_count = (*info).estimated_count;
+            s
+        } else {
+            stats
+        };
+        pg_sys::IndexFreeSpaceMapVacuum(index);
+        (*stats).num_pages = rel.nblocks();
+        stats
+    }
+}

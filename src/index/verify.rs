@@ -1,0 +1,134 @@
+//! `mih_verify(index regclass, check_heap boolean)`: checks an index's structure
+//! (`ics_index::verify`) and, with `check_heap`, that every visible row with a non-NULL code
+//! is in the index with the same code. The C function returns JSON; the SQL wrapper shapes
+//! it into columns.
+
+use super::build::{datum_code, tid_of};
+use super::format_error;
+use super::relation::PgRelation;
+use crate::fmgr::{self, raise, sql_function};
+use ics_index::format::Tid;
+use pgrx::{pg_sys, PgSqlErrorCode};
+use std::collections::HashMap;
+
+struct HeapState {
+    rows: Vec<(Tid, Vec<u8>)>,
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn heap_callback(
+    _index: pg_sys::Relation,
+    tid: pg_sys::ItemPointer,
+    values: *mut pg_sys::Datum,
+    isnull: *mut bool,
+    alive: bool,
+    state: *mut std::ffi::c_void,
+) {
+    unsafe {
+        let s = &mut *(state as *mut HeapState);
+        if alive && !*isnull {
+            s.rows.push((tid_of(tid), datum_code(*values).to_vec()));
+        }
+    }
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+sql_function! {
+    /// `mih_verify_json(regclass, boolean) -> text`
+    fn mih_verify_json(fcinfo) -> Datum {
+        unsafe {
+            let oid = pg_sys::Oid::from(fmgr::arg(fcinfo, 0).value() as u32);
+            let check_heap = fmgr::arg(fcinfo, 1).value() != 0;
+            let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as i32);
+            let am_name = pg_sys::get_am_name((*(*index).rd_rel).relam);
+            if am_name.is_null() || std::ffi::CStr::from_ptr(am_name).to_bytes() != b"mih" {
+                let name = super::relation_name(index);
+                pg_sys::index_close(index, pg_sys::AccessShareLock as i32);
+                raise(
+                    PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+                    format!("\"{name}\" is not a mih index"),
+                    Some("mih_verify checks indexes created USING mih."),
+                );
+            }
+            let rel = PgRelation::new(index);
+            let mut report = ics_index::verify::verify(&rel, check_heap).unwrap_or_else(|e| format_error(index, e));
+            let mut heap_rows: i64 = -1;
+            if check_heap {
+                let heap = pg_sys::table_open((*(*index).rd_index).indrelid, pg_sys::AccessShareLock as i32);
+                let info = pg_sys::BuildIndexInfo(index);
+                // An MVCC snapshot: the rows this transaction sees (amcheck does the same).
+                (*info).ii_Concurrent = true;
+                let mut state = HeapState { rows: Vec::new() };
+                pg_sys::table_index_build_scan(
+                    heap,
+                    index,
+                    info,
+                    true,
+                    false,
+                    Some(heap_callback),
+                    &mut state as *mut HeapState as *mut _,
+                    std::ptr::null_mut(),
+                );
+                pg_sys::table_close(heap, pg_sys::AccessShareLock as i32);
+                heap_rows = state.rows.len() as i64;
+                let contents = std::mem::take(&mut report.contents);
+                let entries = contents.len();
+                let in_index: HashMap<Tid, Vec<u8>> = contents.into_iter().collect();
+                if in_index.len() != entries {
+                    report.problems.push(format!("{} TIDs appear in the index more than once", entries - in_index.len()));
+                }
+                let mut missing = 0usize;
+                let mut wrong = 0usize;
+                for (tid, code) in &state.rows {
+                    match in_index.get(tid) {
+                        None => {
+                            missing += 1;
+                            if missing <= 10 {
+                                report.problems.push(format!("heap row {tid:?} is not in the index"));
+                            }
+                        }
+                        Some(c) if c != code => {
+                            wrong += 1;
+                            if wrong <= 10 {
+                                report.problems.push(format!("heap row {tid:?} is indexed with another code"));
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                }
+                if missing > 10 || wrong > 10 {
+                    report.problems.push(format!("{missing} heap rows missing from the index, {wrong} with another code"));
+                }
+            }
+            pg_sys::index_close(index, pg_sys::AccessShareLock as i32);
+            let problems: Vec<String> = report.problems.iter().map(|p| json_string(p)).collect();
+            let json = format!(
+                "{{\"ok\": {}, \"code_bits\": {}, \"lists\": {}, \"nonempty_lists\": {}, \"data_pages\": {}, \"entries\": {}, \"tids\": {}, \"max_radius\": {}, \"heap_rows\": {}, \"problems\": [{}]}}",
+                report.problems.is_empty(),
+                report.code_bytes * 8,
+                report.lists,
+                report.nonempty_lists,
+                report.data_pages,
+                report.entries,
+                report.tids,
+                report.max_radius,
+                if heap_rows < 0 { "null".to_string() } else { heap_rows.to_string() },
+                problems.join(", ")
+            );
+            pgrx::varlena::rust_str_to_text_p(&json).into_pg().into()
+        }
+    }
+}

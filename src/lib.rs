@@ -1,0 +1,33 @@
+//! ics_hash: semantic image retrieval in PostgreSQL with learned binary hash codes.
+//!
+//! The SQL surface is hand-written in `sql/` (one file per concept, loaded in order by
+//! `extension_sql_file!`); the Rust side is thin glue over the pgrx-free `ics-core` crate.
+//!
+//! - [`hashcode`]: the `hashcode` type, its operators, casts and operator classes.
+//! - [`index`]: the `mih` index access method (exact Hamming k-NN and radius search).
+
+mod fmgr;
+pub mod hashcode;
+pub mod index;
+
+pgrx::pg_module_magic!();
+
+pgrx::extension_sql_file!("../sql/hashcode.sql", name = "hashcode", bootstrap);
+pgrx::extension_sql_file!("../sql/index.sql", name = "index", requires = ["hashcode"]);
+
+/// Library load: registers the index options. Nothing here starts threads or touches the
+/// database (the library may be preloaded into the postmaster).
+#[pgrx::pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    index::options::register();
+}
+
+/// Required by `cargo pgrx test`; ics_hash's in-process tests need no setup.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
