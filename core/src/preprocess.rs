@@ -1,0 +1,1083 @@
+//! Image preprocessing shared exactly by the trainer (feature extraction) and the extension's
+//! `ics_encode`: the same bytes must give the same network input in both, or codes computed at
+//! training time and at query time drift apart.
+//!
+//! The pipeline, in order:
+//! 1. **Decode** JPEG, PNG, WebP, BMP or the first frame of a GIF (format from the magic bytes).
+//!    The header is read first and images over a pixel limit are rejected *before* the pixel
+//!    data is decoded (decompression bombs).
+//! 2. **EXIF orientation** (JPEG, PNG `eXIf`, WebP) is applied, so a portrait photo stored
+//!    sideways is seen upright.
+//! 3. **RGB**: grey is replicated, alpha is discarded (not composited; what PIL's
+//!    `convert("RGB")` does), 16-bit samples are scaled to 8 bits.
+//! 4. **Resize** to `size` x `size` with [`ResizeMode`]:
+//!    - `ShorterSideCenterCrop`: scale so that the shorter side is `size` and the longer side is
+//!      `round(long * size / short)` (half up), then take the centred `size` x `size` window,
+//!      offset `floor((resized - size) / 2)` on each axis;
+//!    - `Stretch`: scale each axis to `size` independently.
+//!
+//!    The filter is the separable **triangle** (bilinear) filter with antialiasing, defined
+//!    as PIL's `Image.resize(..., BILINEAR)`: on an axis of `n` input pixels resized to `m`,
+//!    `scale = n / m`, `fs = max(scale, 1)`; output pixel `i` has centre `c = (i + 0.5) * scale`
+//!    and reads input pixels `j` in `[floor(c - fs + 0.5), floor(c + fs + 0.5))` clipped to the
+//!    image, with weights `max(0, 1 - |(j + 0.5 - c) / fs|)` normalised to sum 1. Rows are
+//!    filtered first, then columns; intermediate values stay `f32` (no rounding to 8 bits in
+//!    between, unlike PIL). Only the cropped window is computed, which gives exactly the
+//!    values of "resize, then crop".
+//! 5. **Normalise** each channel: `(v - mean[c]) / std[c]` with `v` in 0..=255
+//!    (EfficientNet-Lite: mean 127, std 128).
+//! 6. **Layout** NCHW for one image: the R plane, then G, then B, each row-major.
+
+use std::fmt;
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageError, ImageFormat, ImageReader, Limits};
+
+/// Default pixel limit (width x height) of a decoded image: 50 megapixels, larger than any
+/// camera photo people index, small enough that a decoded RGBA image stays under 200 MB.
+pub const DEFAULT_MAX_PIXELS: u64 = 50_000_000;
+
+/// Largest accepted output side: far beyond any CNN input, small enough to bound memory.
+pub const MAX_SIZE: u32 = 4096;
+
+/// Name of the resampling filter, as recorded in the model contract.
+pub const FILTER: &str = "triangle";
+
+/// Version of this pipeline's numerics; part of [`Preprocess::describe`] so that feature
+/// caches are invalidated if the algorithm ever changes.
+pub const PIPELINE_VERSION: u32 = 1;
+
+/// How the image is brought to `size` x `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ResizeMode {
+    /// Shorter side to `size`, then the centred square (keeps the aspect ratio; torchvision's
+    /// `Resize(size)` + `CenterCrop(size)`).
+    ShorterSideCenterCrop,
+    /// Both axes to `size` independently (distorts the aspect ratio, keeps the whole image).
+    Stretch,
+}
+
+impl ResizeMode {
+    /// The contract's name for the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResizeMode::ShorterSideCenterCrop => "shorter-side-center-crop",
+            ResizeMode::Stretch => "stretch",
+        }
+    }
+
+    /// Inverse of [`ResizeMode::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shorter-side-center-crop" => Some(ResizeMode::ShorterSideCenterCrop),
+            "stretch" => Some(ResizeMode::Stretch),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ResizeMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The preprocessing parameters a model was trained with (part of its contract).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Preprocess {
+    /// Output side in pixels (the network input is `3 x size x size`).
+    pub size: u32,
+    pub resize: ResizeMode,
+    /// Per-channel mean, R G B, on the 0..=255 scale.
+    pub mean: [f32; 3],
+    /// Per-channel standard deviation, R G B, on the 0..=255 scale; positive.
+    pub std: [f32; 3],
+}
+
+impl Preprocess {
+    /// EfficientNet-Lite's preprocessing: `(x - 127) / 128`, shorter side + centre crop.
+    pub fn efficientnet_lite(size: u32) -> Self {
+        Preprocess {
+            size,
+            resize: ResizeMode::ShorterSideCenterCrop,
+            mean: [127.0; 3],
+            std: [128.0; 3],
+        }
+    }
+
+    /// Checks the parameters: `1 <= size <= MAX_SIZE`, finite means, finite positive stds.
+    pub fn validate(&self) -> Result<(), PreprocessError> {
+        if self.size == 0 || self.size > MAX_SIZE {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "size {} is out of range 1..={MAX_SIZE}",
+                self.size
+            )));
+        }
+        if let Some(m) = self.mean.iter().find(|m| !m.is_finite()) {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "mean {m} is not finite"
+            )));
+        }
+        if let Some(s) = self.std.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(PreprocessError::InvalidConfig(format!(
+                "std {s} is not a finite positive number"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of `f32` values of one preprocessed image (`3 * size * size`).
+    pub fn output_len(&self) -> usize {
+        3 * self.size as usize * self.size as usize
+    }
+
+    /// A canonical one-line description of everything that determines the output (including
+    /// [`PIPELINE_VERSION`] and the filter): hash it to key caches of computed features.
+    pub fn describe(&self) -> String {
+        format!(
+            "ics-preprocess v{PIPELINE_VERSION} size={} resize={} filter={FILTER} \
+             mean={},{},{} std={},{},{} layout=NCHW channels=RGB",
+            self.size,
+            self.resize,
+            self.mean[0],
+            self.mean[1],
+            self.mean[2],
+            self.std[0],
+            self.std[1],
+            self.std[2]
+        )
+    }
+}
+
+/// Why an image cannot be preprocessed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PreprocessError {
+    /// Zero bytes.
+    Empty,
+    /// The bytes start with no known image signature.
+    UnknownFormat,
+    /// A recognised format this build does not decode (TIFF, AVIF, ...), or a feature of a
+    /// supported format the decoder does not implement.
+    UnsupportedFormat { format: String, detail: String },
+    /// The data does not follow the format.
+    Corrupt { format: String, detail: String },
+    /// The data ends before the image does.
+    Truncated { format: String },
+    /// width x height exceeds the pixel limit (checked from the header, before decoding).
+    TooManyPixels {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
+    /// The decoder would need more memory than allowed (e.g. huge metadata chunks).
+    LimitExceeded { format: String, detail: String },
+    /// Bad parameters ([`Preprocess::validate`], wrong output buffer length).
+    InvalidConfig(String),
+}
+
+impl fmt::Display for PreprocessError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PreprocessError::Empty => write!(f, "image is empty (0 bytes)"),
+            PreprocessError::UnknownFormat => write!(
+                f,
+                "unknown image format: expected JPEG, PNG, WebP, BMP or GIF data"
+            ),
+            PreprocessError::UnsupportedFormat { format, detail } => {
+                write!(f, "unsupported image ({format}): {detail}")
+            }
+            PreprocessError::Corrupt { format, detail } => {
+                write!(f, "corrupt {format} image: {detail}")
+            }
+            PreprocessError::Truncated { format } => {
+                write!(f, "truncated {format} image: the data ends early")
+            }
+            PreprocessError::TooManyPixels {
+                width,
+                height,
+                max_pixels,
+            } => write!(
+                f,
+                "image of {width}x{height} pixels exceeds the limit of {max_pixels} pixels"
+            ),
+            PreprocessError::LimitExceeded { format, detail } => {
+                write!(f, "{format} image exceeds a decoding limit: {detail}")
+            }
+            PreprocessError::InvalidConfig(reason) => {
+                write!(f, "invalid preprocessing parameters: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PreprocessError {}
+
+/// A decoded, upright, 8-bit RGB image: `data` is row-major, 3 bytes per pixel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RgbImage {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u8>,
+}
+
+fn format_name(format: ImageFormat) -> String {
+    format!("{format:?}").to_uppercase()
+}
+
+/// Maps the `image` crate's errors to ours, so callers never depend on that crate's types.
+fn map_image_error(e: ImageError, format: &str) -> PreprocessError {
+    let format = format.to_string();
+    match e {
+        ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            PreprocessError::Truncated { format }
+        }
+        ImageError::Unsupported(u) => PreprocessError::UnsupportedFormat {
+            format,
+            detail: u.to_string(),
+        },
+        ImageError::Limits(l) => PreprocessError::LimitExceeded {
+            format,
+            detail: l.to_string(),
+        },
+        other => {
+            let detail = other.to_string();
+            // Decoders report a premature end in their own words; a truncated file is the
+            // common case worth naming precisely.
+            let lower = detail.to_lowercase();
+            if lower.contains("unexpected end")
+                || lower.contains("unexpected eof")
+                || lower.contains("unexpectedeof")
+                || lower.contains("end of file")
+            {
+                PreprocessError::Truncated { format }
+            } else {
+                PreprocessError::Corrupt { format, detail }
+            }
+        }
+    }
+}
+
+/// Decodes `bytes` to an upright RGB image, rejecting images over `max_pixels` pixels from the
+/// header alone.
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError> {
+    if bytes.is_empty() {
+        return Err(PreprocessError::Empty);
+    }
+    let format = image::guess_format(bytes).map_err(|_| PreprocessError::UnknownFormat)?;
+    let name = format_name(format);
+    if !matches!(
+        format,
+        ImageFormat::Jpeg
+            | ImageFormat::Png
+            | ImageFormat::WebP
+            | ImageFormat::Bmp
+            | ImageFormat::Gif
+    ) {
+        return Err(PreprocessError::UnsupportedFormat {
+            format: name,
+            detail: "only JPEG, PNG, WebP, BMP and GIF are decoded".into(),
+        });
+    }
+    // Decoders that quietly fill a cut-off image with grey get a structural check first.
+    let complete = match format {
+        ImageFormat::Jpeg => jpeg_is_complete(bytes),
+        ImageFormat::WebP => riff_is_complete(bytes),
+        _ => true,
+    };
+    if !complete {
+        return Err(PreprocessError::Truncated { format: name });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // The image crate's allocation cap (512 MiB by default) must not undercut our pixel limit:
+    // 8 bytes per pixel covers RGBA16, plus room for metadata.
+    let mut limits = Limits::default();
+    let needed = max_pixels.saturating_mul(8).saturating_add(64 << 20);
+    limits.max_alloc = Some(needed.max(512 << 20));
+    reader.limits(limits);
+    // into_decoder parses only the header.
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| map_image_error(e, &name))?;
+    let (width, height) = decoder.dimensions();
+    if u64::from(width) * u64::from(height) > max_pixels {
+        return Err(PreprocessError::TooManyPixels {
+            width,
+            height,
+            max_pixels,
+        });
+    }
+    if width == 0 || height == 0 {
+        return Err(PreprocessError::Corrupt {
+            format: name,
+            detail: format!("zero-sized image ({width}x{height})"),
+        });
+    }
+    // A malformed EXIF block must not make an otherwise good image unreadable: no rotation.
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| map_image_error(e, &name))?;
+    img.apply_orientation(orientation);
+    let rgb = img.into_rgb8();
+    Ok(RgbImage {
+        width: rgb.width(),
+        height: rgb.height(),
+        data: rgb.into_raw(),
+    })
+}
+
+/// Whether a JPEG's marker structure reaches its end-of-image marker. The decoder accepts a
+/// file cut anywhere and fills the missing rows with grey; this walk (segments by their length,
+/// entropy-coded data up to the next marker) finds where it stops. Data after the end marker
+/// (e.g. a motion photo's video) is ignored.
+fn jpeg_is_complete(b: &[u8]) -> bool {
+    let mut i = 2; // after SOI
+    loop {
+        while i < b.len() && b[i] != 0xFF {
+            i += 1;
+        }
+        while i < b.len() && b[i] == 0xFF {
+            i += 1; // fill bytes
+        }
+        let Some(&marker) = b.get(i) else {
+            return false;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => continue, // markers without a length
+            _ => {
+                let Some(len) = b.get(i..i + 2) else {
+                    return false;
+                };
+                let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
+                if len < 2 || i + len > b.len() {
+                    return false;
+                }
+                i += len;
+                if marker == 0xDA {
+                    // Start of scan: entropy-coded data until a marker other than a stuffed
+                    // zero or a restart marker.
+                    loop {
+                        if i + 1 >= b.len() {
+                            return false;
+                        }
+                        if b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]) {
+                            break;
+                        }
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Whether a RIFF (WebP) file holds the number of bytes its header announces.
+fn riff_is_complete(b: &[u8]) -> bool {
+    match b.get(4..8) {
+        Some(size) => {
+            let size = u32::from_le_bytes([size[0], size[1], size[2], size[3]]) as usize;
+            b.len() >= size.saturating_add(8)
+        }
+        None => false,
+    }
+}
+
+/// One output pixel's footprint on an input axis: `weights[k]` applies to input `start + k`.
+#[derive(Debug, Clone, PartialEq)]
+struct Taps {
+    start: usize,
+    weights: Vec<f32>,
+}
+
+/// Triangle-filter taps for outputs `first..first + count` of an axis of `in_size` pixels
+/// resized to `out_size` (see the module docs for the exact definition).
+fn axis_taps(in_size: usize, out_size: usize, first: usize, count: usize) -> Vec<Taps> {
+    let scale = in_size as f64 / out_size as f64;
+    let fs = scale.max(1.0);
+    (first..first + count)
+        .map(|i| {
+            let centre = (i as f64 + 0.5) * scale;
+            let lo = ((centre - fs + 0.5).floor().max(0.0)) as usize;
+            let hi = ((centre + fs + 0.5).floor() as usize).min(in_size);
+            let raw: Vec<f64> = (lo..hi)
+                .map(|j| (1.0 - ((j as f64 + 0.5 - centre) / fs).abs()).max(0.0))
+                .collect();
+            let sum: f64 = raw.iter().sum();
+            Taps {
+                start: lo,
+                weights: raw.iter().map(|w| (w / sum) as f32).collect(),
+            }
+        })
+        .collect()
+}
+
+/// Size of the resized (uncropped) image and the crop offsets, for an input of `w` x `h`.
+fn resize_plan(w: u32, h: u32, size: u32, mode: ResizeMode) -> (usize, usize, usize, usize) {
+    let (w64, h64, s64) = (u64::from(w), u64::from(h), u64::from(size));
+    let (rw, rh) = match mode {
+        ResizeMode::Stretch => (s64, s64),
+        ResizeMode::ShorterSideCenterCrop => {
+            // round(long * size / short), half up, in exact integer arithmetic.
+            let scaled = |long: u64, short: u64| ((2 * long * s64 + short) / (2 * short)).max(s64);
+            if w64 <= h64 {
+                (s64, scaled(h64, w64))
+            } else {
+                (scaled(w64, h64), s64)
+            }
+        }
+    };
+    let (ox, oy) = ((rw - s64) / 2, (rh - s64) / 2);
+    (rw as usize, rh as usize, ox as usize, oy as usize)
+}
+
+/// Resizes and normalises an RGB image (row-major, 3 bytes per pixel) into `out`
+/// (`p.output_len()` values, NCHW).
+pub fn preprocess_rgb(
+    width: u32,
+    height: u32,
+    rgb: &[u8],
+    p: &Preprocess,
+    out: &mut [f32],
+) -> Result<(), PreprocessError> {
+    p.validate()?;
+    if width == 0 || height == 0 {
+        return Err(PreprocessError::InvalidConfig(format!(
+            "image of {width}x{height} pixels is empty"
+        )));
+    }
+    let (w, h) = (width as usize, height as usize);
+    if rgb.len() != w * h * 3 {
+        return Err(PreprocessError::InvalidConfig(format!(
+            "RGB buffer has {} bytes, {width}x{height} needs {}",
+            rgb.len(),
+            w * h * 3
+        )));
+    }
+    if out.len() != p.output_len() {
+        return Err(PreprocessError::InvalidConfig(format!(
+            "output buffer has {} values, size {} needs {}",
+            out.len(),
+            p.size,
+            p.output_len()
+        )));
+    }
+    let s = p.size as usize;
+    let (rw, rh, ox, oy) = resize_plan(width, height, p.size, p.resize);
+    let xtaps = axis_taps(w, rw, ox, s);
+    let ytaps = axis_taps(h, rh, oy, s);
+
+    // Horizontal pass over only the input rows the vertical pass reads.
+    let row_lo = ytaps.iter().map(|t| t.start).min().unwrap_or(0);
+    let row_hi = ytaps
+        .iter()
+        .map(|t| t.start + t.weights.len())
+        .max()
+        .unwrap_or(0);
+    let mut tmp = vec![0f32; (row_hi - row_lo) * s * 3];
+    for y in row_lo..row_hi {
+        let src = &rgb[y * w * 3..(y + 1) * w * 3];
+        let dst = &mut tmp[(y - row_lo) * s * 3..(y - row_lo + 1) * s * 3];
+        for (x, t) in xtaps.iter().enumerate() {
+            let mut acc = [0f32; 3];
+            for (k, &wt) in t.weights.iter().enumerate() {
+                let px = &src[(t.start + k) * 3..(t.start + k) * 3 + 3];
+                acc[0] += wt * f32::from(px[0]);
+                acc[1] += wt * f32::from(px[1]);
+                acc[2] += wt * f32::from(px[2]);
+            }
+            dst[x * 3..x * 3 + 3].copy_from_slice(&acc);
+        }
+    }
+
+    // Vertical pass, normalisation and the planar layout in one sweep.
+    let plane = s * s;
+    for (y, t) in ytaps.iter().enumerate() {
+        for x in 0..s {
+            let mut acc = [0f32; 3];
+            for (k, &wt) in t.weights.iter().enumerate() {
+                let row = t.start + k - row_lo;
+                let v = &tmp[(row * s + x) * 3..(row * s + x) * 3 + 3];
+                acc[0] += wt * v[0];
+                acc[1] += wt * v[1];
+                acc[2] += wt * v[2];
+            }
+            for c in 0..3 {
+                out[c * plane + y * s + x] = (acc[c] - p.mean[c]) / p.std[c];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and preprocesses encoded image bytes into `out` (`p.output_len()` values, NCHW).
+pub fn preprocess_into(
+    bytes: &[u8],
+    p: &Preprocess,
+    max_pixels: u64,
+    out: &mut [f32],
+) -> Result<(), PreprocessError> {
+    p.validate()?;
+    let img = decode_rgb(bytes, max_pixels)?;
+    preprocess_rgb(img.width, img.height, &img.data, p, out)
+}
+
+/// Decodes and preprocesses encoded image bytes into a new NCHW vector.
+pub fn preprocess(
+    bytes: &[u8],
+    p: &Preprocess,
+    max_pixels: u64,
+) -> Result<Vec<f32>, PreprocessError> {
+    p.validate()?;
+    let mut out = vec![0f32; p.output_len()];
+    preprocess_into(bytes, p, max_pixels, &mut out)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::codecs::png::PngEncoder;
+    use image::{ExtendedColorType, ImageEncoder};
+
+    /// No normalisation: outputs are the resampled 0..=255 values.
+    fn stretch(size: u32) -> Preprocess {
+        Preprocess {
+            size,
+            resize: ResizeMode::Stretch,
+            mean: [0.0; 3],
+            std: [1.0; 3],
+        }
+    }
+
+    fn crop(size: u32) -> Preprocess {
+        Preprocess {
+            resize: ResizeMode::ShorterSideCenterCrop,
+            ..stretch(size)
+        }
+    }
+
+    /// An RGB image whose three channels all hold `grey` (row-major values).
+    fn grey(w: u32, h: u32, grey: &[u8]) -> Vec<u8> {
+        assert_eq!(grey.len(), (w * h) as usize);
+        grey.iter().flat_map(|&g| [g, g, g]).collect()
+    }
+
+    fn run(w: u32, h: u32, rgb: &[u8], p: &Preprocess) -> Vec<f32> {
+        let mut out = vec![0.0; p.output_len()];
+        preprocess_rgb(w, h, rgb, p, &mut out).unwrap();
+        out
+    }
+
+    fn assert_close(got: &[f32], want: &[f32]) {
+        assert_eq!(got.len(), want.len(), "{got:?} vs {want:?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!((g - w).abs() < 1e-4, "{got:?} vs {want:?}");
+        }
+    }
+
+    fn png(w: u32, h: u32, rgb: &[u8]) -> Vec<u8> {
+        let mut buf = Vec::new();
+        PngEncoder::new(&mut buf)
+            .write_image(rgb, w, h, ExtendedColorType::Rgb8)
+            .unwrap();
+        buf
+    }
+
+    #[test]
+    fn same_size_is_identity_and_layout_is_nchw() {
+        // 2x2 pixels: (10,20,30) (40,50,60) / (70,80,90) (100,110,120).
+        let rgb: Vec<u8> = (1..=12).map(|v| v * 10).collect();
+        let out = run(2, 2, &rgb, &stretch(2));
+        assert_close(
+            &out,
+            &[
+                10., 40., 70., 100., 20., 50., 80., 110., 30., 60., 90., 120.,
+            ],
+        );
+        assert_eq!(out, run(2, 2, &rgb, &crop(2)));
+    }
+
+    #[test]
+    fn normalisation_is_per_channel() {
+        let p = Preprocess {
+            size: 1,
+            resize: ResizeMode::Stretch,
+            mean: [127.0, 127.0, 10.0],
+            std: [128.0, 128.0, 2.0],
+        };
+        assert_close(&run(1, 1, &[255, 127, 0], &p), &[1.0, 0.0, -5.0]);
+        let lite = Preprocess::efficientnet_lite(1);
+        assert_close(&run(1, 1, &[255, 127, 0], &lite), &[1.0, 0.0, -0.9921875]);
+    }
+
+    /// Upscaling 2 -> 4: centres at 0.25, 0.75, 1.25, 1.75 on input centres 0.5, 1.5 give
+    /// 0, 0.25*100, 0.75*100, 100 (edges clamp); the single input row is replicated.
+    #[test]
+    fn upscale_by_hand() {
+        let out = run(2, 1, &grey(2, 1, &[0, 100]), &stretch(4));
+        for row in out[..16].chunks(4) {
+            assert_close(row, &[0.0, 25.0, 75.0, 100.0]);
+        }
+        assert_eq!(out[..16], out[16..32]);
+    }
+
+    /// Downscaling 4 -> 2 (scale 2, support 2): output 0 reads inputs 0,1,2 with weights
+    /// .75,.75,.25 (/1.75); output 1 reads 1,2,3 with .25,.75,.75.
+    #[test]
+    fn downscale_by_hand() {
+        let out = run(4, 1, &grey(4, 1, &[0, 40, 80, 120]), &stretch(2));
+        let a = (0.0 * 0.75 + 40.0 * 0.75 + 80.0 * 0.25) / 1.75;
+        let b = (40.0 * 0.25 + 80.0 * 0.75 + 120.0 * 0.75) / 1.75;
+        assert_close(&out[..4], &[a, b, a, b]);
+        assert!((a - 28.571_43).abs() < 1e-4 && (b - 91.428_57).abs() < 1e-4);
+    }
+
+    #[test]
+    fn centre_crop_without_resampling() {
+        // 4x2, size 2: the shorter side is already 2, the crop takes columns 1 and 2.
+        let out = run(
+            4,
+            2,
+            &grey(4, 2, &[10, 20, 30, 40, 50, 60, 70, 80]),
+            &crop(2),
+        );
+        assert_close(&out[..4], &[20.0, 30.0, 60.0, 70.0]);
+        // 5 columns: offset floor(3 / 2) = 1. Portrait 1x3 to 1: rows offset 1.
+        let out = run(
+            5,
+            2,
+            &grey(5, 2, &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]),
+            &crop(2),
+        );
+        assert_close(&out[..4], &[2.0, 3.0, 7.0, 8.0]);
+        let out = run(1, 3, &grey(1, 3, &[5, 6, 7]), &crop(1));
+        assert_close(&out, &[6.0, 6.0, 6.0]);
+    }
+
+    /// 6x3 to 2: the long side becomes round(6*2/3) = 4, crop offset 1. Output column 1 of 4
+    /// has centre 2.25, support 1.5, inputs 1,2,3 with weights .5, 5/6, 1/6 (sum 1.5).
+    #[test]
+    fn centre_crop_with_resampling_by_hand() {
+        let row: Vec<u8> = (0..6).map(|x| 10 * x).collect();
+        let img: Vec<u8> = row.iter().chain(&row).chain(&row).copied().collect();
+        let out = run(6, 3, &grey(6, 3, &img), &crop(2));
+        let c1 = (10.0 * 0.5 + 20.0 * 5.0 / 6.0 + 30.0 / 6.0) / 1.5;
+        // Column 2 has centre 3.75: inputs 2,3,4 with weights 1/6, 5/6, .5: the mirror image.
+        let c2 = (20.0 / 6.0 + 30.0 * 5.0 / 6.0 + 40.0 * 0.5) / 1.5;
+        assert_close(&out[..4], &[c1, c2, c1, c2]);
+        assert!((c1 - 17.777_779).abs() < 1e-4);
+    }
+
+    #[test]
+    fn resize_plan_rounds_half_up_and_centres() {
+        assert_eq!(
+            resize_plan(451, 300, 224, ResizeMode::ShorterSideCenterCrop),
+            (337, 224, 56, 0)
+        );
+        assert_eq!(
+            resize_plan(400, 600, 224, ResizeMode::ShorterSideCenterCrop),
+            (224, 336, 0, 56)
+        );
+        // 3 * 2 / 4 = 1.5 rounds to 2.
+        assert_eq!(
+            resize_plan(3, 4, 2, ResizeMode::ShorterSideCenterCrop),
+            (2, 3, 0, 0)
+        );
+        assert_eq!(
+            resize_plan(451, 300, 224, ResizeMode::Stretch),
+            (224, 224, 0, 0)
+        );
+    }
+
+    #[test]
+    fn taps_are_normalised_and_in_bounds() {
+        for (n, m) in [(1, 7), (7, 1), (451, 224), (224, 451), (4000, 128), (3, 3)] {
+            for t in axis_taps(n, m, 0, m) {
+                let sum: f32 = t.weights.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "{n}->{m}: {sum}");
+                assert!(t.start + t.weights.len() <= n);
+                assert!(t.weights.iter().all(|&w| w >= 0.0));
+            }
+        }
+    }
+
+    #[test]
+    fn constant_image_stays_constant() {
+        let p = Preprocess::efficientnet_lite(16);
+        let rgb: Vec<u8> = (0..37 * 23).flat_map(|_| [200u8, 100, 0]).collect();
+        let out = run(37, 23, &rgb, &p);
+        let plane = 16 * 16;
+        assert!(out[..plane].iter().all(|v| (v - 73.0 / 128.0).abs() < 1e-5));
+        assert!(out[plane..2 * plane]
+            .iter()
+            .all(|v| (v + 27.0 / 128.0).abs() < 1e-5));
+        assert!(out[2 * plane..]
+            .iter()
+            .all(|v| (v + 127.0 / 128.0).abs() < 1e-5));
+    }
+
+    #[test]
+    fn encoded_png_matches_raw_pixels() {
+        let rgb: Vec<u8> = (0..9 * 5 * 3).map(|i| (i * 7 % 256) as u8).collect();
+        let p = Preprocess::efficientnet_lite(4);
+        let direct = run(9, 5, &rgb, &p);
+        assert_eq!(
+            preprocess(&png(9, 5, &rgb), &p, DEFAULT_MAX_PIXELS).unwrap(),
+            direct
+        );
+    }
+
+    #[test]
+    fn other_formats_decode_to_the_same_pixels() {
+        use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, webp::WebPEncoder};
+        // Colours a GIF palette holds exactly.
+        let rgb: Vec<u8> = [[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]]
+            .iter()
+            .cycle()
+            .take(6)
+            .flatten()
+            .copied()
+            .collect();
+        let mut bmp = Vec::new();
+        BmpEncoder::new(&mut bmp)
+            .write_image(&rgb, 3, 2, ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut webp = Vec::new();
+        WebPEncoder::new_lossless(&mut webp)
+            .write_image(&rgb, 3, 2, ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut gif = Vec::new();
+        {
+            let rgba: Vec<u8> = rgb
+                .chunks(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect();
+            let frame = image::Frame::new(image::RgbaImage::from_raw(3, 2, rgba).unwrap());
+            let mut enc = GifEncoder::new(&mut gif);
+            enc.encode_frames([frame.clone(), frame]).unwrap();
+        }
+        for (name, bytes) in [("bmp", bmp), ("webp", webp), ("gif", gif)] {
+            let img = decode_rgb(&bytes, DEFAULT_MAX_PIXELS).unwrap();
+            assert_eq!((img.width, img.height), (3, 2), "{name}");
+            assert_eq!(img.data, rgb, "{name}");
+        }
+    }
+
+    #[test]
+    fn alpha_is_dropped_and_grey_replicated() {
+        let mut buf = Vec::new();
+        PngEncoder::new(&mut buf)
+            .write_image(
+                &[10, 20, 30, 0, 40, 50, 60, 255],
+                2,
+                1,
+                ExtendedColorType::Rgba8,
+            )
+            .unwrap();
+        assert_eq!(
+            decode_rgb(&buf, 100).unwrap().data,
+            vec![10, 20, 30, 40, 50, 60]
+        );
+        let mut buf = Vec::new();
+        PngEncoder::new(&mut buf)
+            .write_image(&[7, 9], 2, 1, ExtendedColorType::L8)
+            .unwrap();
+        assert_eq!(decode_rgb(&buf, 100).unwrap().data, vec![7, 7, 7, 9, 9, 9]);
+    }
+
+    /// A big-endian TIFF block with one IFD entry: Orientation (0x0112, SHORT) = `o`.
+    fn exif_tiff(o: u8) -> Vec<u8> {
+        let mut t = b"MM\0\x2a\0\0\0\x08\0\x01".to_vec();
+        t.extend_from_slice(&[0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, o, 0, 0]);
+        t.extend_from_slice(&[0, 0, 0, 0]);
+        t
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    /// Inserts an `eXIf` chunk right after IHDR (8-byte signature + 25-byte IHDR chunk).
+    fn png_with_orientation(w: u32, h: u32, rgb: &[u8], o: u8) -> Vec<u8> {
+        let plain = png(w, h, rgb);
+        let body = exif_tiff(o);
+        let mut chunk = (body.len() as u32).to_be_bytes().to_vec();
+        let mut typed = b"eXIf".to_vec();
+        typed.extend_from_slice(&body);
+        chunk.extend_from_slice(&typed);
+        chunk.extend_from_slice(&crc32(&typed).to_be_bytes());
+        let mut out = plain[..33].to_vec();
+        out.extend_from_slice(&chunk);
+        out.extend_from_slice(&plain[33..]);
+        out
+    }
+
+    /// All eight EXIF orientations on a 3x2 image `a b c / d e f`, checked against the EXIF
+    /// definition of what the viewer must show.
+    #[test]
+    fn exif_orientations_in_png() {
+        let px = |v: u8| [v, v, v];
+        let stored: Vec<u8> = [1, 2, 3, 4, 5, 6].iter().flat_map(|&v| px(v)).collect();
+        let cases: [(u8, (u32, u32), [u8; 6]); 8] = [
+            (1, (3, 2), [1, 2, 3, 4, 5, 6]),
+            (2, (3, 2), [3, 2, 1, 6, 5, 4]),
+            (3, (3, 2), [6, 5, 4, 3, 2, 1]),
+            (4, (3, 2), [4, 5, 6, 1, 2, 3]),
+            (5, (2, 3), [1, 4, 2, 5, 3, 6]),
+            (6, (2, 3), [4, 1, 5, 2, 6, 3]),
+            (7, (2, 3), [6, 3, 5, 2, 4, 1]),
+            (8, (2, 3), [3, 6, 2, 5, 1, 4]),
+        ];
+        for (o, dims, want) in cases {
+            let img = decode_rgb(&png_with_orientation(3, 2, &stored, o), 100).unwrap();
+            assert_eq!((img.width, img.height), dims, "orientation {o}");
+            let got: Vec<u8> = img.data.chunks(3).map(|p| p[0]).collect();
+            assert_eq!(got, want, "orientation {o}");
+        }
+    }
+
+    /// A real JPEG with an APP1 Exif segment saying "rotate 90 clockwise": a 16x8 image, red on
+    /// the left half, blue on the right, is seen 8x16 with red on top.
+    #[test]
+    fn exif_orientation_in_jpeg() {
+        use image::codecs::jpeg::JpegEncoder;
+        let rgb: Vec<u8> = (0..8)
+            .flat_map(|_| (0..16).flat_map(|x| if x < 8 { [255, 0, 0] } else { [0, 0, 255] }))
+            .collect();
+        let mut jpeg = Vec::new();
+        JpegEncoder::new_with_quality(&mut jpeg, 100)
+            .write_image(&rgb, 16, 8, ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut payload = b"Exif\0\0".to_vec();
+        payload.extend_from_slice(&exif_tiff(6));
+        let mut app1 = vec![0xff, 0xe1];
+        app1.extend_from_slice(&((payload.len() + 2) as u16).to_be_bytes());
+        app1.extend_from_slice(&payload);
+        let mut file = jpeg[..2].to_vec();
+        file.extend_from_slice(&app1);
+        file.extend_from_slice(&jpeg[2..]);
+
+        let img = decode_rgb(&file, 1000).unwrap();
+        assert_eq!((img.width, img.height), (8, 16));
+        let at = |x: usize, y: usize| &img.data[(y * 8 + x) * 3..(y * 8 + x) * 3 + 3];
+        for (x, y) in [(0, 0), (7, 6), (3, 3)] {
+            assert!(at(x, y)[0] > 200 && at(x, y)[2] < 60, "{:?}", at(x, y));
+        }
+        for (x, y) in [(0, 15), (7, 9), (4, 12)] {
+            assert!(at(x, y)[2] > 200 && at(x, y)[0] < 60, "{:?}", at(x, y));
+        }
+        // Without the segment, the same file stays landscape.
+        assert_eq!(decode_rgb(&jpeg, 1000).unwrap().width, 16);
+    }
+
+    #[test]
+    fn empty_input() {
+        let p = Preprocess::efficientnet_lite(8);
+        assert_eq!(preprocess(&[], &p, 100), Err(PreprocessError::Empty));
+    }
+
+    #[test]
+    fn unknown_and_unsupported_formats() {
+        assert_eq!(
+            decode_rgb(b"hello, this is not an image", 100),
+            Err(PreprocessError::UnknownFormat)
+        );
+        // A TIFF signature: recognised, not decoded by this build.
+        let err = decode_rgb(b"II*\0\x08\0\0\0\0\0\0\0\0\0\0\0", 100).unwrap_err();
+        assert!(
+            matches!(&err, PreprocessError::UnsupportedFormat { format, .. } if format == "TIFF"),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("TIFF"));
+    }
+
+    #[test]
+    fn corrupt_data() {
+        // A valid PNG signature followed by an IHDR whose CRC is wrong.
+        let mut bytes = png(2, 2, &[0; 12]);
+        bytes[29] ^= 0xff;
+        let err = decode_rgb(&bytes, 100).unwrap_err();
+        assert!(
+            matches!(err, PreprocessError::Corrupt { ref format, .. } if format == "PNG"),
+            "{err:?}"
+        );
+    }
+
+    fn encode_all(w: u32, h: u32, rgb: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+        use image::codecs::{
+            bmp::BmpEncoder, gif::GifEncoder, jpeg::JpegEncoder, webp::WebPEncoder,
+        };
+        let mut jpeg = Vec::new();
+        JpegEncoder::new_with_quality(&mut jpeg, 90)
+            .write_image(rgb, w, h, ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut bmp = Vec::new();
+        BmpEncoder::new(&mut bmp)
+            .write_image(rgb, w, h, ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut webp = Vec::new();
+        WebPEncoder::new_lossless(&mut webp)
+            .write_image(rgb, w, h, ExtendedColorType::Rgb8)
+            .unwrap();
+        let mut gif = Vec::new();
+        {
+            let rgba: Vec<u8> = rgb
+                .chunks(3)
+                .flat_map(|p| [p[0], p[1], p[2], 255])
+                .collect();
+            let frame = image::Frame::new(image::RgbaImage::from_raw(w, h, rgba).unwrap());
+            GifEncoder::new(&mut gif).encode_frame(frame).unwrap();
+        }
+        vec![
+            ("PNG", png(w, h, rgb)),
+            ("JPEG", jpeg),
+            ("BMP", bmp),
+            ("WEBP", webp),
+            ("GIF", gif),
+        ]
+    }
+
+    #[test]
+    fn truncated_data() {
+        let rgb: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 31 % 251) as u8).collect();
+        for (format, bytes) in encode_all(64, 64, &rgb) {
+            assert!(decode_rgb(&bytes, 1 << 20).is_ok(), "{format}");
+            // Cut in the pixel data (the last bytes may be only an end marker, which the
+            // decoders rightly do not need).
+            for cut in [bytes.len() / 2, bytes.len() * 9 / 10] {
+                match decode_rgb(&bytes[..cut], 1 << 20) {
+                    Err(err) => assert_eq!(
+                        err,
+                        PreprocessError::Truncated {
+                            format: format.into()
+                        },
+                        "{format} cut at {cut}: {err}"
+                    ),
+                    Ok(_) => panic!("{format} cut at {cut} of {} decoded", bytes.len()),
+                }
+            }
+            // Cut inside the header: never an image.
+            assert!(decode_rgb(&bytes[..20], 1 << 20).is_err(), "{format}");
+        }
+    }
+
+    #[test]
+    fn jpeg_with_trailing_data_is_complete() {
+        let rgb: Vec<u8> = (0..16 * 16 * 3).map(|i| (i * 13 % 256) as u8).collect();
+        let (_, mut jpeg) = encode_all(16, 16, &rgb).swap_remove(1);
+        assert!(jpeg_is_complete(&jpeg));
+        jpeg.extend_from_slice(b"trailing video or padding");
+        assert!(decode_rgb(&jpeg, 1000).is_ok());
+    }
+
+    /// A PNG header claiming 100000 x 100000 pixels and no pixel data at all: rejected from the
+    /// header, with the claimed dimensions, before anything is allocated.
+    #[test]
+    fn too_many_pixels_from_the_header() {
+        let mut bytes = png(1, 1, &[0, 0, 0]);
+        bytes[16..20].copy_from_slice(&100_000u32.to_be_bytes());
+        bytes[20..24].copy_from_slice(&100_000u32.to_be_bytes());
+        let crc = crc32(&bytes[12..29]);
+        bytes[29..33].copy_from_slice(&crc.to_be_bytes());
+        let err = decode_rgb(&bytes, DEFAULT_MAX_PIXELS).unwrap_err();
+        assert_eq!(
+            err,
+            PreprocessError::TooManyPixels {
+                width: 100_000,
+                height: 100_000,
+                max_pixels: DEFAULT_MAX_PIXELS
+            }
+        );
+        // The limit is inclusive: a 3x2 image passes a 6-pixel limit and fails a 5-pixel one.
+        let six = png(3, 2, &[0; 18]);
+        assert!(decode_rgb(&six, 6).is_ok());
+        assert!(matches!(
+            decode_rgb(&six, 5),
+            Err(PreprocessError::TooManyPixels {
+                width: 3,
+                height: 2,
+                max_pixels: 5
+            })
+        ));
+    }
+
+    #[test]
+    fn invalid_parameters() {
+        let ok = Preprocess::efficientnet_lite(2);
+        for bad in [
+            Preprocess { size: 0, ..ok },
+            Preprocess {
+                size: MAX_SIZE + 1,
+                ..ok
+            },
+            Preprocess {
+                std: [1.0, 0.0, 1.0],
+                ..ok
+            },
+            Preprocess {
+                std: [1.0, 1.0, f32::NAN],
+                ..ok
+            },
+            Preprocess {
+                mean: [f32::INFINITY, 0.0, 0.0],
+                ..ok
+            },
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(PreprocessError::InvalidConfig(_))),
+                "{bad:?}"
+            );
+            let mut out = vec![0.0; 12];
+            assert!(preprocess_rgb(1, 1, &[0, 0, 0], &bad, &mut out).is_err());
+        }
+        let mut out = vec![0.0; 11];
+        assert!(matches!(
+            preprocess_rgb(1, 1, &[0, 0, 0], &ok, &mut out),
+            Err(PreprocessError::InvalidConfig(_))
+        ));
+        let mut out = vec![0.0; 12];
+        assert!(preprocess_rgb(2, 1, &[0, 0, 0], &ok, &mut out).is_err());
+        assert!(preprocess_rgb(0, 1, &[], &ok, &mut out).is_err());
+    }
+
+    #[test]
+    fn describe_changes_with_every_parameter() {
+        let a = Preprocess::efficientnet_lite(224);
+        let variants = [
+            Preprocess { size: 128, ..a },
+            Preprocess {
+                resize: ResizeMode::Stretch,
+                ..a
+            },
+            Preprocess {
+                mean: [127.0, 127.0, 127.5],
+                ..a
+            },
+            Preprocess {
+                std: [128.0, 64.0, 128.0],
+                ..a
+            },
+        ];
+        for v in variants {
+            assert_ne!(v.describe(), a.describe());
+        }
+        assert!(a.describe().contains("filter=triangle"));
+        for m in [ResizeMode::Stretch, ResizeMode::ShorterSideCenterCrop] {
+            assert_eq!(ResizeMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(ResizeMode::parse("bicubic"), None);
+    }
+}
