@@ -2,7 +2,8 @@
 # Every test of ics_hash, in tiers (the README's test command runs this after setup):
 #   1. style: rustfmt and clippy, warnings are errors;
 #   2. pure unit tests of the pgrx-free crates (cargo test);
-#   3. SQL regression tests (pg_regress, expected output) against a private cluster.
+#   3. SQL regression tests (pg_regress, expected output) against a private cluster;
+#   4. cluster scenarios with real PostgreSQL processes (tests/cluster/scenarios.sh).
 # Exits non-zero on the first failing tier; the last line is the tally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,4 +49,14 @@ else
     failed=$((failed + 1))
     [ -f "$out/regression.diffs" ] && head -n 300 "$out/regression.diffs"
     die "SQL regression tests failed: see $out/regression.diffs"
+fi
+cluster_stop $CLUSTER
+
+step "cluster scenarios (replica, crash, concurrency, vacuum)"
+scenario_tests=$(bash tests/cluster/scenarios.sh | tee target/scenarios.log | grep -cE '^ok ' || true)
+passed=$((passed + scenario_tests))
+if grep -qE '^not ok' target/scenarios.log || ! grep -q ', 0 failed$' target/scenarios.log; then
+    failed=$((failed + $(grep -cE '^not ok' target/scenarios.log || true)))
+    grep -E '^not ok' target/scenarios.log || tail -n 20 target/scenarios.log
+    die "cluster scenarios failed: see target/scenarios.log"
 fi

@@ -6,6 +6,10 @@
 //! - [`hashcode`]: the `hashcode` type, its operators, casts and operator classes.
 //! - [`index`]: the `mih` index access method (exact Hamming k-NN and radius search).
 
+// The unsafe functions here are PostgreSQL entry points and helpers over its pointers; the
+// contract of each is PostgreSQL's (fmgr, index AM API), not something a Safety section adds to.
+#![allow(clippy::missing_safety_doc)]
+
 mod fmgr;
 pub mod hashcode;
 pub mod index;

@@ -50,7 +50,7 @@ impl<'r, R: Relation> Builder<'r, R> {
     /// Starts a build into an empty relation: writes the metapage and directory pages first
     /// (blocks 0..=dir_pages), data pages follow.
     pub fn new(rel: &'r R, centroids: Vec<u8>, code_bytes: usize, batch_rows: usize) -> Self {
-        assert!(!centroids.is_empty() && centroids.len() % code_bytes == 0);
+        assert!(!centroids.is_empty() && centroids.len().is_multiple_of(code_bytes));
         let lists = centroids.len() / code_bytes;
         let meta = Meta::new(code_bytes, lists, 0);
         let (b, mut p) = rel.new_page();

@@ -42,6 +42,8 @@ pub trait Relation {
 /// deadlock or race in PostgreSQL panics here instead.
 #[derive(Default)]
 pub struct MemRelation {
+    // Boxed cells: a guard borrows a cell while `new_page` may grow (move) the Vec.
+    #[allow(clippy::vec_box)]
     pages: RefCell<Vec<Box<RefCell<Box<Page>>>>>,
     free: RefCell<Vec<BlockNumber>>,
     xid: Cell<u64>,

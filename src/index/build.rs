@@ -54,7 +54,7 @@ pub unsafe fn datum_code<'a>(datum: pg_sys::Datum) -> &'a [u8] {
 unsafe fn declared_code_bytes(index: pg_sys::Relation) -> Option<usize> {
     unsafe {
         let att = (*(*index).rd_att).attrs.as_slice(1)[0];
-        (att.atttypmod > 0).then(|| att.atttypmod as usize / 8)
+        (att.atttypmod > 0).then_some(att.atttypmod as usize / 8)
     }
 }
 

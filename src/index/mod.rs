@@ -8,10 +8,10 @@
 //! - [`build`]: CREATE INDEX / REINDEX (and the init fork of unlogged indexes);
 //! - [`insert`]: rows inserted after the build;
 //! - [`scan`]: index and bitmap scans;
-//! - [`vacuum`]: VACUUM;
+//! - [`vacuum`]: VACUUM and its cleanup;
 //! - [`cost`]: the planner's cost estimate;
 //! - [`support`]: `hamming_within` as an index condition, and selectivity;
-//! - [`verify`]: `mih_verify(index)`.
+//! - [`verify`]: `mih_verify(index)`, the consistency check.
 
 pub mod am;
 pub mod build;
@@ -33,7 +33,7 @@ pub const STRATEGY_WITHIN: u16 = 1; // code <@ hamming_ball(q, r)
 pub const STRATEGY_DISTANCE: u16 = 2; // ORDER BY code <~> q
 
 /// Raises the error for an index whose pages cannot be read as a mih index.
-pub fn format_error(index: pgrx::pg_sys::Relation, e: FormatError) -> ! {
+pub unsafe fn format_error(index: pgrx::pg_sys::Relation, e: FormatError) -> ! {
     let name = unsafe { relation_name(index) };
     raise(
         PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,

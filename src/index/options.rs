@@ -55,7 +55,7 @@ pub unsafe extern "C-unwind" fn amoptions(
 }
 
 /// The `lists` option of an index (0 when not set).
-pub fn lists(index: pg_sys::Relation) -> usize {
+pub unsafe fn lists(index: pg_sys::Relation) -> usize {
     // SAFETY: rd_options is NULL or a MihOptions built by amoptions.
     unsafe {
         let opts = (*index).rd_options as *const MihOptions;

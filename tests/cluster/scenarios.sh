@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Cluster scenarios for the mih index, with real PostgreSQL processes (TAP-style output):
+#   replica      a physical streaming standby returns what the primary returns after
+#                insert / delete / VACUUM cycles (the index is WAL-logged)
+#   crash        an immediate-mode stop during concurrent inserts, then restart: the index
+#                equals a sequential scan and holds every committed row
+#   concurrency  pgbench, 8 clients inserting while 4 others query: every committed row is
+#                found through the index
+#   vacuum       VACUUM after deleting most rows: less work (pages, radii), exact results,
+#                unlinked pages recycled and reused by later inserts
+# Usage: tests/cluster/scenarios.sh [scenario...]   (all by default)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/common.sh
+
+BASE_PORT=${ICS_SCENARIO_PORT:-28830}
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(replica crash concurrency vacuum)
+n=0
+failures=0
+ok_() { n=$((n + 1)); echo "ok $n - $*"; }
+not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
+check() { # check DESCRIPTION EXPECTED ACTUAL
+    if [ "$2" = "$3" ]; then ok_ "$1"; else not_ok "$1: expected '$2', got '$3'"; fi
+}
+q() { local port=$1; shift; psql_at "$port" -d scen -tA "$@"; }
+
+# Schema and helpers every scenario uses.
+setup_db() {
+    local port=$1
+    psql_at "$port" -d postgres -c "SET client_min_messages = warning" \
+        -c "DROP DATABASE IF EXISTS scen" -c "CREATE DATABASE scen" >/dev/null
+    q "$port" >/dev/null <<'SQL'
+CREATE EXTENSION ics_hash;
+-- Hash-like 64-bit codes: 40 centres, each bit flipped with probability 1/16.
+CREATE FUNCTION rand64() RETURNS bigint LANGUAGE sql VOLATILE
+    RETURN ((random() * 4294967295)::bigint << 32) # (random() * 4294967295)::bigint;
+CREATE FUNCTION hashlike() RETURNS hashcode LANGUAGE sql VOLATILE
+    RETURN (hashtextextended('centre ' || (random() * 39)::int, 0)
+            # (rand64() & rand64() & rand64() & rand64()))::hashcode;
+CREATE TABLE t (id bigserial PRIMARY KEY, code hashcode(64));
+-- Differences between the index and a sequential scan over 20 queries:
+-- k-NN distances (k = 10, 100) and radius results (r = 0, 3, 8).
+CREATE FUNCTION differences() RETURNS int LANGUAGE plpgsql AS $$
+DECLARE qc hashcode; k int; r int; a text; b text; bad int := 0;
+BEGIN
+    FOR qc IN (SELECT code FROM t WHERE code IS NOT NULL ORDER BY id LIMIT 10)
+              UNION ALL SELECT hashlike() FROM generate_series(1, 10) LOOP
+        FOREACH k IN ARRAY ARRAY[10, 100] LOOP
+            PERFORM set_config('enable_seqscan', 'off', true);
+            SELECT array_agg(d)::text INTO a FROM (SELECT code <~> qc AS d FROM t ORDER BY code <~> qc LIMIT k) s;
+            PERFORM set_config('enable_seqscan', 'on', true);
+            PERFORM set_config('enable_indexscan', 'off', true);
+            SELECT array_agg(d)::text INTO b FROM (SELECT code <~> qc AS d FROM t ORDER BY code <~> qc LIMIT k) s;
+            PERFORM set_config('enable_indexscan', 'on', true);
+            IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
+        END LOOP;
+        FOREACH r IN ARRAY ARRAY[0, 3, 8] LOOP
+            PERFORM set_config('enable_seqscan', 'off', true);
+            SELECT array_agg(id ORDER BY id)::text INTO a FROM t WHERE hamming_within(code, qc, r);
+            PERFORM set_config('enable_seqscan', 'on', true);
+            PERFORM set_config('enable_indexscan', 'off', true);
+            PERFORM set_config('enable_bitmapscan', 'off', true);
+            SELECT array_agg(id ORDER BY id)::text INTO b FROM t WHERE hamming_within(code, qc, r);
+            PERFORM set_config('enable_indexscan', 'on', true);
+            PERFORM set_config('enable_bitmapscan', 'on', true);
+            IF a IS DISTINCT FROM b THEN bad := bad + 1; END IF;
+        END LOOP;
+    END LOOP;
+    RETURN bad;
+END $$;
+-- Rows the index cannot find by their own code (should be none).
+CREATE FUNCTION unfindable() RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE missing bigint;
+BEGIN
+    PERFORM set_config('enable_seqscan', 'off', true);
+    PERFORM set_config('enable_bitmapscan', 'off', true);
+    SELECT count(*) INTO missing FROM t a WHERE a.code IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM t b WHERE hamming_within(b.code, a.code, 0) AND b.id = a.id);
+    RETURN missing;
+END $$;
+SQL
+}
+
+verify_ok() { q "$1" -c "SELECT ok AND tids = heap_rows FROM mih_verify('t_code_idx')"; }
+
+scenario_replica() {
+    local p=$((BASE_PORT)) s=$((BASE_PORT + 1))
+    cluster_destroy primary
+    cluster_destroy standby
+    cluster_start primary "$p" "wal_level = replica" "max_wal_senders = 4" "hot_standby = on"
+    setup_db "$p"
+    q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 20000)" \
+        -c "CREATE INDEX t_code_idx ON t USING mih (code)" >/dev/null
+    # Base backup into the standby's data directory; it streams from the primary.
+    install -d -m 0700 -o "$PG_OS_USER" "$ICS_RUN_DIR/standby" 2>/dev/null || mkdir -p "$ICS_RUN_DIR/standby"
+    as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$p" -U postgres -D "$ICS_RUN_DIR/standby/data" -R -X stream -c fast >/dev/null
+    echo "port = $s" | as_pg tee -a "$ICS_RUN_DIR/standby/data/postgresql.conf" >/dev/null
+    echo "unix_socket_directories = '$ICS_RUN_DIR/standby'" | as_pg tee -a "$ICS_RUN_DIR/standby/data/postgresql.conf" >/dev/null
+    cluster_start standby "$s"
+    for cycle in 1 2 3; do
+        q "$p" >/dev/null <<SQL
+INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 5000);
+DELETE FROM t WHERE id % 7 = $cycle;
+UPDATE t SET code = hashlike() WHERE id % 13 = $cycle;
+VACUUM t;
+SQL
+    done
+    # Wait until the standby has replayed everything.
+    local target
+    target=$(q "$p" -c "SELECT pg_current_wal_lsn()")
+    for _ in $(seq 1 100); do
+        [ "$(q "$s" -c "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn")" = t ] && break
+        sleep 0.2
+    done
+    local sig
+    sig=$(cat <<'SQL'
+SELECT count(*) || ' ' || md5(string_agg(r, ',' ORDER BY n)) FROM (
+    SELECT row_number() OVER () AS n,
+           (SELECT array_agg(id)::text FROM (SELECT id FROM t ORDER BY code <~> c.code LIMIT 25) s) ||
+           (SELECT array_agg(id ORDER BY id)::text FROM t WHERE hamming_within(code, c.code, 4)) AS r
+    FROM (SELECT code FROM t WHERE code IS NOT NULL ORDER BY id LIMIT 30) c) x
+SQL
+)
+    local on_primary on_standby
+    on_primary=$(q "$p" -c "SET enable_seqscan = off" -c "$sig" | tail -1)
+    on_standby=$(q "$s" -c "SET enable_seqscan = off" -c "$sig" | tail -1)
+    case "$on_primary" in 30\ *) ;; *) on_primary="no result ($on_primary)" ;; esac
+    check "replica: standby returns the primary's k-NN and radius results" "$on_primary" "$on_standby"
+    check "replica: index on the standby equals a sequential scan" 0 "$(q "$s" -c "SELECT differences()")"
+    check "replica: mih_verify on the standby" t "$(verify_ok "$s")"
+    cluster_destroy standby
+    cluster_destroy primary
+}
+
+scenario_crash() {
+    local p=$((BASE_PORT + 2))
+    cluster_destroy crash
+    cluster_start crash "$p"
+    setup_db "$p"
+    q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 20000)" \
+        -c "CREATE INDEX t_code_idx ON t USING mih (code)" -c "CHECKPOINT" >/dev/null
+    local script=$ICS_RUN_DIR/crash/insert.sql
+    echo "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 50);" >"$script"
+    "$PG_BIN/pgbench" -h 127.0.0.1 -p "$p" -U postgres -n -c 4 -j 2 -T 60 -f "$script" scen >/dev/null 2>&1 &
+    local bench=$!
+    sleep 2
+    cluster_stop crash immediate
+    wait $bench || true
+    cluster_start crash "$p"
+    local rows
+    rows=$(q "$p" -c "SELECT count(*) FROM t")
+    if [ "$rows" -gt 20000 ]; then ok_ "crash: inserts were running at the crash ($rows rows survive)"; else not_ok "crash: no concurrent inserts survived ($rows rows)"; fi
+    check "crash: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
+    check "crash: index equals a sequential scan after recovery" 0 "$(q "$p" -c "SELECT differences()")"
+    check "crash: mih_verify after recovery" t "$(verify_ok "$p")"
+    cluster_destroy crash
+}
+
+scenario_concurrency() {
+    local p=$((BASE_PORT + 3))
+    cluster_destroy conc
+    cluster_start conc "$p" "max_connections = 50"
+    setup_db "$p"
+    q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 10000)" \
+        -c "CREATE INDEX t_code_idx ON t USING mih (code)" >/dev/null
+    local dir=$ICS_RUN_DIR/conc
+    echo "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 20);" >"$dir/insert.sql"
+    printf '%s\n' "SELECT count(*) FROM (SELECT id FROM t ORDER BY code <~> hashlike() LIMIT 10) s;" \
+        "SELECT count(*) FROM t WHERE hamming_within(code, hashlike(), 3);" >"$dir/query.sql"
+    "$PG_BIN/pgbench" -h 127.0.0.1 -p "$p" -U postgres -n -c 8 -j 2 -T 8 -f "$dir/insert.sql" scen >"$dir/insert.log" 2>&1 &
+    local inserter=$!
+    "$PG_BIN/pgbench" -h 127.0.0.1 -p "$p" -U postgres -n -c 4 -j 2 -T 8 -f "$dir/query.sql" scen >"$dir/query.log" 2>&1 || true
+    wait $inserter || true
+    local inserted failed
+    inserted=$(awk '/number of transactions actually processed/ { split($NF, a, "/"); print a[1] }' "$dir/insert.log")
+    failed=$(cat "$dir/insert.log" "$dir/query.log" | grep -c "ERROR" || true)
+    check "concurrency: no client errors" 0 "$failed"
+    check "concurrency: committed rows = build rows + 20 x transactions" $((10000 + 20 * inserted)) "$(q "$p" -c "SELECT count(*) FROM t")"
+    check "concurrency: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
+    check "concurrency: index equals a sequential scan" 0 "$(q "$p" -c "SELECT differences()")"
+    check "concurrency: mih_verify" t "$(verify_ok "$p")"
+    cluster_destroy conc
+}
+
+scenario_vacuum() {
+    local p=$((BASE_PORT + 4))
+    cluster_destroy vac
+    cluster_start vac "$p"
+    setup_db "$p"
+    q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 100000)" \
+        -c "CREATE INDEX t_code_idx ON t USING mih (code)" >/dev/null
+    local pages_before entries_before radius_before size_before
+    read -r pages_before entries_before radius_before < <(q "$p" -F ' ' -c "SELECT data_pages, entries, max_radius FROM mih_verify('t_code_idx')")
+    size_before=$(q "$p" -c "SELECT pg_relation_size('t_code_idx')")
+    # Delete about 90%: the rows of 36 of the 40 centres (whole lists empty out).
+    q "$p" -c "DELETE FROM t WHERE EXISTS (SELECT 1 FROM generate_series(0, 35) k
+                 WHERE hamming(code, hashtextextended('centre ' || k, 0)::hashcode) <= 24)" \
+        -c "VACUUM t" >/dev/null
+    local pages_after entries_after radius_after
+    read -r pages_after entries_after radius_after < <(q "$p" -F ' ' -c "SELECT data_pages, entries, max_radius FROM mih_verify('t_code_idx')")
+    if [ "$entries_after" -lt $((entries_before / 5)) ]; then ok_ "vacuum: entries a search checks $entries_before -> $entries_after"; else not_ok "vacuum: entries did not shrink ($entries_before -> $entries_after)"; fi
+    if [ "$pages_after" -lt "$pages_before" ]; then ok_ "vacuum: pages in the lists $pages_before -> $pages_after"; else not_ok "vacuum: pages did not shrink ($pages_before -> $pages_after)"; fi
+    if [ "$radius_after" -le "$radius_before" ]; then ok_ "vacuum: largest covering radius $radius_before -> $radius_after"; else not_ok "vacuum: radius grew ($radius_before -> $radius_after)"; fi
+    check "vacuum: index equals a sequential scan" 0 "$(q "$p" -c "SELECT differences()")"
+    check "vacuum: mih_verify" t "$(verify_ok "$p")"
+    # A later VACUUM, once no snapshot predates the unlinking, recycles the unlinked pages;
+    # inserts reuse them before growing the file.
+    q "$p" -c "SELECT pg_current_xact_id()" >/dev/null
+    q "$p" -c "VACUUM t" >/dev/null
+    q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 40000)" >/dev/null
+    local size_after
+    size_after=$(q "$p" -c "SELECT pg_relation_size('t_code_idx')")
+    check "vacuum: inserts reuse recycled pages (index size $size_before -> $size_after bytes)" t \
+        "$(q "$p" -c "SELECT $size_after <= $size_before")"
+    check "vacuum: exact after reuse" 0 "$(q "$p" -c "SELECT differences()")"
+    check "vacuum: mih_verify after reuse" t "$(verify_ok "$p")"
+    cluster_destroy vac
+}
+
+echo "TAP version 13"
+for s in "${scenarios[@]}"; do
+    "scenario_$s"
+done
+echo "1..$n"
+echo "cluster scenarios: $((n - failures)) passed, $failures failed"
+[ "$failures" = 0 ]
