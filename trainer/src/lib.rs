@@ -1,6 +1,17 @@
 //! The ICS trainer as a library; `ics-train` is its command line.
 //!
-//! The optimisation, evaluation and export land with the trainer issue; today the crate only
-//! wires the workspace and re-exports the shared code contract.
+//! - [`data`]: datasets users have (list files, COCO json) and the composed multi-label
+//!   benchmark built from offline images, with exact per-class areas.
+//! - [`backbone`]: EfficientNet-Lite0 import from the PyTorch weights, feature extraction.
+//! - [`onnx`]: writing ONNX graphs (backbone, hash head, merged model) with the model contract.
+//! - [`ics`]: hash centres, instance weights (PGD on the simplex), the hash head and its
+//!   hand-written back-propagation, the training loop (ICS and the CSQ baseline).
+//! - [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement.
+
+pub mod backbone;
+pub mod data;
+pub mod eval;
+pub mod ics;
+pub mod onnx;
 
 pub use ics_core::code;

@@ -1,0 +1,37 @@
+//! ICS: Instance-weighted Central Similarity hashing (and its CSQ baseline) on precomputed
+//! feature vectors. The method and its traps are specified in `design/ICS.md`.
+//!
+//! - [`centres`]: class hash centres (balanced random with a checked minimum distance;
+//!   Hadamard as an option).
+//! - [`simplex`], [`weights`]: per-image weights on the label simplex, the PGD step with the
+//!   exact sort-descending projection, and the closed-form softmax optimum.
+//! - [`loss`]: the centre loss (BCE against soft targets, mean over bits), quantisation, the
+//!   ICS and CSQ targets, and their gradients.
+//! - [`head`], [`matmul`], [`adam`]: the MLP hash head with hand-written back-propagation
+//!   (generic over `f32`/`f64` via [`real`]), rayon-split matrix products, Adam.
+//! - [`config`], [`train`](mod@train), [`model`]: validated parameters, the training loop, the trained
+//!   model (encode, layers for the ONNX exporter).
+
+pub mod adam;
+pub mod centres;
+pub mod config;
+pub mod head;
+pub mod loss;
+pub mod matmul;
+pub mod model;
+pub mod real;
+pub mod simplex;
+pub mod train;
+pub mod weights;
+
+#[cfg(test)]
+mod gradcheck;
+#[cfg(test)]
+pub(crate) mod synthetic;
+
+pub use centres::{CentreStats, Centres};
+pub use config::{CentreMethod, Method, TrainConfig, WeightUpdate};
+pub use head::{Activation, HashHead, Linear};
+pub use model::IcsModel;
+pub use train::{train, EpochLog};
+pub use weights::InstanceWeights;

@@ -1,0 +1,67 @@
+//! ONNX on the trainer side: building graphs, exporting the hash head (alone or merged with a
+//! backbone) with the model contract in its metadata, reading models back, and running them
+//! with ONNX Runtime.
+//!
+//! The protobuf messages and the contract are `ics_core`'s ([`ics_core::onnx_proto`],
+//! [`ics_core::contract`]): the extension reads models with the very same code.
+//!
+//! - [`builder`]: a graph builder (unique names, initializers, nodes, typed inputs/outputs).
+//! - [`head`]: the hash head as `Gemm/Relu/.../Tanh`, feature-input models and backbone merging.
+//! - [`runtime`]: the ONNX Runtime environment, sessions and float runs.
+
+pub mod builder;
+pub mod head;
+pub mod runtime;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ics_core::contract::ModelContract;
+use ics_core::onnx_proto::{ModelProto, TensorInfo};
+
+pub use builder::{model, GraphBuilder, IR_VERSION, OPSET};
+pub use head::{append_head, head_layers, head_model, merge_backbone_head, DenseLayer};
+
+/// Writes a model to `path` (through a temporary file and a rename, so a reader never sees a
+/// half-written model).
+pub fn save_model(model: &ModelProto, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("onnx.tmp");
+    std::fs::write(&tmp, model.to_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+}
+
+/// Reads an ONNX file.
+pub fn load_model(path: &Path) -> Result<ModelProto> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    ModelProto::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display()))
+}
+
+/// What a model file says about itself: graph inputs to feed, outputs, raw metadata, and the
+/// contract if the metadata holds a valid one.
+#[derive(Debug, Clone)]
+pub struct ModelSummary {
+    pub inputs: Vec<TensorInfo>,
+    pub outputs: Vec<TensorInfo>,
+    pub metadata: Vec<(String, String)>,
+    pub contract: Option<std::result::Result<ModelContract, String>>,
+}
+
+/// Reads the interface and metadata of a model (the contract is checked against the graph).
+pub fn summarize(model: &ModelProto) -> Result<ModelSummary> {
+    let graph = model.graph()?;
+    let metadata = model.metadata();
+    let has_contract = metadata
+        .iter()
+        .any(|(k, _)| k.starts_with(ics_core::contract::PREFIX));
+    let contract = has_contract.then(|| {
+        ModelContract::from_metadata(&metadata)
+            .and_then(|c| c.check_graph(model).map(|()| c))
+            .map_err(|e| e.to_string())
+    });
+    Ok(ModelSummary {
+        inputs: graph.feed_inputs(),
+        outputs: graph.outputs(),
+        metadata,
+        contract,
+    })
+}
