@@ -6,8 +6,6 @@
 //! radii small, so searches skip most lists. Learned hash codes cluster tightly around the
 //! class centres, which is where this pays off most.
 
-use ics_core::hamming::hamming_many;
-
 /// Deterministic xorshift64*: the build must not depend on a random source that differs
 /// between runs (REINDEX gives the same index for the same table).
 pub struct Rng(u64);
@@ -32,21 +30,20 @@ impl Rng {
 
 /// Index of the nearest centroid (lowest index among ties) and its distance.
 pub fn nearest(code: &[u8], centroids: &[u8], scratch: &mut Vec<u32>) -> (usize, u32) {
-    let k = centroids.len() / code.len();
-    scratch.resize(k, 0);
-    hamming_many(code, centroids, scratch);
-    let mut best = (0, u32::MAX);
-    for (i, &d) in scratch.iter().enumerate() {
-        if d < best.1 {
-            best = (i, d);
-        }
-    }
-    best
+    ics_core::hamming::nearest(code, centroids, scratch)
 }
 
 /// Trains up to `k` centroids on `sample` (packed codes of `nb` bytes each, contiguous).
 /// Returns distinct centroids (duplicates and empty clusters are dropped), at least one.
-pub fn train(sample: &[u8], nb: usize, k: usize, iterations: usize, seed: u64) -> Vec<u8> {
+/// `check` runs every few thousand rows (to honour a cancel request).
+pub fn train(
+    sample: &[u8],
+    nb: usize,
+    k: usize,
+    iterations: usize,
+    seed: u64,
+    check: &mut dyn FnMut(),
+) -> Vec<u8> {
     let n = sample.len() / nb;
     assert!(n > 0 && k > 0, "k-modes needs codes and k >= 1");
     let code = |i: usize| &sample[i * nb..(i + 1) * nb];
@@ -71,6 +68,9 @@ pub fn train(sample: &[u8], nb: usize, k: usize, iterations: usize, seed: u64) -
         let k_now = centroids.len() / nb;
         let mut changed = 0;
         for (i, a) in assignment.iter_mut().enumerate() {
+            if i % 4096 == 0 {
+                check();
+            }
             let (best, _) = nearest(code(i), &centroids, &mut scratch);
             if *a != best {
                 changed += 1;
@@ -148,7 +148,7 @@ mod tests {
             }
             sample.extend_from_slice(c);
         }
-        let centroids = train(&sample, 2, 3, 10, 7);
+        let centroids = train(&sample, 2, 3, 10, 7, &mut || {});
         let mut found: Vec<[u8; 2]> = centroids.chunks_exact(2).map(|c| [c[0], c[1]]).collect();
         found.sort();
         let mut want = centres.to_vec();
@@ -160,8 +160,8 @@ mod tests {
     fn deterministic_distinct_and_bounded() {
         let mut rng = Rng::new(1);
         let sample: Vec<u8> = (0..8 * 500).map(|_| rng.next_u64() as u8).collect();
-        let a = train(&sample, 8, 16, 5, 42);
-        let b = train(&sample, 8, 16, 5, 42);
+        let a = train(&sample, 8, 16, 5, 42, &mut || {});
+        let b = train(&sample, 8, 16, 5, 42, &mut || {});
         assert_eq!(a, b);
         let k = a.len() / 8;
         assert!((1..=16).contains(&k));
@@ -169,7 +169,7 @@ mod tests {
         assert_eq!(set.len(), k);
         // k larger than the number of distinct codes.
         let few = [1u8, 1, 2, 2, 1];
-        let c = train(&few, 1, 10, 5, 3);
+        let c = train(&few, 1, 10, 5, 3, &mut || {});
         assert_eq!(c.len(), 2);
     }
 

@@ -52,7 +52,7 @@ fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, ba
         .take(5000)
         .flat_map(|(c, _)| c.clone())
         .collect();
-    let centroids = kmodes::train(&sample, nb, lists, 8, 1);
+    let centroids = kmodes::train(&sample, nb, lists, 8, 1, &mut || {});
     let mut b = Builder::new(rel, centroids, nb, batch);
     for (c, t) in rows {
         b.add(c, *t);
@@ -402,4 +402,53 @@ fn an_index_built_without_a_length_takes_the_first_codes() {
     check_verify(&rel, &live);
     let q = live[&tid(3)].clone();
     check_query(&rel, &live, &q, &[0, 40, 64]);
+}
+
+#[test]
+fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
+    let mut rng = SmallRng::seed_from_u64(8);
+    let nb = 8;
+    let codes = clustered(&mut rng, 3000, nb, 4, 0.03);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build(&rel, &rows[..500], nb, 4, 1000);
+    let dir = Directory::read(&rel).unwrap();
+    let mut scratch = Vec::new();
+    // Batches of several sizes, each overflowing the tails into new pages.
+    let mut at = 500;
+    for size in [1usize, 7, 300, 2192] {
+        let batch = &rows[at..at + size];
+        let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
+        let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
+        crate::insert::insert_batch(&rel, &dir.meta, &dir.centroids, &flat, &tids, &mut scratch);
+        at += size;
+    }
+    assert_eq!(at, rows.len());
+    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    check_verify(&rel, &live);
+    let q = codes[10].clone();
+    check_query(&rel, &live, &q, &[0, 2, 5, 9]);
+    // The same codes inserted row by row leave one entry each; VACUUM merges them per page.
+    for (c, t) in rows.iter().take(200) {
+        let t2 = Tid {
+            block: t.block + 50_000,
+            offset: t.offset,
+        };
+        insert(&rel, &dir.meta, &dir.centroids, c, t2, &mut scratch);
+    }
+    let before = verify(&rel, false).unwrap();
+    bulk_delete(&rel, &mut |_| false).unwrap();
+    let after = verify(&rel, false).unwrap();
+    assert_eq!(after.tids, before.tids);
+    assert!(
+        after.entries < before.entries,
+        "{} -> {}",
+        before.entries,
+        after.entries
+    );
+    assert!(after.problems.is_empty(), "{:?}", after.problems);
 }

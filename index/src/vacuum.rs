@@ -1,4 +1,5 @@
-//! VACUUM: remove dead TIDs, drop emptied entries, unlink emptied pages, recycle unlinked pages
+//! VACUUM: remove dead TIDs, drop emptied entries, merge entries of one code that separate
+//! inserts left on a page, unlink emptied pages, recycle unlinked pages
 //! no scan can still reach, and shrink each list's covering radius to what remains.
 //!
 //! Per list, the tail page stays exclusively locked for the whole walk: inserts only ever go
@@ -41,21 +42,43 @@ fn clean(page: &Page, nb: usize, centroid: &[u8], is_dead: &mut dyn FnMut(Tid) -
         entries: 0,
         max_distance: 0,
     };
-    let mut bodies = Vec::with_capacity(page.item_count());
+    // Live TIDs per distinct code, in page order: entries of one code that inserts added
+    // separately are merged into one posting list here.
+    let mut live: Vec<(&[u8], Vec<Tid>)> = Vec::with_capacity(page.item_count());
+    let mut position: std::collections::HashMap<&[u8], usize> = std::collections::HashMap::new();
+    let mut merged = false;
     for i in 0..page.item_count() {
         let body = page.item(i);
-        let live: Vec<Tid> = entry::tids(body, nb).filter(|&t| !is_dead(t)).collect();
-        out.removed += (entry::ntids(body) - live.len()) as u64;
-        if !live.is_empty() {
-            out.remaining += live.len() as u64;
-            out.entries += 1;
-            out.max_distance = out
-                .max_distance
-                .max(hamming(entry::code(body, nb), centroid));
-            bodies.push(entry::encode(entry::code(body, nb), &live));
+        let code = entry::code(body, nb);
+        let before = live.len();
+        let slot = *position.entry(code).or_insert(before);
+        if slot == before {
+            live.push((code, Vec::new()));
+        } else {
+            merged = true;
+        }
+        for t in entry::tids(body, nb) {
+            if is_dead(t) {
+                out.removed += 1;
+            } else {
+                live[slot].1.push(t);
+            }
         }
     }
-    if out.removed > 0 {
+    let max_tids = entry::max_tids(nb);
+    let mut bodies = Vec::with_capacity(live.len());
+    for (code, tids) in &live {
+        if tids.is_empty() {
+            continue;
+        }
+        out.remaining += tids.len() as u64;
+        out.max_distance = out.max_distance.max(hamming(code, centroid));
+        for chunk in tids.chunks(max_tids) {
+            out.entries += 1;
+            bodies.push(entry::encode(code, chunk));
+        }
+    }
+    if out.removed > 0 || merged {
         out.bodies = Some(bodies);
     }
     out

@@ -161,6 +161,9 @@ pub unsafe extern "C-unwind" fn ambuild(
                 super::relation_name(index)
             );
         }
+        // Rows this transaction inserted before a REINDEX or TRUNCATE: the build reads them
+        // (or their absence) from the table.
+        super::pending::discard(index);
         // Pass 1: a sample of the codes (and their length).
         progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SAMPLING);
         let mut sample = SampleState {
@@ -194,7 +197,16 @@ pub unsafe extern "C-unwind" fn ambuild(
                 0 => default_lists(sample.seen),
                 n => n,
             };
-            let centroids = kmodes::train(&sample.sample, nb, lists, KMODES_ITERATIONS, SEED);
+            let centroids = kmodes::train(
+                &sample.sample,
+                nb,
+                lists,
+                KMODES_ITERATIONS,
+                SEED,
+                &mut || {
+                    pgrx::check_for_interrupts!();
+                },
+            );
             drop(sample.sample);
             let kept_lists = centroids.len() / nb;
 

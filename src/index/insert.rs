@@ -1,20 +1,20 @@
-//! Rows inserted after the build (INSERT, UPDATE, COPY): each goes to its nearest list.
+//! Rows inserted after the build (INSERT, UPDATE, COPY): checked here, buffered and written
+//! in batches by [`super::pending`], each to its nearest list.
 //!
-//! The metapage and centroids are read once per statement and cached in `ii_AmCache` (they
-//! never change after the build, except that an index built before its code length was known
-//! fixes it at the first insert), so an `INSERT ... SELECT` of many rows pays for them once.
+//! The metapage is read once per statement and cached in `ii_AmCache` (the code length never
+//! changes after the build, except that an index built before its length was known fixes it
+//! at the first insert).
 
 use super::build::{datum_code, tid_of};
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch};
 use ics_index::directory::Directory;
-use ics_index::insert::{fix_code_length, insert};
+use ics_index::insert::fix_code_length;
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 
 struct InsertCache {
     dir: Directory,
-    scratch: Vec<u32>,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -38,12 +38,8 @@ pub unsafe extern "C-unwind" fn aminsert(
         let cache = (*index_info).ii_AmCache as *mut InsertCache;
         let cache: &mut InsertCache = if cache.is_null() {
             let dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
-            let ptr = PgMemoryContexts::For((*index_info).ii_Context).leak_and_drop_on_delete(
-                InsertCache {
-                    dir,
-                    scratch: Vec::new(),
-                },
-            );
+            let ptr = PgMemoryContexts::For((*index_info).ii_Context)
+                .leak_and_drop_on_delete(InsertCache { dir });
             (*index_info).ii_AmCache = ptr as *mut _;
             &mut *ptr
         } else {
@@ -56,14 +52,7 @@ pub unsafe extern "C-unwind" fn aminsert(
         if code.len() != cache.dir.code_bytes() {
             length_mismatch(cache.dir.code_bytes(), code.len(), "a code");
         }
-        insert(
-            &rel,
-            &cache.dir.meta,
-            &cache.dir.centroids,
-            code,
-            tid_of(heap_tid),
-            &mut cache.scratch,
-        );
+        super::pending::add(index, code, tid_of(heap_tid));
         false
     }
 }

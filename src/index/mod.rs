@@ -6,7 +6,8 @@
 //! - [`options`]: `WITH (lists = n)`;
 //! - [`relation`]: buffers, locks and Generic WAL behind `ics_index::relation::Relation`;
 //! - [`build`]: CREATE INDEX / REINDEX (and the init fork of unlogged indexes);
-//! - [`insert`]: rows inserted after the build;
+//! - [`insert`]: rows inserted after the build, buffered and written in batches by
+//!   [`pending`];
 //! - [`scan`]: index and bitmap scans;
 //! - [`vacuum`]: VACUUM and its cleanup;
 //! - [`cost`]: the planner's cost estimate;
@@ -18,6 +19,7 @@ pub mod build;
 pub mod cost;
 pub mod insert;
 pub mod options;
+pub mod pending;
 pub mod relation;
 pub mod scan;
 pub mod support;

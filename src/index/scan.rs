@@ -78,6 +78,8 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
         let st = state(scan);
         st.started = true;
         let index = (*scan).indexRelation;
+        // This backend's own buffered rows must be found.
+        super::pending::flush(index);
         let rel = PgRelation::new(index);
         let dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
         let nb = dir.code_bytes();

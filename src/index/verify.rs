@@ -63,6 +63,7 @@ sql_function! {
                     Some("mih_verify checks indexes created USING mih."),
                 );
             }
+            super::pending::flush(index);
             let rel = PgRelation::new(index);
             let mut report = ics_index::verify::verify(&rel, check_heap).unwrap_or_else(|e| format_error(index, e));
             let mut heap_rows: i64 = -1;

@@ -75,6 +75,15 @@ pub fn hamming_many(query: &[u8], codes: &[u8], out: &mut [u32]) {
     selected().hamming_many(query, codes, out)
 }
 
+/// The code in `codes` (a block, as for [`hamming_many`]) nearest to `query`: its index
+/// (the first among ties) and distance; `(0, u32::MAX)` for an empty block. `scratch` holds
+/// the distances. The minimum search is compiled with the distance loop, so it is vectorised
+/// too: this runs once per indexed row over every centroid of a mih index.
+pub fn nearest(query: &[u8], codes: &[u8], scratch: &mut Vec<u32>) -> (usize, u32) {
+    scratch.resize(codes.len() / query.len().max(1), 0);
+    selected().nearest(query, codes, scratch)
+}
+
 /// Which path the dispatcher chose: `"avx512-vpopcntdq"`, `"avx2"`, `"popcnt"` or
 /// `"portable"`.
 pub fn kernel_name() -> &'static str {
@@ -90,7 +99,11 @@ pub struct Kernel {
     hamming: fn(&[u8], &[u8]) -> u32,
     popcount: fn(&[u8]) -> u32,
     hamming_many: fn(&[u8], &[u8], &mut [u32]),
+    nearest: NearestFn,
 }
+
+/// One-to-many distances into the slice, then the first minimum: (index, distance).
+type NearestFn = fn(&[u8], &[u8], &mut [u32]) -> (usize, u32);
 
 impl Kernel {
     /// The path's name, as [`kernel_name`] reports it.
@@ -115,6 +128,12 @@ impl Kernel {
     #[inline]
     pub fn hamming_many(&self, query: &[u8], codes: &[u8], out: &mut [u32]) {
         (self.hamming_many)(query, codes, out)
+    }
+
+    /// As [`nearest`](fn@nearest), with this path; `out` must have one slot per code.
+    #[inline]
+    pub fn nearest(&self, query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
+        (self.nearest)(query, codes, out)
     }
 }
 
@@ -143,6 +162,10 @@ pub mod paths {
             hamming: super::hamming_scalar,
             popcount: portable::popcount_scalar,
             hamming_many: portable::many_scalar,
+            nearest: |q, c, o| {
+                portable::many_scalar(q, c, o);
+                portable::argmin(o)
+            },
         }
     }
 
@@ -153,6 +176,10 @@ pub mod paths {
             hamming: portable::hamming,
             popcount: portable::popcount,
             hamming_many: portable::many,
+            nearest: |q, c, o| {
+                portable::many(q, c, o);
+                portable::argmin(o)
+            },
         }
     }
 
@@ -201,6 +228,21 @@ pub mod paths {
 /// Word-wise loops. Each is `#[inline(always)]` so that a `#[target_feature]` caller compiles
 /// it with its own instruction set (that is the whole popcnt path).
 mod portable {
+    /// Index of the first minimum and the minimum (`(0, u32::MAX)` when empty). A vectorised
+    /// minimum, then a search for it 16 values at a time (a branch per value would cost more
+    /// than all the distances).
+    #[inline(always)]
+    pub(super) fn argmin(values: &[u32]) -> (usize, u32) {
+        let min = values.iter().copied().fold(u32::MAX, u32::min);
+        for (c, chunk) in values.chunks(16).enumerate() {
+            if chunk.iter().fold(false, |hit, &v| hit | (v == min)) {
+                let at = chunk.iter().position(|&v| v == min).unwrap_or(0);
+                return (c * 16 + at, min);
+            }
+        }
+        (0, min)
+    }
+
     /// Word `i` of a block; native byte order is fine since only the bit count matters.
     #[inline(always)]
     fn word(bytes: &[u8; 8]) -> u64 {
@@ -516,6 +558,40 @@ mod tests {
     fn hamming_many_panics_on_block_mismatch() {
         let mut out = [0u32; 3];
         hamming_many(&[0; 8], &[0; 16], &mut out);
+    }
+
+    #[test]
+    fn nearest_is_the_first_minimum_on_every_path() {
+        let mut rng = SmallRng::seed_from_u64(99);
+        for len in [1usize, 2, 8, 16, 24, 32, 64, 100] {
+            for n in [0usize, 1, 2, 7, 64, 1000] {
+                let query = random_bytes(&mut rng, len);
+                let mut codes = random_bytes(&mut rng, len * n);
+                // Ties: a few copies of one code, so the first of them must win.
+                if n > 10 {
+                    let copy = codes[5 * len..6 * len].to_vec();
+                    codes[8 * len..9 * len].copy_from_slice(&copy);
+                    codes[9 * len..10 * len].copy_from_slice(&query);
+                    codes[n * len - len..].copy_from_slice(&query);
+                }
+                let want = (0..n)
+                    .map(|i| (hamming_scalar(&query, &codes[i * len..(i + 1) * len]), i))
+                    .min()
+                    .map(|(d, i)| (i, d))
+                    .unwrap_or((0, u32::MAX));
+                for k in paths::available() {
+                    let mut out = vec![0; n];
+                    assert_eq!(
+                        k.nearest(&query, &codes, &mut out),
+                        want,
+                        "{} len {len} n {n}",
+                        k.name()
+                    );
+                }
+                let mut scratch = Vec::new();
+                assert_eq!(nearest(&query, &codes, &mut scratch), want);
+            }
+        }
     }
 
     #[test]

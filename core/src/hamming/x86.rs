@@ -30,6 +30,7 @@ pub(super) fn popcnt() -> Option<Kernel> {
         hamming: |a, b| unsafe { hamming_popcnt(a, b) },
         popcount: |a| unsafe { popcount_popcnt(a) },
         hamming_many: |q, c, o| unsafe { many_popcnt(q, c, o) },
+        nearest: |q, c, o| unsafe { nearest_popcnt(q, c, o) },
     })
 }
 
@@ -43,6 +44,7 @@ pub(super) fn avx2() -> Option<Kernel> {
         hamming: |a, b| unsafe { hamming_avx2(a, b) },
         popcount: |a| unsafe { popcount_avx2(a) },
         hamming_many: |q, c, o| unsafe { many_avx2(q, c, o) },
+        nearest: |q, c, o| unsafe { nearest_avx2(q, c, o) },
     })
 }
 
@@ -59,6 +61,7 @@ pub(super) fn avx512() -> Option<Kernel> {
         hamming: |a, b| unsafe { hamming_avx512(a, b) },
         popcount: |a| unsafe { popcount_avx512(a) },
         hamming_many: |q, c, o| unsafe { many_avx512(q, c, o) },
+        nearest: |q, c, o| unsafe { nearest_avx512(q, c, o) },
     })
 }
 
@@ -218,4 +221,24 @@ fn many_avx512(query: &[u8], codes: &[u8], out: &mut [u32]) {
         let (bb, bt) = b.as_chunks::<64>();
         xor_count_512(ab, bb) + portable::hamming_words(at, bt)
     })
+}
+
+// --- nearest: each path's one-to-many loop and the minimum search, compiled together ---
+
+#[target_feature(enable = "popcnt")]
+fn nearest_popcnt(query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
+    many_popcnt(query, codes, out);
+    portable::argmin(out)
+}
+
+#[target_feature(enable = "avx2,popcnt")]
+fn nearest_avx2(query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
+    many_avx2(query, codes, out);
+    portable::argmin(out)
+}
+
+#[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
+fn nearest_avx512(query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
+    many_avx512(query, codes, out);
+    portable::argmin(out)
 }

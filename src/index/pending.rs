@@ -1,0 +1,189 @@
+//! Inserted rows are buffered per backend and written to the index in batches.
+//!
+//! Writing one row at a time costs a page lock and a Generic WAL record per row; written in
+//! batches, rows are grouped by list and each list's tail page is locked and logged once per
+//! batch (`ics_index::insert::insert_batch`). A buffered row is invisible to everyone until it
+//! is written, so buffers are written before anything could need them:
+//! - before this backend scans or verifies the index (its own uncommitted rows must be found);
+//! - before the transaction commits or prepares (other backends see the rows from then on);
+//! - when a buffer reaches `work_mem`.
+//!
+//! Rows of a subtransaction that rolls back are dropped (their heap tuples are dead); every
+//! buffer is dropped when the transaction aborts. A rebuild of the index (REINDEX, TRUNCATE)
+//! drops its buffer too: the build reads those rows from the table.
+
+use super::format_error;
+use super::relation::PgRelation;
+use ics_index::directory::Directory;
+use ics_index::format::Tid;
+use ics_index::insert::insert_batch;
+use pgrx::pg_sys;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+
+struct Buffer {
+    code_bytes: usize,
+    codes: Vec<u8>,
+    tids: Vec<Tid>,
+    /// Transaction nesting level each row was inserted at.
+    levels: Vec<i32>,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<BTreeMap<u32, Buffer>> = const { RefCell::new(BTreeMap::new()) };
+    static REGISTERED: Cell<bool> = const { Cell::new(false) };
+}
+
+unsafe fn oid_of(index: pg_sys::Relation) -> u32 {
+    // SAFETY: an open relation.
+    unsafe { (*index).rd_id.to_u32() }
+}
+
+/// Rows a buffer holds before it is written (about `work_mem` of memory).
+fn limit(code_bytes: usize) -> usize {
+    // SAFETY: reads a GUC.
+    let bytes = unsafe { pg_sys::work_mem } as usize * 1024;
+    (bytes / (code_bytes + std::mem::size_of::<Tid>() + 4)).max(1024)
+}
+
+/// Buffers one row for `index`, writing the buffer when it is full.
+pub unsafe fn add(index: pg_sys::Relation, code: &[u8], tid: Tid) {
+    register_callbacks();
+    // SAFETY: reads transaction state.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    let full = BUFFERS.with(|b| {
+        let mut buffers = b.borrow_mut();
+        let buf = buffers.entry(oid_of(index)).or_insert_with(|| Buffer {
+            code_bytes: code.len(),
+            codes: Vec::new(),
+            tids: Vec::new(),
+            levels: Vec::new(),
+        });
+        buf.codes.extend_from_slice(code);
+        buf.tids.push(tid);
+        buf.levels.push(level);
+        buf.tids.len() >= limit(buf.code_bytes)
+    });
+    if full {
+        flush(index);
+    }
+}
+
+/// Writes `index`'s buffered rows (no-op when there are none).
+pub unsafe fn flush(index: pg_sys::Relation) {
+    let Some(buf) = BUFFERS.with(|b| b.borrow_mut().remove(&oid_of(index))) else {
+        return;
+    };
+    let rel = PgRelation::new(index);
+    // SAFETY: `index` is open; errors raise.
+    let dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
+    debug_assert_eq!(
+        dir.code_bytes(),
+        buf.code_bytes,
+        "lengths are checked on insert"
+    );
+    let mut scratch = Vec::new();
+    insert_batch(
+        &rel,
+        &dir.meta,
+        &dir.centroids,
+        &buf.codes,
+        &buf.tids,
+        &mut scratch,
+    );
+}
+
+/// Drops `index`'s buffered rows (its rebuild reads them from the table).
+pub unsafe fn discard(index: pg_sys::Relation) {
+    BUFFERS.with(|b| b.borrow_mut().remove(&oid_of(index)));
+}
+
+/// Writes every buffer (before commit).
+fn flush_all() {
+    let oids: Vec<u32> = BUFFERS.with(|b| b.borrow().keys().copied().collect());
+    for oid in oids {
+        // SAFETY: the inserts hold RowExclusiveLock on the index until the transaction ends;
+        // an index dropped since then opens as NULL, and its rows go with it.
+        unsafe {
+            let index =
+                pg_sys::try_index_open(pg_sys::Oid::from(oid), pg_sys::RowExclusiveLock as i32);
+            if index.is_null() {
+                BUFFERS.with(|b| b.borrow_mut().remove(&oid));
+                continue;
+            }
+            flush(index);
+            pg_sys::index_close(index, pg_sys::RowExclusiveLock as i32);
+        }
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn xact_callback(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    use pg_sys::XactEvent::*;
+    match event {
+        XACT_EVENT_PRE_COMMIT | XACT_EVENT_PARALLEL_PRE_COMMIT | XACT_EVENT_PRE_PREPARE => {
+            flush_all()
+        }
+        XACT_EVENT_ABORT
+        | XACT_EVENT_PARALLEL_ABORT
+        | XACT_EVENT_COMMIT
+        | XACT_EVENT_PARALLEL_COMMIT
+        | XACT_EVENT_PREPARE => BUFFERS.with(|b| b.borrow_mut().clear()),
+        _ => {}
+    }
+}
+
+#[pgrx::pg_guard]
+unsafe extern "C-unwind" fn subxact_callback(
+    event: pg_sys::SubXactEvent::Type,
+    _my: pg_sys::SubTransactionId,
+    _parent: pg_sys::SubTransactionId,
+    _arg: *mut std::ffi::c_void,
+) {
+    // SAFETY: reads transaction state; the level is the subtransaction ending.
+    let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    BUFFERS.with(|b| {
+        for buf in b.borrow_mut().values_mut() {
+            match event {
+                // Rows of the rolled-back subtransaction (and its children) are dead.
+                pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
+                    let nb = buf.code_bytes;
+                    let keep: Vec<bool> = buf.levels.iter().map(|&l| l < level).collect();
+                    let mut i = 0;
+                    buf.codes.retain(|_| {
+                        let k = keep[i / nb];
+                        i += 1;
+                        k
+                    });
+                    let mut j = 0;
+                    buf.tids.retain(|_| {
+                        j += 1;
+                        keep[j - 1]
+                    });
+                    buf.levels.retain(|&l| l < level);
+                }
+                // Committed into the parent: they now live or die with it.
+                pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
+                    for l in buf.levels.iter_mut().filter(|l| **l >= level) {
+                        *l = level - 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        b.borrow_mut().retain(|_, buf| !buf.tids.is_empty());
+    });
+}
+
+fn register_callbacks() {
+    if !REGISTERED.with(|r| r.replace(true)) {
+        // SAFETY: registered once per backend, for the backend's lifetime.
+        unsafe {
+            pg_sys::RegisterXactCallback(Some(xact_callback), std::ptr::null_mut());
+            pg_sys::RegisterSubXactCallback(Some(subxact_callback), std::ptr::null_mut());
+        }
+    }
+}
