@@ -18,8 +18,9 @@ bench: bench-kernels bench-sql
 bench-kernels:       ## criterion micro-benchmarks of the Hamming kernels
 	cargo bench -p ics-benches --bench hamming
 
-bench-sql: install   ## SQL benchmark: our seq scan vs bit_count(a # b), 1M codes
+bench-sql: install   ## SQL benchmarks: sequential scans vs bit_count(a # b); mih vs sequential scans
 	bash benches/sql/seqscan.sh
+	bash benches/sql/mih.sh
 
 clean-clusters:      ## stop and remove every private cluster the scripts made
 	bash -c 'source scripts/common.sh && for d in "$$ICS_RUN_DIR"/*/; do cluster_destroy "$$(basename "$$d")"; done'

@@ -63,7 +63,7 @@ pub fn raise_detailed(
 }
 
 /// The raw datum of argument `n` (the function is STRICT, so it is not NULL).
-#[inline]
+#[inline(always)]
 pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> pg_sys::Datum {
     unsafe { pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n) }
 }
@@ -83,7 +83,7 @@ pub unsafe fn arg_i64(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i64 {
 /// The payload of a varlena argument, detoasted only when it must be: a value with a short
 /// (1-byte) or plain 4-byte header is read in place, which keeps per-row distance calls
 /// allocation-free in a sequential scan.
-#[inline]
+#[inline(always)]
 pub unsafe fn arg_varlena_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
     unsafe {
         let mut ptr = arg(fcinfo, n).cast_mut_ptr::<pg_sys::varlena>();

@@ -22,7 +22,7 @@ use ics_core::code;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// The code passed as argument `n`.
-#[inline]
+#[inline(always)]
 pub(crate) unsafe fn code_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
     unsafe { fmgr::arg_varlena_bytes(fcinfo, n) }
 }
