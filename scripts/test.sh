@@ -22,7 +22,7 @@ cargo clippy --quiet --workspace --all-targets -- -D warnings
 ok "clean"
 
 step "unit tests (pgrx-free crates)"
-cargo test --quiet -p ics-core -p ics-train -p ics-benches 2>&1 | tee target/unit-tests.log
+cargo test --quiet -p ics-core -p ics-index -p ics-train -p ics-benches 2>&1 | tee target/unit-tests.log
 units=$(awk '/^test result: ok/ { n += $4 } END { print n + 0 }' target/unit-tests.log)
 passed=$((passed + units))
 
@@ -38,6 +38,13 @@ rm -rf "$out" && mkdir -p "$out"
 # --use-existing leaves the database to us: a fresh one with the extension per run.
 psql_at "$PORT" -d postgres -c "DROP DATABASE IF EXISTS ics_regress" -c "CREATE DATABASE ics_regress"
 psql_at "$PORT" -d ics_regress -c "CREATE EXTENSION ics_hash"
+# --- encoder fixtures (tests/fixtures/encoder): the server reads them as its own OS user, so
+# they go to a world-readable folder; the tests find it through ICS_FIXTURES.
+ICS_FIXTURES=$ICS_RUN_DIR/fixtures/encoder
+rm -rf "$ICS_FIXTURES" && mkdir -p "$ICS_FIXTURES"
+cp tests/fixtures/encoder/* "$ICS_FIXTURES"/ && chmod -R a+rX "$ICS_RUN_DIR/fixtures"
+export ICS_FIXTURES
+# --- end encoder fixtures
 regress_tests=$(grep -E '^test:' tests/regress/schedule | sed 's/^test://' | wc -w)
 if "$(dirname "$($PG_CONFIG --pgxs)")/../test/regress/pg_regress" \
     --use-existing --host=127.0.0.1 --port="$PORT" --user=postgres \
@@ -53,8 +60,8 @@ fi
 cluster_stop $CLUSTER
 
 step "cluster scenarios (replica, crash, concurrency, vacuum)"
-scenario_tests=$(bash tests/cluster/scenarios.sh | tee target/scenarios.log | grep -cE '^ok ' || true)
-passed=$((passed + scenario_tests))
+bash tests/cluster/scenarios.sh | tee target/scenarios.log || true
+passed=$((passed + $(grep -cE '^ok ' target/scenarios.log || true)))
 if grep -qE '^not ok' target/scenarios.log || ! grep -q ', 0 failed$' target/scenarios.log; then
     failed=$((failed + $(grep -cE '^not ok' target/scenarios.log || true)))
     grep -E '^not ok' target/scenarios.log || tail -n 20 target/scenarios.log
