@@ -5,11 +5,13 @@
 //!
 //! - [`hashcode`]: the `hashcode` type, its operators, casts and operator classes.
 //! - [`index`]: the `mih` index access method (exact Hamming k-NN and radius search).
+//! - [`encoder`]: models in the database and `ics_encode` (ONNX Runtime inside the backend).
 
 // The unsafe functions here are PostgreSQL entry points and helpers over its pointers; the
 // contract of each is PostgreSQL's (fmgr, index AM API), not something a Safety section adds to.
 #![allow(clippy::missing_safety_doc)]
 
+pub mod encoder;
 mod fmgr;
 pub mod hashcode;
 pub mod index;
@@ -18,12 +20,15 @@ pgrx::pg_module_magic!();
 
 pgrx::extension_sql_file!("../sql/hashcode.sql", name = "hashcode", bootstrap);
 pgrx::extension_sql_file!("../sql/index.sql", name = "index", requires = ["hashcode"]);
+pgrx::extension_sql_file!("../sql/encoder.sql", name = "encoder", requires = ["index"]);
 
-/// Library load: registers the index options. Nothing here starts threads or touches the
-/// database (the library may be preloaded into the postmaster).
+/// Library load: registers the index options and the encoder's settings. Nothing here starts
+/// threads, loads ONNX Runtime or touches the database (the library may be preloaded into the
+/// postmaster).
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     index::options::register();
+    encoder::gucs::register();
 }
 
 /// Required by `cargo pgrx test`; ics_hash's in-process tests need no setup.

@@ -1,0 +1,158 @@
+//! The encoder's settings, all under the reserved prefix `ics_hash.`, each with its reason.
+//!
+//! | GUC | default | who may set it | why |
+//! |---|---|---|---|
+//! | `ics_hash.model` | empty | anyone | the model `ics_encode(img)` uses; empty = the only registered one |
+//! | `ics_hash.execution_provider` | `auto` | anyone | `auto` takes CUDA when the loaded ONNX Runtime has it and a GPU is present, else the CPU; `cuda` insists (an error says why not); `cpu` never touches a GPU |
+//! | `ics_hash.onnxruntime_library` | empty | superuser | path of `libonnxruntime.so`; empty = [`super::runtime::DEFAULT_LIBRARY`], else `$ORT_DYLIB_PATH`. Loading a shared library runs its code inside the server: superuser only. Read at the first encoder call of a backend; the library stays for the process's life |
+//! | `ics_hash.intra_op_threads` | 1 | anyone | threads ONNX Runtime (and batch image decoding) may use in one backend. One keeps a backend on one core as PostgreSQL expects; raise it for bulk encoding on an idle server |
+//! | `ics_hash.max_image_pixels` | 50,000,000 | superuser | images with more pixels are refused from their header, before decoding (decompression bombs); superuser because the decoded pixels are memory outside PostgreSQL's accounting |
+//! | `ics_hash.batch_size` | 32 | anyone | most images fed to one ONNX Runtime run by `ics_encode_batch` (longer arrays run in several), bounding the input tensor's memory |
+//! | `ics_hash.session_cache_size` | 4 | anyone | models kept ready per backend (each holds its weights and ONNX Runtime's buffers); the least recently used is dropped beyond it |
+
+use std::ffi::CString;
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
+use pgrx::pg_sys;
+
+/// `ics_hash.execution_provider`.
+#[derive(PostgresGucEnum, Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum ExecutionProvider {
+    #[name = c"auto"]
+    Auto,
+    #[name = c"cuda"]
+    Cuda,
+    #[name = c"cpu"]
+    Cpu,
+}
+
+impl ExecutionProvider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionProvider::Auto => "auto",
+            ExecutionProvider::Cuda => "cuda",
+            ExecutionProvider::Cpu => "cpu",
+        }
+    }
+}
+
+pub const DEFAULT_INTRA_OP_THREADS: i32 = 1;
+pub const DEFAULT_BATCH_SIZE: i32 = 32;
+pub const DEFAULT_SESSION_CACHE_SIZE: i32 = 4;
+/// `ics_core::preprocess::DEFAULT_MAX_PIXELS`, as a GUC value.
+pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = ics_core::preprocess::DEFAULT_MAX_PIXELS as i32;
+
+static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =
+    GucSetting::<ExecutionProvider>::new(ExecutionProvider::Auto);
+static ONNXRUNTIME_LIBRARY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_INTRA_OP_THREADS);
+static MAX_IMAGE_PIXELS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_IMAGE_PIXELS);
+static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_BATCH_SIZE);
+static SESSION_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_SESSION_CACHE_SIZE);
+
+/// Registers the GUCs (from `_PG_init`: definitions only, nothing is loaded or started).
+pub fn register() {
+    GucRegistry::define_string_guc(
+        c"ics_hash.model",
+        c"Model used by ics_encode(image) and ics_encode_batch(images) without a model name.",
+        c"Empty means the only registered model (an error when there are none or several).",
+        &MODEL,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_enum_guc(
+        c"ics_hash.execution_provider",
+        c"Where ics_encode runs the network: auto, cuda or cpu.",
+        c"auto uses CUDA when the loaded ONNX Runtime has the CUDA execution provider and a GPU is present, else the CPU; cuda makes its absence an error.",
+        &EXECUTION_PROVIDER,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"ics_hash.onnxruntime_library",
+        c"Path of the ONNX Runtime shared library (libonnxruntime.so) the encoder loads.",
+        c"Empty means the library scripts/setup.sh installs, else $ORT_DYLIB_PATH. Read once per backend, at its first encoder call.",
+        &ONNXRUNTIME_LIBRARY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.intra_op_threads",
+        c"Threads one backend may use to run a model and to decode a batch of images.",
+        c"Applies to models loaded after the change (a cached model keeps its thread count until it is reloaded).",
+        &INTRA_OP_THREADS,
+        1,
+        256,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.max_image_pixels",
+        c"Largest image (width x height) ics_encode decodes; larger ones are refused from their header.",
+        c"",
+        &MAX_IMAGE_PIXELS,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.batch_size",
+        c"Most images ics_encode_batch feeds to one ONNX Runtime run.",
+        c"Longer arrays run in several batches; bounds the memory of one input tensor.",
+        &BATCH_SIZE,
+        1,
+        4096,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.session_cache_size",
+        c"Models each backend keeps loaded in ONNX Runtime.",
+        c"The least recently used model is unloaded beyond this count.",
+        &SESSION_CACHE_SIZE,
+        1,
+        64,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    // SAFETY: called from _PG_init, after the definitions above; reserves the prefix so that a
+    // misspelt ics_hash.* setting is an error rather than a silent placeholder.
+    unsafe { pg_sys::MarkGUCPrefixReserved(c"ics_hash".as_ptr()) };
+}
+
+fn non_empty(s: Option<CString>) -> Option<String> {
+    s.map(|c| c.to_string_lossy().into_owned())
+        .filter(|s| !s.trim().is_empty())
+}
+
+/// `ics_hash.model`, when set.
+pub fn model() -> Option<String> {
+    non_empty(MODEL.get())
+}
+
+pub fn execution_provider() -> ExecutionProvider {
+    EXECUTION_PROVIDER.get()
+}
+
+/// `ics_hash.onnxruntime_library`, when set.
+pub fn onnxruntime_library() -> Option<String> {
+    non_empty(ONNXRUNTIME_LIBRARY.get())
+}
+
+pub fn intra_op_threads() -> usize {
+    INTRA_OP_THREADS.get().max(1) as usize
+}
+
+pub fn max_image_pixels() -> u64 {
+    MAX_IMAGE_PIXELS.get().max(1) as u64
+}
+
+pub fn batch_size() -> usize {
+    BATCH_SIZE.get().max(1) as usize
+}
+
+pub fn session_cache_size() -> usize {
+    SESSION_CACHE_SIZE.get().max(1) as usize
+}
