@@ -16,7 +16,7 @@ PGRX_VERSION=0.18.0
 ORT_VERSION=1.31.1
 ORT_WHEEL=onnxruntime-${ORT_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl
 ORT_WHEEL_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
-APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 clang libclang-dev unzip dataset-fashion-mnist)
+APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 clang libclang-dev unzip dataset-fashion-mnist fonts-dejavu-core)
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 

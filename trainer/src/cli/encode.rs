@@ -1,0 +1,268 @@
+//! `ics-train encode`: hash codes with an exported ONNX model, the way the extension computes
+//! them: the contract from the model's metadata, images decoded and preprocessed by
+//! `ics_core::preprocess` (the extension's own code), ONNX Runtime, `pack_signs`, hex.
+//!
+//! Output (stdout or --out): one line per input, `input TAB hex` (tsv), or a JSON array of
+//! `{"input": ..., "code": ...}` (json). Feature-input models read `--features FILE`: one
+//! vector a line, numbers separated by spaces, tabs or commas.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use clap::ValueEnum;
+use ics_core::code::{pack_signs, to_hex};
+use ics_core::contract::{ModelContract, ModelInput};
+use ics_core::preprocess::DEFAULT_MAX_PIXELS;
+use ics_train::backbone::features::{preprocess_batch, Files};
+use ics_train::onnx::runtime;
+
+use super::ui;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// `input TAB hex`, one a line.
+    Tsv,
+    /// A JSON array of {"input", "code"} objects.
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Exported ONNX model (from `ics-train export`).
+    #[arg(long, value_name = "FILE")]
+    pub model: PathBuf,
+    /// Image files (JPEG, PNG, WebP, BMP, GIF).
+    #[arg(value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
+    /// A file listing images, one a line (the first whitespace-separated field, so HashNet
+    /// list files work as they are); relative paths are taken from --root.
+    #[arg(long, value_name = "FILE")]
+    pub list: Option<PathBuf>,
+    /// Folder that --list's relative paths are relative to [default: the list file's folder].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Feature vectors to encode with a feature-input model (one vector a line).
+    #[arg(long, value_name = "FILE")]
+    pub features: Option<PathBuf>,
+    /// Write here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Tsv)]
+    pub format: Format,
+    /// Print absolute image paths (default: as given).
+    #[arg(long)]
+    pub absolute: bool,
+    /// Images per ONNX Runtime call.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub batch: usize,
+    /// ONNX Runtime intra-op threads (0 = one per core).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub ort_threads: usize,
+}
+
+/// Reads a list of image paths; errors name the file and line.
+fn read_image_list(list: &Path, root: Option<&Path>) -> Result<Vec<PathBuf>> {
+    let text = std::fs::read_to_string(list)
+        .with_context(|| format!("cannot read image list {}", list.display()))?;
+    let root = root
+        .map(Path::to_path_buf)
+        .or_else(|| list.parent().map(Path::to_path_buf))
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(first) = line.split_whitespace().next() else {
+            continue;
+        };
+        let p = root.join(first);
+        ensure!(
+            p.is_file(),
+            "{}:{}: image {} does not exist",
+            list.display(),
+            i + 1,
+            p.display()
+        );
+        out.push(p);
+    }
+    Ok(out)
+}
+
+/// Reads feature vectors of `dim` values; errors name the file and line.
+fn read_feature_rows(path: &Path, dim: usize) -> Result<(Vec<String>, Vec<f32>)> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read features {}", path.display()))?;
+    let (mut names, mut values) = (Vec::new(), Vec::new());
+    for (i, line) in text.lines().enumerate() {
+        let toks: Vec<&str> = line
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|t| !t.is_empty())
+            .collect();
+        if toks.is_empty() {
+            continue;
+        }
+        ensure!(
+            toks.len() == dim,
+            "{}:{}: {} values, the model takes {dim}",
+            path.display(),
+            i + 1,
+            toks.len()
+        );
+        for t in toks {
+            let v: f32 = t
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite())
+                .with_context(|| {
+                    format!("{}:{}: {t:?} is not a finite number", path.display(), i + 1)
+                })?;
+            values.push(v);
+        }
+        names.push(format!("{}:{}", path.display(), i + 1));
+    }
+    Ok((names, values))
+}
+
+/// Codes of images with an exported image model: (input names, codes), input order.
+pub fn encode_images(
+    model_bytes: &[u8],
+    contract: &ModelContract,
+    images: &[PathBuf],
+    batch: usize,
+    threads: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let ModelInput::Image(p) = &contract.input else {
+        bail!("the model takes feature vectors, not images: use --features FILE");
+    };
+    ensure!(batch >= 1, "--batch must be at least 1");
+    let mut session = runtime::session(model_bytes, threads)?;
+    let files = Files(images.to_vec());
+    let s = p.size as usize;
+    let bar = super::ui::bar(images.len() as u64, "encode", "images");
+    let mut codes = Vec::with_capacity(images.len());
+    let mut start = 0;
+    while start < images.len() {
+        let end = (start + batch).min(images.len());
+        let x = preprocess_batch(&files, start..end, p, DEFAULT_MAX_PIXELS)?;
+        let out = runtime::run_f32(
+            &mut session,
+            &contract.input_name,
+            &[end - start, 3, s, s],
+            &x,
+            &[&contract.output_name],
+        )?
+        .remove(0);
+        ensure!(
+            out.shape == vec![end - start, contract.bits],
+            "the model returned shape {:?} for {} images, expected N x {}",
+            out.shape,
+            end - start,
+            contract.bits
+        );
+        codes.extend(out.data.chunks_exact(contract.bits).map(pack_signs));
+        bar.inc((end - start) as u64);
+        start = end;
+    }
+    bar.finish_and_clear();
+    Ok(codes)
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let bytes = std::fs::read(&args.model)
+        .with_context(|| format!("cannot read model {}", args.model.display()))?;
+    let (contract, _) = ModelContract::from_onnx(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let (names, codes) = match &contract.input {
+        ModelInput::Features { dim } => {
+            ensure!(
+                args.images.is_empty() && args.list.is_none(),
+                "{} takes feature vectors ({dim} values), not images: use --features FILE",
+                args.model.display()
+            );
+            let f = args.features.as_ref().with_context(|| {
+                format!(
+                    "{} takes feature vectors: give --features FILE",
+                    args.model.display()
+                )
+            })?;
+            let (names, values) = read_feature_rows(f, *dim)?;
+            let n = names.len();
+            let mut session = runtime::session(&bytes, args.ort_threads)?;
+            let out = runtime::run_f32(
+                &mut session,
+                &contract.input_name,
+                &[n, *dim],
+                &values,
+                &[&contract.output_name],
+            )?
+            .remove(0);
+            let codes = out
+                .data
+                .chunks_exact(contract.bits)
+                .map(pack_signs)
+                .collect();
+            (names, codes)
+        }
+        ModelInput::Image(_) => {
+            ensure!(
+                args.features.is_none(),
+                "{} takes images, not feature vectors",
+                args.model.display()
+            );
+            let mut images = args.images.clone();
+            for p in &images {
+                ensure!(p.is_file(), "image {} does not exist", p.display());
+            }
+            if let Some(l) = &args.list {
+                images.extend(read_image_list(l, args.root.as_deref())?);
+            }
+            ensure!(
+                !images.is_empty(),
+                "no images: give image files or --list FILE"
+            );
+            let codes = encode_images(&bytes, &contract, &images, args.batch, args.ort_threads)?;
+            let names = images
+                .iter()
+                .map(|p| {
+                    if args.absolute {
+                        std::fs::canonicalize(p)
+                            .unwrap_or_else(|_| p.clone())
+                            .display()
+                            .to_string()
+                    } else {
+                        p.display().to_string()
+                    }
+                })
+                .collect();
+            (names, codes)
+        }
+    };
+    let mut text = String::new();
+    match args.format {
+        Format::Tsv => {
+            for (n, c) in names.iter().zip(&codes) {
+                let _ = writeln!(text, "{n}\t{}", to_hex(c));
+            }
+        }
+        Format::Json => {
+            let rows: Vec<serde_json::Value> = names
+                .iter()
+                .zip(&codes)
+                .map(|(n, c)| serde_json::json!({"input": n, "code": to_hex(c)}))
+                .collect();
+            text = serde_json::to_string_pretty(&rows)? + "\n";
+        }
+    }
+    match &args.out {
+        Some(p) => {
+            std::fs::write(p, &text).with_context(|| format!("cannot write {}", p.display()))?;
+            ui::log(format!(
+                "{} codes of {} bits written to {}",
+                codes.len(),
+                contract.bits,
+                p.display()
+            ));
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
+}

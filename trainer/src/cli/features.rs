@@ -1,0 +1,64 @@
+//! `ics-train features`: backbone features of a dataset's splits, into the feature cache that
+//! `train`, `eval` and `bench` read (keyed by the backbone's bytes, its preprocessing and each
+//! image's path, size and modification time; a changed image is extracted again).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::backbone;
+use super::data::{split_features, DataArgs, FeatureArgs, SplitName};
+use super::ui;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Backbone file (from `ics-train backbone import`).
+    #[arg(long, value_name = "FILE")]
+    pub backbone: PathBuf,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Splits to extract [default: every split the data has].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub splits: Vec<SplitName>,
+    #[command(flatten)]
+    pub features: FeatureArgs,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let opts = args.features.options(&args.data)?;
+    let splits: Vec<SplitName> = if args.splits.is_empty() {
+        SplitName::ALL
+            .into_iter()
+            .filter(|&s| args.data.has(s))
+            .collect()
+    } else {
+        args.splits.clone()
+    };
+    anyhow::ensure!(
+        !splits.is_empty(),
+        "no split to extract: give --data DIR or --train/--query/--database FILE"
+    );
+    // Data first: a bad list file is reported before the slower backbone load.
+    let loaded = splits
+        .into_iter()
+        .map(|s| args.data.load(s))
+        .collect::<Result<Vec<_>>>()?;
+    let bb = backbone::load(&args.backbone)?;
+    let (mut images, mut seconds) = (0, 0.0);
+    for split in &loaded {
+        let ex = split_features(&bb.backbone, split, &opts)?;
+        if !ex.from_cache {
+            images += ex.features.nrows();
+            seconds += ex.preprocess_s + ex.inference_s;
+        }
+    }
+    if images > 0 {
+        ui::log(format!(
+            "extracted {images} images in {} ({:.2} ms/image) with {}",
+            ui::duration(seconds),
+            1e3 * seconds / images as f64,
+            bb.backbone.description
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,221 @@
+//! PNG plots (plotters, drawn into an RGB buffer, written with the `png` crate).
+//!
+//! Text needs a TrueType font, loaded at run time (plotters' `ab_glyph` backend does no font
+//! discovery): `--font FILE`, default DejaVu Sans from Debian's `fonts-dejavu-core`.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, Context, Result};
+use plotters::prelude::*;
+use plotters::style::{register_font, FontStyle};
+
+/// Debian `fonts-dejavu-core`.
+pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
+const FAMILY: &str = "sans-serif";
+const WIDTH: u32 = 900;
+const HEIGHT: u32 = 600;
+
+static FONT: OnceLock<std::result::Result<PathBuf, String>> = OnceLock::new();
+
+/// Registers the font used for all text (once per process; later calls report the first
+/// outcome).
+pub fn init_font(path: Option<&Path>) -> Result<()> {
+    let path = path.map_or_else(|| PathBuf::from(DEFAULT_FONT), Path::to_path_buf);
+    let outcome = FONT.get_or_init(|| {
+        let bytes = std::fs::read(&path).map_err(|e| {
+            format!(
+                "cannot read the plot font {}: {e} (install the Debian package \
+                 fonts-dejavu-core, or pass --font FILE.ttf)",
+                path.display()
+            )
+        })?;
+        let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+        register_font(FAMILY, FontStyle::Normal, bytes)
+            .map_err(|_| format!("{} is not a TrueType/OpenType font", path.display()))?;
+        Ok(path.clone())
+    });
+    outcome.as_ref().map(|_| ()).map_err(|e| anyhow!("{e}"))
+}
+
+/// A named curve.
+pub struct Series {
+    pub name: String,
+    pub points: Vec<(f64, f64)>,
+    pub color: RGBColor,
+    /// Draw a dot at each point.
+    pub markers: bool,
+    /// Thin line (for baselines).
+    pub thin: bool,
+}
+
+/// A palette that stays readable on white.
+pub const PALETTE: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(90, 90, 90),
+];
+
+fn write_png(path: &Path, rgb: &[u8]) -> Result<()> {
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), WIDTH, HEIGHT);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    let mut w = enc
+        .write_header()
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.write_image_data(rgb)
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.finish()
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
+    anyhow!("drawing the plot: {e:?}")
+}
+
+/// Axes of a chart.
+pub struct Axes<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    pub x: std::ops::Range<f64>,
+    pub y: std::ops::Range<f64>,
+    /// Where the legend goes (a corner the data leaves free).
+    pub legend: SeriesLabelPosition,
+}
+
+/// A line chart with a legend.
+pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
+    init_font(None)?;
+    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(axes.title, (FAMILY, 24))
+            .margin(18)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(axes.x.clone(), axes.y.clone())
+            .map_err(draw_err)?;
+        let (xs, ys) = (axes.x.end - axes.x.start, axes.y.end - axes.y.start);
+        let xf = move |v: &f64| tick(*v, xs);
+        let yf = move |v: &f64| tick(*v, ys);
+        chart
+            .configure_mesh()
+            .x_label_formatter(&xf)
+            .y_label_formatter(&yf)
+            .x_desc(axes.x_label)
+            .y_desc(axes.y_label)
+            .label_style((FAMILY, 16))
+            .axis_desc_style((FAMILY, 18))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw_err)?;
+        for s in series {
+            let style = ShapeStyle::from(&s.color).stroke_width(if s.thin { 1 } else { 3 });
+            chart
+                .draw_series(LineSeries::new(s.points.iter().copied(), style))
+                .map_err(draw_err)?
+                .label(s.name.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
+            if s.markers {
+                chart
+                    .draw_series(
+                        s.points
+                            .iter()
+                            .map(|&p| Circle::new(p, 5, s.color.filled())),
+                    )
+                    .map_err(draw_err)?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(axes.legend.clone())
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FAMILY, 16))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    write_png(path, &buf)
+}
+
+/// A scatter of point groups (one legend entry each), with the y = x diagonal.
+pub fn scatter_chart(path: &Path, axes: &Axes, groups: &[Series]) -> Result<()> {
+    init_font(None)?;
+    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(axes.title, (FAMILY, 24))
+            .margin(18)
+            .x_label_area_size(50)
+            .y_label_area_size(70)
+            .build_cartesian_2d(axes.x.clone(), axes.y.clone())
+            .map_err(draw_err)?;
+        let (xs, ys) = (axes.x.end - axes.x.start, axes.y.end - axes.y.start);
+        let xf = move |v: &f64| tick(*v, xs);
+        let yf = move |v: &f64| tick(*v, ys);
+        chart
+            .configure_mesh()
+            .x_label_formatter(&xf)
+            .y_label_formatter(&yf)
+            .x_desc(axes.x_label)
+            .y_desc(axes.y_label)
+            .label_style((FAMILY, 16))
+            .axis_desc_style((FAMILY, 18))
+            .light_line_style(RGBColor(235, 235, 235))
+            .draw()
+            .map_err(draw_err)?;
+        let lo = axes.x.start.max(axes.y.start);
+        let hi = axes.x.end.min(axes.y.end);
+        chart
+            .draw_series(LineSeries::new(
+                [(lo, lo), (hi, hi)],
+                ShapeStyle::from(&BLACK.mix(0.6)).stroke_width(1),
+            ))
+            .map_err(draw_err)?
+            .label("y = x")
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.6)));
+        for g in groups {
+            let color = g.color.mix(0.35);
+            chart
+                .draw_series(g.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
+                .map_err(draw_err)?
+                .label(g.name.as_str())
+                .legend(move |(x, y)| Circle::new((x + 12, y), 5, g.color.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(axes.legend.clone())
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FAMILY, 16))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    write_png(path, &buf)
+}
+
+/// A tick label with as many decimals as the axis span needs.
+fn tick(v: f64, span: f64) -> String {
+    if span >= 10.0 {
+        format!("{v:.0}")
+    } else if span >= 1.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
