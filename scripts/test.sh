@@ -3,7 +3,8 @@
 #   1. style: rustfmt and clippy, warnings are errors;
 #   2. pure unit tests of the pgrx-free crates (cargo test);
 #   3. SQL regression tests (pg_regress, expected output) against a private cluster;
-#   4. cluster scenarios with real PostgreSQL processes (tests/cluster/scenarios.sh).
+#   4. cluster scenarios with real PostgreSQL processes (tests/cluster/scenarios.sh);
+#   5. the main job end to end on small data (scripts/demo.sh --small).
 # Exits non-zero on the first failing tier; the last line is the tally.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,4 +67,18 @@ if grep -qE '^not ok' target/scenarios.log || ! grep -q ', 0 failed$' target/sce
     failed=$((failed + $(grep -cE '^not ok' target/scenarios.log || true)))
     grep -E '^not ok' target/scenarios.log || tail -n 20 target/scenarios.log
     die "cluster scenarios failed: see target/scenarios.log"
+fi
+
+step "end to end: the main job on small data (scripts/demo.sh --small)"
+# Compose, train, export, load, encode, index, query, and the check that mAP@1000 through SQL
+# equals the trainer's (the demo fails when it does not).
+if ICS_DEMO_FRESH=1 ICS_DEMO_PORT=28836 ICS_DEMO_CLUSTER=e2e bash scripts/demo.sh --small >target/e2e.log 2>&1; then
+    passed=$((passed + 1))
+    grep -E 'mAP@1000|equal the trainer' target/e2e.log | sed 's/^/    /'
+    cluster_destroy e2e
+else
+    failed=$((failed + 1))
+    tail -n 40 target/e2e.log
+    cluster_destroy e2e
+    die "the end-to-end test failed: see target/e2e.log"
 fi

@@ -10,6 +10,7 @@
 //! | `export` | one ONNX file (backbone + head, or head alone) with the model contract, checked ([`export`]) |
 //! | `encode` | hash codes of images with an exported model, as hex ([`encode`]) |
 //! | `bench` | the quality and speed benchmark of the issue ([`bench`]) |
+//! | `sheet` | a contact sheet PNG: one row per query, its image then its hits, captioned ([`sheet`]) |
 //!
 //! Logs go to stderr (one line per step or epoch); results meant for other programs (codes)
 //! go to stdout or files. Errors are printed with their whole context chain and exit code 1.
@@ -24,6 +25,7 @@ pub mod export;
 pub mod features;
 pub mod modelfile;
 pub mod plots;
+pub mod sheet;
 pub mod train;
 pub mod ui;
 
@@ -77,6 +79,8 @@ pub enum Command {
     /// The benchmark: composed data, Lite0 features, ICS vs CSQ at several lengths, cosine
     /// baseline, weight-vs-area agreement; JSON, markdown table and PNG plots.
     Bench(bench::Args),
+    /// A contact sheet PNG: one row per query (its image, then its hits), each tile captioned.
+    Sheet(sheet::Args),
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,6 +117,7 @@ pub fn run() -> ExitCode {
         Command::Export(a) => export::run(a),
         Command::Encode(a) => encode::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Sheet(a) => sheet::run(a),
     };
     match result {
         Ok(()) => {

@@ -12,7 +12,8 @@ use plotters::style::{register_font, FontStyle};
 
 /// Debian `fonts-dejavu-core`.
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
-const FAMILY: &str = "sans-serif";
+/// The family name the font is registered under (for `(FAMILY, size)` text styles).
+pub const FAMILY: &str = "sans-serif";
 const WIDTH: u32 = 900;
 const HEIGHT: u32 = 600;
 
@@ -61,10 +62,11 @@ pub const PALETTE: [RGBColor; 8] = [
     RGBColor(90, 90, 90),
 ];
 
-fn write_png(path: &Path, rgb: &[u8]) -> Result<()> {
+/// Writes a `width` x `height` 8-bit RGB buffer as a PNG.
+pub fn write_rgb_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), WIDTH, HEIGHT);
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), width, height);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);
     let mut w = enc
@@ -147,7 +149,7 @@ pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
             .map_err(draw_err)?;
         root.present().map_err(draw_err)?;
     }
-    write_png(path, &buf)
+    write_rgb_png(path, &buf, WIDTH, HEIGHT)
 }
 
 /// A scatter of point groups (one legend entry each), with the y = x diagonal.
@@ -206,7 +208,7 @@ pub fn scatter_chart(path: &Path, axes: &Axes, groups: &[Series]) -> Result<()> 
             .map_err(draw_err)?;
         root.present().map_err(draw_err)?;
     }
-    write_png(path, &buf)
+    write_rgb_png(path, &buf, WIDTH, HEIGHT)
 }
 
 /// A tick label with as many decimals as the axis span needs.
