@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context, Result};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
@@ -94,8 +95,13 @@ pub struct Axes<'a> {
     pub legend: SeriesLabelPosition,
 }
 
-/// A line chart with a legend.
-pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
+/// The chart area every plot shares: a 2-D f64 cartesian chart on an RGB bitmap.
+type Chart<'a, 'b> =
+    ChartContext<'a, BitMapBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws a chart with `axes` (title, mesh, axis labels), lets `draw` add the series, adds the
+/// legend and writes the PNG.
+fn chart_png(path: &Path, axes: &Axes, draw: impl FnOnce(&mut Chart) -> Result<()>) -> Result<()> {
     init_font(None)?;
     let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
     {
@@ -122,6 +128,23 @@ pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
             .light_line_style(RGBColor(235, 235, 235))
             .draw()
             .map_err(draw_err)?;
+        draw(&mut chart)?;
+        chart
+            .configure_series_labels()
+            .position(axes.legend.clone())
+            .background_style(WHITE.mix(0.9))
+            .border_style(BLACK)
+            .label_font((FAMILY, 16))
+            .draw()
+            .map_err(draw_err)?;
+        root.present().map_err(draw_err)?;
+    }
+    write_rgb_png(path, &buf, WIDTH, HEIGHT)
+}
+
+/// A line chart with a legend.
+pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
+    chart_png(path, axes, |chart| {
         for s in series {
             let style = ShapeStyle::from(&s.color).stroke_width(if s.thin { 1 } else { 3 });
             chart
@@ -139,47 +162,13 @@ pub fn line_chart(path: &Path, axes: &Axes, series: &[Series]) -> Result<()> {
                     .map_err(draw_err)?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(axes.legend.clone())
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FAMILY, 16))
-            .draw()
-            .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    write_rgb_png(path, &buf, WIDTH, HEIGHT)
+        Ok(())
+    })
 }
 
 /// A scatter of point groups (one legend entry each), with the y = x diagonal.
 pub fn scatter_chart(path: &Path, axes: &Axes, groups: &[Series]) -> Result<()> {
-    init_font(None)?;
-    let mut buf = vec![255u8; (WIDTH * HEIGHT * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(draw_err)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(axes.title, (FAMILY, 24))
-            .margin(18)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(axes.x.clone(), axes.y.clone())
-            .map_err(draw_err)?;
-        let (xs, ys) = (axes.x.end - axes.x.start, axes.y.end - axes.y.start);
-        let xf = move |v: &f64| tick(*v, xs);
-        let yf = move |v: &f64| tick(*v, ys);
-        chart
-            .configure_mesh()
-            .x_label_formatter(&xf)
-            .y_label_formatter(&yf)
-            .x_desc(axes.x_label)
-            .y_desc(axes.y_label)
-            .label_style((FAMILY, 16))
-            .axis_desc_style((FAMILY, 18))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(draw_err)?;
+    chart_png(path, axes, |chart| {
         let lo = axes.x.start.max(axes.y.start);
         let hi = axes.x.end.min(axes.y.end);
         chart
@@ -191,24 +180,15 @@ pub fn scatter_chart(path: &Path, axes: &Axes, groups: &[Series]) -> Result<()> 
             .label("y = x")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], BLACK.mix(0.6)));
         for g in groups {
-            let color = g.color.mix(0.35);
+            let (solid, color) = (g.color, g.color.mix(0.35));
             chart
                 .draw_series(g.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
                 .map_err(draw_err)?
                 .label(g.name.as_str())
-                .legend(move |(x, y)| Circle::new((x + 12, y), 5, g.color.filled()));
+                .legend(move |(x, y)| Circle::new((x + 12, y), 5, solid.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(axes.legend.clone())
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK)
-            .label_font((FAMILY, 16))
-            .draw()
-            .map_err(draw_err)?;
-        root.present().map_err(draw_err)?;
-    }
-    write_rgb_png(path, &buf, WIDTH, HEIGHT)
+        Ok(())
+    })
 }
 
 /// A tick label with as many decimals as the axis span needs.
