@@ -58,9 +58,10 @@ CREATE OPERATOR CLASS hashcode_mih_ops DEFAULT FOR TYPE hashcode USING mih AS
     OPERATOR 1 <@ (hashcode, hamming_ball),
     OPERATOR 2 <~> (hashcode, hashcode) FOR ORDER BY integer_ops;
 
--- Consistency check of an index against its table.
+-- Consistency check of an index against its table. PARALLEL RESTRICTED: it first writes this
+-- backend's buffered inserts (src/index/pending.rs), which a parallel worker does not hold.
 CREATE FUNCTION mih_verify_json(regclass, boolean) RETURNS text
-    AS 'MODULE_PATHNAME', 'mih_verify_json' LANGUAGE C VOLATILE STRICT PARALLEL SAFE;
+    AS 'MODULE_PATHNAME', 'mih_verify_json' LANGUAGE C VOLATILE STRICT PARALLEL RESTRICTED;
 COMMENT ON FUNCTION mih_verify_json(regclass, boolean) IS 'mih_verify as JSON';
 
 CREATE FUNCTION mih_verify(index regclass, check_heap boolean DEFAULT true,
@@ -68,7 +69,7 @@ CREATE FUNCTION mih_verify(index regclass, check_heap boolean DEFAULT true,
                            OUT nonempty_lists integer, OUT data_pages bigint, OUT entries bigint,
                            OUT tids bigint, OUT max_radius integer, OUT heap_rows bigint,
                            OUT problems text[])
-    LANGUAGE sql VOLATILE STRICT PARALLEL SAFE
+    LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
     AS $$
         SELECT (j->>'ok')::boolean, (j->>'code_bits')::int, (j->>'lists')::int,
                (j->>'nonempty_lists')::int, (j->>'data_pages')::bigint, (j->>'entries')::bigint,

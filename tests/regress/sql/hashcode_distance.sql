@@ -45,7 +45,8 @@ EXPLAIN (VERBOSE, COSTS OFF) SELECT i FROM dist ORDER BY hamming(a, '00'::hashco
 
 -- Properties users rely on: volatility, strictness, parallel safety. The exceptions are
 -- intended: the planner's selectivity function reads statistics (STABLE), the AM handler
--- is what PostgreSQL expects, mih_verify reads the current table (VOLATILE), the encoder
+-- is what PostgreSQL expects, mih_verify reads the current table (VOLATILE, PARALLEL
+-- RESTRICTED: it writes the backend's buffered inserts first), the encoder
 -- reads its model registry (STABLE) or writes it (VOLATILE, PARALLEL UNSAFE).
 SELECT p.proname, p.provolatile, p.proisstrict, p.proparallel
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
