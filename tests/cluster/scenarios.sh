@@ -153,7 +153,12 @@ scenario_crash() {
     if [ "$rows" -gt 20000 ]; then ok_ "crash: inserts were running at the crash ($rows rows survive)"; else not_ok "crash: no concurrent inserts survived ($rows rows)"; fi
     check "crash: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
     check "crash: index equals a sequential scan after recovery" 0 "$(q "$p" -c "SELECT differences()")"
-    check "crash: mih_verify after recovery" t "$(verify_ok "$p")"
+    # Transactions cut off by the crash may have written index entries before their commit
+    # record: dead entries, as for any index, which VACUUM removes.
+    check "crash: mih_verify after recovery (every committed row indexed)" t \
+        "$(q "$p" -c "SELECT ok FROM mih_verify('t_code_idx')")"
+    q "$p" -c "VACUUM t" >/dev/null
+    check "crash: after VACUUM the index holds exactly the table's rows" t "$(verify_ok "$p")"
     cluster_destroy crash
 }
 
