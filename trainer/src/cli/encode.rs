@@ -61,14 +61,19 @@ pub struct Args {
     pub ort_threads: usize,
 }
 
+/// The folder relative image paths of a list file are taken from: `root` when given, else the
+/// list file's own folder (as the trainer's list-file reader does).
+pub(crate) fn list_root(list: &Path, root: Option<&Path>) -> PathBuf {
+    root.map(Path::to_path_buf)
+        .or_else(|| list.parent().map(Path::to_path_buf))
+        .unwrap_or_default()
+}
+
 /// Reads a list of image paths; errors name the file and line.
 fn read_image_list(list: &Path, root: Option<&Path>) -> Result<Vec<PathBuf>> {
     let text = std::fs::read_to_string(list)
         .with_context(|| format!("cannot read image list {}", list.display()))?;
-    let root = root
-        .map(Path::to_path_buf)
-        .or_else(|| list.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
+    let root = list_root(list, root);
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let Some(first) = line.split_whitespace().next() else {

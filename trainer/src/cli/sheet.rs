@@ -178,10 +178,7 @@ pub fn run(args: Args) -> Result<()> {
 fn read_list(list: &Path, root: Option<&Path>) -> Result<Vec<Entry>> {
     let text = std::fs::read_to_string(list)
         .with_context(|| format!("cannot read the tile list {}", list.display()))?;
-    let root = root
-        .map(Path::to_path_buf)
-        .or_else(|| list.parent().map(Path::to_path_buf))
-        .unwrap_or_default();
+    let root = super::encode::list_root(list, root);
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let at = || format!("{}:{}", list.display(), i + 1);
