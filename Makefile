@@ -22,5 +22,5 @@ bench-sql: install   ## SQL benchmarks: sequential scans vs bit_count(a # b); mi
 	bash benches/sql/seqscan.sh
 	bash benches/sql/mih.sh
 
-clean-clusters:      ## stop and remove every private cluster the scripts made
-	bash -c 'source scripts/common.sh && for d in "$$ICS_RUN_DIR"/*/; do cluster_destroy "$$(basename "$$d")"; done'
+clean-clusters:      ## stop and remove every private cluster the scripts made (not the demo's cached data)
+	bash -c 'source scripts/common.sh && for d in "$$ICS_RUN_DIR"/*/data/PG_VERSION; do [ -f "$$d" ] && cluster_destroy "$$(basename "$$(dirname "$$(dirname "$$d")")")"; done; true'
