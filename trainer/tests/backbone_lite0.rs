@@ -6,7 +6,6 @@
 //! Needs the files `scripts/setup.sh` puts in `.cache/data` and the ONNX Runtime library; a
 //! missing file fails the test with a message saying so.
 
-use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use ics_core::contract::{ModelContract, ModelInput};
@@ -17,17 +16,8 @@ use ics_train::onnx::runtime;
 use ics_train::onnx::{merge_backbone_head, DenseLayer};
 use ndarray::{Array1, Array2};
 
-fn data_file(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.cache/data")
-        .join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: run scripts/setup.sh (it downloads the offline data)",
-        p.display()
-    );
-    p
-}
+mod cli_util;
+use cli_util::data_file;
 
 fn argmax(v: &[f32]) -> usize {
     v.iter()

@@ -36,7 +36,7 @@ pub const KEY_FEATURE_DIM: &str = "ics_train.backbone.feature_dim";
 
 /// Where scripts/setup.sh puts the Lite0 weights.
 pub fn default_pth() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/data/efficientnet-lite0-57934424.pth")
+    ics_train::data::offline_data_file("efficientnet-lite0-57934424.pth")
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -40,4 +40,4 @@ pub use idx::{read_idx, IdxArray};
 pub use image::{load_rgb_images, read_png_rgb, RgbImage};
 pub use listfile::{read_class_names, read_list_file, write_class_names, write_list_file};
 pub use mnist_csv::{read_pixel_csv, CsvImages};
-pub use source::{SourceInstance, SourceOrigin, SourcePaths, Sources};
+pub use source::{offline_data_file, SourceInstance, SourceOrigin, SourcePaths, Sources};

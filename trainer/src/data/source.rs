@@ -80,13 +80,21 @@ impl SourcePaths {
     }
 
     /// Where `scripts/setup.sh` puts them: the Debian package's folder and the repository's
-    /// `.cache/data` (located from this crate's source folder at build time).
+    /// `.cache/data` (see [`offline_data_file`]).
     pub fn offline_default() -> Self {
         SourcePaths::new(
             "/usr/share/datasets/fashion-mnist",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/data/mnist_5k.csv.gz"),
+            offline_data_file("mnist_5k.csv.gz"),
         )
     }
+}
+
+/// `<repository>/.cache/data/<name>`, where `scripts/setup.sh` extracts the PyPI data files
+/// (located from this crate's source folder at build time). The file may not exist.
+pub fn offline_data_file(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../.cache/data")
+        .join(name)
 }
 
 /// The source instance pool.

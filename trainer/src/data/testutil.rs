@@ -58,9 +58,5 @@ pub(crate) fn offline_file(path: PathBuf) -> PathBuf {
 
 /// `.cache/data/<name>` in the repository.
 pub(crate) fn cache_file(name: &str) -> PathBuf {
-    offline_file(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../.cache/data")
-            .join(name),
-    )
+    offline_file(crate::data::source::offline_data_file(name))
 }

@@ -107,9 +107,7 @@ pub fn toy_backbone(dir: &Path) -> PathBuf {
 
 /// Where scripts/setup.sh puts the offline data; a missing file fails with a hint.
 pub fn data_file(name: &str) -> PathBuf {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.cache/data")
-        .join(name);
+    let p = ics_train::data::offline_data_file(name);
     assert!(
         p.is_file(),
         "{} is missing: run scripts/setup.sh (it downloads the offline data)",
