@@ -98,10 +98,9 @@ unsafe extern "C-unwind" fn sample_callback(
     }
 }
 
-struct LoadState<'a, 'r> {
+struct LoadState<'r> {
     builder: Builder<'r, PgRelation>,
     code_bytes: usize,
-    _marker: std::marker::PhantomData<&'a ()>,
 }
 
 #[pgrx::pg_guard]
@@ -220,7 +219,6 @@ pub unsafe extern "C-unwind" fn ambuild(
             let mut load = LoadState {
                 builder: Builder::new(&rel, centroids, nb, batch_rows.max(1024)),
                 code_bytes: nb,
-                _marker: std::marker::PhantomData,
             };
             heap_tuples = pg_sys::table_index_build_scan(
                 heap,

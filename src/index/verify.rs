@@ -32,20 +32,6 @@ unsafe extern "C-unwind" fn heap_callback(
     }
 }
 
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
 sql_function! {
     /// `mih_verify_json(regclass, boolean) -> text`
     fn mih_verify_json(fcinfo) -> Datum {
@@ -115,20 +101,19 @@ sql_function! {
                 }
             }
             pg_sys::index_close(index, pg_sys::AccessShareLock as i32);
-            let problems: Vec<String> = report.problems.iter().map(|p| json_string(p)).collect();
-            let json = format!(
-                "{{\"ok\": {}, \"code_bits\": {}, \"lists\": {}, \"nonempty_lists\": {}, \"data_pages\": {}, \"entries\": {}, \"tids\": {}, \"max_radius\": {}, \"heap_rows\": {}, \"problems\": [{}]}}",
-                report.problems.is_empty(),
-                report.code_bytes * 8,
-                report.lists,
-                report.nonempty_lists,
-                report.data_pages,
-                report.entries,
-                report.tids,
-                report.max_radius,
-                if heap_rows < 0 { "null".to_string() } else { heap_rows.to_string() },
-                problems.join(", ")
-            );
+            let json = serde_json::json!({
+                "ok": report.problems.is_empty(),
+                "code_bits": report.code_bytes * 8,
+                "lists": report.lists,
+                "nonempty_lists": report.nonempty_lists,
+                "data_pages": report.data_pages,
+                "entries": report.entries,
+                "tids": report.tids,
+                "max_radius": report.max_radius,
+                "heap_rows": (heap_rows >= 0).then_some(heap_rows),
+                "problems": report.problems,
+            })
+            .to_string();
             pgrx::varlena::rust_str_to_text_p(&json).into_pg().into()
         }
     }
