@@ -35,6 +35,7 @@
 use std::fmt;
 
 use crate::code::{check_bits, parse_hex, to_hex};
+use crate::onnx_external::{check_self_contained, ExternalReference};
 use crate::onnx_proto::{data_type, Dim, ModelProto, OnnxError, TensorInfo};
 use crate::preprocess::{Preprocess, ResizeMode, FILTER, PIPELINE_VERSION};
 
@@ -154,6 +155,8 @@ pub enum ContractError {
     Graph(String),
     /// The bytes are not a readable ONNX model.
     Onnx(OnnxError),
+    /// The model refers to data outside its bytes (a file, a memory address).
+    External(ExternalReference),
 }
 
 impl fmt::Display for ContractError {
@@ -185,11 +188,18 @@ impl fmt::Display for ContractError {
                 write!(f, "model graph does not match its metadata: {reason}")
             }
             ContractError::Onnx(e) => write!(f, "{e}"),
+            ContractError::External(e) => write!(f, "{e}"),
         }
     }
 }
 
 impl std::error::Error for ContractError {}
+
+impl From<ExternalReference> for ContractError {
+    fn from(e: ExternalReference) -> Self {
+        ContractError::External(e)
+    }
+}
 
 impl From<OnnxError> for ContractError {
     fn from(e: OnnxError) -> Self {
@@ -522,10 +532,12 @@ impl ModelContract {
         check_tensor(output, &want, "output")
     }
 
-    /// Decodes ONNX bytes, parses the contract from their metadata and checks the graph
+    /// Decodes ONNX bytes, proves they are self-contained (no external data: see
+    /// [`crate::onnx_external`]), parses the contract from their metadata and checks the graph
     /// against it: everything a model loader needs before accepting a model.
     pub fn from_onnx(bytes: &[u8]) -> Result<(Self, ModelProto), ContractError> {
         let model = ModelProto::from_bytes(bytes)?;
+        check_self_contained(bytes)?;
         let contract = Self::from_metadata(&model.metadata())?;
         contract.check_graph(&model)?;
         Ok((contract, model))
