@@ -257,9 +257,12 @@ fn map_image_error(e: ImageError, format: &str) -> PreprocessError {
     }
 }
 
-/// Decodes `bytes` to an upright RGB image, rejecting images over `max_pixels` pixels from the
-/// header alone.
-pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError> {
+/// Checks the format and the structure of `bytes` and opens a decoder that has read only the
+/// header: (decoder, format name, width, height). Images over `max_pixels` are refused here.
+fn open_decoder(
+    bytes: &[u8],
+    max_pixels: u64,
+) -> Result<(impl ImageDecoder + '_, String, u32, u32), PreprocessError> {
     if bytes.is_empty() {
         return Err(PreprocessError::Empty);
     }
@@ -280,7 +283,23 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessE
     }
     // Decoders that quietly fill a cut-off image with grey get a structural check first.
     let complete = match format {
-        ImageFormat::Jpeg => jpeg_is_complete(bytes),
+        ImageFormat::Jpeg => match jpeg_structure(bytes) {
+            JpegStructure::Complete => true,
+            JpegStructure::Truncated => false,
+            JpegStructure::TooLittleData {
+                width,
+                height,
+                blocks,
+                data_bytes,
+            } => {
+                return Err(PreprocessError::Corrupt {
+                    format: name,
+                    detail: format!(
+                        "the header declares {width}x{height} pixels ({blocks} blocks), but the compressed data has only {data_bytes} bytes, fewer than one bit per block"
+                    ),
+                })
+            }
+        },
         ImageFormat::WebP => riff_is_complete(bytes),
         _ => true,
     };
@@ -295,7 +314,7 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessE
     limits.max_alloc = Some(needed.max(512 << 20));
     reader.limits(limits);
     // into_decoder parses only the header.
-    let mut decoder = reader
+    let decoder = reader
         .into_decoder()
         .map_err(|e| map_image_error(e, &name))?;
     let (width, height) = decoder.dimensions();
@@ -312,6 +331,13 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessE
             detail: format!("zero-sized image ({width}x{height})"),
         });
     }
+    Ok((decoder, name, width, height))
+}
+
+/// Decodes `bytes` to an upright RGB image, rejecting images over `max_pixels` pixels from the
+/// header alone.
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessError> {
+    let (mut decoder, name, _, _) = open_decoder(bytes, max_pixels)?;
     // A malformed EXIF block must not make an otherwise good image unreadable: no rotation.
     let orientation = decoder
         .orientation()
@@ -326,12 +352,46 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessE
     })
 }
 
-/// Whether a JPEG's marker structure reaches its end-of-image marker. The decoder accepts a
-/// file cut anywhere and fills the missing rows with grey; this walk (segments by their length,
-/// entropy-coded data up to the next marker) finds where it stops. Data after the end marker
-/// (e.g. a motion photo's video) is ignored.
-fn jpeg_is_complete(b: &[u8]) -> bool {
+/// An upper bound of the bytes [`decode_rgb`] holds at once for `bytes`, from the header alone
+/// (nothing is decoded): the decoded pixels in the file's colour type, a rotated copy, and the
+/// 8-bit RGB result. Lets a caller refuse or schedule an image before allocating for it.
+pub fn decode_memory_bound(bytes: &[u8], max_pixels: u64) -> Result<u64, PreprocessError> {
+    let (decoder, _, width, height) = open_decoder(bytes, max_pixels)?;
+    let bpp = u64::from(decoder.color_type().bytes_per_pixel());
+    Ok(u64::from(width) * u64::from(height) * (2 * bpp + 3))
+}
+
+/// What a walk over a JPEG's marker structure found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JpegStructure {
+    /// The segments reach the end-of-image marker and the compressed data can hold the
+    /// declared image.
+    Complete,
+    /// The file ends before its end-of-image marker.
+    Truncated,
+    /// The frame header declares `width` x `height` pixels in `blocks` 8x8 blocks, but the
+    /// compressed data has only `data_bytes` bytes: fewer than the one bit every block needs.
+    TooLittleData {
+        width: u32,
+        height: u32,
+        blocks: u64,
+        data_bytes: u64,
+    },
+}
+
+/// Walks a JPEG's marker structure: segments by their length, entropy-coded data up to the
+/// next marker. The decoder accepts a file cut anywhere, or a frame header that declares far
+/// more pixels than the data holds, and fills the missing rows with grey (after allocating the
+/// declared size); this walk finds both. Data after the end marker (e.g. a motion photo's
+/// video) is ignored.
+///
+/// The data bound: with Huffman coding (every JPEG the decoder reads) each 8x8 block of each
+/// component codes at least its DC coefficient, and a Huffman code is at least one bit, so the
+/// entropy-coded bytes of a real image are at least (blocks of all components) / 8.
+fn jpeg_structure(b: &[u8]) -> JpegStructure {
     let mut i = 2; // after SOI
+    let mut frame: Option<(u32, u32, u64)> = None; // width, height, blocks
+    let mut data_bytes: u64 = 0;
     loop {
         while i < b.len() && b[i] != 0xFF {
             i += 1;
@@ -340,37 +400,82 @@ fn jpeg_is_complete(b: &[u8]) -> bool {
             i += 1; // fill bytes
         }
         let Some(&marker) = b.get(i) else {
-            return false;
+            return JpegStructure::Truncated;
         };
         i += 1;
         match marker {
-            0xD9 => return true,
+            0xD9 => {
+                return match frame {
+                    Some((width, height, blocks)) if data_bytes.saturating_mul(8) < blocks => {
+                        JpegStructure::TooLittleData {
+                            width,
+                            height,
+                            blocks,
+                            data_bytes,
+                        }
+                    }
+                    _ => JpegStructure::Complete,
+                };
+            }
             0x01 | 0xD0..=0xD7 => continue, // markers without a length
             _ => {
                 let Some(len) = b.get(i..i + 2) else {
-                    return false;
+                    return JpegStructure::Truncated;
                 };
                 let len = usize::from(u16::from_be_bytes([len[0], len[1]]));
                 if len < 2 || i + len > b.len() {
-                    return false;
+                    return JpegStructure::Truncated;
+                }
+                // Huffman-coded frame headers (arithmetic coding, C9-CF, is not decoded).
+                if matches!(marker, 0xC0..=0xC3 | 0xC5..=0xC7) && frame.is_none() {
+                    frame = jpeg_frame_blocks(&b[i + 2..i + len]);
                 }
                 i += len;
                 if marker == 0xDA {
                     // Start of scan: entropy-coded data until a marker other than a stuffed
                     // zero or a restart marker.
+                    let start = i;
                     loop {
                         if i + 1 >= b.len() {
-                            return false;
+                            return JpegStructure::Truncated;
                         }
                         if b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]) {
                             break;
                         }
                         i += 1;
                     }
+                    data_bytes += (i - start) as u64;
                 }
             }
         }
     }
+}
+
+/// (width, height, 8x8 blocks over all components) from a frame header's payload, or None
+/// when the height is deferred to a DNL marker or the header is malformed.
+fn jpeg_frame_blocks(sof: &[u8]) -> Option<(u32, u32, u64)> {
+    let height = u32::from(u16::from_be_bytes([*sof.get(1)?, *sof.get(2)?]));
+    let width = u32::from(u16::from_be_bytes([*sof.get(3)?, *sof.get(4)?]));
+    let n = usize::from(*sof.get(5)?);
+    let comps = sof.get(6..6 + 3 * n)?;
+    let factors: Vec<(u32, u32)> = comps
+        .chunks_exact(3)
+        .map(|c| (u32::from(c[1] >> 4), u32::from(c[1] & 15)))
+        .collect();
+    let hmax = factors.iter().map(|f| f.0).max()?;
+    let vmax = factors.iter().map(|f| f.1).max()?;
+    if height == 0 || width == 0 || hmax == 0 || vmax == 0 {
+        return None;
+    }
+    let blocks = factors
+        .iter()
+        .map(|&(h, v)| {
+            let w = (width * h).div_ceil(hmax);
+            let hh = (height * v).div_ceil(vmax);
+            u64::from(w.div_ceil(8)) * u64::from(hh.div_ceil(8))
+        })
+        .sum();
+    Some((width, height, blocks))
 }
 
 /// Whether a RIFF (WebP) file holds the number of bytes its header announces.
@@ -975,12 +1080,60 @@ mod tests {
     }
 
     #[test]
+    fn decode_memory_bound_reads_only_the_header() {
+        let rgb: Vec<u8> = (0..16 * 16 * 3).map(|i| (i * 13 % 256) as u8).collect();
+        let png16 = png(16, 16, &rgb);
+        // RGB8: 3 bytes decoded, 3 for a rotated copy, 3 for the result.
+        assert_eq!(decode_memory_bound(&png16, 1000), Ok(16 * 16 * 9));
+        assert!(matches!(
+            decode_memory_bound(&png16, 100),
+            Err(PreprocessError::TooManyPixels { .. })
+        ));
+        assert_eq!(decode_memory_bound(b"", 100), Err(PreprocessError::Empty));
+    }
+
+    #[test]
     fn jpeg_with_trailing_data_is_complete() {
         let rgb: Vec<u8> = (0..16 * 16 * 3).map(|i| (i * 13 % 256) as u8).collect();
         let (_, mut jpeg) = encode_all(16, 16, &rgb).swap_remove(1);
-        assert!(jpeg_is_complete(&jpeg));
+        assert_eq!(jpeg_structure(&jpeg), JpegStructure::Complete);
         jpeg.extend_from_slice(b"trailing video or padding");
         assert!(decode_rgb(&jpeg, 1000).is_ok());
+    }
+
+    /// A JPEG whose frame header was rewritten from 128x128 to 7000x7000 (the marker
+    /// structure stays complete): refused before the decoder allocates the declared size.
+    #[test]
+    fn jpeg_declaring_more_pixels_than_its_data_holds() {
+        let rgb: Vec<u8> = (0..128 * 128 * 3).map(|i| (i * 7 % 253) as u8).collect();
+        let (_, jpeg) = encode_all(128, 128, &rgb).swap_remove(1);
+        assert!(decode_rgb(&jpeg, DEFAULT_MAX_PIXELS).is_ok());
+        let sof = (0..jpeg.len() - 1)
+            .find(|&i| jpeg[i] == 0xFF && jpeg[i + 1] == 0xC0)
+            .expect("a baseline frame header");
+        let mut lying = jpeg.clone();
+        lying[sof + 5..sof + 7].copy_from_slice(&7000u16.to_be_bytes()); // height
+        lying[sof + 7..sof + 9].copy_from_slice(&7000u16.to_be_bytes()); // width
+        match decode_rgb(&lying, DEFAULT_MAX_PIXELS) {
+            Err(PreprocessError::Corrupt { format, detail }) => {
+                assert_eq!(format, "JPEG");
+                assert!(detail.contains("7000x7000"), "{detail}");
+            }
+            other => panic!("expected a corrupt-image error, got {other:?}"),
+        }
+        // The bound is a true lower bound: a flat image, the cheapest to code, passes.
+        let flat = vec![128u8; 1024 * 1024 * 3];
+        let mut flat_jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut flat_jpeg, 90)
+            .write_image(&flat, 1024, 1024, ExtendedColorType::Rgb8)
+            .unwrap();
+        assert_eq!(jpeg_structure(&flat_jpeg), JpegStructure::Complete);
+        // Blocks of a 7000x7000 greyscale frame header (precision, height, width, 1 component
+        // with sampling 1x1).
+        assert_eq!(
+            jpeg_frame_blocks(&[8, 0x1b, 0x58, 0x1b, 0x58, 1, 1, 0x11, 0]),
+            Some((7000, 7000, 765_625))
+        );
     }
 
     /// A PNG header claiming 100000 x 100000 pixels and no pixel data at all: rejected from the
