@@ -1,0 +1,31 @@
+//! The encoder that the `ics_hash` extension and the `ics-train` trainer share, with no
+//! PostgreSQL dependency: image bytes (or feature vectors) in, packed hash codes out.
+//!
+//! ```text
+//! images --batch (decode in parallel, memory-planned chunks)--> input tensor
+//!        --EncoderSession::run (ONNX Runtime, cancellable)--> outputs
+//!        --check (shape, NaN)--> pack_signs --> codes
+//! ```
+//!
+//! - [`error`]: what can go wrong, as kinds a caller maps to its own error codes.
+//! - [`runtime`]: loading ONNX Runtime, the one environment of the process, sessions.
+//! - [`memory`]: the counting allocator every session allocates through, with a byte limit.
+//! - [`cancel`]: terminating a run when the caller is interrupted.
+//! - [`session`]: a model with its contract, checked interface and measured memory profile.
+//! - [`batch`]: many images through one session within a memory limit.
+//! - [`cache`]: ready sessions kept per process, bounded by count and by memory.
+//! - [`signals`]: threads started by ONNX Runtime never take the caller's signals.
+//! - `test_models` (feature `test-models`): tiny models that exercise each limit.
+
+pub mod batch;
+pub mod cache;
+pub mod cancel;
+pub mod error;
+pub mod memory;
+pub mod runtime;
+pub mod session;
+pub mod signals;
+#[cfg(any(test, feature = "test-models"))]
+pub mod test_models;
+
+pub use error::{EncoderError, ErrorKind};

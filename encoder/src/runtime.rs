@@ -1,0 +1,401 @@
+//! ONNX Runtime in this process: finding and loading the shared library, the one environment
+//! a process may have, the execution-provider choice, and building sessions.
+//!
+//! Rules kept here:
+//! - `ort::init_from` with a path checked beforehand: `ort` panics rather than failing when it
+//!   has to find a library itself. A missing or wrong library is an error with a hint, and a
+//!   process whose load failed may retry with another path.
+//! - One environment per process, kept in a static; the first library loaded stays for the
+//!   process's life.
+//! - Every call that may create threads runs with all signals blocked ([`SignalsBlocked`]).
+//! - Sessions allocate their CPU memory through [`crate::memory`] (the environment's
+//!   registered allocator), so every byte they hold is counted and bounded.
+//! - Sessions are built from bytes only, after [`ics_core::contract::ModelContract::from_onnx`]
+//!   (or [`ics_core::onnx_external::check_self_contained`]) proved those bytes refer to no file:
+//!   ONNX Runtime would resolve external data against the working directory.
+
+use std::ffi::{c_char, CStr, CString};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use ort::environment::Environment;
+use ort::ep::{ExecutionProvider as _, CUDA};
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
+
+use crate::error::{EncoderError, ErrorKind};
+use crate::signals::SignalsBlocked;
+
+/// Where `scripts/setup.sh` installs ONNX Runtime (the CPU build from PyPI). The one place in
+/// the Rust code that names it.
+pub const DEFAULT_LIBRARY: &str =
+    "/usr/local/lib/ics_hash/onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
+/// The environment variable `ort` itself reads.
+pub const LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
+/// ONNX Runtime's names of the providers used here.
+pub const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
+pub const CPU_PROVIDER: &str = "CPUExecutionProvider";
+
+const LIBRARY_HINT: &str = "Point the encoder at libonnxruntime.so 1.31 or later (the server: ics_hash.onnxruntime_library, then reconnect; ics-train: ORT_DYLIB_PATH), or run scripts/setup.sh.";
+
+/// Which library to load and why that one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibraryChoice {
+    pub path: Option<PathBuf>,
+    /// What chose it: the caller's setting name, `default` or [`LIBRARY_ENV`].
+    pub source: &'static str,
+}
+
+impl LibraryChoice {
+    /// `explicit` (a path and the name of the setting it came from) if given; else the
+    /// installed default if present; else `$ORT_DYLIB_PATH`.
+    pub fn resolve(explicit: Option<(&str, &'static str)>) -> LibraryChoice {
+        if let Some((p, source)) = explicit.filter(|(p, _)| !p.trim().is_empty()) {
+            return LibraryChoice {
+                path: Some(PathBuf::from(p)),
+                source,
+            };
+        }
+        if Path::new(DEFAULT_LIBRARY).is_file() {
+            return LibraryChoice {
+                path: Some(PathBuf::from(DEFAULT_LIBRARY)),
+                source: "default",
+            };
+        }
+        match std::env::var_os(LIBRARY_ENV) {
+            Some(p) if !p.is_empty() => LibraryChoice {
+                path: Some(PathBuf::from(p)),
+                source: LIBRARY_ENV,
+            },
+            _ => LibraryChoice {
+                path: None,
+                source: "none",
+            },
+        }
+    }
+
+    /// The trainer's choice: `$ORT_DYLIB_PATH` when set, else the installed default.
+    pub fn from_env() -> LibraryChoice {
+        let env = std::env::var(LIBRARY_ENV).ok();
+        LibraryChoice::resolve(env.as_deref().map(|p| (p, LIBRARY_ENV)))
+    }
+}
+
+/// The loaded runtime of this process.
+pub struct Runtime {
+    pub env: Environment,
+    pub library: PathBuf,
+    pub source: &'static str,
+    /// e.g. `1.31.1`.
+    pub version: String,
+    /// The execution providers this build of ONNX Runtime has.
+    pub providers: Vec<String>,
+    /// Milliseconds spent loading the library and creating the environment.
+    pub load_ms: f64,
+}
+
+impl Runtime {
+    pub fn has_provider(&self, name: &str) -> bool {
+        self.providers.iter().any(|p| p == name)
+    }
+}
+
+static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// Set when the library was loaded but the environment could not be created: `ort` keeps the
+/// library, so retrying with another path cannot help in this process.
+static BROKEN: OnceLock<String> = OnceLock::new();
+
+/// The runtime if this process has loaded it already (never loads).
+pub fn loaded() -> Option<&'static Runtime> {
+    RUNTIME.get()
+}
+
+/// The process's runtime, loading `choice` and creating the environment (named `env_name`)
+/// on first use; later calls return the loaded one whatever they ask for.
+pub fn load(choice: &LibraryChoice, env_name: &str) -> Result<&'static Runtime, EncoderError> {
+    if let Some(rt) = RUNTIME.get() {
+        return Ok(rt);
+    }
+    if let Some(msg) = BROKEN.get() {
+        return Err(EncoderError::new(ErrorKind::System, msg.clone()).hint(
+            "Restart the process (reconnect) after fixing the library: it keeps the library it loaded.",
+        ));
+    }
+    let started = Instant::now();
+    let source = choice.source;
+    let Some(path) = choice.path.clone() else {
+        return Err(EncoderError::new(
+            ErrorKind::LibraryNotFound,
+            format!("ONNX Runtime library not found: no path is set, {DEFAULT_LIBRARY} does not exist and {LIBRARY_ENV} is not set"),
+        )
+        .hint(LIBRARY_HINT));
+    };
+    if !path.is_file() {
+        return Err(EncoderError::new(
+            ErrorKind::LibraryNotFound,
+            format!(
+                "ONNX Runtime library not found at \"{}\" (from {source})",
+                path.display()
+            ),
+        )
+        .hint(LIBRARY_HINT));
+    }
+    let _blocked = SignalsBlocked::new();
+    let builder = ort::init_from(&path).map_err(|e| {
+        EncoderError::new(
+            ErrorKind::System,
+            format!(
+                "cannot load ONNX Runtime from \"{}\" (from {source}): {e}",
+                path.display()
+            ),
+        )
+        .hint(LIBRARY_HINT)
+    })?;
+    let env = match builder.with_name(env_name).with_telemetry(false).build() {
+        Ok(env) => env,
+        Err(e) => {
+            let msg = format!(
+                "cannot create the ONNX Runtime environment with \"{}\": {e}",
+                path.display()
+            );
+            let _ = BROKEN.set(msg.clone());
+            return Err(EncoderError::new(ErrorKind::System, msg));
+        }
+    };
+    if let Err(e) = crate::memory::register(&env) {
+        let _ = BROKEN.set(e.message.clone());
+        return Err(e);
+    }
+    let rt = Runtime {
+        env,
+        version: library_version(&path).unwrap_or_else(|| "unknown".into()),
+        providers: available_providers(),
+        library: path,
+        source,
+        load_ms: started.elapsed().as_secs_f64() * 1e3,
+    };
+    Ok(RUNTIME.get_or_init(|| rt))
+}
+
+/// The version string of the already-loaded library (`OrtGetApiBase()->GetVersionString()`).
+fn library_version(path: &Path) -> Option<String> {
+    let c_path = CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: RTLD_NOLOAD only returns a handle to the library `ort` already loaded; the
+    // symbol is ONNX Runtime's documented entry point and returns a static struct whose
+    // version string is static too; the extra handle is closed again.
+    unsafe {
+        let handle = libc::dlopen(c_path.as_ptr(), libc::RTLD_NOW | libc::RTLD_NOLOAD);
+        if handle.is_null() {
+            return None;
+        }
+        let sym = libc::dlsym(handle, c"OrtGetApiBase".as_ptr());
+        let version = if sym.is_null() {
+            None
+        } else {
+            let get_base: unsafe extern "C" fn() -> *const ort::sys::OrtApiBase =
+                std::mem::transmute(sym);
+            let base = get_base();
+            if base.is_null() {
+                None
+            } else {
+                let v = ((*base).GetVersionString)();
+                (!v.is_null()).then(|| CStr::from_ptr(v).to_string_lossy().into_owned())
+            }
+        };
+        libc::dlclose(handle);
+        version
+    }
+}
+
+/// The execution providers the loaded library was built with.
+fn available_providers() -> Vec<String> {
+    let api = ort::api();
+    let mut list: *mut *mut c_char = std::ptr::null_mut();
+    let mut n: std::ffi::c_int = 0;
+    // SAFETY: documented C API; the list holds `n` C strings and is released with its own
+    // function after they are copied.
+    unsafe {
+        if crate::memory::status((api.GetAvailableProviders)(&mut list, &mut n)).is_err() {
+            return Vec::new();
+        }
+        let out = (0..n.max(0) as usize)
+            .map(|i| CStr::from_ptr(*list.add(i)).to_string_lossy().into_owned())
+            .collect();
+        let _ = crate::memory::status((api.ReleaseAvailableProviders)(list, n));
+        out
+    }
+}
+
+/// Whether an NVIDIA GPU is visible to this process, with what shows it (or why not).
+pub fn gpu_present() -> (bool, String) {
+    let proc_dir = Path::new("/proc/driver/nvidia/gpus");
+    if let Ok(entries) = std::fs::read_dir(proc_dir) {
+        let n = entries.count();
+        if n > 0 {
+            return (true, format!("{n} GPU(s) under {}", proc_dir.display()));
+        }
+    }
+    if let Ok(entries) = std::fs::read_dir("/dev") {
+        let n = entries
+            .filter_map(|e| e.ok())
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.strip_prefix("nvidia").is_some_and(|rest| {
+                    !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+            .count();
+        if n > 0 {
+            return (true, format!("{n} /dev/nvidiaN device(s)"));
+        }
+    }
+    (
+        false,
+        "no NVIDIA GPU is visible (no /proc/driver/nvidia/gpus entries, no /dev/nvidiaN)".into(),
+    )
+}
+
+/// Where a session should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProviderSetting {
+    /// CUDA when the loaded library has it and a GPU is present (and it starts), else the CPU.
+    Auto,
+    /// CUDA or an error saying why not.
+    Cuda,
+    /// Never a GPU.
+    Cpu,
+}
+
+impl ProviderSetting {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderSetting::Auto => "auto",
+            ProviderSetting::Cuda => "cuda",
+            ProviderSetting::Cpu => "cpu",
+        }
+    }
+}
+
+/// A session and the provider it runs on.
+pub struct BuiltSession {
+    pub session: Session,
+    /// [`CUDA_PROVIDER`] or [`CPU_PROVIDER`].
+    pub provider: &'static str,
+    /// Why this provider.
+    pub reason: String,
+}
+
+fn cpu_builder(rt: &Runtime, threads: usize) -> Result<SessionBuilder, String> {
+    let b = Session::builder(&rt.env).map_err(|e| e.to_string())?;
+    let b = b
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| e.to_string())?;
+    let b = b.with_intra_threads(threads).map_err(|e| e.to_string())?;
+    let b = b.with_inter_threads(1).map_err(|e| e.to_string())?;
+    // Every CPU allocation through the counting allocator (crate::memory).
+    let b = b.with_env_allocators().map_err(|e| e.to_string())?;
+    // Idle pool threads sleep instead of spinning: the caller is one of many processes.
+    b.with_intra_op_spinning(false).map_err(|e| e.to_string())
+}
+
+fn commit(builder: SessionBuilder, model: &[u8]) -> Result<Session, String> {
+    let mut builder = builder;
+    builder.commit_from_memory(model).map_err(|e| e.to_string())
+}
+
+fn load_error(e: String) -> EncoderError {
+    EncoderError::new(
+        ErrorKind::Runtime,
+        format!("ONNX Runtime cannot load the model: {e}"),
+    )
+}
+
+fn cuda_session(rt: &Runtime, model: &[u8], threads: usize) -> Result<Session, String> {
+    let b = cpu_builder(rt, threads)?;
+    let b = b
+        .with_execution_providers([CUDA::default().build().error_on_failure()])
+        .map_err(|e| e.to_string())?;
+    commit(b, model)
+}
+
+/// Builds a session for `model` (bytes proved self-contained by the caller) with `threads`
+/// intra-op threads on the provider `setting` asks for.
+pub fn build_session(
+    rt: &Runtime,
+    model: &[u8],
+    threads: usize,
+    setting: ProviderSetting,
+) -> Result<BuiltSession, EncoderError> {
+    let _blocked = SignalsBlocked::new();
+    let cpu = |reason: String| -> Result<BuiltSession, EncoderError> {
+        let session = cpu_builder(rt, threads)
+            .and_then(|b| commit(b, model))
+            .map_err(load_error)?;
+        Ok(BuiltSession {
+            session,
+            provider: CPU_PROVIDER,
+            reason,
+        })
+    };
+    if setting == ProviderSetting::Cpu {
+        return cpu("execution provider setting cpu".into());
+    }
+    let has_cuda = rt.has_provider(CUDA_PROVIDER) && CUDA::is_available().unwrap_or(false);
+    let (gpu, gpu_why) = gpu_present();
+    let cuda_missing = format!(
+        "the loaded ONNX Runtime ({}, {}) has no CUDA execution provider (it has {})",
+        rt.library.display(),
+        rt.version,
+        rt.providers.join(", ")
+    );
+    match setting {
+        ProviderSetting::Cuda => {
+            if !has_cuda {
+                return Err(EncoderError::new(
+                    ErrorKind::NotSupported,
+                    format!("the execution provider setting is cuda, but {cuda_missing}"),
+                )
+                .hint("Point the encoder at the libonnxruntime.so of the onnxruntime-gpu package (with CUDA 13 and cuDNN 9 on the library path) and reconnect, or use auto."));
+            }
+            if !gpu {
+                return Err(EncoderError::new(
+                    ErrorKind::NotSupported,
+                    format!("the execution provider setting is cuda, but {gpu_why}"),
+                )
+                .hint("Use auto or cpu on a machine without a GPU."));
+            }
+            match cuda_session(rt, model, threads) {
+                Ok(session) => Ok(BuiltSession {
+                    session,
+                    provider: CUDA_PROVIDER,
+                    reason: format!("execution provider setting cuda; {gpu_why}"),
+                }),
+                Err(e) => Err(EncoderError::new(
+                    ErrorKind::NotSupported,
+                    format!("the execution provider setting is cuda, but the CUDA execution provider failed to start: {e}"),
+                )
+                .hint("The CUDA provider needs the CUDA 13 runtime (cudart, cublas, curand, nvrtc) and cuDNN 9 libraries on the library path (for the server: LD_LIBRARY_PATH of the postmaster).")),
+            }
+        }
+        _ => {
+            if !has_cuda {
+                return cpu(format!("auto: {cuda_missing}"));
+            }
+            if !gpu {
+                return cpu(format!("auto: {gpu_why}"));
+            }
+            match cuda_session(rt, model, threads) {
+                Ok(session) => Ok(BuiltSession {
+                    session,
+                    provider: CUDA_PROVIDER,
+                    reason: format!("auto: CUDA execution provider available; {gpu_why}"),
+                }),
+                Err(e) => cpu(format!(
+                    "auto: the CUDA execution provider failed to start ({e})"
+                )),
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! A model ready to encode: its contract (parsed from the bytes, which are proved
+//! self-contained first), an ONNX Runtime session whose inputs and outputs were checked
+//! against the contract, and a measured memory profile. [`EncoderSession::run`] is the one
+//! path from an input tensor to packed codes: run (cancellable, within the memory limit),
+//! check the output's shape and values, pack the signs.
+
+use std::time::Instant;
+
+use ics_core::code::pack_signs;
+use ics_core::contract::{ModelContract, ModelInput};
+use ort::session::Session;
+use ort::value::{TensorElementType, TensorRef, ValueType};
+
+use crate::cancel::{self, Interrupt};
+use crate::error::{EncoderError, ErrorKind};
+use crate::memory;
+use crate::runtime::{self, ProviderSetting, Runtime, CUDA_PROVIDER};
+use crate::signals::SignalsBlocked;
+
+/// How to build a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub provider: ProviderSetting,
+    /// Intra-op threads (the caller bounds them).
+    pub threads: usize,
+    /// Bytes ONNX Runtime may hold in this process while the session is built and measured.
+    pub memory_limit: usize,
+}
+
+/// What a session costs in [`crate::memory`]'s counting allocator, measured when it is built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryProfile {
+    /// Bytes the session holds between runs (weights, prepacked kernels).
+    pub resident: usize,
+    /// Peak bytes a run allocates on top of `resident`, as `fixed + n * per_item` for n items.
+    pub run_fixed: usize,
+    pub run_per_item: usize,
+}
+
+impl MemoryProfile {
+    /// Predicted peak bytes ONNX Runtime allocates for a run of `n` items.
+    pub fn run_bytes(&self, n: usize) -> usize {
+        self.run_fixed
+            .saturating_add(n.saturating_mul(self.run_per_item))
+    }
+}
+
+/// A model ready to run.
+pub struct EncoderSession {
+    pub contract: ModelContract,
+    session: Session,
+    /// [`runtime::CUDA_PROVIDER`] or [`runtime::CPU_PROVIDER`], and why.
+    pub provider: &'static str,
+    pub provider_reason: String,
+    pub setting: ProviderSetting,
+    pub threads: usize,
+    /// Milliseconds to build the session (parse, optimise, allocate, measure).
+    pub load_ms: f64,
+    pub profile: MemoryProfile,
+    pub runs: u64,
+    pub items: u64,
+}
+
+fn interface_error(message: String) -> EncoderError {
+    EncoderError::new(ErrorKind::InvalidModel, format!("invalid model: {message}"))
+        .hint("The ONNX graph's inputs and outputs must be what its ics_hash.* metadata declares; re-export the model with ics-train.")
+}
+
+fn ort_error(what: &str, e: ort::Error) -> EncoderError {
+    if memory::take_refused() {
+        return over_limit(&format!("ONNX Runtime {what} ({e})"));
+    }
+    EncoderError::new(
+        ErrorKind::Runtime,
+        format!("ONNX Runtime {what} failed: {e}"),
+    )
+}
+
+fn over_limit(what: &str) -> EncoderError {
+    let s = memory::stats();
+    EncoderError::new(
+        ErrorKind::OutOfMemory,
+        format!(
+            "{what} needed more memory than the encoder's limit of {:.1} MB allows",
+            s.limit as f64 / (1 << 20) as f64
+        ),
+    )
+    .hint("Encode fewer images per run (ics_hash.batch_size), or have a superuser raise ics_hash.encoder_memory_limit.")
+}
+
+impl EncoderSession {
+    /// Parses and checks the contract of `bytes` (refusing external data), builds the session,
+    /// checks its interface and measures its memory with two blank runs (of one and two
+    /// items), which also starts a CUDA provider's threads while signals are blocked.
+    pub fn build(
+        rt: &Runtime,
+        bytes: &[u8],
+        opts: SessionOptions,
+    ) -> Result<EncoderSession, EncoderError> {
+        let (contract, _) = ModelContract::from_onnx(bytes).map_err(|e| EncoderError::from(&e))?;
+        let started = Instant::now();
+        memory::set_limit(opts.memory_limit);
+        memory::take_refused();
+        let before = memory::stats().live;
+        let built =
+            runtime::build_session(rt, bytes, opts.threads, opts.provider).map_err(|e| {
+                if memory::take_refused() {
+                    over_limit("loading the model's weights")
+                } else {
+                    e
+                }
+            })?;
+        let mut s = EncoderSession {
+            contract,
+            session: built.session,
+            provider: built.provider,
+            provider_reason: built.reason,
+            setting: opts.provider,
+            threads: opts.threads,
+            load_ms: 0.0,
+            profile: MemoryProfile::default(),
+            runs: 0,
+            items: 0,
+        };
+        s.check_interface()?;
+        let _blocked = SignalsBlocked::new();
+        let one = s.measure_run(1)?;
+        let two = s.measure_run(2)?;
+        let per_item = two.saturating_sub(one).max(one / 2);
+        s.profile = MemoryProfile {
+            resident: memory::stats().live.saturating_sub(before),
+            run_fixed: one.saturating_sub(per_item),
+            run_per_item: per_item,
+        };
+        s.runs = 0;
+        s.items = 0;
+        s.load_ms = started.elapsed().as_secs_f64() * 1e3;
+        Ok(s)
+    }
+
+    /// Peak bytes allocated by a run of `n` blank items.
+    fn measure_run(&mut self, n: usize) -> Result<usize, EncoderError> {
+        let input = vec![0f32; n * self.item_len()];
+        let base = memory::stats().live;
+        memory::reset_peak();
+        self.run(&input, n, None)
+            .map_err(|e| e.context(format!("trial run of {n} blank item(s)")))?;
+        Ok(memory::stats().peak.saturating_sub(base))
+    }
+
+    /// Checks the contract against the inputs and outputs ONNX Runtime reports for the graph.
+    pub fn check_interface(&self) -> Result<(), EncoderError> {
+        let c = &self.contract;
+        let inputs = self.session.inputs();
+        if inputs.len() != 1 {
+            return Err(interface_error(format!(
+                "ONNX Runtime sees {} graph inputs ({}), the contract feeds one",
+                inputs.len(),
+                inputs
+                    .iter()
+                    .map(|i| i.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        check_outlet(
+            inputs[0].name(),
+            inputs[0].dtype(),
+            &c.input_name,
+            &self.input_shape(1),
+            "input",
+        )?;
+        let outputs = self.session.outputs();
+        let Some(out) = outputs.iter().find(|o| o.name() == c.output_name) else {
+            return Err(interface_error(format!(
+                "ONNX Runtime sees no output \"{}\" (outputs: {})",
+                c.output_name,
+                outputs
+                    .iter()
+                    .map(|o| o.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        check_outlet(
+            out.name(),
+            out.dtype(),
+            &c.output_name,
+            &[1, c.bits],
+            "output",
+        )
+    }
+
+    pub fn bits(&self) -> usize {
+        self.contract.bits
+    }
+
+    /// Values of one input item (3·S·S for an image model, D for a feature model).
+    pub fn item_len(&self) -> usize {
+        self.contract.input.item_len()
+    }
+
+    /// The graph input's dimensions for a batch of `n`.
+    pub fn input_shape(&self, n: usize) -> Vec<usize> {
+        match &self.contract.input {
+            ModelInput::Image(p) => vec![n, 3, p.size as usize, p.size as usize],
+            ModelInput::Features { dim } => vec![n, *dim],
+        }
+    }
+
+    /// Runs the network on `n` items (`input` = n × [`EncoderSession::item_len`] values) and
+    /// packs each output row: `n × bits/8` bytes, item after item. The run is terminated when
+    /// `interrupt` fires ([`ErrorKind::Interrupted`]); an allocation over the memory limit
+    /// fails it ([`ErrorKind::OutOfMemory`]).
+    pub fn run(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        interrupt: Option<Interrupt>,
+    ) -> Result<Vec<u8>, EncoderError> {
+        if input.len() != n * self.item_len() {
+            return Err(EncoderError::new(
+                ErrorKind::Internal,
+                format!(
+                    "input of {} values for {n} items of {}",
+                    input.len(),
+                    self.item_len()
+                ),
+            ));
+        }
+        let bits = self.contract.bits;
+        let shape = self.input_shape(n);
+        let input_name = self.contract.input_name.clone();
+        let output_name = self.contract.output_name.clone();
+        memory::take_refused();
+        // A CUDA provider may start threads during a run: keep the caller's signals off them
+        // (such runs are short; the caller checks for interrupts right after).
+        let _blocked = (self.provider == CUDA_PROVIDER).then(SignalsBlocked::new);
+        let session = &mut self.session;
+        let (outcome, interrupted) = cancel::watched(interrupt, |options| {
+            let tensor = TensorRef::from_array_view((shape, input))
+                .map_err(|e| ort_error("input tensor", e))?;
+            let outputs = session
+                .run_with_options(ort::inputs![input_name.as_str() => tensor], options)
+                .map_err(|e| ort_error("run", e))?;
+            let value = outputs
+                .get(&output_name)
+                .ok_or_else(|| interface_error(format!("the run returned no \"{output_name}\"")))?;
+            let (out_shape, data) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| ort_error("output extraction", e))?;
+            Ok::<_, EncoderError>((out_shape.to_vec(), data.to_vec()))
+        })?;
+        if interrupted {
+            return Err(EncoderError::new(
+                ErrorKind::Interrupted,
+                "the network run was interrupted",
+            ));
+        }
+        let (out_shape, data) = outcome?;
+        let rows_ok = out_shape.first() == Some(&(n as i64));
+        if !rows_ok || data.len() != n * bits {
+            return Err(EncoderError::new(
+                ErrorKind::BadOutput,
+                format!(
+                    "the model returned an output of shape {out_shape:?} for {n} item(s); its contract declares {bits} bits per item"
+                ),
+            )
+            .hint("The model's graph does not compute what its metadata declares; re-export it with ics-train."));
+        }
+        if let Some(pos) = data.iter().position(|v| v.is_nan()) {
+            return Err(EncoderError::new(
+                ErrorKind::NotANumber,
+                format!(
+                    "the model produced NaN (item {}, output {}): a NaN has no sign to pack",
+                    pos / bits + 1,
+                    pos % bits
+                ),
+            )
+            .hint("Check the input values and the model's weights."));
+        }
+        let mut codes = Vec::with_capacity(n * bits / 8);
+        for row in data.chunks_exact(bits) {
+            codes.extend_from_slice(&pack_signs(row));
+        }
+        self.runs += 1;
+        self.items += n as u64;
+        Ok(codes)
+    }
+}
+
+fn check_outlet(
+    name: &str,
+    dtype: &ValueType,
+    want_name: &str,
+    want_dims: &[usize],
+    role: &str,
+) -> Result<(), EncoderError> {
+    if name != want_name {
+        return Err(interface_error(format!(
+            "ONNX Runtime sees the graph {role} \"{name}\", the contract names \"{want_name}\""
+        )));
+    }
+    if dtype.tensor_type() != Some(TensorElementType::Float32) {
+        return Err(interface_error(format!(
+            "graph {role} \"{name}\" is {dtype}, not a float tensor"
+        )));
+    }
+    if let Some(shape) = dtype.tensor_shape() {
+        let fits = shape.len() == want_dims.len()
+            && shape
+                .iter()
+                .zip(want_dims)
+                .skip(1)
+                .all(|(&got, &want)| got < 0 || got as usize == want);
+        if !fits {
+            return Err(interface_error(format!(
+                "graph {role} \"{name}\" has shape {shape}, the contract says N x {}",
+                want_dims[1..]
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" x ")
+            )));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Tiny ONNX models with the `ics_hash.*` contract, for the encoder's tests and the SQL test
+//! fixtures (`trainer/examples/make_encoder_fixtures.rs` writes them to files), each built
+//! to exercise one limit:
+//! - [`features_model`]: 4 features -> Gemm -> Tanh, 8 bits, with known codes;
+//! - [`slow_features_model`]: its run time is chosen by its input (a Loop whose trip count is
+//!   the largest feature), for cancellation;
+//! - [`wide_image_model`]: a 64-channel convolution at full resolution, so a run's memory
+//!   grows by about a megabyte per image at 64 px, for the memory limit;
+//! - [`external_data_model`]: [`features_model`] whose weight lives in an outside file.
+//!
+//! Built on the pgrx-free ONNX messages of `ics_core::onnx_proto`; no protoc, no Python.
+
+use ics_core::contract::{ModelContract, ModelInput};
+use ics_core::onnx_proto::{
+    data_type, AttributeProto, Dim, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
+    StringStringEntryProto, TensorProto, ValueInfoProto,
+};
+use ics_core::preprocess::Preprocess;
+
+fn n() -> Dim {
+    Dim::Symbolic("N".into())
+}
+
+fn node(op: &str, inputs: &[&str], output: &str, attribute: Vec<AttributeProto>) -> NodeProto {
+    NodeProto {
+        op_type: op.into(),
+        name: output.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        attribute,
+        ..Default::default()
+    }
+}
+
+/// The contract every test model carries (two centres, a fixed config hash).
+pub fn contract(bits: usize, input: ModelInput, input_name: &str) -> ModelContract {
+    ModelContract {
+        bits,
+        input,
+        input_name: input_name.into(),
+        output_name: "hash".into(),
+        centres: vec![vec![0x0f; bits / 8], vec![0xf0; bits / 8]],
+        trainer_version: "test".into(),
+        config_sha256: "0f".repeat(32),
+        backbone: None,
+    }
+}
+
+fn model(graph: GraphProto, contract: &ModelContract) -> Vec<u8> {
+    let mut m = ModelProto {
+        ir_version: 8,
+        opset_import: vec![OperatorSetIdProto {
+            domain: String::new(),
+            version: 17,
+        }],
+        producer_name: "ics-encoder test models".into(),
+        graph: Some(graph),
+        ..Default::default()
+    };
+    m.set_metadata(&contract.to_metadata());
+    m.to_bytes()
+}
+
+/// The weight of [`features_model`]: code bit j of features x is the sign of x[j % 4] for
+/// j < 4 and of -x[j % 4] for j >= 4.
+fn sign_weights() -> Vec<f32> {
+    let mut w = vec![0f32; 4 * 8];
+    for j in 0..8 {
+        w[(j % 4) * 8 + j] = if j < 4 { 1.0 } else { -1.0 };
+    }
+    w
+}
+
+/// 4 features -> Gemm -> Tanh -> 8 bits: bit j is `x[j % 4] >= 0` for j < 4, its negation
+/// after (so every code has its last four bits inverted from its first four).
+pub fn features_model() -> Vec<u8> {
+    let c = contract(8, ModelInput::Features { dim: 4 }, "features");
+    let graph = GraphProto {
+        name: "features".into(),
+        input: vec![ValueInfoProto::tensor(
+            "features",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(4)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(8)],
+        )],
+        initializer: vec![
+            TensorProto::from_f32("w", &[4, 8], &sign_weights()),
+            TensorProto::from_f32("b", &[8], &[0.0; 8]),
+        ],
+        node: vec![
+            node("Gemm", &["features", "w", "b"], "z", vec![]),
+            node("Tanh", &["z"], "hash", vec![]),
+        ],
+        ..Default::default()
+    };
+    model(graph, &c)
+}
+
+/// [`features_model`] with its weight `w` kept in an outside file at `location` (relative to
+/// the working directory, as ONNX Runtime resolves it for a model given as bytes).
+pub fn external_data_model(location: &str) -> Vec<u8> {
+    let mut m = ModelProto::from_bytes(&features_model()).expect("our own model");
+    let g = m.graph.as_mut().expect("graph");
+    let w = g.initializer.iter_mut().find(|t| t.name == "w").expect("w");
+    w.raw_data.clear();
+    w.data_location = 1;
+    w.external_data = [("location", location), ("offset", "0"), ("length", "128")]
+        .iter()
+        .map(|(k, v)| StringStringEntryProto {
+            key: k.to_string(),
+            value: v.to_string(),
+        })
+        .collect();
+    m.to_bytes()
+}
+
+/// 4 features -> 8 bits like [`features_model`], but first a Loop runs `max(features)` times
+/// (as an integer, at least 0) over a 64 x 64 matrix product, whose result is added times
+/// zero to the output: the codes are [`features_model`]'s, the run time is the caller's
+/// choice (about 20-100 µs per iteration).
+pub fn slow_features_model() -> Vec<u8> {
+    let c = contract(8, ModelInput::Features { dim: 4 }, "features");
+    let k = 64usize;
+    let eye: Vec<f32> = (0..k * k)
+        .map(|i| if i % (k + 1) == 0 { 0.5 } else { 0.001 })
+        .collect();
+    let body = GraphProto {
+        name: "body".into(),
+        input: vec![
+            ValueInfoProto::tensor("i", data_type::INT64, &[]),
+            ValueInfoProto::tensor("cond_in", data_type::BOOL, &[]),
+            ValueInfoProto::tensor(
+                "m_in",
+                data_type::FLOAT,
+                &[Dim::Fixed(k as i64), Dim::Fixed(k as i64)],
+            ),
+        ],
+        output: vec![
+            ValueInfoProto::tensor("cond_out", data_type::BOOL, &[]),
+            ValueInfoProto::tensor(
+                "m_out",
+                data_type::FLOAT,
+                &[Dim::Fixed(k as i64), Dim::Fixed(k as i64)],
+            ),
+        ],
+        node: vec![
+            node("Identity", &["cond_in"], "cond_out", vec![]),
+            node("MatMul", &["m_in", "mix"], "mm", vec![]),
+            node("Tanh", &["mm"], "m_out", vec![]),
+        ],
+        ..Default::default()
+    };
+    let mut loop_node = node(
+        "Loop",
+        &["trips", "keep_going", "m0"],
+        "m_final",
+        vec![AttributeProto {
+            name: "body".into(),
+            r#type: ics_core::onnx_proto::attribute_type::GRAPH,
+            g: Some(body),
+            ..Default::default()
+        }],
+    );
+    loop_node.name = "loop".into();
+    let keep_going = TensorProto {
+        dims: vec![],
+        data_type: data_type::BOOL,
+        name: "keep_going".into(),
+        raw_data: vec![1],
+        ..Default::default()
+    };
+    let graph = GraphProto {
+        name: "slow_features".into(),
+        input: vec![ValueInfoProto::tensor(
+            "features",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(4)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(8)],
+        )],
+        initializer: vec![
+            TensorProto::from_f32("w", &[4, 8], &sign_weights()),
+            TensorProto::from_f32("b", &[8], &[0.0; 8]),
+            TensorProto::from_f32("mix", &[k as i64, k as i64], &eye),
+            TensorProto::from_f32("m0", &[k as i64, k as i64], &eye),
+            TensorProto::from_f32("zero", &[], &[0.0]),
+            keep_going,
+        ],
+        node: vec![
+            node(
+                "ReduceMax",
+                &["features"],
+                "most",
+                vec![AttributeProto::int("keepdims", 0)],
+            ),
+            node("Relu", &["most"], "most_pos", vec![]),
+            node(
+                "Cast",
+                &["most_pos"],
+                "trips",
+                vec![AttributeProto::int("to", data_type::INT64.into())],
+            ),
+            loop_node,
+            node(
+                "ReduceSum",
+                &["m_final"],
+                "total",
+                vec![AttributeProto::int("keepdims", 0)],
+            ),
+            node("Mul", &["total", "zero"], "nothing", vec![]),
+            node("Gemm", &["features", "w", "b"], "z", vec![]),
+            node("Add", &["z", "nothing"], "z2", vec![]),
+            node("Tanh", &["z2"], "hash", vec![]),
+        ],
+        ..Default::default()
+    };
+    model(graph, &c)
+}
+
+/// An image model (`size` px, EfficientNet-Lite preprocessing) whose first layer is a
+/// 3x3 convolution to 64 channels at full resolution: a run holds at least 64·size²·4 bytes
+/// per image (1 MB at 64 px), then global pooling and a 64 -> 16-bit head.
+pub fn wide_image_model(size: u32) -> Vec<u8> {
+    let pre = Preprocess::efficientnet_lite(size);
+    let c = contract(16, ModelInput::Image(pre), "image");
+    let s = i64::from(size);
+    let conv_w: Vec<f32> = (0..64 * 3 * 9)
+        .map(|i| ((i * 37 % 17) as f32 - 8.0) / 40.0)
+        .collect();
+    let head_w: Vec<f32> = (0..64 * 16)
+        .map(|i| ((i * 53 % 23) as f32 - 11.0) / 30.0)
+        .collect();
+    let graph = GraphProto {
+        name: "wide_image".into(),
+        input: vec![ValueInfoProto::tensor(
+            "image",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(16)],
+        )],
+        initializer: vec![
+            TensorProto::from_f32("conv_w", &[64, 3, 3, 3], &conv_w),
+            TensorProto::from_f32("conv_b", &[64], &[0.01; 64]),
+            TensorProto::from_f32("head_w", &[64, 16], &head_w),
+            TensorProto::from_f32("head_b", &[16], &[0.003; 16]),
+        ],
+        node: vec![
+            node(
+                "Conv",
+                &["image", "conv_w", "conv_b"],
+                "conv",
+                vec![
+                    AttributeProto::ints("kernel_shape", &[3, 3]),
+                    AttributeProto::ints("pads", &[1, 1, 1, 1]),
+                ],
+            ),
+            node("Relu", &["conv"], "relu", vec![]),
+            node("GlobalAveragePool", &["relu"], "pool", vec![]),
+            node(
+                "Flatten",
+                &["pool"],
+                "flat",
+                vec![AttributeProto::int("axis", 1)],
+            ),
+            node("Gemm", &["flat", "head_w", "head_b"], "z", vec![]),
+            node("Tanh", &["z"], "hash", vec![]),
+        ],
+        ..Default::default()
+    };
+    model(graph, &c)
+}
