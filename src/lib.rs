@@ -27,8 +27,19 @@ pgrx::extension_sql_file!("../sql/encoder.sql", name = "encoder", requires = ["i
 /// postmaster).
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
+    never_send_backtraces();
     index::options::register();
     encoder::gucs::register();
+}
+
+/// pgrx puts a captured Rust backtrace into an error's DETAIL, which goes to the client, and
+/// `std::backtrace::Backtrace::capture` captures one whenever `RUST_BACKTRACE` (or
+/// `RUST_LIB_BACKTRACE`) is set in the server's environment. A client must never see the
+/// server's stack, so captures are switched off for the process before anything can take one
+/// (the choice is read once and cached). Panic messages in the server log are unaffected.
+fn never_send_backtraces() {
+    // Library load is single-threaded: nothing reads the environment concurrently.
+    std::env::set_var("RUST_LIB_BACKTRACE", "0");
 }
 
 /// Required by `cargo pgrx test`; ics_hash's in-process tests need no setup.

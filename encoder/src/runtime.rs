@@ -321,12 +321,14 @@ fn cuda_session(rt: &Runtime, model: &[u8], threads: usize) -> Result<Session, S
 }
 
 /// Builds a session for `model` (bytes proved self-contained by the caller) with `threads`
-/// intra-op threads on the provider `setting` asks for.
+/// intra-op threads on the provider `setting` asks for; `setting_name` names the caller's
+/// setting in messages (e.g. `ics_hash.execution_provider`).
 pub fn build_session(
     rt: &Runtime,
     model: &[u8],
     threads: usize,
     setting: ProviderSetting,
+    setting_name: &str,
 ) -> Result<BuiltSession, EncoderError> {
     let _blocked = SignalsBlocked::new();
     let cpu = |reason: String| -> Result<BuiltSession, EncoderError> {
@@ -340,7 +342,7 @@ pub fn build_session(
         })
     };
     if setting == ProviderSetting::Cpu {
-        return cpu("execution provider setting cpu".into());
+        return cpu(format!("{setting_name} = cpu"));
     }
     let has_cuda = rt.has_provider(CUDA_PROVIDER) && CUDA::is_available().unwrap_or(false);
     let (gpu, gpu_why) = gpu_present();
@@ -355,14 +357,14 @@ pub fn build_session(
             if !has_cuda {
                 return Err(EncoderError::new(
                     ErrorKind::NotSupported,
-                    format!("the execution provider setting is cuda, but {cuda_missing}"),
+                    format!("{setting_name} is cuda, but {cuda_missing}"),
                 )
-                .hint("Point the encoder at the libonnxruntime.so of the onnxruntime-gpu package (with CUDA 13 and cuDNN 9 on the library path) and reconnect, or use auto."));
+                .hint("Point the encoder at the libonnxruntime.so of the onnxruntime-gpu package (with CUDA 13 and cuDNN 9 on the library path) and reconnect, or set it to auto."));
             }
             if !gpu {
                 return Err(EncoderError::new(
                     ErrorKind::NotSupported,
-                    format!("the execution provider setting is cuda, but {gpu_why}"),
+                    format!("{setting_name} is cuda, but {gpu_why}"),
                 )
                 .hint("Use auto or cpu on a machine without a GPU."));
             }
@@ -370,11 +372,11 @@ pub fn build_session(
                 Ok(session) => Ok(BuiltSession {
                     session,
                     provider: CUDA_PROVIDER,
-                    reason: format!("execution provider setting cuda; {gpu_why}"),
+                    reason: format!("{setting_name} = cuda; {gpu_why}"),
                 }),
                 Err(e) => Err(EncoderError::new(
                     ErrorKind::NotSupported,
-                    format!("the execution provider setting is cuda, but the CUDA execution provider failed to start: {e}"),
+                    format!("{setting_name} is cuda, but the CUDA execution provider failed to start: {e}"),
                 )
                 .hint("The CUDA provider needs the CUDA 13 runtime (cudart, cublas, curand, nvrtc) and cuDNN 9 libraries on the library path (for the server: LD_LIBRARY_PATH of the postmaster).")),
             }

@@ -21,6 +21,8 @@ use crate::signals::SignalsBlocked;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionOptions {
     pub provider: ProviderSetting,
+    /// The caller's name for the provider setting, for messages.
+    pub provider_setting_name: &'static str,
     /// Intra-op threads (the caller bounds them).
     pub threads: usize,
     /// Bytes ONNX Runtime may hold in this process while the session is built and measured.
@@ -102,14 +104,20 @@ impl EncoderSession {
         memory::set_limit(opts.memory_limit);
         memory::take_refused();
         let before = memory::stats().live;
-        let built =
-            runtime::build_session(rt, bytes, opts.threads, opts.provider).map_err(|e| {
-                if memory::take_refused() {
-                    over_limit("loading the model's weights")
-                } else {
-                    e
-                }
-            })?;
+        let built = runtime::build_session(
+            rt,
+            bytes,
+            opts.threads,
+            opts.provider,
+            opts.provider_setting_name,
+        )
+        .map_err(|e| {
+            if memory::take_refused() {
+                over_limit("loading the model's weights")
+            } else {
+                e
+            }
+        })?;
         let mut s = EncoderSession {
             contract,
             session: built.session,
@@ -263,7 +271,7 @@ impl EncoderSession {
             return Err(EncoderError::new(
                 ErrorKind::BadOutput,
                 format!(
-                    "the model returned an output of shape {out_shape:?} for {n} item(s); its contract declares {bits} bits per item"
+                    "returned an output of shape {out_shape:?} for {n} item(s); its contract declares {bits} bits per item"
                 ),
             )
             .hint("The model's graph does not compute what its metadata declares; re-export it with ics-train."));
@@ -272,7 +280,7 @@ impl EncoderSession {
             return Err(EncoderError::new(
                 ErrorKind::NotANumber,
                 format!(
-                    "the model produced NaN (item {}, output {}): a NaN has no sign to pack",
+                    "produced NaN (item {}, output {}): a NaN has no sign to pack",
                     pos / bits + 1,
                     pos % bits
                 ),

@@ -26,6 +26,7 @@ fn rt() -> &'static Runtime {
 fn opts(memory_limit: usize) -> SessionOptions {
     SessionOptions {
         provider: ProviderSetting::Cpu,
+        provider_setting_name: "provider",
         threads: 1,
         memory_limit,
     }

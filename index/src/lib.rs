@@ -11,7 +11,8 @@
 //! duplicates, so lists are tight and entries are posting lists (one code, many TIDs).
 //!
 //! - [`page`]: PostgreSQL's page layout in Rust. [`format`]: our pages (diagrams there).
-//! - [`build`], [`insert`], [`search`], [`vacuum`], [`verify`]: the operations.
+//! - [`build`], [`insert`], [`search`], [`vacuum`], [`verify`]: the operations;
+//!   [`relength`]: an index whose rows all died forgets its code length.
 
 pub mod build;
 pub mod directory;
@@ -20,6 +21,7 @@ pub mod insert;
 pub mod kmodes;
 pub mod page;
 pub mod relation;
+pub mod relength;
 pub mod search;
 pub mod selectivity;
 pub mod vacuum;

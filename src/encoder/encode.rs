@@ -6,21 +6,23 @@
 //! image once and the planner can hand the code to the mih index. The session itself is
 //! cached per backend ([`super::sessions`]).
 //!
-//! Per image: detoast, `ics_core::preprocess` (decode, EXIF, resize/crop, normalise), one
-//! ONNX Runtime run, `ics_core::code::pack_signs`. The batch form decodes its images in
-//! parallel ([`super::decode`]) and runs the network once per `ics_hash.batch_size` images.
+//! Per image: detoast, then `ics_encoder::batch::encode_images` (headers and a memory plan,
+//! decode, EXIF, resize/crop, normalise, one ONNX Runtime run, check, pack). The batch form
+//! decodes its images in parallel and runs the network once per `ics_hash.batch_size` images,
+//! or fewer when `ics_hash.encoder_memory_limit` requires. Runs and decoding stop when the
+//! statement is cancelled or times out.
 
 use std::cell::RefCell;
 use std::ffi::c_void;
 
 use ics_core::contract::ModelInput;
-use ics_core::preprocess::preprocess_into;
+use ics_encoder::batch::{encode_images, BatchError, BatchOptions};
+use ics_encoder::session::EncoderSession;
+use ics_encoder::{memory, EncoderError, ErrorKind};
 use pgrx::{pg_sys, FromDatum, PgMemoryContexts, PgSqlErrorCode};
 
-use super::decode::preprocess_batch;
 use super::registry::{self, ModelRef};
-use super::sessions::{self, ReadyModel};
-use super::{gucs, preprocess_error, EncoderError, OrRaise};
+use super::{gucs, interrupted};
 use crate::fmgr::{self, raise, sql_function};
 use crate::hashcode;
 
@@ -64,11 +66,9 @@ unsafe fn call_cache<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallCache 
     }
 }
 
-/// The ready model named `name` (or the default model), resolved once per call site.
-unsafe fn model_for(
-    fcinfo: pg_sys::FunctionCallInfo,
-    name: Option<&str>,
-) -> Result<sessions::Entry, EncoderError> {
+/// The registry table and the model named `name` (or the default model), resolved once per
+/// call site and query.
+unsafe fn model_for(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> (String, ModelRef) {
     let cache = unsafe { call_cache(fcinfo) };
     if cache.table.is_none() {
         cache.table = Some(unsafe { registry::registry_table(fcinfo) });
@@ -86,7 +86,7 @@ unsafe fn model_for(
     let m = match found {
         Some(m) => m,
         None => {
-            let m = unsafe { registry::resolve(&table, name) }?;
+            let m = registry::resolve(&table, name);
             if cache.models.len() >= 8 {
                 cache.models.remove(0);
             }
@@ -94,7 +94,7 @@ unsafe fn model_for(
             m
         }
     };
-    unsafe { registry::ready(&table, &m) }
+    (table, m)
 }
 
 unsafe fn text_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> String {
@@ -109,8 +109,47 @@ unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
     }
 }
 
-fn wrong_kind(model: &ReadyModel, given: &str) -> EncoderError {
-    let (takes, hint) = match model.contract.input {
+/// Why a call cannot encode: the encoder's error, or a model of the other input kind.
+enum Failure {
+    Encoder(EncoderError),
+    Batch(BatchError),
+    WrongKind { takes: String, hint: &'static str },
+}
+
+impl From<EncoderError> for Failure {
+    fn from(e: EncoderError) -> Self {
+        Failure::Encoder(e)
+    }
+}
+
+/// Raises a failure of the model `name`; `lower` is the batch array's lower bound.
+fn raise_failure(f: Failure, name: &str, given: &str, lower: i32) -> ! {
+    match f {
+        Failure::Encoder(e) => super::raise(name_the_model(e, name)),
+        Failure::Batch(BatchError { index, error }) => match index {
+            Some(i) => {
+                super::raise(error.context(format!("image [{}] of the batch", i as i32 + lower)))
+            }
+            None => super::raise(name_the_model(error, name)),
+        },
+        Failure::WrongKind { takes, hint } => raise(
+            PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
+            format!("model \"{name}\" takes {takes}, not {given}"),
+            Some(hint),
+        ),
+    }
+}
+
+/// Errors about what a model computed ("produced NaN ...") name the model.
+fn name_the_model(mut e: EncoderError, name: &str) -> EncoderError {
+    if matches!(e.kind, ErrorKind::NotANumber | ErrorKind::BadOutput) {
+        e.message = format!("model \"{name}\" {}", e.message);
+    }
+    e
+}
+
+fn wrong_kind(s: &EncoderSession) -> Failure {
+    let (takes, hint) = match s.contract.input {
         ModelInput::Image(p) => (
             format!("images ({0}x{0} after preprocessing)", p.size),
             "Pass the image bytes: ics_encode(image bytea, model).",
@@ -120,38 +159,50 @@ fn wrong_kind(model: &ReadyModel, given: &str) -> EncoderError {
             "Pass the features: ics_encode(features real[], model).",
         ),
     };
-    EncoderError::new(
-        PgSqlErrorCode::ERRCODE_WRONG_OBJECT_TYPE,
-        format!("model \"{}\" takes {takes}, not {given}", model.name),
-    )
-    .hint(hint)
+    Failure::WrongKind { takes, hint }
 }
 
-/// One image through `model`.
-fn encode_one_image(model: &mut ReadyModel, bytes: &[u8]) -> Result<Vec<u8>, EncoderError> {
-    let ModelInput::Image(p) = model.contract.input else {
-        return Err(wrong_kind(model, "image bytes"));
-    };
-    let mut input = vec![0f32; p.output_len()];
-    preprocess_into(bytes, &p, gucs::max_image_pixels(), &mut input)
-        .map_err(|e| preprocess_error(&e))?;
-    pgrx::check_for_interrupts!();
-    model.run(&input, 1)
+/// The batch settings of this call.
+fn batch_options() -> BatchOptions {
+    BatchOptions {
+        batch_size: gucs::batch_size(),
+        threads: gucs::intra_op_threads(),
+        max_pixels: gucs::max_image_pixels(),
+        memory_limit: gucs::encoder_memory_limit(),
+        interrupt: Some(interrupted),
+    }
+}
+
+/// Images through the model `m`: their codes, concatenated.
+fn encode_with(table: &str, m: &ModelRef, images: &[&[u8]]) -> Result<(String, Vec<u8>), Failure> {
+    let opts = batch_options();
+    registry::with_ready(table, m, |s| {
+        if !matches!(s.contract.input, ModelInput::Image(_)) {
+            return Err(wrong_kind(s));
+        }
+        encode_images(s, images, &opts).map_err(Failure::Batch)
+    })?
+    .map(|codes| (m.name.clone(), codes))
 }
 
 unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
-    let entry = unsafe { model_for(fcinfo, name) }.or_raise();
+    let (table, m) = unsafe { model_for(fcinfo, name) };
     let bytes = unsafe { fmgr::arg_varlena_bytes(fcinfo, 0) };
-    let mut model = entry.borrow_mut();
-    let key = (model.sha256.clone(), gucs::max_image_pixels());
+    let key = (m.sha256.clone(), gucs::max_image_pixels());
     let remembered = LAST.with_borrow(|last| match last {
-        Some(m) if m.key == key && m.image.as_slice() == bytes => Some(m.code.clone()),
+        Some(memo) if memo.key == key && memo.image.as_slice() == bytes => Some(memo.code.clone()),
         _ => None,
     });
     if let Some(code) = remembered {
         return hashcode::code_datum(&code);
     }
-    let code = encode_one_image(&mut model, bytes).or_raise();
+    let code = match encode_with(&table, &m, &[bytes]) {
+        Ok((_, code)) => code,
+        Err(Failure::Batch(BatchError { error, .. })) => {
+            super::raise(name_the_model(error, &m.name))
+        }
+        Err(f) => raise_failure(f, &m.name, "image bytes", 1),
+    };
     if bytes.len() <= MEMO_MAX_BYTES {
         LAST.set(Some(Memo {
             key,
@@ -240,24 +291,13 @@ sql_function! {
     /// `ics_encode(features real[], model text) RETURNS hashcode`
     fn ics_encode_features(fcinfo) -> Datum {
         let name = unsafe { text_arg(fcinfo, 1) };
-        let entry = unsafe { model_for(fcinfo, Some(&name)) }.or_raise();
-        let mut model = entry.borrow_mut();
-        let ModelInput::Features { dim } = model.contract.input else {
-            wrong_kind(&model, "a feature vector").raise();
-        };
+        let (table, m) = unsafe { model_for(fcinfo, Some(&name)) };
         let items = unsafe { deconstruct(fmgr::arg(fcinfo, 0), pg_sys::FLOAT4OID, 4, true, b'i') };
         if items.ndim > 1 {
             raise(
                 PgSqlErrorCode::ERRCODE_ARRAY_ELEMENT_ERROR,
                 format!("features must be a one-dimensional array, not {} dimensions", items.ndim),
                 None,
-            );
-        }
-        if items.datums.len() != dim {
-            raise(
-                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
-                format!("model \"{}\" takes {dim} features, the array has {}", model.name, items.datums.len()),
-                Some("Pass the feature vector the model was trained on (see input_size in ics_models)."),
             );
         }
         if let Some(i) = items.nulls.iter().position(|&n| n) {
@@ -275,46 +315,32 @@ sql_function! {
                 None,
             );
         }
-        let code = model.run(&values, 1).or_raise();
+        let limit = gucs::encoder_memory_limit();
+        let outcome = registry::with_ready(&table, &m, |s| {
+            let ModelInput::Features { dim } = s.contract.input else {
+                return Err(wrong_kind(s));
+            };
+            if values.len() != dim {
+                return Ok(Err(dim));
+            }
+            memory::set_limit(limit);
+            Ok(Ok(s.run(&values, 1, Some(interrupted))?))
+        });
+        let code = match outcome.map_err(Failure::Encoder).and_then(|r| r) {
+            Ok(Ok(code)) => code,
+            Ok(Err(dim)) => raise(
+                PgSqlErrorCode::ERRCODE_DATA_EXCEPTION,
+                format!("model \"{}\" takes {dim} features, the array has {}", m.name, values.len()),
+                Some("Pass the feature vector the model was trained on (see input_size in ics_models)."),
+            ),
+            Err(f) => raise_failure(f, &m.name, "a feature vector", 1),
+        };
         hashcode::code_datum(&code)
     }
 }
 
-/// The images of a batch through `model`: one code per non-NULL image, in order.
-fn encode_images(
-    model: &mut ReadyModel,
-    images: &[(usize, &[u8])],
-    lower: i32,
-) -> Result<Vec<Vec<u8>>, EncoderError> {
-    let ModelInput::Image(p) = model.contract.input else {
-        return Err(wrong_kind(model, "image bytes"));
-    };
-    let batch = gucs::batch_size();
-    let threads = gucs::intra_op_threads();
-    let max_pixels = gucs::max_image_pixels();
-    let item = p.output_len();
-    let bytes_per_code = model.bits() / 8;
-    let mut input = vec![0f32; batch.min(images.len()) * item];
-    let mut codes = Vec::with_capacity(images.len());
-    for chunk in images.chunks(batch) {
-        let slices: Vec<&[u8]> = chunk.iter().map(|(_, b)| *b).collect();
-        let buf = &mut input[..chunk.len() * item];
-        preprocess_batch(&slices, &p, max_pixels, threads, buf).map_err(|(i, e)| {
-            preprocess_error(&e).context(format!(
-                "image [{}] of the batch",
-                chunk[i].0 as i32 + lower
-            ))
-        })?;
-        pgrx::check_for_interrupts!();
-        let packed = model.run(buf, chunk.len())?;
-        codes.extend(packed.chunks_exact(bytes_per_code).map(<[u8]>::to_vec));
-        pgrx::check_for_interrupts!();
-    }
-    Ok(codes)
-}
-
 unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
-    let entry = unsafe { model_for(fcinfo, name) }.or_raise();
+    let (table, m) = unsafe { model_for(fcinfo, name) };
     let items = unsafe { deconstruct(fmgr::arg(fcinfo, 0), pg_sys::BYTEAOID, -1, false, b'i') };
     if items.ndim > 1 {
         raise(
@@ -334,7 +360,25 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
         .filter(|(_, (_, null))| !**null)
         .map(|(i, (d, _))| (i, unsafe { varlena_bytes(*d) }))
         .collect();
-    let codes = encode_images(&mut entry.borrow_mut(), &images, items.lower).or_raise();
+    let slices: Vec<&[u8]> = images.iter().map(|(_, b)| *b).collect();
+    let packed = match encode_with(&table, &m, &slices) {
+        Ok((_, codes)) => codes,
+        // Subscripts of the input array, not positions among its non-NULL images.
+        Err(Failure::Batch(BatchError {
+            index: Some(i),
+            error,
+        })) => super::raise(error.context(format!(
+            "image [{}] of the batch",
+            images[i].0 as i32 + items.lower
+        ))),
+        Err(f) => raise_failure(f, &m.name, "image bytes", items.lower),
+    };
+    let bytes_per_code = if images.is_empty() {
+        1
+    } else {
+        packed.len() / images.len()
+    };
+    let codes: Vec<&[u8]> = packed.chunks_exact(bytes_per_code.max(1)).collect();
 
     // hashcode[] with the input's subscripts; NULL where the image was NULL.
     unsafe {

@@ -5,13 +5,16 @@
 //! | `ics_hash.model` | empty | anyone | the model `ics_encode(img)` uses; empty = the only registered one |
 //! | `ics_hash.execution_provider` | `auto` | anyone | `auto` takes CUDA when the loaded ONNX Runtime has it and a GPU is present, else the CPU; `cuda` insists (an error says why not); `cpu` never touches a GPU |
 //! | `ics_hash.onnxruntime_library` | empty | superuser | path of `libonnxruntime.so`; empty = [`super::runtime::DEFAULT_LIBRARY`], else `$ORT_DYLIB_PATH`. Loading a shared library runs its code inside the server: superuser only. Read at the first encoder call of a backend; the library stays for the process's life |
-//! | `ics_hash.intra_op_threads` | 1 | anyone | threads ONNX Runtime (and batch image decoding) may use in one backend. One keeps a backend on one core as PostgreSQL expects; raise it for bulk encoding on an idle server |
+//! | `ics_hash.intra_op_threads` | 1 | anyone, up to `max_intra_op_threads` | threads ONNX Runtime (and batch image decoding) may use in one backend. One keeps a backend on one core as PostgreSQL expects; raise it for bulk encoding on an idle server |
+//! | `ics_hash.max_intra_op_threads` | 0 (= the server's CPU count) | superuser | the cap on `intra_op_threads`: threads are a server resource, so an ordinary role cannot start hundreds of them |
+//! | `ics_hash.encoder_memory_limit` | 1 GB | superuser | all memory the encoder holds in one backend outside PostgreSQL's accounting: ONNX Runtime's (cached models' weights, a run's activations; counted by its allocator, which refuses past the limit) plus the input tensor and the images being decoded (planned from their headers before anything is allocated). Batches are sized to fit; what cannot fit is an error (53200). Cached models may hold at most half of it |
 //! | `ics_hash.max_image_pixels` | 50,000,000 | superuser | images with more pixels are refused from their header, before decoding (decompression bombs); superuser because the decoded pixels are memory outside PostgreSQL's accounting |
-//! | `ics_hash.batch_size` | 32 | anyone | most images fed to one ONNX Runtime run by `ics_encode_batch` (longer arrays run in several), bounding the input tensor's memory |
-//! | `ics_hash.session_cache_size` | 4 | anyone | models kept ready per backend (each holds its weights and ONNX Runtime's buffers); the least recently used is dropped beyond it |
+//! | `ics_hash.batch_size` | 32 | anyone | most images fed to one ONNX Runtime run by `ics_encode_batch` (longer arrays run in several; fewer when `encoder_memory_limit` requires) |
+//! | `ics_hash.session_cache_size` | 4 | anyone | models kept ready per backend; the least recently used is dropped beyond it (and beyond half the memory limit). One session per model and provider: changing the thread count replaces it |
 
 use std::ffi::CString;
 
+use ics_encoder::runtime::ProviderSetting;
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting, PostgresGucEnum};
 use pgrx::pg_sys;
 
@@ -27,11 +30,12 @@ pub enum ExecutionProvider {
 }
 
 impl ExecutionProvider {
-    pub fn as_str(self) -> &'static str {
+    /// The encoder's provider setting.
+    pub fn setting(self) -> ProviderSetting {
         match self {
-            ExecutionProvider::Auto => "auto",
-            ExecutionProvider::Cuda => "cuda",
-            ExecutionProvider::Cpu => "cpu",
+            ExecutionProvider::Auto => ProviderSetting::Auto,
+            ExecutionProvider::Cuda => ProviderSetting::Cuda,
+            ExecutionProvider::Cpu => ProviderSetting::Cpu,
         }
     }
 }
@@ -39,6 +43,8 @@ impl ExecutionProvider {
 pub const DEFAULT_INTRA_OP_THREADS: i32 = 1;
 pub const DEFAULT_BATCH_SIZE: i32 = 32;
 pub const DEFAULT_SESSION_CACHE_SIZE: i32 = 4;
+/// Megabytes.
+pub const DEFAULT_ENCODER_MEMORY_LIMIT_MB: i32 = 1024;
 /// `ics_core::preprocess::DEFAULT_MAX_PIXELS`, as a GUC value.
 pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = ics_core::preprocess::DEFAULT_MAX_PIXELS as i32;
 
@@ -50,6 +56,9 @@ static INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_INTRA_
 static MAX_IMAGE_PIXELS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_IMAGE_PIXELS);
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_BATCH_SIZE);
 static SESSION_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_SESSION_CACHE_SIZE);
+static MAX_INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static ENCODER_MEMORY_LIMIT: GucSetting<i32> =
+    GucSetting::<i32>::new(DEFAULT_ENCODER_MEMORY_LIMIT_MB);
 
 /// Registers the GUCs (from `_PG_init`: definitions only, nothing is loaded or started).
 pub fn register() {
@@ -80,12 +89,32 @@ pub fn register() {
     GucRegistry::define_int_guc(
         c"ics_hash.intra_op_threads",
         c"Threads one backend may use to run a model and to decode a batch of images.",
-        c"Applies to models loaded after the change (a cached model keeps its thread count until it is reloaded).",
+        c"At most ics_hash.max_intra_op_threads. A cached model is rebuilt with the new count at its next use.",
         &INTRA_OP_THREADS,
         1,
         256,
         GucContext::Userset,
         GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.max_intra_op_threads",
+        c"Most threads ics_hash.intra_op_threads may ask for in one backend.",
+        c"0 means the number of CPUs of the server.",
+        &MAX_INTRA_OP_THREADS,
+        0,
+        256,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.encoder_memory_limit",
+        c"Memory the encoder may hold in one backend outside PostgreSQL's accounting (ONNX Runtime, input tensors, decoded images).",
+        c"Batches are sized to fit; a call that cannot fit fails with 53200. Cached models may hold at most half of it.",
+        &ENCODER_MEMORY_LIMIT,
+        16,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
     );
     GucRegistry::define_int_guc(
         c"ics_hash.max_image_pixels",
@@ -141,8 +170,32 @@ pub fn onnxruntime_library() -> Option<String> {
     non_empty(ONNXRUNTIME_LIBRARY.get())
 }
 
+/// The server's CPU count (the default cap on threads).
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `ics_hash.max_intra_op_threads`, with 0 meaning the CPU count.
+pub fn max_intra_op_threads() -> usize {
+    match MAX_INTRA_OP_THREADS.get() {
+        n if n <= 0 => cpus(),
+        n => n as usize,
+    }
+}
+
+/// The threads a backend uses: `ics_hash.intra_op_threads`, capped.
 pub fn intra_op_threads() -> usize {
+    (INTRA_OP_THREADS.get().max(1) as usize).min(max_intra_op_threads().max(1))
+}
+
+/// `ics_hash.intra_op_threads` as set (before the cap).
+pub fn intra_op_threads_setting() -> usize {
     INTRA_OP_THREADS.get().max(1) as usize
+}
+
+/// `ics_hash.encoder_memory_limit` in bytes.
+pub fn encoder_memory_limit() -> usize {
+    (ENCODER_MEMORY_LIMIT.get().max(16) as usize).saturating_mul(1 << 20)
 }
 
 pub fn max_image_pixels() -> u64 {

@@ -4,72 +4,63 @@
 //! ```text
 //! ics_model_load(name, onnx) --validate--> ics_model_registry (extension table, pg_dump'ed)
 //! ics_encode(img [, model]) --name -> sha256 (once per query)--> session cache (per backend)
-//!     --decode + preprocess (ics_core)--> ONNX Runtime --pack_signs (ics_core)--> hashcode
+//!     --ics_encoder::batch (headers, memory plan, parallel decode)--> ONNX Runtime
+//!     --check, pack_signs--> hashcode
 //! ```
 //!
-//! - [`gucs`]: the `ics_hash.*` settings.
-//! - [`runtime`]: loading ONNX Runtime, the process's environment, execution-provider choice.
-//! - [`sessions`]: the per-backend cache of ready models, keyed by model identity (sha256).
-//! - [`decode`]: parallel image decoding for batches, off PostgreSQL's memory and threads.
+//! Everything that is not PostgreSQL lives in the pgrx-free `ics-encoder` crate (shared with
+//! the trainer): loading ONNX Runtime, the counted and bounded allocator, cancellable runs,
+//! sessions checked against their contract, batch planning. The files here are the glue:
+//! - [`gucs`]: the `ics_hash.*` settings (who may set which, and why).
+//! - [`sessions`]: the backend's session cache and the settings a session is built with.
 //! - [`registry`]: the SQL functions that load, drop and describe models.
 //! - [`encode`]: `ics_encode` and `ics_encode_batch`.
 //!
-//! Errors carry specific SQLSTATEs ([`EncoderError`]); every failure leaves the backend usable
-//! (Rust state is unwound, cached sessions stay valid).
+//! Errors carry specific SQLSTATEs ([`raise`] maps `ics_encoder::ErrorKind`); every failure
+//! leaves the backend usable (Rust state is unwound, cached sessions stay valid). A run or a
+//! batch interrupted by a cancel, a statement timeout or a terminate stops within an operator
+//! or an image, and PostgreSQL then reports its own error for the interrupt.
 
-pub mod decode;
 pub mod encode;
 pub mod gucs;
 pub mod registry;
-pub mod runtime;
 pub mod sessions;
 
-use ics_core::contract::ContractError;
-use ics_core::preprocess::PreprocessError;
-use pgrx::PgSqlErrorCode;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use ics_encoder::{EncoderError, ErrorKind};
+use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::fmgr;
 
-/// An error on its way to an ERROR report.
-#[derive(Debug, Clone)]
-pub struct EncoderError {
-    pub code: PgSqlErrorCode,
-    pub message: String,
-    pub detail: Option<String>,
-    pub hint: Option<String>,
+/// The SQLSTATE of an encoder error kind.
+pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
+    use PgSqlErrorCode::*;
+    match kind {
+        ErrorKind::InvalidBinary => ERRCODE_INVALID_BINARY_REPRESENTATION,
+        ErrorKind::NotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
+        ErrorKind::LimitExceeded => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
+        ErrorKind::OutOfMemory => ERRCODE_OUT_OF_MEMORY,
+        ErrorKind::InvalidModel => ERRCODE_INVALID_PARAMETER_VALUE,
+        ErrorKind::BadOutput => ERRCODE_DATA_EXCEPTION,
+        ErrorKind::NotANumber => ERRCODE_FLOATING_POINT_EXCEPTION,
+        ErrorKind::Runtime => ERRCODE_EXTERNAL_ROUTINE_EXCEPTION,
+        ErrorKind::Interrupted => ERRCODE_QUERY_CANCELED,
+        ErrorKind::LibraryNotFound => ERRCODE_UNDEFINED_FILE,
+        ErrorKind::System => ERRCODE_SYSTEM_ERROR,
+        ErrorKind::Internal => ERRCODE_INTERNAL_ERROR,
+    }
 }
 
-impl EncoderError {
-    pub fn new(code: PgSqlErrorCode, message: impl Into<String>) -> Self {
-        EncoderError {
-            code,
-            message: message.into(),
-            detail: None,
-            hint: None,
-        }
+/// Raises an encoder error. An interrupted run first lets PostgreSQL handle the interrupt
+/// (which raises its own error: canceling statement, statement timeout, terminating
+/// connection); only if PostgreSQL holds it off is 57014 raised here.
+#[track_caller]
+pub fn raise(e: EncoderError) -> ! {
+    if e.kind == ErrorKind::Interrupted {
+        pgrx::check_for_interrupts!();
     }
-
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-
-    pub fn detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-
-    /// Prefixes the message (e.g. with which image of a batch failed).
-    pub fn context(mut self, what: impl std::fmt::Display) -> Self {
-        self.message = format!("{what}: {}", self.message);
-        self
-    }
-
-    /// Raises the ERROR. Never returns.
-    #[track_caller]
-    pub fn raise(self) -> ! {
-        fmgr::raise_detailed(self.code, self.message, self.detail, self.hint.as_deref())
-    }
+    fmgr::raise_detailed(sqlstate(e.kind), e.message, e.detail, e.hint.as_deref())
 }
 
 /// Unwraps or raises.
@@ -82,45 +73,22 @@ impl<T> OrRaise<T> for Result<T, EncoderError> {
     fn or_raise(self) -> T {
         match self {
             Ok(v) => v,
-            Err(e) => e.raise(),
+            Err(e) => raise(e),
         }
     }
 }
 
-/// The SQLSTATE of an image that cannot be preprocessed.
-pub fn preprocess_error(e: &PreprocessError) -> EncoderError {
-    use PgSqlErrorCode::*;
-    let (code, hint) = match e {
-        PreprocessError::Empty
-        | PreprocessError::UnknownFormat
-        | PreprocessError::Corrupt { .. }
-        | PreprocessError::Truncated { .. } => (
-            ERRCODE_INVALID_BINARY_REPRESENTATION,
-            "ics_encode takes the bytes of a JPEG, PNG, WebP, BMP or GIF file.",
-        ),
-        PreprocessError::UnsupportedFormat { .. } => (
-            ERRCODE_FEATURE_NOT_SUPPORTED,
-            "Convert the image to JPEG, PNG, WebP, BMP or GIF.",
-        ),
-        PreprocessError::TooManyPixels { .. } | PreprocessError::LimitExceeded { .. } => (
-            ERRCODE_PROGRAM_LIMIT_EXCEEDED,
-            "Downscale the image, or have a superuser raise ics_hash.max_image_pixels.",
-        ),
-        PreprocessError::InvalidConfig(_) => (
-            ERRCODE_INTERNAL_ERROR,
-            "The model's preprocessing parameters were validated when it was loaded; please report this.",
-        ),
-    };
-    EncoderError::new(code, e.to_string()).hint(hint)
-}
-
-/// The SQLSTATE of model bytes that do not satisfy the contract.
-pub fn contract_error(e: &ContractError) -> EncoderError {
-    let code = match e {
-        ContractError::Onnx(_) => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
-        _ => PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-    };
-    EncoderError::new(code, format!("invalid model: {e}")).hint(
-        "Load a model exported by ics-train (its ONNX metadata carries the ics_hash.* contract keys).",
-    )
+/// Whether PostgreSQL wants this backend's query stopped (a cancel, a statement timeout) or
+/// the backend gone (a terminate). Polled by `ics_encoder`'s watcher thread during runs and by
+/// decoding threads between images, so it only reads the two flags the signal handlers set;
+/// other reasons PostgreSQL sets `InterruptPending` for (barriers, notifications) do not stop
+/// a run.
+pub fn interrupted() -> bool {
+    // SAFETY: `QueryCancelPending` and `ProcDiePending` are aligned `sig_atomic_t` (i32)
+    // globals that live for the process; the signal handlers write them with plain stores and
+    // other threads only ever load them, which AtomicI32 does without tearing.
+    unsafe {
+        AtomicI32::from_ptr(&raw mut pg_sys::QueryCancelPending).load(Ordering::Relaxed) != 0
+            || AtomicI32::from_ptr(&raw mut pg_sys::ProcDiePending).load(Ordering::Relaxed) != 0
+    }
 }

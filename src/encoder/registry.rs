@@ -8,21 +8,23 @@
 //! outputs, and one trial run on a blank item returns one row of exactly `bits` values. The
 //! session built for that check stays in this backend's cache.
 //!
-//! All queries go through SPI against the schema the extension lives in (the schema of the
-//! calling function), so `search_path` does not matter. Loading and dropping are
-//! `SECURITY DEFINER` and granted to superusers and the role `ics_hash_admin` only.
+//! All queries go through SPI (`pgrx::spi`, which closes the connection however the closure
+//! ends) against the schema the extension lives in (the schema of the calling function), so
+//! `search_path` does not matter. Loading and dropping are `SECURITY DEFINER` and granted to
+//! superusers and the role `ics_hash_admin` only. Two loads of one name at once: the second
+//! waits for the first's row (`ON CONFLICT`) and fails with 42710 like any duplicate.
 
 use std::ffi::CStr;
 
 use ics_core::code::to_hex;
 use ics_core::contract::{ModelContract, ModelInput};
-use pgrx::spi::quote_identifier;
+use ics_encoder::EncoderError;
+use pgrx::datum::DatumWithOid;
+use pgrx::spi::{quote_identifier, Spi};
 use pgrx::{pg_sys, FromDatum, IntoDatum, PgSqlErrorCode};
 
-use super::gucs;
-use super::runtime;
-use super::sessions::{self, ReadyModel};
-use super::{contract_error, EncoderError, OrRaise};
+use super::sessions;
+use super::{gucs, OrRaise};
 use crate::fmgr::{self, raise, sql_function};
 
 /// Longest model name (PostgreSQL's identifier length).
@@ -53,162 +55,124 @@ pub unsafe fn registry_table(fcinfo: pg_sys::FunctionCallInfo) -> String {
     }
 }
 
-/// One SPI statement; returns the number of rows processed. Must run between SPI_connect and
-/// SPI_finish; results are in `SPI_tuptable`.
-unsafe fn spi_exec(
-    sql: &str,
-    args: Vec<Option<pg_sys::Datum>>,
-    types: &[pg_sys::Oid],
-    read_only: bool,
-) -> u64 {
-    let c_sql = std::ffi::CString::new(sql).expect("no NUL in SQL");
-    let mut values: Vec<pg_sys::Datum> = args
-        .iter()
-        .map(|a| a.unwrap_or(pg_sys::Datum::from(0)))
-        .collect();
-    let nulls: Vec<std::ffi::c_char> = args
-        .iter()
-        .map(|a| if a.is_some() { b' ' as _ } else { b'n' as _ })
-        .collect();
-    unsafe {
-        let rc = pg_sys::SPI_execute_with_args(
-            c_sql.as_ptr(),
-            types.len() as i32,
-            types.as_ptr().cast_mut(),
-            values.as_mut_ptr(),
-            nulls.as_ptr(),
-            read_only,
-            0,
-        );
-        if rc < 0 {
-            raise(
-                PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
-                format!("SPI failed ({rc}) running: {sql}"),
-                None,
-            );
-        }
-        pg_sys::SPI_processed
-    }
-}
-
-/// Column `col` (1-based) of result row `row` as a Rust value.
-unsafe fn spi_get<T: FromDatum>(row: usize, col: i32) -> Option<T> {
-    unsafe {
-        let table = pg_sys::SPI_tuptable;
-        let tuple = *(*table).vals.add(row);
-        let mut isnull = false;
-        let d = pg_sys::SPI_getbinval(tuple, (*table).tupdesc, col, &mut isnull);
-        T::from_datum(d, isnull)
-    }
-}
-
-struct SpiConnection;
-
-impl SpiConnection {
-    fn open() -> Self {
-        // SAFETY: paired with SPI_finish in `close`; on ERROR, transaction abort cleans up.
-        unsafe { pg_sys::SPI_connect() };
-        SpiConnection
-    }
-
-    fn close(self) {
-        // SAFETY: opened in `open`.
-        unsafe { pg_sys::SPI_finish() };
-    }
-}
-
-fn text(s: &str) -> Option<pg_sys::Datum> {
-    s.into_datum()
+/// Raises an SPI failure (the statements here are ours: a failure is an internal error).
+fn spi_failed(e: pgrx::spi::SpiError, sql: &str) -> ! {
+    raise(
+        PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+        format!("SPI failed ({e}) running: {sql}"),
+        None,
+    )
 }
 
 /// Finds the model `ics_encode` should use: `name`, else `ics_hash.model`, else the only one.
-pub unsafe fn resolve(table: &str, name: Option<&str>) -> Result<ModelRef, EncoderError> {
+/// Raises 42704 or 22023 when there is none or no single one.
+pub fn resolve(table: &str, name: Option<&str>) -> ModelRef {
     let from_guc = name.is_none();
     let wanted = name.map(str::to_string).or_else(gucs::model);
-    let spi = SpiConnection::open();
-    let result = unsafe {
-        match &wanted {
-            Some(n) => {
-                let q = format!("SELECT sha256 FROM {table} WHERE name = $1");
-                let found = spi_exec(&q, vec![text(n)], &[pg_sys::TEXTOID], true);
-                if found == 0 {
+    Spi::connect(|client| match &wanted {
+        Some(n) => {
+            let q = format!("SELECT sha256 FROM {table} WHERE name = $1");
+            let sha = client
+                .select(q.as_str(), None, &[n.as_str().into()])
+                .and_then(|t| {
+                    if t.is_empty() {
+                        Ok(None)
+                    } else {
+                        t.first().get_one::<String>()
+                    }
+                })
+                .unwrap_or_else(|e| spi_failed(e, &q));
+            match sha {
+                Some(sha256) => ModelRef {
+                    name: n.clone(),
+                    sha256,
+                },
+                None => {
                     let how = if from_guc {
                         " (from ics_hash.model)"
                     } else {
                         ""
                     };
-                    Err(EncoderError::new(
+                    raise(
                         PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
                         format!("model \"{n}\"{how} does not exist"),
+                        Some("SELECT name FROM ics_models lists the loaded models; ics_model_load(name, onnx) adds one."),
                     )
-                    .hint("SELECT name FROM ics_models lists the loaded models; ics_model_load(name, onnx) adds one."))
-                } else {
-                    Ok(ModelRef {
-                        name: n.clone(),
-                        sha256: spi_get::<String>(0, 1).unwrap_or_default(),
-                    })
-                }
-            }
-            None => {
-                let q = format!("SELECT name, sha256 FROM {table} ORDER BY name LIMIT 6");
-                let found = spi_exec(&q, vec![], &[], true);
-                match found {
-                    0 => Err(EncoderError::new(
-                        PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                        "no model is loaded",
-                    )
-                    .hint("Load one with SELECT ics_model_load('name', pg_read_binary_file('/path/model.onnx')).")),
-                    1 => Ok(ModelRef {
-                        name: spi_get::<String>(0, 1).unwrap_or_default(),
-                        sha256: spi_get::<String>(0, 2).unwrap_or_default(),
-                    }),
-                    n => {
-                        let names: Vec<String> = (0..n.min(5) as usize)
-                            .filter_map(|i| spi_get::<String>(i, 1))
-                            .collect();
-                        let more = if n > 5 { ", ..." } else { "" };
-                        Err(EncoderError::new(
-                            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-                            format!(
-                                "several models are loaded ({}{more}) and ics_hash.model is not set",
-                                names.join(", ")
-                            ),
-                        )
-                        .hint("Pass the model name, e.g. ics_encode(img, 'name'), or SET ics_hash.model = 'name'."))
-                    }
                 }
             }
         }
-    };
-    spi.close();
-    result
+        None => {
+            let q = format!("SELECT name, sha256 FROM {table} ORDER BY name LIMIT 6");
+            let rows: Vec<(String, String)> = client
+                .select(q.as_str(), None, &[])
+                .and_then(|t| {
+                    t.map(|row| {
+                        Ok((
+                            row.get::<String>(1)?.unwrap_or_default(),
+                            row.get::<String>(2)?.unwrap_or_default(),
+                        ))
+                    })
+                    .collect()
+                })
+                .unwrap_or_else(|e| spi_failed(e, &q));
+            match rows.len() {
+                0 => raise(
+                    PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+                    "no model is loaded",
+                    Some("Load one with SELECT ics_model_load('name', pg_read_binary_file('/path/model.onnx'))."),
+                ),
+                1 => {
+                    let (name, sha256) = rows.into_iter().next().expect("one row");
+                    ModelRef { name, sha256 }
+                }
+                n => {
+                    let names: Vec<&str> = rows.iter().take(5).map(|(n, _)| n.as_str()).collect();
+                    let more = if n > 5 { ", ..." } else { "" };
+                    raise(
+                        PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                        format!(
+                            "several models are loaded ({}{more}) and ics_hash.model is not set",
+                            names.join(", ")
+                        ),
+                        Some("Pass the model name, e.g. ics_encode(img, 'name'), or SET ics_hash.model = 'name'."),
+                    )
+                }
+            }
+        }
+    })
 }
 
-/// The ONNX bytes of the model whose sha256 is `sha256`.
-pub unsafe fn fetch_onnx(table: &str, sha256: &str) -> Result<Vec<u8>, EncoderError> {
-    let spi = SpiConnection::open();
+/// The ONNX bytes of the model whose sha256 is `sha256` (raises 42704 when it is gone).
+pub fn fetch_onnx(table: &str, sha256: &str) -> Vec<u8> {
     let q = format!("SELECT onnx FROM {table} WHERE sha256 = $1 LIMIT 1");
-    let bytes = unsafe {
-        if spi_exec(&q, vec![text(sha256)], &[pg_sys::TEXTOID], true) == 0 {
-            None
-        } else {
-            spi_get::<Vec<u8>>(0, 1)
-        }
-    };
-    spi.close();
-    bytes.ok_or_else(|| {
-        EncoderError::new(
+    let bytes = Spi::connect(|client| {
+        client
+            .select(q.as_str(), None, &[sha256.into()])
+            .and_then(|t| {
+                if t.is_empty() {
+                    Ok(None)
+                } else {
+                    t.first().get_one::<Vec<u8>>()
+                }
+            })
+            .unwrap_or_else(|e| spi_failed(e, &q))
+    });
+    bytes.unwrap_or_else(|| {
+        raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!("the model with sha256 {sha256} was dropped while in use"),
+            None,
         )
     })
 }
 
-/// The ready model for a resolved reference (building its session once per backend).
-pub unsafe fn ready(table: &str, m: &ModelRef) -> Result<sessions::Entry, EncoderError> {
-    sessions::get(&m.name, &m.sha256, || unsafe {
-        fetch_onnx(table, &m.sha256)
-    })
+/// Runs `f` on the ready session of a resolved model (built once per backend).
+pub fn with_ready<R>(
+    table: &str,
+    m: &ModelRef,
+    f: impl FnOnce(&mut ics_encoder::session::EncoderSession) -> R,
+) -> Result<R, EncoderError> {
+    sessions::with_session(&m.name, &m.sha256, || Ok(fetch_onnx(table, &m.sha256)), f)
 }
 
 /// The parsed contract as JSON (the registry's `contract` column).
@@ -271,72 +235,68 @@ sql_function! {
         if onnx.is_empty() {
             raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "invalid model: the ONNX bytes are empty", None);
         }
-        let (contract, _) = ModelContract::from_onnx(onnx).map_err(|e| contract_error(&e)).or_raise();
         let sha256 = sessions::sha256_hex(onnx);
 
-        // What ONNX Runtime makes of it: the graph loads, its interface is the contract's, and
-        // a trial run gives one row of `bits` values.
-        let mut model = ReadyModel::build(&name, &sha256, onnx, gucs::execution_provider(), gucs::intra_op_threads())
+        // What ONNX Runtime makes of it: the bytes are self-contained, the contract holds,
+        // the graph loads, its interface is the contract's, and trial runs give rows of
+        // `bits` values (they also measure the model's memory).
+        let session = sessions::build(onnx)
             .map_err(|e| e.context(format!("cannot load model \"{name}\"")))
             .or_raise();
-        let blank = vec![0f32; model.item_len()];
-        model
-            .run(&blank, 1)
-            .map_err(|e| e.context(format!("trial run of model \"{name}\"")))
-            .or_raise();
-        model.runs = 0;
-        model.items = 0;
+        let contract_text = contract_json(&session.contract).to_string();
+        let (bits, kind) = (session.contract.bits as i32, session.contract.input.kind());
 
         let table = unsafe { registry_table(fcinfo) };
-        let contract_text = contract_json(&contract).to_string();
         let who = unsafe {
             let u = pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), false);
             CStr::from_ptr(u).to_string_lossy().into_owned()
         };
-        let spi = SpiConnection::open();
-        let result = unsafe {
-            if replace {
-                spi_exec(&format!("DELETE FROM {table} WHERE name = $1"), vec![text(&name)], &[pg_sys::TEXTOID], false);
-            } else if spi_exec(&format!("SELECT 1 FROM {table} WHERE name = $1"), vec![text(&name)], &[pg_sys::TEXTOID], false) > 0 {
+        let on_conflict = if replace {
+            "DO UPDATE SET onnx = EXCLUDED.onnx, sha256 = EXCLUDED.sha256, bits = EXCLUDED.bits, \
+             input_kind = EXCLUDED.input_kind, contract = EXCLUDED.contract, \
+             created = EXCLUDED.created, created_by = EXCLUDED.created_by"
+        } else {
+            "DO NOTHING"
+        };
+        let insert = format!(
+            "INSERT INTO {table} (name, onnx, sha256, bits, input_kind, contract, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}"
+        );
+        let view = table.replace(".ics_model_registry", ".ics_models");
+        let select = format!("SELECT * FROM {view} WHERE name = $1");
+        let result = Spi::connect_mut(|client| {
+            let args: [DatumWithOid; 7] = [
+                name.as_str().into(),
+                onnx.into(),
+                sha256.as_str().into(),
+                bits.into(),
+                kind.into(),
+                contract_text.as_str().into(),
+                who.as_str().into(),
+            ];
+            let written = client
+                .update(insert.as_str(), None, &args)
+                .unwrap_or_else(|e| spi_failed(e, &insert))
+                .len();
+            if written == 0 {
                 fmgr::raise(
                     PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
                     format!("model \"{name}\" already exists"),
                     Some("Drop it with ics_model_drop(name) first, or pass replace => true."),
                 );
             }
-            spi_exec(
-                &format!(
-                    "INSERT INTO {table} (name, onnx, sha256, bits, input_kind, contract, created_by) \
-                     VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"
-                ),
-                vec![
-                    text(&name),
-                    onnx.into_datum(),
-                    text(&sha256),
-                    (contract.bits as i32).into_datum(),
-                    text(contract.input.kind()),
-                    text(&contract_text),
-                    text(&who),
-                ],
-                &[
-                    pg_sys::TEXTOID,
-                    pg_sys::BYTEAOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::INT4OID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
-                    pg_sys::TEXTOID,
-                ],
-                false,
-            );
-            let view = table.replace(".ics_model_registry", ".ics_models");
-            spi_exec(&format!("SELECT * FROM {view} WHERE name = $1"), vec![text(&name)], &[pg_sys::TEXTOID], false);
-            let tuptable = pg_sys::SPI_tuptable;
-            let header = pg_sys::SPI_returntuple(*(*tuptable).vals, (*tuptable).tupdesc);
-            pg_sys::Datum::from(header)
-        };
-        spi.close();
-        sessions::insert(model);
+            client
+                .select(select.as_str(), None, &[name.as_str().into()])
+                .unwrap_or_else(|e| spi_failed(e, &select));
+            // SAFETY: the SELECT above left its one row in SPI_tuptable; SPI_returntuple
+            // copies it into the caller's memory context, where it outlives the connection.
+            unsafe {
+                let tuptable = pg_sys::SPI_tuptable;
+                let header = pg_sys::SPI_returntuple(*(*tuptable).vals, (*tuptable).tupdesc);
+                pg_sys::Datum::from(header)
+            }
+        });
+        sessions::insert(&sha256, &name, session);
         result
     }
 }
@@ -353,15 +313,13 @@ sql_function! {
             (name, missing_ok)
         };
         let table = unsafe { registry_table(fcinfo) };
-        let spi = SpiConnection::open();
-        let dropped: Option<String> = unsafe {
-            if spi_exec(&format!("DELETE FROM {table} WHERE name = $1 RETURNING sha256"), vec![text(&name)], &[pg_sys::TEXTOID], false) > 0 {
-                spi_get::<String>(0, 1)
-            } else {
-                None
-            }
-        };
-        spi.close();
+        let delete = format!("DELETE FROM {table} WHERE name = $1 RETURNING sha256");
+        let dropped: Option<String> = Spi::connect_mut(|client| {
+            client
+                .update(delete.as_str(), None, &[name.as_str().into()])
+                .and_then(|t| if t.is_empty() { Ok(None) } else { t.first().get_one::<String>() })
+                .unwrap_or_else(|e| spi_failed(e, &delete))
+        });
         match dropped {
             Some(sha) => {
                 sessions::evict(&sha);
@@ -382,19 +340,27 @@ sql_function! {
 
 /// The encoder's state in this backend (`ics_encoder_info()`).
 pub fn info() -> serde_json::Value {
-    let (choice, source) = runtime::library_choice();
+    use ics_encoder::{memory, runtime};
+    let choice = sessions::library_choice();
     let (gpu, gpu_detail) = runtime::gpu_present();
+    let mem = memory::stats();
     let mut v = serde_json::json!({
-        "execution_provider_setting": gucs::execution_provider().as_str(),
+        "execution_provider_setting": gucs::execution_provider().setting().as_str(),
         "intra_op_threads": gucs::intra_op_threads(),
+        "intra_op_threads_setting": gucs::intra_op_threads_setting(),
+        "max_intra_op_threads": gucs::max_intra_op_threads(),
         "batch_size": gucs::batch_size(),
         "max_image_pixels": gucs::max_image_pixels(),
         "session_cache_size": gucs::session_cache_size(),
+        "encoder_memory_limit_bytes": gucs::encoder_memory_limit(),
+        "onnxruntime_bytes": mem.live,
+        "onnxruntime_bytes_kept_for_reuse": mem.kept,
+        "onnxruntime_peak_bytes": mem.peak,
         "gpu_present": gpu,
         "gpu_detail": gpu_detail,
     });
     let obj = v.as_object_mut().expect("object");
-    match runtime::get() {
+    match sessions::runtime() {
         Ok(rt) => {
             let cuda = rt.has_provider(runtime::CUDA_PROVIDER);
             obj.insert("onnxruntime_loaded".into(), true.into());
@@ -416,10 +382,15 @@ pub fn info() -> serde_json::Value {
                 runtime::CPU_PROVIDER
             };
             obj.insert("auto_selects".into(), auto.into());
-            if let Some(p) = choice.filter(|p| *p != rt.library) {
+            if let Some(p) = choice.path.filter(|p| *p != rt.library) {
                 obj.insert(
                     "pending_library".into(),
-                    format!("{} (from {source}) applies to new connections", p.display()).into(),
+                    format!(
+                        "{} (from {}) applies to new connections",
+                        p.display(),
+                        choice.source
+                    )
+                    .into(),
                 );
             }
         }
@@ -427,9 +398,9 @@ pub fn info() -> serde_json::Value {
             obj.insert("onnxruntime_loaded".into(), false.into());
             obj.insert(
                 "onnxruntime_library".into(),
-                choice.map(|p| p.display().to_string()).into(),
+                choice.path.map(|p| p.display().to_string()).into(),
             );
-            obj.insert("onnxruntime_library_source".into(), source.into());
+            obj.insert("onnxruntime_library_source".into(), choice.source.into());
             obj.insert("error".into(), e.message.into());
         }
     }

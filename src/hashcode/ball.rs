@@ -5,7 +5,7 @@
 //!
 //! Stored as a varlena: radius (int32, native order) then the code bytes.
 
-use super::{code_arg, enforce_same_length};
+use super::{code_arg, echo, enforce_same_length};
 use crate::fmgr::{self, raise, raise_detailed, sql_function};
 use ics_core::{code, hamming};
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -59,7 +59,7 @@ sql_function! {
         let bad = |why: String| -> ! {
             raise_detailed(
                 PgSqlErrorCode::ERRCODE_INVALID_TEXT_REPRESENTATION,
-                format!("invalid input syntax for type hamming_ball: \"{text}\""),
+                format!("invalid input syntax for type hamming_ball: \"{}\"", echo(text)),
                 Some(why),
                 Some("Write a hamming_ball as '<hex code>:<radius>', e.g. '8f3a0c5e91b2d477:3'."),
             )
@@ -68,7 +68,7 @@ sql_function! {
             bad("Missing \":<radius>\".".into())
         };
         let bytes = code::parse_hex(hex).unwrap_or_else(|e| bad(format!("{e}.")));
-        let radius: i32 = radius.parse().unwrap_or_else(|_| bad(format!("\"{radius}\" is not a radius.")));
+        let radius: i32 = radius.parse().unwrap_or_else(|_| bad(format!("\"{}\" is not a radius.", echo(radius))));
         check_radius(radius);
         ball_datum(radius, &bytes)
     }

@@ -4,21 +4,11 @@
 //! Text: lowercase hex, two digits per byte (`8f3a0c5e91b2d477`); input also takes upper case
 //! and a `\x` prefix. Binary (COPY BINARY, drivers): the raw code bytes, as `bytea` sends them.
 
-use super::{code_arg, code_datum, enforce_typmod};
+use super::{code_arg, code_datum, echo, enforce_typmod};
 use crate::fmgr::{self, raise, raise_detailed, sql_function};
 use ics_core::code;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
-
-/// The longest piece of a bad input echoed in an error message.
-const ECHO_LIMIT: usize = 80;
-
-fn echo(text: &str) -> String {
-    match text.char_indices().nth(ECHO_LIMIT) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
-}
 
 sql_function! {
     /// `hashcode_in(cstring, oid, integer) -> hashcode`

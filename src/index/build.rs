@@ -127,6 +127,13 @@ unsafe extern "C-unwind" fn load_callback(
     }
 }
 
+/// Writes `tid` into an `ItemPointerData`.
+pub fn set_tid(dst: &mut pg_sys::ItemPointerData, tid: Tid) {
+    dst.ip_blkid.bi_hi = (tid.block >> 16) as u16;
+    dst.ip_blkid.bi_lo = tid.block as u16;
+    dst.ip_posid = tid.offset;
+}
+
 /// An `ItemPointer` as a [`Tid`].
 pub unsafe fn tid_of(tid: pg_sys::ItemPointer) -> Tid {
     unsafe {

@@ -1,15 +1,19 @@
 //! Rows inserted after the build (INSERT, UPDATE, COPY): checked here, buffered and written
 //! in batches by [`super::pending`], each to its nearest list.
 //!
-//! The metapage is read once per statement and cached in `ii_AmCache` (the code length never
-//! changes after the build, except that an index built before its length was known fixes it
-//! at the first insert).
+//! The metapage is read once per statement and cached in `ii_AmCache`. An index built before
+//! its length was known (untyped column, no rows) learns it when its first buffered rows are
+//! written ([`super::pending::flush`]), not when they are inserted: a transaction that rolls
+//! back before then leaves no trace. An index whose rows of one length all died forgets that
+//! length when a row of another length comes ([`relength`]), so a rolled-back or crashed first
+//! insert cannot fix the length for good.
 
 use super::build::{datum_code, tid_of};
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch};
 use ics_index::directory::Directory;
-use ics_index::insert::fix_code_length;
+use ics_index::format::Tid;
+use ics_index::relength::reset_if_all_dead;
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 
@@ -24,7 +28,7 @@ pub unsafe extern "C-unwind" fn aminsert(
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
     heap_tid: pg_sys::ItemPointer,
-    _heap: pg_sys::Relation,
+    heap: pg_sys::Relation,
     _check_unique: pg_sys::IndexUniqueCheck::Type,
     _index_unchanged: bool,
     index_info: *mut pg_sys::IndexInfo,
@@ -45,14 +49,42 @@ pub unsafe extern "C-unwind" fn aminsert(
         } else {
             &mut *cache
         };
-        if cache.dir.code_bytes() == 0 {
-            fix_code_length(&rel, code.len()).unwrap_or_else(|e| format_error(index, e));
-            cache.dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
+        let known = cache.dir.code_bytes();
+        if known != 0 && code.len() != known {
+            if relength(index, heap) {
+                cache.dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
+            } else {
+                length_mismatch(known, code.len(), "a code");
+            }
         }
-        if code.len() != cache.dir.code_bytes() {
-            length_mismatch(cache.dir.code_bytes(), code.len(), "a code");
+        if let Some(buffered) = super::pending::buffered_length(index) {
+            if buffered != code.len() {
+                length_mismatch(buffered, code.len(), "a code (rows of this transaction)");
+            }
         }
         super::pending::add(index, code, tid_of(heap_tid));
         false
+    }
+}
+
+/// Whether every entry of `index` points to a heap tuple that is dead to everyone, in which
+/// case the index is reset to "no length yet" (see `ics_index::relength`). Takes an
+/// ExclusiveLock on the index, held to the end of the transaction: it waits until no other
+/// transaction holds inserts not yet written (they write them before they commit), and keeps
+/// new ones out meanwhile; scans go on.
+unsafe fn relength(index: pg_sys::Relation, heap: pg_sys::Relation) -> bool {
+    unsafe {
+        pg_sys::LockRelation(index, pg_sys::ExclusiveLock as i32);
+        let snapshot = pg_sys::GetActiveSnapshot();
+        let rel = PgRelation::new(index);
+        let mut is_dead = |t: Tid| {
+            let mut item = pg_sys::ItemPointerData::default();
+            super::build::set_tid(&mut item, t);
+            let mut all_dead = false;
+            let visible =
+                pg_sys::table_index_fetch_tuple_check(heap, &mut item, snapshot, &mut all_dead);
+            !visible && all_dead
+        };
+        reset_if_all_dead(&rel, &mut is_dead).unwrap_or_else(|e| format_error(index, e))
     }
 }

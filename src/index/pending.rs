@@ -12,11 +12,11 @@
 //! buffer is dropped when the transaction aborts. A rebuild of the index (REINDEX, TRUNCATE)
 //! drops its buffer too: the build reads those rows from the table.
 
-use super::format_error;
 use super::relation::PgRelation;
+use super::{format_error, length_mismatch};
 use ics_index::directory::Directory;
 use ics_index::format::Tid;
-use ics_index::insert::insert_batch;
+use ics_index::insert::{fix_code_length, insert_batch};
 use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -44,6 +44,12 @@ fn limit(code_bytes: usize) -> usize {
     // SAFETY: reads a GUC.
     let bytes = unsafe { pg_sys::work_mem } as usize * 1024;
     (bytes / (code_bytes + std::mem::size_of::<Tid>() + 4)).max(1024)
+}
+
+/// The code length of the rows buffered for `index`, if any.
+pub unsafe fn buffered_length(index: pg_sys::Relation) -> Option<usize> {
+    let oid = unsafe { oid_of(index) };
+    BUFFERS.with(|b| b.borrow().get(&oid).map(|buf| buf.code_bytes))
 }
 
 /// Buffers one row for `index`, writing the buffer when it is full.
@@ -76,12 +82,16 @@ pub unsafe fn flush(index: pg_sys::Relation) {
     };
     let rel = PgRelation::new(index);
     // SAFETY: `index` is open; errors raise.
-    let dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
-    debug_assert_eq!(
-        dir.code_bytes(),
-        buf.code_bytes,
-        "lengths are checked on insert"
-    );
+    let mut dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
+    if dir.code_bytes() == 0 {
+        // The first rows ever written fix the length (a concurrent writer may win: then the
+        // check below applies to us).
+        fix_code_length(&rel, buf.code_bytes).unwrap_or_else(|e| unsafe { format_error(index, e) });
+        dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
+    }
+    if dir.code_bytes() != buf.code_bytes {
+        length_mismatch(dir.code_bytes(), buf.code_bytes, "a code");
+    }
     let mut scratch = Vec::new();
     insert_batch(
         &rel,

@@ -7,11 +7,11 @@
 //! MVCC snapshots; for others (where a vacuumed TID could be reused by a new row before the
 //! heap fetch) the executor rechecks the conditions.
 
+use super::build::set_tid;
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch, STRATEGY_DISTANCE, STRATEGY_WITHIN};
 use crate::hashcode::ball;
 use ics_index::directory::Directory;
-use ics_index::format::Tid;
 use ics_index::search::{Query, Search};
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
@@ -141,12 +141,6 @@ fn is_mvcc(snapshot: pg_sys::Snapshot) -> bool {
     // SAFETY: the scan's snapshot is valid for the scan.
     let t = unsafe { (*snapshot).snapshot_type };
     t == pg_sys::SnapshotType::SNAPSHOT_MVCC || t == pg_sys::SnapshotType::SNAPSHOT_HISTORIC_MVCC
-}
-
-fn set_tid(dst: &mut pg_sys::ItemPointerData, tid: Tid) {
-    dst.ip_blkid.bi_hi = (tid.block >> 16) as u16;
-    dst.ip_blkid.bi_lo = tid.block as u16;
-    dst.ip_posid = tid.offset;
 }
 
 #[pgrx::pg_guard]

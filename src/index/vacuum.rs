@@ -31,9 +31,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         let callback = callback.expect("VACUUM passes a callback");
         let mut is_dead = |tid: Tid| {
             let mut ip = pg_sys::ItemPointerData::default();
-            ip.ip_blkid.bi_hi = (tid.block >> 16) as u16;
-            ip.ip_blkid.bi_lo = tid.block as u16;
-            ip.ip_posid = tid.offset;
+            super::build::set_tid(&mut ip, tid);
             callback(&mut ip, callback_state)
         };
         let v = bulk_delete(&rel, &mut is_dead).unwrap_or_else(|e| format_error(index, e));

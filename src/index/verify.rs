@@ -2,6 +2,10 @@
 //! (`ics_index::verify`) and, with `check_heap`, that every visible row with a non-NULL code
 //! is in the index with the same code. The C function returns JSON; the SQL wrapper shapes
 //! it into columns.
+//!
+//! Who may run it: the owner of the table (a member of its owning role) or a superuser, as
+//! for amcheck's checks. Not `pg_monitor`: the report counts heap rows and index entries of
+//! every row, ignoring grants and row-level security, which is the table owner's business.
 
 use super::build::{datum_code, tid_of};
 use super::format_error;
@@ -10,6 +14,52 @@ use crate::fmgr::{self, raise, sql_function};
 use ics_index::format::Tid;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::collections::HashMap;
+
+/// Raises 42P01 for an OID that names no relation and 42501 unless the caller owns it (or is
+/// a superuser): before any lock is taken, so nobody can queue a lock on another's index.
+unsafe fn check_may_verify(oid: pg_sys::Oid) {
+    unsafe {
+        if pg_sys::get_rel_relkind(oid) == 0 {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("relation with OID {} does not exist", oid.to_u32()),
+                Some(
+                    "mih_verify takes the name of a mih index, e.g. mih_verify('images_code_idx').",
+                ),
+            );
+        }
+        if pg_sys::superuser() || owns(oid) {
+            return;
+        }
+        let name = pg_sys::get_rel_name(oid);
+        let name = if name.is_null() {
+            oid.to_u32().to_string()
+        } else {
+            std::ffi::CStr::from_ptr(name)
+                .to_string_lossy()
+                .into_owned()
+        };
+        raise(
+            PgSqlErrorCode::ERRCODE_INSUFFICIENT_PRIVILEGE,
+            format!("must be owner of index {name} to verify it"),
+            Some("mih_verify reads every row of the table regardless of grants and row-level security: only the table's owner or a superuser may run it."),
+        );
+    }
+}
+
+/// Whether the current user owns the relation (an index is owned by its table's owner).
+unsafe fn owns(oid: pg_sys::Oid) -> bool {
+    unsafe {
+        #[cfg(feature = "pg15")]
+        {
+            pg_sys::pg_class_ownercheck(oid, pg_sys::GetUserId())
+        }
+        #[cfg(not(feature = "pg15"))]
+        {
+            pg_sys::object_ownercheck(pg_sys::RelationRelationId, oid, pg_sys::GetUserId())
+        }
+    }
+}
 
 struct HeapState {
     rows: Vec<(Tid, Vec<u8>)>,
@@ -38,6 +88,7 @@ sql_function! {
         unsafe {
             let oid = pg_sys::Oid::from(fmgr::arg(fcinfo, 0).value() as u32);
             let check_heap = fmgr::arg(fcinfo, 1).value() != 0;
+            check_may_verify(oid);
             let index = pg_sys::index_open(oid, pg_sys::AccessShareLock as i32);
             let am_name = pg_sys::get_am_name((*(*index).rd_rel).relam);
             if am_name.is_null() || std::ffi::CStr::from_ptr(am_name).to_bytes() != b"mih" {
