@@ -15,7 +15,8 @@
 use std::time::Instant;
 
 use anyhow::{ensure, Result};
-use ics_train::eval::{map_at_r, EvalSet, LabelSets, PackedCodes, RetrievalReport};
+use ics_train::codes::PackedCodes;
+use ics_train::eval::{map_at_r, EvalSet, LabelSets, RetrievalReport};
 use ics_train::ics::synthetic::make;
 use ics_train::ics::{train, TrainConfig};
 

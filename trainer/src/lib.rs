@@ -1,5 +1,7 @@
 //! The ICS trainer as a library; `ics-train` is its command line.
 //!
+//! - [`codes`]: sets of packed hash codes laid out for the Hamming kernels (the bottom layer:
+//!   `ics` encodes into them, `eval` scores them).
 //! - [`data`]: datasets users have (list files, COCO json) and the composed multi-label
 //!   benchmark built from offline images, with exact per-class areas.
 //! - [`backbone`]: EfficientNet-Lite0 import from the PyTorch weights, feature extraction.
@@ -9,6 +11,7 @@
 //! - [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement.
 
 pub mod backbone;
+pub mod codes;
 pub mod data;
 pub mod eval;
 pub mod ics;

@@ -8,8 +8,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use ics_core::code::to_hex;
+use ics_train::codes::PackedCodes;
 use ics_train::eval::cosine::cosine_map_at_r;
-use ics_train::eval::{EvalSet, PackedCodes, TrainReport};
+use ics_train::eval::{EvalSet, TrainReport};
 use ics_train::ics::{IcsModel, InstanceWeights, Method};
 use ndarray::ArrayView2;
 use plotters::chart::SeriesLabelPosition;

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::ValueEnum;
 use ics_train::eval::{EvalSet, TrainReport};
-use ics_train::ics::{self, CentreMethod, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate};
+use ics_train::ics::{
+    self, CentreMethod, EpochEval, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate,
+};
 use ndarray::ArrayView2;
 
 use super::backbone;
@@ -244,6 +246,7 @@ pub fn train_logged(
 ) -> Result<IcsModel> {
     let r = eval.map_or(0, |e| e.r);
     let bar = ui::bar(config.epochs as u64, &format!("{tag}train"), "epochs");
+    let eval = eval.map(|e| e as &dyn EpochEval);
     let model = ics::train(features, labels, config, eval, |l| {
         ui::log_with(&bar, epoch_line(tag, l, config, r));
         bar.inc(1);

@@ -8,11 +8,11 @@ use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use super::agreement::{weight_area_agreement, AgreementReport};
-use super::codes::PackedCodes;
 use super::cosine::cosine_map_at_r;
 use super::map::map_at_r;
 use super::pr::{pr_curve, PrPoint};
 use super::set::EvalSet;
+use crate::codes::PackedCodes;
 use crate::ics::{CentreStats, EpochLog, IcsModel, TrainConfig};
 
 /// Seed of the random-code baseline (fixed: the baseline is a property of the data sizes).

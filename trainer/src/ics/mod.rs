@@ -32,6 +32,6 @@ mod gradcheck;
 pub use centres::{CentreStats, Centres};
 pub use config::{CentreMethod, Method, TrainConfig, WeightUpdate};
 pub use head::{Activation, HashHead, Linear};
-pub use model::IcsModel;
-pub use train::{train, EpochLog};
+pub use model::{EpochLog, IcsModel};
+pub use train::{train, EpochEval};
 pub use weights::InstanceWeights;
