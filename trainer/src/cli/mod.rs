@@ -44,6 +44,12 @@ use clap::{Parser, Subcommand};
 ///   ics-train eval --model demo/ics64.icsm --out demo/eval
 ///   ics-train export --model demo/ics64.icsm --out demo/ics64.onnx
 ///   ics-train encode --model demo/ics64.onnx image1.png image2.jpg
+///
+/// Environment:
+///
+///   ICS_DATA_DIR    the offline data folder (Lite0 weights, MNIST digits) that default paths
+///                   point into [default: .cache/data under the current folder]
+///   ORT_DYLIB_PATH  the ONNX Runtime library [default: the one scripts/setup.sh installs]
 #[derive(Debug, Parser)]
 #[command(name = "ics-train", version, verbatim_doc_comment)]
 pub struct Cli {

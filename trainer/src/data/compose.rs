@@ -800,8 +800,8 @@ mod tests {
     use super::*;
     use crate::data::dataset::AreaKind;
     use crate::data::image::read_png_rgb;
-    use crate::data::source::{SourceInstance, SourcePaths, SOURCE_PIXELS};
-    use crate::data::testutil::{offline_file, TempDir};
+    use crate::data::source::{SourceInstance, SourcePaths, FASHION_MNIST_DIR, SOURCE_PIXELS};
+    use crate::data::testutil::{cache_file, offline_file, TempDir};
     use std::collections::{BTreeMap, HashSet};
 
     /// A synthetic pool: per class, ellipses of random size and intensity in every origin
@@ -1198,9 +1198,8 @@ mod tests {
 
     #[test]
     fn composes_from_the_offline_sources() {
-        let paths = SourcePaths::offline_default();
+        let paths = SourcePaths::new(FASHION_MNIST_DIR, cache_file("mnist_5k.csv.gz"));
         offline_file(paths.fashion_dir.join("train-images-idx3-ubyte.gz"));
-        offline_file(paths.mnist_csv.clone());
         let sources = Sources::load(&paths).unwrap();
         let dir = TempDir::new("compose-real");
         let opts = ComposeOptions {
