@@ -9,12 +9,15 @@
 //! - [`ics`]: hash centres, instance weights (PGD on the simplex), the hash head and its
 //!   hand-written back-propagation, the training loop (ICS and the CSQ baseline).
 //! - [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement.
+//! - [`model_file`]: the versioned model file (safetensors) `train` writes and later commands
+//!   read.
 
 pub mod backbone;
 pub mod codes;
 pub mod data;
 pub mod eval;
 pub mod ics;
+pub mod model_file;
 pub mod onnx;
 
 pub use ics_core::code;

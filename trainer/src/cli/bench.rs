@@ -23,13 +23,13 @@ use ics_train::data::{ComposeOptions, Sources};
 use ics_train::eval::cosine::cosine_map_at_r;
 use ics_train::eval::{weight_area_agreement, AgreementReport, EvalSet};
 use ics_train::ics::{Method, TrainConfig};
+use ics_train::model_file::{BackboneRecord, ModelFile};
 use serde::Serialize;
 
 use super::backbone::{self, default_pth, import_and_save};
 use super::compose::{compose_logged, SourceArgs};
 use super::data::{split_features, DataArgs, LoadedSplit, SplitName};
 use super::eval::{evaluate_model, model_line, share_points, write_plots, ModelEval};
-use super::modelfile::{BackboneRecord, ModelFile};
 use super::plots;
 use super::train::{agreement_line, train_logged, ConfigArgs};
 use super::ui;
@@ -492,7 +492,7 @@ pub fn run(args: Args) -> Result<()> {
                 model,
                 class_names: train.dataset.class_names().to_vec(),
                 backbone: Some(record.clone()),
-                data: Some(data.absolute()?),
+                data: Some(data.record()?),
             }
             .save(&file)?;
             models.push(ModelEval {
@@ -540,7 +540,7 @@ pub fn run(args: Args) -> Result<()> {
             model,
             class_names: asplit.dataset.class_names().to_vec(),
             backbone: Some(record.clone()),
-            data: Some(area_data.absolute()?),
+            data: Some(area_data.record()?),
         }
         .save(&file)?;
         area_result = Some(AreaResult {

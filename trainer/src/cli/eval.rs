@@ -12,13 +12,13 @@ use ics_train::codes::PackedCodes;
 use ics_train::eval::cosine::cosine_map_at_r;
 use ics_train::eval::{EvalSet, TrainReport};
 use ics_train::ics::{IcsModel, InstanceWeights, Method};
+use ics_train::model_file::ModelFile;
 use ndarray::ArrayView2;
 use plotters::chart::SeriesLabelPosition;
 use serde::Serialize;
 
 use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, LoadedSplit, SplitName};
-use super::modelfile::ModelFile;
 use super::plots::{self, Axes, Series, PALETTE};
 use super::train::agreement_line;
 use super::ui;
@@ -138,7 +138,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let first = &files[0].1;
     let data = if args.data.is_empty() {
-        first.data.clone().with_context(|| {
+        first.data.as_ref().map(DataArgs::from).with_context(|| {
             format!(
                 "{} records no data; give --data DIR or --query/--database FILE",
                 files[0].0.display()

@@ -19,6 +19,7 @@ use ics_core::preprocess::{RgbImage, DEFAULT_MAX_PIXELS};
 use ics_train::backbone::features::{preprocess_batch, Extractor};
 use ics_train::backbone::{ImageSource, Pixels};
 use ics_train::ics::IcsModel;
+use ics_train::model_file::ModelFile;
 use ics_train::onnx::{head_layers, head_model, merge_backbone_head, runtime, save_model};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
@@ -26,7 +27,6 @@ use sha2::{Digest, Sha256};
 
 use super::backbone::{self, LoadedBackbone};
 use super::data::{DataArgs, SplitName};
-use super::modelfile::ModelFile;
 use super::ui;
 
 #[derive(Debug, clap::Args)]
@@ -328,7 +328,7 @@ impl ImageSource for Samples {
 
 fn sample_images(mf: &ModelFile, n: usize) -> Result<(String, Samples)> {
     if let Some(data) = &mf.data {
-        if let Some(files) = training_files(data, n) {
+        if let Some(files) = training_files(&DataArgs::from(data), n) {
             return Ok((
                 format!("{} training images", files.len()),
                 Samples::Files(files),

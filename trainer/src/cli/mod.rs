@@ -23,7 +23,6 @@ pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod features;
-pub mod modelfile;
 pub mod plots;
 pub mod sheet;
 pub mod train;

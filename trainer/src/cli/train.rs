@@ -10,11 +10,11 @@ use ics_train::eval::{EvalSet, TrainReport};
 use ics_train::ics::{
     self, CentreMethod, EpochEval, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate,
 };
+use ics_train::model_file::{BackboneRecord, ModelFile};
 use ndarray::ArrayView2;
 
 use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, SplitName};
-use super::modelfile::{BackboneRecord, ModelFile};
 use super::ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -323,7 +323,7 @@ pub fn run(args: Args) -> Result<()> {
             description: bb.backbone.description.clone(),
             feature_dim: bb.feature_dim,
         }),
-        data: Some(args.data.absolute()?),
+        data: Some(args.data.record()?),
     };
     file.save(&args.out)?;
     let mut report = TrainReport::new(&file.model);
