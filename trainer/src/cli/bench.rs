@@ -18,6 +18,7 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use clap::ValueEnum;
+use ics_train::backbone::file::{save_backbone_file, BackboneFile};
 use ics_train::backbone::{extract_features, Backbone, FeatureOptions};
 use ics_train::data::{ComposeOptions, Sources};
 use ics_train::eval::cosine::cosine_map_at_r;
@@ -26,7 +27,7 @@ use ics_train::ics::{Method, TrainConfig};
 use ics_train::model_file::{BackboneRecord, ModelFile};
 use serde::Serialize;
 
-use super::backbone::{self, default_pth, import_and_save};
+use super::backbone::default_pth;
 use super::compose::{compose_logged, SourceArgs};
 use super::data::{split_features, DataArgs, LoadedSplit, SplitName};
 use super::eval::{evaluate_model, model_line, share_points, write_plots, ModelEval};
@@ -369,14 +370,14 @@ pub fn run(args: Args) -> Result<()> {
         let bb = Backbone::import_lite0(&args.pth, main_opts.canvas);
         sp.finish_and_clear();
         let bb = bb.with_context(|| format!("importing {}", args.pth.display()))?;
-        import_and_save(&bb, &bb_path, args.ort_threads)?;
+        save_backbone_file(&bb, &bb_path, args.ort_threads)?;
         ui::log(format!(
             "imported {} to {}",
             bb.description,
             bb_path.display()
         ));
     }
-    let bb = backbone::load(&bb_path)?;
+    let bb = BackboneFile::load(&bb_path)?;
     let cache = work.join("features");
     let fopts = FeatureOptions {
         batch_size: args.batch,

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use ics_core::code::to_hex;
+use ics_train::backbone::file::BackboneFile;
 use ics_train::codes::PackedCodes;
 use ics_train::eval::cosine::cosine_map_at_r;
 use ics_train::eval::{EvalSet, TrainReport};
@@ -17,7 +18,6 @@ use ndarray::ArrayView2;
 use plotters::chart::SeriesLabelPosition;
 use serde::Serialize;
 
-use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, LoadedSplit, SplitName};
 use super::plots::{self, Axes, Series, PALETTE};
 use super::train::agreement_line;
@@ -155,7 +155,7 @@ pub fn run(args: Args) -> Result<()> {
             files[0].0.display()
         ),
     };
-    let bb = backbone::load(&bb_path)?;
+    let bb = BackboneFile::load(&bb_path)?;
     for (path, f) in &files {
         if let Some(rec) = &f.backbone {
             ensure!(

@@ -17,6 +17,7 @@ use ics_core::code::pack_signs;
 use ics_core::contract::{ModelContract, ModelInput};
 use ics_core::preprocess::{RgbImage, DEFAULT_MAX_PIXELS};
 use ics_train::backbone::features::{preprocess_batch, Extractor};
+use ics_train::backbone::file::BackboneFile;
 use ics_train::backbone::{ImageSource, Pixels};
 use ics_train::ics::IcsModel;
 use ics_train::model_file::ModelFile;
@@ -25,7 +26,6 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use super::backbone::{self, LoadedBackbone};
 use super::data::{DataArgs, SplitName};
 use super::ui;
 
@@ -82,7 +82,7 @@ pub fn run(args: Args) -> Result<()> {
         (None, None) => None,
     };
     let bb = match &bb_path {
-        Some(p) => match backbone::load(p) {
+        Some(p) => match BackboneFile::load(p) {
             Ok(b) => Some(b),
             Err(e) if args.head_only => {
                 ui::log(format!(
@@ -133,7 +133,7 @@ pub fn run(args: Args) -> Result<()> {
 /// Builds, writes and checks the ONNX file; the check result unless `--check 0`.
 pub fn export(
     mf: &ModelFile,
-    bb: Option<&LoadedBackbone>,
+    bb: Option<&BackboneFile>,
     args: &Args,
 ) -> Result<Option<CheckResult>> {
     let model = &mf.model;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use ics_train::backbone::file::BackboneFile;
 use ics_train::eval::{EvalSet, TrainReport};
 use ics_train::ics::{
     self, CentreMethod, EpochEval, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate,
@@ -13,7 +14,6 @@ use ics_train::ics::{
 use ics_train::model_file::{BackboneRecord, ModelFile};
 use ndarray::ArrayView2;
 
-use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, SplitName};
 use super::ui;
 
@@ -275,7 +275,7 @@ pub fn run(args: Args) -> Result<()> {
     let config = args.config.build(args.bits, method)?;
     // Data first: a bad list file is reported before the slower backbone load.
     let train = args.data.load(SplitName::Train)?;
-    let bb = backbone::load(&args.backbone)?;
+    let bb = BackboneFile::load(&args.backbone)?;
     let opts = args.features.options(&args.data)?;
     let train_f = split_features(&bb.backbone, &train, &opts)?;
     let eval_splits =
