@@ -9,6 +9,8 @@
 //! - [`ics`]: hash centres, instance weights (PGD on the simplex), the hash head and its
 //!   hand-written back-propagation, the training loop (ICS and the CSQ baseline).
 //! - [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement.
+//! - [`export`]: the ONNX export (backbone + head, the model contract) and its check against
+//!   the trainer's forward pass in ONNX Runtime.
 //! - [`model_file`]: the versioned model file (safetensors) `train` writes and later commands
 //!   read.
 
@@ -16,6 +18,7 @@ pub mod backbone;
 pub mod codes;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod ics;
 pub mod model_file;
 pub mod onnx;
