@@ -11,10 +11,13 @@
 //! - [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement.
 //! - [`export`]: the ONNX export (backbone + head, the model contract) and its check against
 //!   the trainer's forward pass in ONNX Runtime.
+//! - [`benchmark`]: the benchmark as data (what `ics-train bench` composes, measures,
+//!   records and checks).
 //! - [`model_file`]: the versioned model file (safetensors) `train` writes and later commands
 //!   read.
 
 pub mod backbone;
+pub mod benchmark;
 pub mod codes;
 pub mod data;
 pub mod eval;
