@@ -1,4 +1,6 @@
 //! The `ics-train` command line: one file per command, on top of the `ics_train` library.
+//! Commands parse their arguments, call the library and print; file formats, the export and
+//! the metrics are the library's.
 //!
 //! | command | what it does |
 //! |---|---|
