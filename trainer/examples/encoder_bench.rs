@@ -5,6 +5,10 @@
 //!         --size 224 --out target/bench-encoder [--images 64] [--batch 32] [--threads 2] \
 //!         [--provider cpu|cuda] [--codes FILE] [--pth .cache/data/efficientnet-lite0-57934424.pth]
 //!
+//! Paths are relative to the current folder (the scripts run it from the repository root); the
+//! photos and the default `--pth` are in the offline data folder (`$ICS_DATA_DIR`, else
+//! `.cache/data`, see `ics_train::data::source::offline_data_dir`).
+//!
 //! Exports (once) `OUT/lite0_<size>.onnx`: EfficientNet-Lite0 imported from the PyTorch weights
 //! (`Backbone::import_lite0`) merged with a seeded random 1280 -> 1024 -> 64 hash head
 //! (`merge_backbone_head`), the same export path as `ics-train export`. Writes (once)
@@ -28,6 +32,7 @@ use ics_core::code::{pack_signs, to_hex};
 use ics_core::contract::{ModelContract, ModelInput};
 use ics_core::preprocess::{decode_rgb, preprocess_into, Preprocess};
 use ics_train::backbone::{efficientnet, Backbone};
+use ics_train::data::source::{offline_data_dir, offline_data_file};
 use ics_train::ics::head::HashHead;
 use ics_train::onnx::{self, head_layers, merge_backbone_head};
 use ort::ep::CUDA;
@@ -52,16 +57,15 @@ struct Args {
 }
 
 fn parse() -> Result<Args> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut a = Args {
         size: 224,
-        out: root.join("target/bench-encoder"),
+        out: PathBuf::from("target/bench-encoder"),
         images: 64,
         batch: 32,
         threads: 2,
         provider: "cpu".into(),
         codes: None,
-        pth: root.join(".cache/data/efficientnet-lite0-57934424.pth"),
+        pth: offline_data_file("efficientnet-lite0-57934424.pth"),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -117,7 +121,7 @@ fn model(a: &Args) -> Result<(Vec<u8>, ModelContract)> {
 fn images(a: &Args) -> Result<Vec<Vec<u8>>> {
     let dir = a.out.join("images");
     std::fs::create_dir_all(&dir)?;
-    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.cache/data");
+    let data = offline_data_dir();
     // The photos are read only when an image has to be made.
     let mut photos = Vec::new();
     let mut out = Vec::with_capacity(a.images);

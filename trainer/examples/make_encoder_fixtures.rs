@@ -5,8 +5,12 @@
 //!     cargo run -p ics-train --example make_encoder_fixtures            # writes the folder
 //!     cargo run -p ics-train --example make_encoder_fixtures -- OUT_DIR DATA_DIR
 //!
-//! DATA_DIR (default `.cache/data`, filled by scripts/setup.sh) must hold chelsea.png and
-//! coffee.png. Everything is seeded: a rerun writes the same bytes.
+//! DATA_DIR (default: the offline data folder, `$ICS_DATA_DIR` or else `.cache/data` under the
+//! current folder, filled by scripts/setup.sh) must hold chelsea.png and coffee.png. OUT_DIR
+//! defaults to this checkout's `tests/fixtures/encoder`: a dev tool that regenerates the
+//! checked-in fixtures, it is the one place that locates the source checkout
+//! (`CARGO_MANIFEST_DIR`), and it is never part of a binary that ships. Everything is seeded:
+//! a rerun writes the same bytes.
 //!
 //! Models (all with the `ics_hash.*` contract in their metadata):
 //! - `tiny_image.onnx`: a 2-conv backbone (32 x 32 input, GlobalAveragePool to 16 features)
@@ -177,16 +181,14 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 }
 
 fn main() -> Result<()> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let out = args
-        .first()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("tests/fixtures/encoder"));
+    let out = args.first().map(PathBuf::from).unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/encoder")
+    });
     let data = args
         .get(1)
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join(".cache/data"));
+        .unwrap_or_else(ics_train::data::source::offline_data_dir);
     std::fs::create_dir_all(&out)?;
     let mut rng = ChaCha8Rng::seed_from_u64(20_251_127);
 

@@ -1,17 +1,33 @@
-//! The ICS trainer as a library; `ics-train` is its command line.
+//! The ICS trainer as a library; `ics-train` (`src/cli/`) is its command line, which parses
+//! arguments, calls these modules and prints.
 //!
-//! - [`data`]: datasets users have (list files, COCO json) and the composed multi-label
-//!   benchmark built from offline images, with exact per-class areas.
-//! - [`backbone`]: EfficientNet-Lite0 import from the PyTorch weights, feature extraction.
-//! - [`onnx`]: writing ONNX graphs (backbone, hash head, merged model) with the model contract.
-//! - [`ics`]: hash centres, instance weights (PGD on the simplex), the hash head and its
-//!   hand-written back-propagation, the training loop (ICS and the CSQ baseline).
-//! - [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement.
+//! Modules in layers, each using only the layers below it (`tests/module_layers.rs` checks):
+//!
+//! 1. [`codes`]: sets of packed hash codes laid out for the Hamming kernels (`ics` encodes
+//!    into them, `eval` scores them). [`data`]: datasets users have (list files, COCO json)
+//!    and the composed multi-label benchmark built from offline images, with exact per-class
+//!    areas; where the offline data is (`ICS_DATA_DIR`).
+//! 2. [`ics`]: hash centres, instance weights (PGD on the simplex), the hash head and its
+//!    hand-written back-propagation, the training loop (ICS and the CSQ baseline); training
+//!    calls an evaluation through [`ics::EpochEval`] without knowing its protocol.
+//! 3. [`eval`]: mAP@R, precision within Hamming radius 2, PR curves, weight-vs-area agreement
+//!    (also by size ratio), the reports. [`onnx`]: writing ONNX graphs (hash head, merged
+//!    model) with the model contract; the ONNX Runtime environment. [`model_file`]: the
+//!    versioned model file (safetensors) `train` writes and later commands read.
+//! 4. [`backbone`]: EfficientNet-Lite0 import from the PyTorch weights, backbone files,
+//!    feature extraction.
+//! 5. [`export`]: the ONNX export (backbone + head, the model contract) and its check against
+//!    the trainer's forward pass in ONNX Runtime. [`benchmark`]: the benchmark as data
+//!    (what `ics-train bench` composes, measures, records and checks).
 
 pub mod backbone;
+pub mod benchmark;
+pub mod codes;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod ics;
+pub mod model_file;
 pub mod onnx;
 
 pub use ics_core::code;

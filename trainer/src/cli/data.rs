@@ -17,14 +17,13 @@ use ics_train::data::{
     load_composed_split, read_areas, read_class_names, read_coco_instances, read_list_file,
     CocoOptions, Dataset, ImageRef,
 };
-use serde::{Deserialize, Serialize};
+use ics_train::model_file::DataRecord;
 use sha2::Sha256;
 
 use super::ui;
 
 /// Which split of a dataset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SplitName {
     Train,
     Query,
@@ -44,7 +43,7 @@ impl SplitName {
 }
 
 /// Where the data is.
-#[derive(Debug, Clone, Default, clap::Args, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, clap::Args, PartialEq)]
 pub struct DataArgs {
     /// Composed benchmark folder (from `ics-train data compose`): splits train, query and
     /// database, class names and per-class areas.
@@ -73,6 +72,21 @@ pub struct DataArgs {
     pub train_areas: Option<PathBuf>,
 }
 
+/// The options a model file recorded.
+impl From<&DataRecord> for DataArgs {
+    fn from(r: &DataRecord) -> Self {
+        DataArgs {
+            data: r.composed_dir.clone(),
+            train: r.train_file.clone(),
+            query: r.query_file.clone(),
+            database: r.database_file.clone(),
+            image_root: r.image_root.clone(),
+            classes: r.classes_file.clone(),
+            train_areas: r.train_areas_file.clone(),
+        }
+    }
+}
+
 /// One loaded split.
 pub struct LoadedSplit {
     pub name: SplitName,
@@ -93,18 +107,18 @@ impl DataArgs {
         *self == DataArgs::default()
     }
 
-    /// The same options with every path made absolute (for the model file, so later commands
-    /// find the data from any folder).
-    pub fn absolute(&self) -> Result<DataArgs> {
+    /// What the model file records: the same options with every path made absolute, so later
+    /// commands find the data from any folder.
+    pub fn record(&self) -> Result<DataRecord> {
         let abs = |p: &Option<PathBuf>| p.as_deref().map(absolute).transpose();
-        Ok(DataArgs {
-            data: abs(&self.data)?,
-            train: abs(&self.train)?,
-            query: abs(&self.query)?,
-            database: abs(&self.database)?,
+        Ok(DataRecord {
+            composed_dir: abs(&self.data)?,
+            train_file: abs(&self.train)?,
+            query_file: abs(&self.query)?,
+            database_file: abs(&self.database)?,
             image_root: abs(&self.image_root)?,
-            classes: abs(&self.classes)?,
-            train_areas: abs(&self.train_areas)?,
+            classes_file: abs(&self.classes)?,
+            train_areas_file: abs(&self.train_areas)?,
         })
     }
 

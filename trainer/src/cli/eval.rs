@@ -8,16 +8,17 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use ics_core::code::to_hex;
+use ics_train::backbone::file::BackboneFile;
+use ics_train::codes::PackedCodes;
 use ics_train::eval::cosine::cosine_map_at_r;
-use ics_train::eval::{EvalSet, PackedCodes, TrainReport};
+use ics_train::eval::{EvalSet, ModelEval};
 use ics_train::ics::{IcsModel, InstanceWeights, Method};
+use ics_train::model_file::ModelFile;
 use ndarray::ArrayView2;
 use plotters::chart::SeriesLabelPosition;
 use serde::Serialize;
 
-use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, LoadedSplit, SplitName};
-use super::modelfile::ModelFile;
 use super::plots::{self, Axes, Series, PALETTE};
 use super::train::agreement_line;
 use super::ui;
@@ -56,21 +57,6 @@ pub struct Args {
     pub font: Option<PathBuf>,
 }
 
-/// One evaluated model.
-#[derive(Debug, Clone, Serialize)]
-pub struct ModelEval {
-    /// Short name (file stem or a label).
-    pub name: String,
-    pub file: Option<PathBuf>,
-    pub report: TrainReport,
-}
-
-impl ModelEval {
-    pub fn map(&self) -> Option<f64> {
-        self.report.retrieval.as_ref().map(|r| r.map_at_r)
-    }
-}
-
 #[derive(Serialize)]
 struct EvalJson<'a> {
     data: String,
@@ -82,8 +68,8 @@ struct EvalJson<'a> {
     models: &'a [ModelEval],
 }
 
-/// Scores one model: retrieval on `set`, agreement with `train`'s pixel areas when the
-/// model's weights are for that split.
+/// Scores one model ([`ModelEval::evaluate`]) with `train`'s pixel areas, saying so when
+/// the model's weights are for another training split.
 pub fn evaluate_model(
     name: &str,
     file: Option<&Path>,
@@ -91,26 +77,20 @@ pub fn evaluate_model(
     set: &EvalSet,
     train: Option<&LoadedSplit>,
 ) -> Result<ModelEval> {
-    let mut report = TrainReport::new(model).with_retrieval(model, set, false);
-    if let Some(t) = train {
-        if let Some(areas) = t.dataset.areas() {
-            if model.weights().len() == t.dataset.len() {
-                report = report.with_agreement(model, areas.pixel.view())?;
-            } else {
-                ui::log(format!(
-                    "{name}: weights are for {} training images, the train split has {}: \
-                     no weight-vs-area agreement",
-                    model.weights().len(),
-                    t.dataset.len()
-                ));
-            }
+    let areas = train
+        .and_then(|t| t.dataset.areas())
+        .map(|a| a.pixel.view());
+    if let (Some(t), Some(a)) = (train, areas) {
+        if !ModelEval::agreement_applies(model, a) {
+            ui::log(format!(
+                "{name}: weights are for {} training images, the train split has {}: \
+                 no weight-vs-area agreement",
+                model.weights().len(),
+                t.dataset.len()
+            ));
         }
     }
-    Ok(ModelEval {
-        name: name.to_string(),
-        file: file.map(Path::to_path_buf),
-        report,
-    })
+    ModelEval::evaluate(name, file, model, set, areas)
 }
 
 pub fn model_line(m: &ModelEval) -> String {
@@ -137,7 +117,7 @@ pub fn run(args: Args) -> Result<()> {
     }
     let first = &files[0].1;
     let data = if args.data.is_empty() {
-        first.data.clone().with_context(|| {
+        first.data.as_ref().map(DataArgs::from).with_context(|| {
             format!(
                 "{} records no data; give --data DIR or --query/--database FILE",
                 files[0].0.display()
@@ -154,7 +134,7 @@ pub fn run(args: Args) -> Result<()> {
             files[0].0.display()
         ),
     };
-    let bb = backbone::load(&bb_path)?;
+    let bb = BackboneFile::load(&bb_path)?;
     for (path, f) in &files {
         if let Some(rec) = &f.backbone {
             ensure!(

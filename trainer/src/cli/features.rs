@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
+use ics_train::backbone::file::BackboneFile;
 
-use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, SplitName};
 use super::ui;
 
@@ -43,7 +43,7 @@ pub fn run(args: Args) -> Result<()> {
         .into_iter()
         .map(|s| args.data.load(s))
         .collect::<Result<Vec<_>>>()?;
-    let bb = backbone::load(&args.backbone)?;
+    let bb = BackboneFile::load(&args.backbone)?;
     let (mut images, mut seconds) = (0, 0.0);
     for split in &loaded {
         let ex = split_features(&bb.backbone, split, &opts)?;

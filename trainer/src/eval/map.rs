@@ -13,8 +13,8 @@
 
 use rayon::prelude::*;
 
-use super::codes::PackedCodes;
 use super::labels::LabelSets;
+use crate::codes::PackedCodes;
 
 /// AP of one ranked list, truncated at `r`: `relevant(i)` says whether the item at rank
 /// `i` (0-based) is relevant.

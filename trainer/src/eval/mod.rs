@@ -1,25 +1,28 @@
 //! Evaluation of hash codes and learned weights (protocol in `design/ICS.md` §4).
 //!
-//! - [`codes`], [`labels`], [`set`]: packed codes for the Hamming kernels, label bit sets,
-//!   an evaluation split.
+//! - [`labels`], [`set`]: label bit sets, an evaluation split (codes are
+//!   [`crate::codes::PackedCodes`]).
 //! - [`map`]: mAP@R by Hamming ranking with ties broken by database index.
 //! - [`pr`]: precision within Hamming radius 2 and the precision-recall curve by radius.
 //! - [`cosine`]: mAP@R of the raw features by cosine similarity (the float baseline).
-//! - [`agreement`]: learned weights against ground-truth area shares.
+//! - [`agreement`]: learned weights against ground-truth area shares; [`size_ratio`]: the
+//!   same by how different the instance sizes of an image are.
 //! - [`report`]: the JSON report of a run.
 
 pub mod agreement;
-pub mod codes;
 pub mod cosine;
 pub mod labels;
 pub mod map;
 pub mod pr;
 pub mod report;
 pub mod set;
+pub mod size_ratio;
+
+#[cfg(test)]
+mod training_tests;
 
 pub use agreement::{weight_area_agreement, AgreementReport};
-pub use codes::PackedCodes;
 pub use labels::LabelSets;
 pub use map::map_at_r;
-pub use report::{RetrievalReport, TrainReport};
+pub use report::{ModelEval, RetrievalReport, TrainReport};
 pub use set::EvalSet;

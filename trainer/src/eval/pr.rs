@@ -10,9 +10,9 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::codes::PackedCodes;
 use super::labels::LabelSets;
 use super::map::check_shapes;
+use crate::codes::PackedCodes;
 
 /// One point of the precision-recall curve.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]

@@ -4,15 +4,17 @@
 //! Every number a claim in the docs rests on is here, with the configuration that produced
 //! it, so a report can be checked (and the run repeated from its seed) without the model.
 
+use std::path::{Path, PathBuf};
+
 use ndarray::ArrayView2;
 use serde::{Deserialize, Serialize};
 
 use super::agreement::{weight_area_agreement, AgreementReport};
-use super::codes::PackedCodes;
 use super::cosine::cosine_map_at_r;
 use super::map::map_at_r;
 use super::pr::{pr_curve, PrPoint};
 use super::set::EvalSet;
+use crate::codes::PackedCodes;
 use crate::ics::{CentreStats, EpochLog, IcsModel, TrainConfig};
 
 /// Seed of the random-code baseline (fixed: the baseline is a property of the data sizes).
@@ -147,5 +149,49 @@ impl TrainReport {
     /// Pretty-printed JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("reports serialise")
+    }
+}
+
+/// One evaluated model under a short name (a file stem or a label), as `eval` and `bench`
+/// report it.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelEval {
+    pub name: String,
+    pub file: Option<PathBuf>,
+    pub report: TrainReport,
+}
+
+impl ModelEval {
+    /// Scores `model`: retrieval on `set`, and the weight-vs-area agreement with
+    /// `train_pixel_areas` (training images, classes) when the model's weights are for those
+    /// images (same count; see [`ModelEval::agreement_applies`]).
+    pub fn evaluate(
+        name: &str,
+        file: Option<&Path>,
+        model: &IcsModel,
+        set: &EvalSet,
+        train_pixel_areas: Option<ArrayView2<f64>>,
+    ) -> anyhow::Result<ModelEval> {
+        let mut report = TrainReport::new(model).with_retrieval(model, set, false);
+        if let Some(areas) = train_pixel_areas {
+            if Self::agreement_applies(model, areas) {
+                report = report.with_agreement(model, areas)?;
+            }
+        }
+        Ok(ModelEval {
+            name: name.to_string(),
+            file: file.map(Path::to_path_buf),
+            report,
+        })
+    }
+
+    /// Whether `model`'s weights are for the images of `areas` (one weight row per area row).
+    pub fn agreement_applies(model: &IcsModel, areas: ArrayView2<f64>) -> bool {
+        model.weights().len() == areas.nrows()
+    }
+
+    /// mAP@R, when evaluated.
+    pub fn map(&self) -> Option<f64> {
+        self.report.retrieval.as_ref().map(|r| r.map_at_r)
     }
 }

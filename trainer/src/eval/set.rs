@@ -1,12 +1,15 @@
 //! An evaluation split: query and database features with their labels, and the `R` of mAP@R.
 //!
 //! Built once and checked once (shapes, 0/1 labels), then used both for the per-epoch mAP
-//! during training and for the final report.
+//! during training (as the loop's [`EpochEval`]) and for the final report.
 
 use anyhow::{ensure, Result};
 use ndarray::ArrayView2;
 
 use super::labels::LabelSets;
+use super::map::map_at_r;
+use crate::codes::PackedCodes;
+use crate::ics::train::EpochEval;
 
 /// Query and database features (rows = items) with their label sets.
 #[derive(Clone, Debug)]
@@ -68,5 +71,27 @@ impl<'a> EvalSet<'a> {
             db_labels: LabelSets::from_multi_hot(db_labels)?,
             r,
         })
+    }
+}
+
+/// What training logs per evaluation epoch: mAP@R of the query codes against the database
+/// codes.
+impl EpochEval for EvalSet<'_> {
+    fn feature_dim(&self) -> usize {
+        self.query_features.ncols()
+    }
+
+    fn classes(&self) -> usize {
+        self.query_labels.classes()
+    }
+
+    fn score(&self, encode: &dyn Fn(ArrayView2<f32>) -> PackedCodes) -> f64 {
+        map_at_r(
+            &encode(self.query_features),
+            &self.query_labels,
+            &encode(self.db_features),
+            &self.db_labels,
+            self.r,
+        )
     }
 }

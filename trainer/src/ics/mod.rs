@@ -11,6 +11,7 @@
 //!   (generic over `f32`/`f64` via [`real`]), rayon-split matrix products, Adam.
 //! - [`config`], [`train`](mod@train), [`model`]: validated parameters, the training loop, the trained
 //!   model (encode, layers for the ONNX exporter).
+//! - [`synthetic`]: synthetic features with known labels and areas (tests, timing examples).
 
 pub mod adam;
 pub mod centres;
@@ -21,17 +22,16 @@ pub mod matmul;
 pub mod model;
 pub mod real;
 pub mod simplex;
+pub mod synthetic;
 pub mod train;
 pub mod weights;
 
 #[cfg(test)]
 mod gradcheck;
-#[cfg(test)]
-pub(crate) mod synthetic;
 
 pub use centres::{CentreStats, Centres};
 pub use config::{CentreMethod, Method, TrainConfig, WeightUpdate};
 pub use head::{Activation, HashHead, Linear};
-pub use model::IcsModel;
-pub use train::{train, EpochLog};
+pub use model::{EpochLog, IcsModel};
+pub use train::{train, EpochEval};
 pub use weights::InstanceWeights;

@@ -14,9 +14,32 @@ use serde::{Deserialize, Serialize};
 use super::centres::Centres;
 use super::config::TrainConfig;
 use super::head::{Activation, HashHead, Linear};
-use super::train::EpochLog;
 use super::weights::InstanceWeights;
-use crate::eval::codes::PackedCodes;
+use crate::codes::PackedCodes;
+
+/// One epoch's numbers, passed to the callback and kept in the model's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    /// 1-based.
+    pub epoch: usize,
+    pub lr: f64,
+    /// Mean over images of the full objective: `centre + λ_q · quantization` plus, for ICS,
+    /// `λ_r Σ_k w_ik ln w_ik` (the negative entropy term).
+    pub loss: f64,
+    /// Mean `l(u_i, c̄_i)` (mean over bits).
+    pub centre: f64,
+    /// Mean `mean_j (|u_ij| − 1)²`, before `λ_q`.
+    pub quantization: f64,
+    /// Mean entropy (nats) of the per-image weights over the whole training set at the end
+    /// of the epoch (`ln |L_i|` averaged while they are uniform).
+    pub weight_entropy: f64,
+    /// Whether the weights were updated this epoch (false during warm-up and for CSQ).
+    pub weights_updated: bool,
+    /// mAP@R on the evaluation set, on the epochs it is computed.
+    pub map: Option<f64>,
+    /// Wall time of the epoch, evaluation included.
+    pub seconds: f64,
+}
 
 /// Rows per forward chunk when encoding a whole data set: bounds the size of the hidden
 /// activations (4096 × 2048 f32 = 32 MB) whatever the data size.

@@ -1,13 +1,14 @@
-//! Small synthetic multi-label data for tests: each image mixes the prototypes of its
-//! classes in proportion to their (random) area shares, plus Gaussian noise. Retrieval
-//! structure and ground-truth areas are both known, so tests can check that training
-//! beats chance and that the learned weights follow the areas.
+//! Synthetic multi-label feature data for tests and timing examples: each image mixes the
+//! prototypes of its classes in proportion to their (random) area shares, plus Gaussian
+//! noise. Retrieval structure and ground-truth areas are both known, so tests can check that
+//! training beats chance and that the learned weights follow the areas.
 
 use ndarray::{Array2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-pub(crate) struct Synthetic {
+/// Features, labels and areas of a synthetic data set.
+pub struct Synthetic {
     pub features: Array2<f32>,
     pub labels: Array2<u8>,
     /// Object area per (image, class), 0 off the labels.
@@ -22,7 +23,7 @@ fn gaussian(rng: &mut ChaCha8Rng) -> f64 {
 
 /// `n` images, `d` dimensions, `classes` classes, 1 to `max_labels` labels each, noise
 /// standard deviation `noise` per dimension (prototypes have unit norm).
-pub(crate) fn make(
+pub fn make(
     n: usize,
     d: usize,
     classes: usize,

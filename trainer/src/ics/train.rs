@@ -14,44 +14,29 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, ensure, Result};
-use ndarray::{ArrayView2, Axis};
-use rand::seq::SliceRandom;
-use rand::Rng;
-use serde::{Deserialize, Serialize};
-
 use super::adam::Adam;
 use super::centres::Centres;
 use super::config::{rng, Method, Stream, TrainConfig, WeightUpdate};
 use super::head::HashHead;
 use super::loss::{batch_objective, csq_centroids, label_losses, soft_centroids, BatchLoss};
-use super::model::{encode_packed, IcsModel};
+use super::model::{encode_packed, EpochLog, IcsModel};
 use super::weights::InstanceWeights;
-use crate::eval::map::map_at_r;
-use crate::eval::set::EvalSet;
+use crate::codes::PackedCodes;
+use anyhow::{bail, ensure, Result};
+use ndarray::{ArrayView2, Axis};
+use rand::seq::SliceRandom;
+use rand::Rng;
 
-/// One epoch's numbers, passed to the callback and kept in the model's history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct EpochLog {
-    /// 1-based.
-    pub epoch: usize,
-    pub lr: f64,
-    /// Mean over images of the full objective: `centre + λ_q · quantization` plus, for ICS,
-    /// `λ_r Σ_k w_ik ln w_ik` (the negative entropy term).
-    pub loss: f64,
-    /// Mean `l(u_i, c̄_i)` (mean over bits).
-    pub centre: f64,
-    /// Mean `mean_j (|u_ij| − 1)²`, before `λ_q`.
-    pub quantization: f64,
-    /// Mean entropy (nats) of the per-image weights over the whole training set at the end
-    /// of the epoch (`ln |L_i|` averaged while they are uniform).
-    pub weight_entropy: f64,
-    /// Whether the weights were updated this epoch (false during warm-up and for CSQ).
-    pub weights_updated: bool,
-    /// mAP@R on the evaluation set, on the epochs it is computed.
-    pub map: Option<f64>,
-    /// Wall time of the epoch, evaluation included.
-    pub seconds: f64,
+/// An evaluation the training loop runs on its evaluation epochs (every `eval_every` epochs
+/// and after the last), recorded in [`EpochLog::map`]. The loop knows no retrieval protocol:
+/// `eval::EvalSet` implements this with mAP@R of the query codes against the database codes.
+pub trait EpochEval {
+    /// Columns of the features it encodes (must be those of the training features).
+    fn feature_dim(&self) -> usize;
+    /// Classes of its labels (must be those of the training labels).
+    fn classes(&self) -> usize;
+    /// The score of the current head; `encode` gives the packed codes of feature rows.
+    fn score(&self, encode: &dyn Fn(ArrayView2<f32>) -> PackedCodes) -> f64;
 }
 
 /// Checks features and labels and returns each image's label list. Errors name the row.
@@ -101,7 +86,7 @@ pub fn train<L: Copy + Into<u8>>(
     features: ArrayView2<f32>,
     labels: ArrayView2<L>,
     config: &TrainConfig,
-    eval: Option<&EvalSet>,
+    eval: Option<&dyn EpochEval>,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<IcsModel> {
     config.validate()?;
@@ -110,14 +95,14 @@ pub fn train<L: Copy + Into<u8>>(
     let classes = labels.ncols();
     if let Some(e) = eval {
         ensure!(
-            e.query_features.ncols() == d,
+            e.feature_dim() == d,
             "evaluation features have {} dimensions, training features {d}",
-            e.query_features.ncols()
+            e.feature_dim()
         );
         ensure!(
-            e.query_labels.classes() == classes,
+            e.classes() == classes,
             "evaluation labels have {} classes, training labels {classes}",
-            e.query_labels.classes()
+            e.classes()
         );
     }
     let ics = config.method == Method::Ics;
@@ -214,13 +199,7 @@ pub fn train<L: Copy + Into<u8>>(
         let epoch_no = epoch + 1;
         let evaluate = epoch_no % config.eval_every == 0 || epoch_no == config.epochs;
         let map = match eval {
-            Some(e) if evaluate => Some(map_at_r(
-                &encode_packed(&head, e.query_features),
-                &e.query_labels,
-                &encode_packed(&head, e.db_features),
-                &e.db_labels,
-                e.r,
-            )),
+            Some(e) if evaluate => Some(e.score(&|x| encode_packed(&head, x))),
             _ => None,
         };
         let nf = n as f64;
@@ -249,19 +228,18 @@ pub fn train<L: Copy + Into<u8>>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::super::synthetic::{make, Synthetic};
     use super::*;
-    use crate::eval::codes::PackedCodes;
-    use crate::eval::report::{RetrievalReport, TrainReport};
     use ndarray::{array, s, Array2};
 
     /// 32-d features, 6 classes, up to 3 labels: train 600 (also the database), 150 queries.
-    fn data() -> (Synthetic, Synthetic) {
+    pub(crate) fn data() -> (Synthetic, Synthetic) {
         (make(600, 32, 6, 3, 0.7, 1), make(150, 32, 6, 3, 0.7, 2))
     }
 
-    fn small_config() -> TrainConfig {
+    /// 12 epochs (2 of warm-up) of a [64] head, 32 bits, evaluated every 4 epochs.
+    pub(crate) fn small_config() -> TrainConfig {
         TrainConfig {
             bits: 32,
             hidden: vec![64],
@@ -273,141 +251,6 @@ mod tests {
             seed: 3,
             ..TrainConfig::default()
         }
-    }
-
-    fn eval_set<'a>(train: &'a Synthetic, test: &'a Synthetic) -> EvalSet<'a> {
-        EvalSet::new(
-            test.features.view(),
-            test.labels.view(),
-            train.features.view(),
-            train.labels.view(),
-            200,
-        )
-        .unwrap()
-    }
-
-    #[test]
-    fn ics_end_to_end_beats_random_codes_by_a_wide_margin() {
-        let (train_set, test_set) = data();
-        let set = eval_set(&train_set, &test_set);
-        let mut logs = Vec::new();
-        let model = train(
-            train_set.features.view(),
-            train_set.labels.view(),
-            &small_config(),
-            Some(&set),
-            |l| logs.push(l.clone()),
-        )
-        .unwrap();
-        assert_eq!(logs.len(), 12);
-        assert_eq!(logs, model.history());
-        // Evaluated on epochs 4, 8, 12; warm-up (2 epochs) left the weights alone.
-        let evaluated: Vec<usize> = logs
-            .iter()
-            .filter(|l| l.map.is_some())
-            .map(|l| l.epoch)
-            .collect();
-        assert_eq!(evaluated, vec![4, 8, 12]);
-        assert!(!logs[1].weights_updated && logs[2].weights_updated);
-        assert!(logs.last().unwrap().loss < logs[0].loss, "{logs:?}");
-        assert!(logs.iter().all(|l| l.loss.is_finite() && l.seconds >= 0.0));
-
-        let report = RetrievalReport::evaluate(&model, &set, true);
-        assert_eq!(Some(report.map_at_r), logs.last().unwrap().map);
-        assert!(
-            report.map_at_r >= report.random_codes_map_at_r + 0.2,
-            "ICS mAP {} vs random codes {}",
-            report.map_at_r,
-            report.random_codes_map_at_r
-        );
-        assert!(report.precision_within_radius2 > 0.5, "{report:?}");
-        let cosine = report.cosine_map_at_r.unwrap();
-        assert!(
-            cosine > report.random_codes_map_at_r + 0.2,
-            "cosine {cosine}"
-        );
-
-        // The JSON report carries it all.
-        let json = TrainReport::new(&model)
-            .with_retrieval(&model, &set, false)
-            .with_agreement(&model, train_set.areas.view())
-            .unwrap()
-            .to_json();
-        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
-        assert_eq!(v["config"]["bits"], 32);
-        assert_eq!(v["epochs"].as_array().unwrap().len(), 12);
-        assert!(v["retrieval"]["map_at_r"].as_f64().unwrap() > 0.0);
-        assert!(v["agreement"]["images"].as_u64().unwrap() > 100);
-        assert_eq!(v["head"]["parameters"], (32 * 64 + 64) + (64 * 32 + 32));
-    }
-
-    #[test]
-    fn learned_weights_track_area_shares() {
-        // Features mix class prototypes by area share, so the labels whose centre the code
-        // is closest to are the large objects: ICS weights (default lambda_r, PGD) should
-        // rank labels by area and be closer to the shares than uniform weights.
-        let (train_set, _) = data();
-        let config = small_config();
-        let model = train(
-            train_set.features.view(),
-            train_set.labels.view(),
-            &config,
-            None,
-            |_| {},
-        )
-        .unwrap();
-        let r =
-            crate::eval::weight_area_agreement(model.weights(), train_set.areas.view()).unwrap();
-        assert!(r.raw.learned.spearman > 0.5, "{r:?}");
-        assert!(r.raw.learned.top1 > r.raw.uniform.top1 + 0.2, "{r:?}");
-        assert!(r.raw.learned.kl < 0.8 * r.raw.uniform.kl, "{r:?}");
-        // A tiny lambda_r collapses the weights onto one label: ranks still follow the areas,
-        // but KL(a || w) explodes.
-        let collapsed = TrainConfig {
-            weight_update: WeightUpdate::ClosedForm,
-            lambda_r: 0.01,
-            ..small_config()
-        };
-        let model = train(
-            train_set.features.view(),
-            train_set.labels.view(),
-            &collapsed,
-            None,
-            |_| {},
-        )
-        .unwrap();
-        let c =
-            crate::eval::weight_area_agreement(model.weights(), train_set.areas.view()).unwrap();
-        assert!(c.raw.learned.kl > 2.0 * r.raw.uniform.kl, "{c:?}");
-        assert!(model.weights().mean_entropy() < 0.1);
-    }
-
-    #[test]
-    fn csq_baseline_trains_and_keeps_weights_uniform() {
-        let (train_set, test_set) = data();
-        let set = eval_set(&train_set, &test_set);
-        let config = TrainConfig {
-            method: Method::Csq,
-            ..small_config()
-        };
-        let model = train(
-            train_set.features.view(),
-            train_set.labels.view(),
-            &config,
-            Some(&set),
-            |_| {},
-        )
-        .unwrap();
-        let m = model.history().last().unwrap().map.unwrap();
-        assert!(m > 0.6, "CSQ mAP {m}");
-        let fresh = InstanceWeights::uniform(
-            (0..600)
-                .map(|i| model.weights().labels(i).to_vec())
-                .collect(),
-            6,
-        );
-        assert_eq!(model.weights(), &fresh);
-        assert!(model.history().iter().all(|l| !l.weights_updated));
     }
 
     #[test]
@@ -586,105 +429,5 @@ mod tests {
             |_| {},
         )
         .unwrap();
-        // Evaluation set of the wrong width.
-        let other = Array2::<f32>::zeros((2, 5));
-        let l2 = array![[1u8, 0], [0, 1]];
-        let set = EvalSet::new(other.view(), l2.view(), other.view(), l2.view(), 10).unwrap();
-        let e = train(
-            f.view(),
-            array![[1u8, 0], [1, 0], [0, 1]].view(),
-            &c,
-            Some(&set),
-            |_| {},
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("5 dimensions"), "{e}");
-    }
-
-    /// Epoch time at the scale. Run with
-    /// `cargo test --release -p ics-train --lib ics::train::tests::epoch_timing -- --ignored --nocapture`.
-    #[test]
-    #[ignore = "timing at full scale; run in release"]
-    fn epoch_timing() {
-        let (n, d) = (10_000, 1280);
-        let data = make(n, d, 20, 3, 1.0, 9);
-        for hidden in [vec![], vec![1024], vec![2048, 2048]] {
-            let config = TrainConfig {
-                bits: 64,
-                hidden: hidden.clone(),
-                epochs: 2,
-                warmup_epochs: 1,
-                ..TrainConfig::default()
-            };
-            let started = Instant::now();
-            let model = train(
-                data.features.view(),
-                data.labels.view(),
-                &config,
-                None,
-                |l| {
-                    eprintln!(
-                        "hidden {hidden:?} epoch {} {:.2}s loss {:.4}",
-                        l.epoch, l.seconds, l.loss
-                    )
-                },
-            )
-            .unwrap();
-            let t = Instant::now();
-            let codes = model.encode_packed(data.features.view());
-            eprintln!(
-                "hidden {hidden:?}: total {:.2}s, encode {n} in {:.3}s",
-                started.elapsed().as_secs_f64(),
-                t.elapsed().as_secs_f64()
-            );
-            assert_eq!(codes.len(), n);
-        }
-        // A full default run (30 epochs, [1024] head) with mAP@1000 every 5 epochs on 2,000
-        // held-out queries against the training set: the "under 5 minutes" budget.
-        let queries = make(2000, d, 20, 3, 1.0, 10);
-        let set = EvalSet::new(
-            queries.features.view(),
-            queries.labels.view(),
-            data.features.view(),
-            data.labels.view(),
-            1000,
-        )
-        .unwrap();
-        let started = Instant::now();
-        let model = train(
-            data.features.view(),
-            data.labels.view(),
-            &TrainConfig::default(),
-            Some(&set),
-            |l| {
-                eprintln!(
-                    "default epoch {} {:.2}s loss {:.4} mAP {:?}",
-                    l.epoch, l.seconds, l.loss, l.map
-                )
-            },
-        )
-        .unwrap();
-        eprintln!("default run: {:.1}s", started.elapsed().as_secs_f64());
-        let report = crate::eval::RetrievalReport::evaluate(&model, &set, true);
-        eprintln!(
-            "mAP@1000 {:.4}, cosine {:.4?}, random {:.4}",
-            report.map_at_r, report.cosine_map_at_r, report.random_codes_map_at_r
-        );
-        // mAP@R over 2000 queries x 20000 codes.
-        let q = PackedCodes::random(2000, 64, 1);
-        let db = PackedCodes::random(20_000, 64, 2);
-        let lists = |m: usize| {
-            (0..m)
-                .map(|i| vec![i % 20, (i * 7) % 20])
-                .collect::<Vec<_>>()
-        };
-        let ql = crate::eval::LabelSets::from_lists(&lists(2000), 20).unwrap();
-        let dl = crate::eval::LabelSets::from_lists(&lists(20_000), 20).unwrap();
-        let t = Instant::now();
-        let m = crate::eval::map_at_r(&q, &ql, &db, &dl, 5000);
-        eprintln!(
-            "mAP@5000 2000 x 20000: {:.3}s ({m:.3})",
-            t.elapsed().as_secs_f64()
-        );
     }
 }

@@ -10,6 +10,7 @@
 //! Weights are `f64`: they are few (images × classes), and the PGD fixed point is compared
 //! with the closed form to tight tolerances.
 
+use anyhow::{ensure, Result};
 use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,46 @@ impl InstanceWeights {
             }
         }
         InstanceWeights { weights, labels }
+    }
+
+    /// Weights read back (e.g. from a model file): `weights` (images, classes) and each image's
+    /// labels, ascending. Checked: shapes, labels in range and ascending, every image labelled,
+    /// weights finite, `>= 0`, zero off the labels and summing to 1 (within 1e-6) on them.
+    pub fn from_parts(weights: Array2<f64>, labels: Vec<Vec<usize>>) -> Result<InstanceWeights> {
+        let (n, classes) = weights.dim();
+        ensure!(
+            labels.len() == n,
+            "{n} rows of weights but {} label lists",
+            labels.len()
+        );
+        for (i, l) in labels.iter().enumerate() {
+            ensure!(!l.is_empty(), "image {i} has no label");
+            ensure!(
+                l.windows(2).all(|p| p[0] < p[1]) && l[l.len() - 1] < classes,
+                "image {i}: labels {l:?} are not ascending class indices below {classes}"
+            );
+            let row = weights.row(i);
+            let mut on = 0.0;
+            for (k, &w) in row.iter().enumerate() {
+                ensure!(
+                    w.is_finite() && w >= 0.0,
+                    "image {i} class {k}: weight {w} is not a finite non-negative number"
+                );
+                if l.binary_search(&k).is_ok() {
+                    on += w;
+                } else {
+                    ensure!(
+                        w == 0.0,
+                        "image {i}: weight {w} on class {k}, not one of its labels"
+                    );
+                }
+            }
+            ensure!(
+                (on - 1.0).abs() <= 1e-6,
+                "image {i}: weights sum to {on}, not 1"
+            );
+        }
+        Ok(InstanceWeights { weights, labels })
     }
 
     /// Number of images.
@@ -155,6 +196,29 @@ mod tests {
         assert!((w.row(2).sum() - 1.0).abs() < 1e-15);
         assert!((w.entropy(2) - 3f64.ln()).abs() < 1e-12);
         assert_eq!(w.entropy(1), 0.0);
+    }
+
+    #[test]
+    fn from_parts_round_trips_and_checks() {
+        let mut w = InstanceWeights::uniform(vec![vec![0, 2], vec![1]], 3);
+        w.closed_form(0, &[0.1, 0.4], 0.2);
+        let back = InstanceWeights::from_parts(w.matrix().to_owned(), vec![vec![0, 2], vec![1]]);
+        assert_eq!(back.unwrap(), w);
+        let bad = |m: Array2<f64>, l: Vec<Vec<usize>>| {
+            InstanceWeights::from_parts(m, l).unwrap_err().to_string()
+        };
+        let m = w.matrix().to_owned();
+        assert!(bad(m.clone(), vec![vec![0, 2]]).contains("2 rows"));
+        assert!(bad(m.clone(), vec![vec![0, 2], vec![]]).contains("no label"));
+        assert!(bad(m.clone(), vec![vec![2, 0], vec![1]]).contains("ascending"));
+        assert!(bad(m.clone(), vec![vec![0, 3], vec![1]]).contains("ascending"));
+        assert!(bad(m.clone(), vec![vec![0], vec![1]]).contains("not one of its labels"));
+        let mut off = m.clone();
+        off[[1, 1]] = 0.5;
+        assert!(bad(off, vec![vec![0, 2], vec![1]]).contains("sum to 0.5"));
+        let mut neg = m;
+        neg[[1, 1]] = f64::NAN;
+        assert!(bad(neg, vec![vec![0, 2], vec![1]]).contains("not a finite"));
     }
 
     #[test]

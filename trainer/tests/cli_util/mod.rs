@@ -9,9 +9,18 @@ use ics_core::onnx_proto::Dim;
 use ics_train::data::image::encode_gray_png;
 use ics_train::onnx::{model, save_model, GraphBuilder};
 
-/// The binary under test.
+/// This repository's offline data folder (filled by scripts/setup.sh). Tests run from the
+/// crate folder, so the binary is told where it is (`ICS_DATA_DIR`) rather than finding
+/// `.cache/data` under its current folder.
+pub fn data_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../.cache/data")
+}
+
+/// The binary under test, with `ICS_DATA_DIR` set to [`data_dir`].
 pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ics-train"))
+    let mut c = Command::new(env!("CARGO_BIN_EXE_ics-train"));
+    c.env(ics_train::data::source::DATA_DIR_ENV, data_dir());
+    c
 }
 
 fn show(args: &[&str], out: &Output) -> String {
@@ -107,7 +116,7 @@ pub fn toy_backbone(dir: &Path) -> PathBuf {
 
 /// Where scripts/setup.sh puts the offline data; a missing file fails with a hint.
 pub fn data_file(name: &str) -> PathBuf {
-    let p = ics_train::data::offline_data_file(name);
+    let p = data_dir().join(name);
     assert!(
         p.is_file(),
         "{} is missing: run scripts/setup.sh (it downloads the offline data)",
