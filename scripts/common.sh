@@ -24,6 +24,7 @@ as_pg() {
 }
 
 # cluster_start NAME PORT [postgresql.conf lines...]: initialise (once) and start a cluster.
+# PG_EXTRA_ENV (e.g. "RUST_BACKTRACE=1") goes into the postmaster's environment.
 cluster_start() {
     local name=$1 port=$2
     shift 2
@@ -49,7 +50,8 @@ cluster_start() {
         } | as_pg tee -a "$dir/data/postgresql.conf" >/dev/null
     fi
     if ! as_pg "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
-        as_pg "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+        # shellcheck disable=SC2086 # PG_EXTRA_ENV is a list of NAME=value words
+        as_pg env ${PG_EXTRA_ENV:-} "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
             die "PostgreSQL did not start: see $dir/server.log"
     fi
 }

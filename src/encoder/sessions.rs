@@ -78,14 +78,13 @@ pub fn with_session<R>(
         );
         let session = EncoderSession::build(runtime()?, &bytes, opts)
             .map_err(|e| e.context(format!("model \"{name}\"")))?;
+        // Memory figures depend on the CPU's kernels: they are in ics_encoder_info(), not here.
         pgrx::debug1!(
-            "ics_hash: model \"{name}\" (sha256 {}) runs on {} with {} intra-op thread(s) ({}); {} bytes resident, {} per item",
+            "ics_hash: model \"{name}\" (sha256 {}) runs on {} with {} intra-op thread(s) ({})",
             &sha256[..12.min(sha256.len())],
             session.provider,
             session.threads,
-            session.provider_reason,
-            session.profile.resident,
-            session.profile.run_per_item
+            session.provider_reason
         );
         let e = cache.insert(sha256, name, session, max_entries, opts.memory_limit);
         Ok(f(&mut e.session))

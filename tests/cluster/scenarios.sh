@@ -8,6 +8,10 @@
 #                found through the index
 #   vacuum       VACUUM after deleting most rows: less work (pages, radii), exact results,
 #                unlinked pages recycled and reused by later inserts
+#   security     what needs several sessions or the server's environment: pg_cancel_backend
+#                and pg_terminate_backend stop a long network run; concurrent loads of one
+#                model name give one success and 42710s; with RUST_BACKTRACE=1 in the
+#                server's environment no backtrace reaches a client
 # Usage: tests/cluster/scenarios.sh [scenario...]   (all by default)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -15,7 +19,7 @@ source scripts/common.sh
 
 BASE_PORT=${ICS_SCENARIO_PORT:-28830}
 scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(replica crash concurrency vacuum)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(replica crash concurrency vacuum security)
 n=0
 failures=0
 ok_() { n=$((n + 1)); echo "ok $n - $*"; }
@@ -222,6 +226,65 @@ scenario_vacuum() {
     check "vacuum: exact after reuse" 0 "$(q "$p" -c "SELECT differences()")"
     check "vacuum: mih_verify after reuse" t "$(verify_ok "$p")"
     cluster_destroy vac
+}
+
+scenario_security() {
+    local p=$((BASE_PORT + 5))
+    cluster_destroy sec
+    # RUST_BACKTRACE in the postmaster's environment (every backend inherits it).
+    PG_EXTRA_ENV="RUST_BACKTRACE=1" cluster_start sec "$p" "max_connections = 40"
+    setup_db "$p"
+    local fixtures=$ICS_RUN_DIR/sec/fixtures
+    install -d -m 0755 "$fixtures" && cp tests/fixtures/encoder/*.onnx "$fixtures"/ && chmod -R a+rX "$fixtures"
+    q "$p" -c "SELECT name FROM ics_model_load('slow', pg_read_binary_file('$fixtures/slow_features.onnx'))" >/dev/null
+
+    # A run of 10^9 loop iterations (hours), stopped by pg_cancel_backend and then by
+    # pg_terminate_backend from another session.
+    local kind
+    for kind in cancel terminate; do
+        local log=$ICS_RUN_DIR/sec/$kind.log start elapsed
+        start=$(date +%s)
+        PGAPPNAME="long_$kind" "$PG_BIN/psql" -h 127.0.0.1 -p "$p" -U postgres -X -d scen -tA \
+            -c "SELECT ics_encode('{1e9,0,0,0}'::real[], 'slow')" >"$log" 2>&1 &
+        local client=$!
+        local pid=""
+        for _ in $(seq 1 100); do
+            pid=$(q "$p" -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'long_$kind' AND state = 'active'")
+            [ -n "$pid" ] && break
+            sleep 0.1
+        done
+        sleep 1
+        q "$p" -c "SELECT pg_${kind}_backend($pid)" >/dev/null
+        wait $client || true
+        elapsed=$(($(date +%s) - start))
+        if [ "$kind" = cancel ]; then
+            check "security: pg_cancel_backend stops a long run (client error)" 1 "$(grep -c 'canceling statement due to user request' "$log")"
+        else
+            check "security: pg_terminate_backend ends a backend in a long run" 1 "$(grep -c 'terminating connection due to administrator command' "$log")"
+        fi
+        if [ "$elapsed" -lt 20 ]; then ok_ "security: $kind took effect in ${elapsed}s"; else not_ok "security: $kind took ${elapsed}s"; fi
+    done
+    check "security: the server stayed up" t "$(q "$p" -c "SELECT ics_encode('{3,-1,2,-0.5}'::real[], 'slow') = 'a5'")"
+
+    # Twelve sessions load one name at once: one wins, eleven get 42710 (never 23505).
+    local i
+    for i in $(seq 1 12); do
+        "$PG_BIN/psql" -h 127.0.0.1 -p "$p" -U postgres -X -d scen -tA -v VERBOSITY=sqlstate \
+            -c "SELECT name FROM ics_model_load('race', pg_read_binary_file('$fixtures/tiny_features.onnx'))" \
+            >"$ICS_RUN_DIR/sec/race.$i.log" 2>&1 &
+    done
+    wait
+    check "security: concurrent loads of one name: one succeeds" 1 "$(cat "$ICS_RUN_DIR"/sec/race.*.log | grep -c '^race$')"
+    check "security: concurrent loads of one name: eleven 42710" 11 "$(cat "$ICS_RUN_DIR"/sec/race.*.log | grep -c '42710')"
+
+    # An error PostgreSQL raises inside Rust code (here: a statement timeout during a run)
+    # carries no Rust backtrace to the client, though the server has RUST_BACKTRACE=1.
+    local err
+    err=$("$PG_BIN/psql" -h 127.0.0.1 -p "$p" -U postgres -X -d scen -tA -v VERBOSITY=verbose \
+        -c "SET statement_timeout = '300ms'" -c "SELECT ics_encode('{1e9,0,0,0}'::real[], 'slow')" 2>&1 || true)
+    check "security: the timeout error reached the client" 1 "$(grep -c 'canceling statement due to statement timeout' <<<"$err")"
+    check "security: no Rust backtrace in what the client sees" 0 "$(grep -ciE 'backtrace|rust_begin_unwind|\.rs:[0-9]+' <<<"$err")"
+    cluster_destroy sec
 }
 
 echo "TAP version 13"

@@ -19,6 +19,10 @@
 //! - `nan_features.onnx`: 8 features -> Sqrt -> Gemm -> Tanh, 8 bits (NaN for negative input);
 //! - `wrong_bits.onnx`: declares 16 bits but computes 8 (its output dimension is symbolic, so
 //!   only running it shows the mismatch);
+//! - `slow_features.onnx`, `wide_image.onnx`, `external_data.onnx`: the encoder's limit tests
+//!   (`ics_encoder::test_models`): a run time chosen by the input (cancellation), a megabyte of
+//!   activations per 64-px image (the memory limit), a weight read from `global/1260` (the
+//!   data directory's `pg_authid` file; must be refused);
 //! - `no_contract.onnx`: `tiny_features` without metadata; `bad_graph.onnx`: metadata naming
 //!   an input the graph does not have.
 //!
@@ -364,6 +368,20 @@ fn main() -> Result<()> {
     onnx::save_model(
         &small("wrong_bits", 16, false, Dim::Symbolic("K".into()), &mut rng)?,
         &out.join("wrong_bits.onnx"),
+    )?;
+
+    // The encoder's limit tests.
+    use ics_encoder::test_models;
+    write(
+        &out,
+        "slow_features.onnx",
+        &test_models::slow_features_model(),
+    )?;
+    write(&out, "wide_image.onnx", &test_models::wide_image_model(64))?;
+    write(
+        &out,
+        "external_data.onnx",
+        &test_models::external_data_model("global/1260"),
     )?;
 
     let total: u64 = std::fs::read_dir(&out)?

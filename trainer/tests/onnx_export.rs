@@ -73,6 +73,11 @@ fn head_alone_matches_rust_forward() {
 
     let (back, decoded) = ModelContract::from_onnx(&bytes).unwrap();
     assert_eq!(back, c);
+    // The exporter never writes external data (the extension refuses it).
+    assert_eq!(
+        ics_core::onnx_external::check_self_contained(&bytes),
+        Ok(())
+    );
     assert_eq!(decoded.metadata(), c.to_metadata());
 
     let x = Array2::from_shape_fn((n, dim), |_| rng.gen_range(-2.0..2.0));
@@ -141,6 +146,10 @@ fn merged_toy_backbone_matches_rust_forward() {
     let bytes = merged.to_bytes();
     let (back, _) = ModelContract::from_onnx(&bytes).unwrap();
     assert_eq!(back, c);
+    assert_eq!(
+        ics_core::onnx_external::check_self_contained(&bytes),
+        Ok(())
+    );
 
     let x: Vec<f32> = (0..n * 48).map(|_| rng.gen_range(-1.0..1.0)).collect();
     let mut session = runtime::session(&bytes, 1).unwrap();

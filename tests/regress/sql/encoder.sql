@@ -86,6 +86,8 @@ SELECT info ->> 'onnxruntime_loaded' AS loaded, info ->> 'onnxruntime_version' ~
        info -> 'available_providers' ? 'CPUExecutionProvider' AS has_cpu,
        info ->> 'execution_provider_setting' AS setting, info ->> 'intra_op_threads' AS threads
   FROM (SELECT ics_encoder_info() AS info) s;
+-- One session per model and provider: the run with two threads replaced the one-thread
+-- session, and the later one-thread run replaced it back.
 SELECT s ->> 'model' AS model, s ->> 'execution_provider' AS provider, s ->> 'setting' AS setting,
        s ->> 'intra_op_threads' AS threads, (s ->> 'runs')::int > 0 AS ran
   FROM jsonb_array_elements(ics_encoder_info() -> 'sessions') s ORDER BY 1, 4;

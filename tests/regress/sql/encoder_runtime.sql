@@ -25,7 +25,7 @@ DROP ROLE regress_ics_plain;
 
 -- This ONNX Runtime is the CPU build: cuda is an error that says why, auto falls back.
 SET ics_hash.execution_provider = cuda;
-SELECT sqlstate_of($$SELECT ics_encode(fixture('cup.jpg'), 'tiny_image')$$) ~ '^0A000: ics_hash.execution_provider is cuda, but ' AS cuda_refused;
+SELECT sqlstate_of($$SELECT ics_encode(fixture('cup.jpg'), 'tiny_image')$$) ~ '^0A000: model "tiny_image": ics_hash.execution_provider is cuda, but ' AS cuda_refused;
 SET ics_hash.execution_provider = auto;
 SELECT ics_encode(fixture('cup.jpg'), 'tiny_image') = code AS auto_works FROM golden_images WHERE file = 'cup.jpg';
 SELECT s ->> 'execution_provider' AS provider, s ->> 'reason' LIKE 'auto: %' AS reason_given

@@ -1,0 +1,164 @@
+-- What a hostile user (or a careless model) must not be able to do: read server files through
+-- a model, exhaust memory or threads, outlive a statement timeout, read another owner's index
+-- statistics, flood the log. Each block failed before the fix it tests. Uses encoder.sql's
+-- fixture table. Two cases need more than one session (pg_cancel_backend, pg_terminate_backend,
+-- concurrent loads) or a server environment (RUST_BACKTRACE): tests/cluster/scenarios.sh security.
+\set SHOW_CONTEXT never
+\getenv fixtures ICS_FIXTURES
+\if :{?fixtures}
+\else
+\getenv abs_srcdir PG_ABS_SRCDIR
+\set fixtures :abs_srcdir '/../fixtures/encoder'
+\endif
+SET ics_test.fixtures = :'fixtures';
+INSERT INTO fixtures
+SELECT f, pg_read_binary_file(current_setting('ics_test.fixtures') || '/' || f)
+  FROM unnest(ARRAY['slow_features.onnx', 'wide_image.onnx', 'external_data.onnx']) f;
+-- /proc/self is the backend itself: its peak resident size and thread count.
+CREATE FUNCTION proc_status(field text) RETURNS bigint LANGUAGE sql VOLATILE SECURITY DEFINER AS $$
+    SELECT (regexp_match(pg_read_file('/proc/self/status'), field || ':\s+(\d+)'))[1]::bigint $$;
+-- SQLSTATE and whether it came within 20 s of the start.
+CREATE FUNCTION timed_out_after(statement text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE started timestamptz := clock_timestamp();
+BEGIN
+    EXECUTE statement;
+    RETURN 'no error';
+EXCEPTION WHEN OTHERS OR query_canceled THEN
+    RETURN SQLSTATE || CASE WHEN clock_timestamp() - started < interval '20 seconds'
+                            THEN ' within 20 s' ELSE ' too late' END;
+END $$;
+
+-- 1. A model whose weight "lives" in the data directory's pg_authid file (ONNX external data,
+-- resolved against the server's working directory) is refused before ONNX Runtime sees it.
+SELECT position('global/1260'::bytea IN fixture('external_data.onnx')) > 0 AS points_at_pg_authid;
+SELECT sqlstate_of($$SELECT ics_model_load('leak', fixture('external_data.onnx'))$$);
+SELECT count(*) AS loaded FROM ics_models WHERE name = 'leak';
+
+-- 2. A JPEG whose header declares 7000x7000 pixels over the data of a 96x80 image: refused
+-- from its structure, before the decoder allocates 49 megapixels.
+CREATE TABLE lying AS
+SELECT overlay(j PLACING '\x1b581b58'::bytea FROM position('\xffc0'::bytea IN j) + 5) AS img
+  FROM (SELECT fixture('cat.jpg') AS j) s;
+SELECT sqlstate_of($$SELECT ics_encode((SELECT img FROM lying), 'tiny_image')$$);
+SELECT ics_encode(fixture('cat.jpg'), 'tiny_image') IS NOT NULL AS honest_jpeg_ok;
+
+-- 3. Memory outside PostgreSQL's accounting: the limit is a superuser's; batches are sized to
+-- fit it. A model with a megabyte of activations per image, 256 images in one call with
+-- batch_size 4096: under a 64 MB limit the backend's peak resident size grows by well under
+-- the 256 MB one run of everything would take, and the codes are the same as image by image.
+SELECT name, bits FROM ics_model_load('wide', fixture('wide_image.onnx'));
+SELECT (s ->> 'run_bytes_per_item')::bigint >= 1 << 20 AS megabyte_per_image
+  FROM jsonb_array_elements(ics_encoder_info() -> 'sessions') s WHERE s ->> 'model' = 'wide';
+CREATE TABLE many AS SELECT array_agg(fixture('cup.jpg')) AS imgs FROM generate_series(1, 256);
+SET ics_hash.encoder_memory_limit = '64MB';
+SET ics_hash.batch_size = 4096;
+CREATE TABLE peak AS SELECT proc_status('VmHWM') * 1024 AS before;
+CREATE TABLE codes AS SELECT ics_encode_batch(imgs, 'wide') AS c FROM many;
+SELECT proc_status('VmHWM') * 1024 - before < 128 * 1024 * 1024 AS peak_within_bounds,
+       (ics_encoder_info() ->> 'onnxruntime_peak_bytes')::bigint <= 64 * 1024 * 1024 AS counted_peak_within_limit
+  FROM peak;
+-- The smallest limit still encodes everything, in more runs.
+CREATE TABLE runs AS SELECT (s ->> 'runs')::int AS before
+  FROM jsonb_array_elements(ics_encoder_info() -> 'sessions') s WHERE s ->> 'model' = 'wide';
+SET ics_hash.encoder_memory_limit = '16MB';
+SELECT (SELECT c FROM codes) = ics_encode_batch(imgs, 'wide') AS same_codes_at_16mb FROM many;
+-- (at most 16 images of a megabyte each per run)
+SELECT (s ->> 'runs')::int - before >= 256 / 16 AS in_small_runs
+  FROM runs, jsonb_array_elements(ics_encoder_info() -> 'sessions') s WHERE s ->> 'model' = 'wide';
+SET ics_hash.batch_size = 1;
+SELECT (SELECT c FROM codes) = ics_encode_batch(imgs, 'wide') AS same_codes_one_by_one FROM many;
+RESET ics_hash.batch_size;
+RESET ics_hash.encoder_memory_limit;
+SELECT ics_model_drop('wide');
+
+-- 4. Threads are capped for ordinary roles; the cache keeps one session per model however
+-- many thread counts are asked for.
+CREATE ROLE ics_plain LOGIN;
+GRANT USAGE ON SCHEMA public TO ics_plain;
+SET ROLE ics_plain;
+SELECT sqlstate_of($$SET ics_hash.encoder_memory_limit = '100GB'$$);
+SELECT sqlstate_of($$SET ics_hash.max_intra_op_threads = 256$$);
+SELECT sqlstate_of($$SET ics_hash.max_image_pixels = 2000000000$$);
+SET ics_hash.intra_op_threads = 256;
+SELECT (ics_encoder_info() ->> 'intra_op_threads')::int = (ics_encoder_info() ->> 'max_intra_op_threads')::int AS capped,
+       (ics_encoder_info() ->> 'intra_op_threads_setting')::int AS asked;
+DO $$
+BEGIN
+    FOR t IN 1..16 LOOP
+        PERFORM set_config('ics_hash.intra_op_threads', t::text, false);
+        PERFORM ics_encode(fixture('cat.png'), 'tiny_image');
+    END LOOP;
+END $$;
+SELECT count(*) AS tiny_image_sessions
+  FROM jsonb_array_elements(ics_encoder_info() -> 'sessions') s WHERE s ->> 'model' = 'tiny_image';
+-- ONNX Runtime's pool, the decoding pool and the run watcher: a few threads per CPU, not 500.
+SELECT proc_status('Threads') <= 3 * (ics_encoder_info() ->> 'max_intra_op_threads')::int + 4 AS threads_bounded;
+RESET ics_hash.intra_op_threads;
+
+-- 5. A statement timeout stops a run whose work the input chooses (10^9 loop iterations, hours
+-- of work) within seconds, and the backend is fine afterwards.
+RESET ROLE;
+SELECT name FROM ics_model_load('slow', fixture('slow_features.onnx'));
+SET ROLE ics_plain;
+SELECT ics_encode('{3,-1,2,-0.5}'::real[], 'slow') AS quick_run;
+SET statement_timeout = '1s';
+SELECT timed_out_after($$SELECT ics_encode('{1e9,0,0,0}'::real[], 'slow')$$);
+RESET statement_timeout;
+-- Decoding a long batch stops too (each image checks for the interrupt): 20,000 images take
+-- several seconds to decode.
+CREATE TEMP TABLE long_batch AS SELECT array_agg(fixture('cup.jpg')) AS imgs FROM generate_series(1, 20000);
+SET statement_timeout = '500ms';
+SELECT timed_out_after($$SELECT ics_encode_batch(imgs, 'tiny_image') FROM long_batch$$);
+RESET statement_timeout;
+DROP TABLE long_batch;
+SELECT ics_encode('{3,-1,2,-0.5}'::real[], 'slow') AS after_timeout;
+
+-- 6. mih_verify is the table owner's (or a superuser's): row and entry counts ignore grants and
+-- row-level security. Unknown OIDs are a user error, not an internal one.
+RESET ROLE;
+CREATE TABLE secret (id int, code hashcode(16));
+INSERT INTO secret SELECT i, (i * 7919 % 65536)::bit(16)::hashcode FROM generate_series(1, 5000) i;
+CREATE INDEX secret_code ON secret USING mih (code);
+ALTER TABLE secret ENABLE ROW LEVEL SECURITY;
+CREATE POLICY few ON secret FOR SELECT USING (id <= 500);
+GRANT SELECT ON secret TO ics_plain;
+SET ROLE ics_plain;
+SELECT count(*) AS visible_rows FROM secret;
+SELECT sqlstate_of($$SELECT * FROM mih_verify('secret_code')$$);
+SELECT sqlstate_of($$SELECT * FROM mih_verify(0)$$);
+SELECT sqlstate_of($$SELECT * FROM mih_verify(99999)$$);
+RESET ROLE;
+SELECT ok, heap_rows FROM mih_verify('secret_code');
+ALTER TABLE secret OWNER TO ics_plain;
+SET ROLE ics_plain;
+SELECT ok, tids FROM mih_verify('secret_code');
+RESET ROLE;
+
+-- 7. Errors echo at most 80 characters of a bad input.
+SELECT length(sqlstate_of(format($$SELECT %L::hamming_ball$$, repeat('z', 1000000)))) < 400 AS short_message;
+SELECT length(sqlstate_of(format($$SELECT %L::hamming_ball$$, '8f3a:' || repeat('9', 1000000)))) < 400 AS short_radius_message;
+
+-- 8. An untyped index's first rows rolled back: the next insert of another length works.
+CREATE TABLE untyped (id serial, code hashcode);
+CREATE INDEX untyped_code ON untyped USING mih (code);
+BEGIN;
+INSERT INTO untyped (code) VALUES ('0102');
+ROLLBACK;
+INSERT INTO untyped (code) VALUES ('01');
+-- Rows that reached the index pages (a scan in the transaction writes the buffer) and then
+-- rolled back: the index forgets their length when it holds nothing alive.
+TRUNCATE untyped;
+BEGIN;
+INSERT INTO untyped (code) VALUES ('0102'), ('0304');
+SET LOCAL enable_seqscan = off;
+SELECT count(*) AS own_rows FROM untyped WHERE hamming_within(code, '0102', 16);
+ROLLBACK;
+INSERT INTO untyped (code) VALUES ('01'), ('03');
+SELECT ok, code_bits, tids FROM mih_verify('untyped_code');
+-- While a row of the first length lives, another length is still refused.
+SELECT sqlstate_of($$INSERT INTO untyped (code) VALUES ('0102')$$);
+
+DROP TABLE secret;
+SELECT ics_model_drop('slow');
+REVOKE USAGE ON SCHEMA public FROM ics_plain;
+DROP ROLE ics_plain;
