@@ -23,7 +23,7 @@ cargo clippy --quiet --workspace --all-targets -- -D warnings
 ok "clean"
 
 step "unit tests (pgrx-free crates)"
-cargo test --quiet -p ics-core -p ics-encoder -p ics-index -p ics-train -p ics-benches 2>&1 | tee target/unit-tests.log
+cargo test --quiet -p ics-codes -p ics-encoder -p ics-index -p ics-train -p ics-benches 2>&1 | tee target/unit-tests.log
 units=$(awk '/^test result: ok/ { n += $4 } END { print n + 0 }' target/unit-tests.log)
 passed=$((passed + units))
 

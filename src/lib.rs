@@ -1,7 +1,9 @@
 //! ics_hash: semantic image retrieval in PostgreSQL with learned binary hash codes.
 //!
 //! The SQL surface is hand-written in `sql/` (one file per concept, loaded in order by
-//! `extension_sql_file!`); the Rust side is thin glue over the pgrx-free `ics-core` crate.
+//! `extension_sql_file!`); the Rust side is thin glue over the pgrx-free crates
+//! `ics-codes` (codes, kernels), `ics-index` (the search structure) and `ics-encoder` (images,
+//! models, ONNX Runtime).
 //!
 //! - [`hashcode`]: the `hashcode` type, its operators, casts and operator classes.
 //! - [`index`]: the `mih` index access method (exact Hamming k-NN and radius search).

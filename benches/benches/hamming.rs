@@ -7,7 +7,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ics_core::hamming::{self, paths};
+use ics_codes::hamming::{self, paths};
 use rand::rngs::SmallRng;
 use rand::{RngCore, SeedableRng};
 

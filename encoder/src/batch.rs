@@ -10,8 +10,9 @@
 
 use std::cell::RefCell;
 
-use ics_core::contract::ModelInput;
-use ics_core::preprocess::{decode_memory_bound, preprocess_into, Preprocess};
+use crate::contract::ModelInput;
+use crate::decode::decode_memory_bound;
+use crate::preprocess::{preprocess_into, Preprocess};
 use rayon::prelude::*;
 
 use crate::cancel::Interrupt;

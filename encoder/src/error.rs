@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use ics_core::contract::ContractError;
-use ics_core::preprocess::PreprocessError;
+use crate::contract::ContractError;
+use crate::image_error::PreprocessError;
 
 /// What kind of failure, at the granularity of PostgreSQL's error classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,6 +7,16 @@
 //!        --check (shape, NaN)--> pack_signs --> codes
 //! ```
 //!
+//! What the model sees (shared exactly by training and query time):
+//! - [`decode`]: image bytes to an upright RGB image, with the checks before decoding;
+//!   [`image_error`]: why an image cannot become an input.
+//! - [`resize`]: the one resampler (triangle filter, antialiased).
+//! - [`preprocess`]: resize, crop, normalise: the network's input from an image.
+//! - [`contract`]: the model contract, the `ics_hash.*` ONNX metadata keys and their checks.
+//! - [`onnx_proto`]: the minimal ONNX protobuf messages the exporter writes and the loader reads.
+//! - [`onnx_external`]: proof that model bytes refer to no file or other outside data.
+//!
+//! Running it:
 //! - [`error`]: what can go wrong, as kinds a caller maps to its own error codes.
 //! - [`runtime`]: loading ONNX Runtime, the one environment of the process, sessions.
 //! - [`memory`]: the counting allocator every session allocates through, with a byte limit.
@@ -20,8 +30,15 @@
 pub mod batch;
 pub mod cache;
 pub mod cancel;
+pub mod contract;
+pub mod decode;
 pub mod error;
+pub mod image_error;
 pub mod memory;
+pub mod onnx_external;
+pub mod onnx_proto;
+pub mod preprocess;
+pub mod resize;
 pub mod runtime;
 pub mod session;
 pub mod signals;

@@ -10,8 +10,8 @@
 //! - Every call that may create threads runs with all signals blocked ([`SignalsBlocked`]).
 //! - Sessions allocate their CPU memory through [`crate::memory`] (the environment's
 //!   registered allocator), so every byte they hold is counted and bounded.
-//! - Sessions are built from bytes only, after [`ics_core::contract::ModelContract::from_onnx`]
-//!   (or [`ics_core::onnx_external::check_self_contained`]) proved those bytes refer to no file:
+//! - Sessions are built from bytes only, after [`crate::contract::ModelContract::from_onnx`]
+//!   (or [`crate::onnx_external::check_self_contained`]) proved those bytes refer to no file:
 //!   ONNX Runtime would resolve external data against the working directory.
 
 use std::ffi::{c_char, CStr, CString};

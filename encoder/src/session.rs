@@ -6,8 +6,8 @@
 
 use std::time::Instant;
 
-use ics_core::code::pack_signs;
-use ics_core::contract::{ModelContract, ModelInput};
+use crate::contract::{ModelContract, ModelInput};
+use ics_codes::code::pack_signs;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 

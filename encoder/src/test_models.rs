@@ -8,14 +8,14 @@
 //!   grows by about a megabyte per image at 64 px, for the memory limit;
 //! - [`external_data_model`]: [`features_model`] whose weight lives in an outside file.
 //!
-//! Built on the pgrx-free ONNX messages of `ics_core::onnx_proto`; no protoc, no Python.
+//! Built on the pgrx-free ONNX messages of `crate::onnx_proto`; no protoc, no Python.
 
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::onnx_proto::{
+use crate::contract::{ModelContract, ModelInput};
+use crate::onnx_proto::{
     data_type, AttributeProto, Dim, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     StringStringEntryProto, TensorProto, ValueInfoProto,
 };
-use ics_core::preprocess::Preprocess;
+use crate::preprocess::Preprocess;
 
 fn n() -> Dim {
     Dim::Symbolic("N".into())
@@ -160,7 +160,7 @@ pub fn slow_features_model() -> Vec<u8> {
         "m_final",
         vec![AttributeProto {
             name: "body".into(),
-            r#type: ics_core::onnx_proto::attribute_type::GRAPH,
+            r#type: crate::onnx_proto::attribute_type::GRAPH,
             g: Some(body),
             ..Default::default()
         }],

@@ -30,7 +30,7 @@ impl Rng {
 
 /// Index of the nearest centroid (lowest index among ties) and its distance.
 pub fn nearest(code: &[u8], centroids: &[u8], scratch: &mut Vec<u32>) -> (usize, u32) {
-    ics_core::hamming::nearest(code, centroids, scratch)
+    ics_codes::hamming::nearest(code, centroids, scratch)
 }
 
 /// Trains up to `k` centroids on `sample` (packed codes of `nb` bytes each, contiguous).

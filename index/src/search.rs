@@ -13,7 +13,7 @@
 use crate::directory::Directory;
 use crate::format::{entry, DataOpaque, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::relation::Relation;
-use ics_core::hamming::{hamming, hamming_many};
+use ics_codes::hamming::{hamming, hamming_many};
 
 /// What to search for.
 #[derive(Debug, Clone)]

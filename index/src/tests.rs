@@ -10,7 +10,7 @@ use crate::relation::{MemRelation, Relation};
 use crate::search::{Query, Search};
 use crate::vacuum::bulk_delete;
 use crate::verify::verify;
-use ics_core::hamming::hamming;
+use ics_codes::hamming::hamming;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashSet};

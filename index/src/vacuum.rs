@@ -13,7 +13,7 @@ use crate::directory::Directory;
 use crate::format::{entry, DataOpaque, FormatError, ListRecord, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::page::Page;
 use crate::relation::Relation;
-use ics_core::hamming::hamming;
+use ics_codes::hamming::hamming;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VacuumStats {

@@ -5,7 +5,7 @@
 use crate::directory::Directory;
 use crate::format::{entry, DataOpaque, FormatError, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::relation::Relation;
-use ics_core::hamming::hamming;
+use ics_codes::hamming::hamming;
 use std::collections::HashSet;
 
 #[derive(Debug, Clone, Default)]

@@ -15,8 +15,8 @@
 use std::cell::RefCell;
 use std::ffi::c_void;
 
-use ics_core::contract::ModelInput;
 use ics_encoder::batch::{encode_images, BatchError, BatchOptions};
+use ics_encoder::contract::ModelInput;
 use ics_encoder::session::EncoderSession;
 use ics_encoder::{memory, EncoderError, ErrorKind};
 use pgrx::{pg_sys, FromDatum, PgMemoryContexts, PgSqlErrorCode};

@@ -45,8 +45,8 @@ pub const DEFAULT_BATCH_SIZE: i32 = 32;
 pub const DEFAULT_SESSION_CACHE_SIZE: i32 = 4;
 /// Megabytes.
 pub const DEFAULT_ENCODER_MEMORY_LIMIT_MB: i32 = 1024;
-/// `ics_core::preprocess::DEFAULT_MAX_PIXELS`, as a GUC value.
-pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = ics_core::preprocess::DEFAULT_MAX_PIXELS as i32;
+/// `ics_encoder::decode::DEFAULT_MAX_PIXELS`, as a GUC value.
+pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = ics_encoder::decode::DEFAULT_MAX_PIXELS as i32;
 
 static MODEL: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static EXECUTION_PROVIDER: GucSetting<ExecutionProvider> =

@@ -16,8 +16,8 @@
 
 use std::ffi::CStr;
 
-use ics_core::code::to_hex;
-use ics_core::contract::{ModelContract, ModelInput};
+use ics_codes::code::to_hex;
+use ics_encoder::contract::{ModelContract, ModelInput};
 use ics_encoder::EncoderError;
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::{quote_identifier, Spi};
@@ -178,12 +178,12 @@ pub fn with_ready<R>(
 /// The parsed contract as JSON (the registry's `contract` column).
 pub fn contract_json(c: &ModelContract) -> serde_json::Value {
     let mut v = serde_json::json!({
-        "contract_version": ics_core::contract::CONTRACT_VERSION,
+        "contract_version": ics_encoder::contract::CONTRACT_VERSION,
         "bits": c.bits,
         "input_kind": c.input.kind(),
         "input_name": c.input_name,
         "output_name": c.output_name,
-        "packing": ics_core::contract::PACKING_SIGN_MSB_FIRST,
+        "packing": ics_encoder::contract::PACKING_SIGN_MSB_FIRST,
         "centres": c.centres.iter().map(|x| to_hex(x)).collect::<Vec<_>>(),
         "trainer_version": c.trainer_version,
         "config_sha256": c.config_sha256,
@@ -194,10 +194,10 @@ pub fn contract_json(c: &ModelContract) -> serde_json::Value {
         ModelInput::Image(p) => {
             obj.insert("image_size".into(), p.size.into());
             obj.insert("resize".into(), p.resize.as_str().into());
-            obj.insert("resize_filter".into(), ics_core::preprocess::FILTER.into());
+            obj.insert("resize_filter".into(), ics_encoder::resize::FILTER.into());
             obj.insert(
                 "preprocess_version".into(),
-                ics_core::preprocess::PIPELINE_VERSION.into(),
+                ics_encoder::preprocess::PIPELINE_VERSION.into(),
             );
             obj.insert("norm_mean".into(), serde_json::json!(p.mean));
             obj.insert("norm_std".into(), serde_json::json!(p.std));

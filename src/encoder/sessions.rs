@@ -135,5 +135,5 @@ pub fn describe_all() -> Vec<serde_json::Value> {
 /// sha256 in lowercase hex.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    ics_core::code::to_hex(&Sha256::digest(bytes))
+    ics_codes::code::to_hex(&Sha256::digest(bytes))
 }

@@ -7,7 +7,7 @@
 
 use super::{code_arg, echo, enforce_same_length};
 use crate::fmgr::{self, raise, raise_detailed, sql_function};
-use ics_core::{code, hamming};
+use ics_codes::{code, hamming};
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
 

@@ -3,7 +3,7 @@
 
 use super::{code_arg, enforce_same_length};
 use crate::fmgr::{self, sql_function};
-use ics_core::hamming;
+use ics_codes::hamming;
 
 sql_function! {
     /// `hashcode_hamming(hashcode, hashcode) -> integer`: the function of `<~>`.

@@ -6,7 +6,7 @@
 
 use super::{code_arg, code_datum, echo, enforce_typmod};
 use crate::fmgr::{self, raise, raise_detailed, sql_function};
-use ics_core::code;
+use ics_codes::code;
 use pgrx::{pg_sys, PgSqlErrorCode};
 use std::ffi::CStr;
 

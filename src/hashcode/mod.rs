@@ -18,7 +18,7 @@ pub mod distance;
 pub mod io;
 
 use crate::fmgr::{self, raise};
-use ics_core::code;
+use ics_codes::code;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 /// The longest piece of a bad input echoed in an error message (a 100 MB input must not put

@@ -28,9 +28,10 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use ics_core::code::{pack_signs, to_hex};
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::preprocess::{decode_rgb, preprocess_into, Preprocess};
+use ics_codes::code::{pack_signs, to_hex};
+use ics_encoder::contract::{ModelContract, ModelInput};
+use ics_encoder::decode::decode_rgb;
+use ics_encoder::preprocess::{preprocess_into, Preprocess};
 use ics_train::backbone::{efficientnet, Backbone};
 use ics_train::data::source::{offline_data_dir, offline_data_file};
 use ics_train::ics::head::HashHead;

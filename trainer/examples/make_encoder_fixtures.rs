@@ -27,9 +27,9 @@
 //!   an input the graph does not have.
 //!
 //! Golden codes: images are preprocessed by the trainer's batch preprocessing
-//! (`backbone::features`, i.e. `ics_core::preprocess`), the backbone runs in ONNX Runtime
+//! (`backbone::features`, i.e. `ics_encoder::preprocess`), the backbone runs in ONNX Runtime
 //! through the trainer's `Extractor`, the head runs in the trainer's own ndarray forward
-//! (`HashHead::forward`) and outputs are packed with `ics_core::code::pack_signs`. The merged
+//! (`HashHead::forward`) and outputs are packed with `ics_codes::code::pack_signs`. The merged
 //! ONNX model is run too and must give the same codes; every output is at least `MARGIN` away
 //! from zero so that float differences between the two paths cannot flip a bit.
 
@@ -37,10 +37,11 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
-use ics_core::code::{pack_signs, to_hex};
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::onnx_proto::{AttributeProto, Dim, ModelProto};
-use ics_core::preprocess::{decode_rgb, Preprocess, RgbImage};
+use ics_codes::code::{pack_signs, to_hex};
+use ics_encoder::contract::{ModelContract, ModelInput};
+use ics_encoder::decode::{decode_rgb, RgbImage};
+use ics_encoder::onnx_proto::{AttributeProto, Dim, ModelProto};
+use ics_encoder::preprocess::Preprocess;
 use ics_train::backbone::features::{extract_features, EncodedImages, FeatureOptions};
 use ics_train::backbone::Backbone;
 use ics_train::ics::head::HashHead;

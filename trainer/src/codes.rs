@@ -1,8 +1,8 @@
 //! Packed codes laid out for the Hamming kernels: one contiguous buffer, fixed stride.
 //!
-//! `ics_core::hamming::hamming_many` scans a block of codes stored back to back; keeping the
+//! `ics_codes::hamming::hamming_many` scans a block of codes stored back to back; keeping the
 //! database in that form (rather than a `Vec<Vec<u8>>`) is what makes a linear scan of
-//! 20,000 codes per query cheap. Bits are packed with `ics_core::code::pack_signs`, the one
+//! 20,000 codes per query cheap. Bits are packed with `ics_codes::code::pack_signs`, the one
 //! convention shared with the extension (`u >= 0` → bit 1, most significant bit first).
 
 use anyhow::{ensure, Result};
@@ -43,8 +43,8 @@ impl PackedCodes {
         let mut data = Vec::with_capacity(values.nrows() * bits / 8);
         for row in values.rows() {
             match row.as_slice() {
-                Some(s) => data.extend(ics_core::code::pack_signs(s)),
-                None => data.extend(ics_core::code::pack_signs(&row.to_vec())),
+                Some(s) => data.extend(ics_codes::code::pack_signs(s)),
+                None => data.extend(ics_codes::code::pack_signs(&row.to_vec())),
             }
         }
         PackedCodes {

@@ -16,9 +16,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
-use ics_core::code::pack_signs;
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::preprocess::{RgbImage, DEFAULT_MAX_PIXELS};
+use ics_codes::code::pack_signs;
+use ics_encoder::contract::{ModelContract, ModelInput};
+use ics_encoder::decode::{RgbImage, DEFAULT_MAX_PIXELS};
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -68,7 +68,7 @@ impl ExportOptions {
 /// sha256 of the configuration's JSON (the contract's `config_sha256`).
 pub fn config_sha256(model: &IcsModel) -> String {
     let json = serde_json::to_vec(model.config()).expect("configurations serialise");
-    ics_core::code::to_hex(&Sha256::digest(json))
+    ics_codes::code::to_hex(&Sha256::digest(json))
 }
 
 /// An ONNX file as written and read back.
@@ -345,8 +345,8 @@ mod tests {
     use crate::ics::synthetic::make;
     use crate::ics::{train, TrainConfig};
     use crate::onnx::{model, GraphBuilder};
-    use ics_core::onnx_proto::Dim;
-    use ics_core::preprocess::{Preprocess, ResizeMode};
+    use ics_encoder::onnx_proto::Dim;
+    use ics_encoder::preprocess::{Preprocess, ResizeMode};
     use ndarray::array;
 
     /// A model taking `d` features, trained for two epochs on synthetic data.

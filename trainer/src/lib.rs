@@ -30,4 +30,4 @@ pub mod ics;
 pub mod model_file;
 pub mod onnx;
 
-pub use ics_core::code;
+pub use ics_codes::code;

@@ -8,8 +8,9 @@
 
 use std::time::Instant;
 
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::preprocess::{preprocess, Preprocess, DEFAULT_MAX_PIXELS};
+use ics_encoder::contract::{ModelContract, ModelInput};
+use ics_encoder::decode::DEFAULT_MAX_PIXELS;
+use ics_encoder::preprocess::{preprocess, Preprocess};
 use ics_train::backbone::features::Files;
 use ics_train::backbone::{efficientnet, extract_features, Backbone, FeatureOptions};
 use ics_train::onnx::runtime;

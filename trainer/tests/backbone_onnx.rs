@@ -2,8 +2,9 @@
 //! checks, intermediate values exposed as outputs, and batched extraction through ONNX Runtime
 //! matching a hand computation.
 
-use ics_core::onnx_proto::Dim;
-use ics_core::preprocess::{Preprocess, ResizeMode, RgbImage};
+use ics_encoder::decode::RgbImage;
+use ics_encoder::onnx_proto::Dim;
+use ics_encoder::preprocess::{Preprocess, ResizeMode};
 use ics_train::backbone::features::{ImageSource, Pixels};
 use ics_train::backbone::{extract_features, Backbone, FeatureOptions};
 use ics_train::onnx::{model, save_model, GraphBuilder};

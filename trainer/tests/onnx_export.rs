@@ -2,9 +2,9 @@
 //! backbone) is written to ONNX bytes, read back, run by ONNX Runtime, and must equal a plain
 //! Rust forward pass (Gemm + ReLU + Gemm + tanh) to 1e-5, with its contract read back equal.
 
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::onnx_proto::{Dim, ModelProto};
-use ics_core::preprocess::{Preprocess, ResizeMode};
+use ics_encoder::contract::{ModelContract, ModelInput};
+use ics_encoder::onnx_proto::{Dim, ModelProto};
+use ics_encoder::preprocess::{Preprocess, ResizeMode};
 use ics_train::onnx::runtime;
 use ics_train::onnx::{head_model, merge_backbone_head, model, DenseLayer, GraphBuilder};
 use ndarray::{Array1, Array2};
@@ -75,7 +75,7 @@ fn head_alone_matches_rust_forward() {
     assert_eq!(back, c);
     // The exporter never writes external data (the extension refuses it).
     assert_eq!(
-        ics_core::onnx_external::check_self_contained(&bytes),
+        ics_encoder::onnx_external::check_self_contained(&bytes),
         Ok(())
     );
     assert_eq!(decoded.metadata(), c.to_metadata());
@@ -147,7 +147,7 @@ fn merged_toy_backbone_matches_rust_forward() {
     let (back, _) = ModelContract::from_onnx(&bytes).unwrap();
     assert_eq!(back, c);
     assert_eq!(
-        ics_core::onnx_external::check_self_contained(&bytes),
+        ics_encoder::onnx_external::check_self_contained(&bytes),
         Ok(())
     );
 

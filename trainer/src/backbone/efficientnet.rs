@@ -17,7 +17,7 @@
 //! GlobalAveragePool, Flatten and Gemm.
 
 use anyhow::{ensure, Context, Result};
-use ics_core::onnx_proto::{AttributeProto, Dim, ModelProto};
+use ics_encoder::onnx_proto::{AttributeProto, Dim, ModelProto};
 
 use super::torch::StateDict;
 use crate::onnx::builder::{model, GraphBuilder};

@@ -1,4 +1,4 @@
-//! Backbone feature extraction: images -> preprocessing (`ics_core::preprocess`, in parallel
+//! Backbone feature extraction: images -> preprocessing (`ics_encoder::preprocess`, in parallel
 //! with rayon) -> ONNX Runtime in batches -> an (n, D) matrix, cached on disk.
 //!
 //! The preprocessing is the extension's own code, so features computed here are the ones
@@ -14,10 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use ics_core::code::to_hex;
-use ics_core::preprocess::{
-    preprocess_into, preprocess_rgb, Preprocess, RgbImage, DEFAULT_MAX_PIXELS,
-};
+use ics_codes::code::to_hex;
+use ics_encoder::decode::{RgbImage, DEFAULT_MAX_PIXELS};
+use ics_encoder::preprocess::{preprocess_into, preprocess_rgb, Preprocess};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use rayon::prelude::*;
@@ -27,7 +26,7 @@ use super::Backbone;
 use crate::data::dataset::{Dataset, ImageRef};
 use crate::onnx::runtime;
 
-/// An image to preprocess: encoded bytes (any format `ics_core` decodes) or decoded RGB.
+/// An image to preprocess: encoded bytes (any format `ics_encoder` decodes) or decoded RGB.
 #[derive(Debug, Clone)]
 pub enum Pixels {
     Encoded(Vec<u8>),
@@ -117,7 +116,7 @@ impl ImageSource for EncodedImages {
     }
 }
 
-/// A dataset's images: files are decoded by `ics_core` (any supported format, as
+/// A dataset's images: files are decoded by `ics_encoder` (any supported format, as
 /// `ics_encode` will), in-memory images are used as they are.
 impl ImageSource for Dataset {
     fn len(&self) -> usize {

@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use ics_core::preprocess::{Preprocess, ResizeMode};
+use ics_encoder::preprocess::{Preprocess, ResizeMode};
 
 use super::features::Extractor;
 use super::Backbone;
@@ -146,7 +146,7 @@ impl BackboneFile {
 mod tests {
     use super::*;
     use crate::onnx::{model, GraphBuilder};
-    use ics_core::onnx_proto::Dim;
+    use ics_encoder::onnx_proto::Dim;
 
     /// `input` (N x 3 x 8 x 8) -> GlobalAveragePool -> `pooled` (N x 3 x 1 x 1).
     fn toy() -> Backbone {

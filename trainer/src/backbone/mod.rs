@@ -6,7 +6,7 @@
 //!
 //! [`mod@file`] writes and reads backbone files (the ONNX model with how to use it in its
 //! metadata). [`features`] runs a backbone over image sets with ONNX Runtime, batched, with the shared
-//! preprocessing of `ics_core::preprocess`, and caches the result on disk.
+//! preprocessing of `ics_encoder::preprocess`, and caches the result on disk.
 
 pub mod efficientnet;
 pub mod features;
@@ -18,9 +18,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use ics_core::code::to_hex;
-use ics_core::onnx_proto::{data_type, type_proto, Dim, ModelProto, TypeProto, ValueInfoProto};
-use ics_core::preprocess::Preprocess;
+use ics_codes::code::to_hex;
+use ics_encoder::onnx_proto::{data_type, type_proto, Dim, ModelProto, TypeProto, ValueInfoProto};
+use ics_encoder::preprocess::Preprocess;
 use sha2::{Digest, Sha256};
 
 pub use features::{extract_features, Extracted, FeatureOptions, ImageSource, Pixels};

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{ensure, Result};
 use clap::ValueEnum;
-use ics_core::preprocess::{Preprocess, ResizeMode};
+use ics_encoder::preprocess::{Preprocess, ResizeMode};
 use ics_train::backbone::file::save_backbone_file;
 use ics_train::backbone::{Backbone, LITE0_PTH_SHA256};
 

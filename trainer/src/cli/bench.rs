@@ -246,7 +246,7 @@ pub fn run(args: Args) -> Result<()> {
 /// epochs unless given.
 fn base_config(args: &Args, size: BenchSize) -> Result<TrainConfig> {
     for &b in &args.bits {
-        ics_core::code::check_bits(b).map_err(|e| anyhow::anyhow!("--bits {b}: {e}"))?;
+        ics_codes::code::check_bits(b).map_err(|e| anyhow::anyhow!("--bits {b}: {e}"))?;
     }
     ensure!(!args.bits.is_empty(), "--bits: no code length");
     let mut base = args.config.build(None, None)?;

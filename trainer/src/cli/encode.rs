@@ -1,6 +1,6 @@
 //! `ics-train encode`: hash codes with an exported ONNX model, the way the extension computes
 //! them: the contract from the model's metadata, images decoded and preprocessed by
-//! `ics_core::preprocess` (the extension's own code), ONNX Runtime, `pack_signs`, hex.
+//! `ics_encoder::preprocess` (the extension's own code), ONNX Runtime, `pack_signs`, hex.
 //!
 //! Output (stdout or --out): one line per input, `input TAB hex` (tsv), or a JSON array of
 //! `{"input": ..., "code": ...}` (json). Feature-input models read `--features FILE`: one
@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use clap::ValueEnum;
-use ics_core::code::{pack_signs, to_hex};
-use ics_core::contract::{ModelContract, ModelInput};
-use ics_core::preprocess::DEFAULT_MAX_PIXELS;
+use ics_codes::code::{pack_signs, to_hex};
+use ics_encoder::contract::{ModelContract, ModelInput};
+use ics_encoder::decode::DEFAULT_MAX_PIXELS;
 use ics_train::backbone::features::{preprocess_batch, Files};
 use ics_train::onnx::runtime;
 

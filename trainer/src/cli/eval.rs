@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use ics_core::code::to_hex;
+use ics_codes::code::to_hex;
 use ics_train::backbone::file::BackboneFile;
 use ics_train::codes::PackedCodes;
 use ics_train::eval::cosine::cosine_map_at_r;

@@ -133,7 +133,7 @@ pub fn export(
         contract.input_name,
         contract.output_name,
         contract.bits,
-        ics_core::contract::CONTRACT_VERSION
+        ics_encoder::contract::CONTRACT_VERSION
     ));
     if args.check == 0 {
         return Ok(None);

@@ -6,14 +6,15 @@
 //! border). ` | ` in a caption is a line break. Blank lines and lines starting with `#` are
 //! skipped. Relative image paths are taken from --root (default: the list file's folder).
 //!
-//! Images are decoded by `ics_core::preprocess` (JPEG, PNG, WebP, BMP, GIF; EXIF orientation
+//! Images are decoded by `ics_encoder::preprocess` (JPEG, PNG, WebP, BMP, GIF; EXIF orientation
 //! applied), fitted into `tile` x `tile` keeping their aspect (area resampling), letterboxed
 //! on grey. Text uses the plot font ([`super::plots::init_font`]). Output: 8-bit RGB PNG.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use ics_core::preprocess::{decode_rgb, DEFAULT_MAX_PIXELS};
+use ics_encoder::decode::{decode_rgb, DEFAULT_MAX_PIXELS};
+use ics_encoder::resize::resize_u8;
 use plotters::prelude::*;
 use rayon::prelude::*;
 
@@ -237,59 +238,12 @@ fn load_tile(list: &Path, e: &Entry, tile: u32) -> Result<Fitted> {
     Ok(resize(&img.data, img.width, img.height, w, h))
 }
 
-/// Area weights of the source pixels under each of `dst` destination pixels.
-fn weights(src: u32, dst: u32) -> Vec<Vec<(usize, f32)>> {
-    let ratio = src as f64 / dst as f64;
-    (0..dst)
-        .map(|i| {
-            let (lo, hi) = (i as f64 * ratio, (i + 1) as f64 * ratio);
-            let first = lo.floor() as usize;
-            let last = (hi.ceil() as usize).min(src as usize);
-            let ws: Vec<(usize, f64)> = (first..last)
-                .map(|j| (j, hi.min(j as f64 + 1.0) - lo.max(j as f64)))
-                .filter(|&(_, w)| w > 0.0)
-                .collect();
-            let total: f64 = ws.iter().map(|&(_, w)| w).sum();
-            ws.into_iter()
-                .map(|(j, w)| (j, (w / total) as f32))
-                .collect()
-        })
-        .collect()
-}
-
-/// Area (box) resampling of an RGB image, separable: exact averages when shrinking, blocky
-/// pixels when enlarging.
+/// `resize::resize_u8` (the encoder's one resampler) into a tile.
 fn resize(data: &[u8], sw: u32, sh: u32, dw: u32, dh: u32) -> Fitted {
-    let (wx, wy) = (weights(sw, dw), weights(sh, dh));
-    let (sw, dw) = (sw as usize, dw as usize);
-    // Horizontal pass: sh x dw.
-    let mut tmp = vec![0f32; sh as usize * dw * 3];
-    for y in 0..sh as usize {
-        for (x, ws) in wx.iter().enumerate() {
-            for ch in 0..3 {
-                tmp[(y * dw + x) * 3 + ch] = ws
-                    .iter()
-                    .map(|&(j, w)| w * data[(y * sw + j) * 3 + ch] as f32)
-                    .sum();
-            }
-        }
-    }
-    let mut out = vec![0u8; dh as usize * dw * 3];
-    for (y, ws) in wy.iter().enumerate() {
-        for x in 0..dw {
-            for ch in 0..3 {
-                let v: f32 = ws
-                    .iter()
-                    .map(|&(j, w)| w * tmp[(j * dw + x) * 3 + ch])
-                    .sum();
-                out[(y * dw + x) * 3 + ch] = v.round().clamp(0.0, 255.0) as u8;
-            }
-        }
-    }
     Fitted {
-        width: dw as u32,
+        width: dw,
         height: dh,
-        data: out,
+        data: resize_u8(data, 3, sw, sh, dw, dh),
     }
 }
 
@@ -352,15 +306,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn area_resize_averages_and_keeps_solid_colours() {
-        // 4x2 -> 2x1: each output pixel averages a 2x2 block.
+    fn tiles_are_resized_rgb_images() {
+        // 4x2 -> 2x1: grey stays grey in all three channels (the filter's numbers are tested
+        // in ics_encoder::resize).
         let mut data = Vec::new();
         for v in [0u8, 100, 200, 255, 0, 100, 200, 255] {
             data.extend([v, v, v]);
         }
         let out = resize(&data, 4, 2, 2, 1);
-        assert_eq!((out.width, out.height), (2, 1));
-        assert_eq!(out.data, vec![50, 50, 50, 228, 228, 228]);
+        assert_eq!((out.width, out.height, out.data.len()), (2, 1, 6));
+        assert!(out.data.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+        assert!(out.data[0] < out.data[3]);
         // Enlarging a solid image keeps it solid.
         let solid = [10u8, 20, 30].repeat(3 * 5);
         let big = resize(&solid, 3, 5, 7, 11);

@@ -2,7 +2,7 @@
 //!
 //! The composer writes PNG (lossless, so the recorded foreground areas stay exact in the saved
 //! file) and reads them back here. Other formats (the JPEGs of user datasets) are decoded by the
-//! shared preprocessing code in `ics_core`, which the feature extractor uses; this module only
+//! shared preprocessing code in `ics_encoder`, which the feature extractor uses; this module only
 //! needs PNG and keeps the dependency to the `png` crate.
 
 use anyhow::{bail, Context, Result};

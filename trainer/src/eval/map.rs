@@ -44,7 +44,7 @@ struct Scratch {
 fn top_r<'a>(query: &[u8], db: &PackedCodes, r: usize, s: &'a mut Scratch) -> &'a [u32] {
     let n = db.len();
     let r = r.min(n);
-    ics_core::hamming::hamming_many(query, db.as_bytes(), &mut s.dist);
+    ics_codes::hamming::hamming_many(query, db.as_bytes(), &mut s.dist);
     // Histogram of distances, then the start of each distance's run in the sorted order.
     s.next.iter_mut().for_each(|c| *c = 0);
     for &d in &s.dist {
@@ -174,7 +174,7 @@ mod tests {
         for i in 0..q.len() {
             let mut idx: Vec<usize> = (0..db.len()).collect();
             // sort_by_key is stable: equal distances keep index order.
-            idx.sort_by_key(|&j| ics_core::hamming::hamming_scalar(q.code(i), db.code(j)));
+            idx.sort_by_key(|&j| ics_codes::hamming::hamming_scalar(q.code(i), db.code(j)));
             let (mut hits, mut sum) = (0, 0.0);
             for (rank, &j) in idx.iter().take(r).enumerate() {
                 if ql.shares_label(i, dl, j) {

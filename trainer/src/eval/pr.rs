@@ -37,7 +37,7 @@ fn histograms(q: &PackedCodes, ql: &LabelSets, db: &PackedCodes, dl: &LabelSets)
         .map_init(
             || vec![0u32; db.len()],
             |dist, i| {
-                ics_core::hamming::hamming_many(q.code(i), db.as_bytes(), dist);
+                ics_codes::hamming::hamming_many(q.code(i), db.as_bytes(), dist);
                 let mut h = Histogram {
                     retrieved: vec![0; bits + 1],
                     relevant: vec![0; bits + 1],
@@ -165,7 +165,7 @@ mod tests {
         let mut p = 0.0;
         for i in 0..20 {
             let within: Vec<usize> = (0..300)
-                .filter(|&j| ics_core::hamming::hamming_scalar(q.code(i), db.code(j)) <= 5)
+                .filter(|&j| ics_codes::hamming::hamming_scalar(q.code(i), db.code(j)) <= 5)
                 .collect();
             let rel = within
                 .iter()

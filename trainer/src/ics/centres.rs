@@ -10,8 +10,8 @@
 //! makes the duplication visible in the report.
 
 use anyhow::{bail, ensure, Result};
-use ics_core::code::pack_signs;
-use ics_core::hamming::hamming;
+use ics_codes::code::pack_signs;
+use ics_codes::hamming::hamming;
 use ndarray::{Array2, ArrayView1};
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -184,12 +184,12 @@ impl Centres {
         self.matrix.row(k)
     }
 
-    /// Each centre packed as a code ([`ics_core::code::pack_signs`]: +1 → bit 1).
+    /// Each centre packed as a code ([`ics_codes::code::pack_signs`]: +1 → bit 1).
     pub fn packed(&self) -> Vec<Vec<u8>> {
         self.matrix
             .rows()
             .into_iter()
-            .map(|r| ics_core::code::pack_signs(&r.to_vec()))
+            .map(|r| ics_codes::code::pack_signs(&r.to_vec()))
             .collect()
     }
 

@@ -141,7 +141,7 @@ impl TrainConfig {
     /// Checks every parameter on its own, with an error naming the parameter and its value.
     /// Data-dependent checks (label rows, the PGD stability bound) happen in training.
     pub fn validate(&self) -> Result<()> {
-        if let Err(e) = ics_core::code::check_bits(self.bits) {
+        if let Err(e) = ics_codes::code::check_bits(self.bits) {
             bail!("bits: {e}");
         }
         if self.centres == CentreMethod::Hadamard {

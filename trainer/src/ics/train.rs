@@ -344,7 +344,7 @@ pub(crate) mod tests {
         assert!(u.iter().all(|v| v.abs() < 1.0));
         let codes = model.encode(train_set.features.view());
         for (i, code) in codes.iter().enumerate() {
-            assert_eq!(code, &ics_core::code::pack_signs(&u.row(i).to_vec()));
+            assert_eq!(code, &ics_codes::code::pack_signs(&u.row(i).to_vec()));
         }
         assert_eq!(
             PackedCodes::from_codes(&codes).unwrap(),

@@ -1,4 +1,4 @@
-//! A small ONNX graph builder over `ics_core::onnx_proto`: unique value names, float
+//! A small ONNX graph builder over `ics_encoder::onnx_proto`: unique value names, float
 //! initializers, nodes with attributes, typed inputs and outputs, and the model wrapper.
 //!
 //! It writes what the backbone importer and the head exporter need and nothing more; the graph
@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 
 use anyhow::{bail, Result};
-use ics_core::onnx_proto::{
+use ics_encoder::onnx_proto::{
     data_type, AttributeProto, Dim, GraphProto, ModelProto, NodeProto, OperatorSetIdProto,
     TensorProto, ValueInfoProto,
 };

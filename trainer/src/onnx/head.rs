@@ -12,8 +12,8 @@
 use std::collections::HashSet;
 
 use anyhow::{bail, ensure, Context, Result};
-use ics_core::contract::{ModelContract, ModelInput, PREFIX};
-use ics_core::onnx_proto::{
+use ics_encoder::contract::{ModelContract, ModelInput, PREFIX};
+use ics_encoder::onnx_proto::{
     data_type, type_proto, AttributeProto, Dim, GraphProto, ModelProto, ValueInfoProto,
 };
 use ndarray::{Array1, Array2};
@@ -320,7 +320,7 @@ pub fn prune(graph: &mut GraphProto) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ics_core::preprocess::Preprocess;
+    use ics_encoder::preprocess::Preprocess;
 
     fn layers(dims: &[usize]) -> Vec<DenseLayer> {
         dims.windows(2)
@@ -416,7 +416,7 @@ mod tests {
         b.output("other", &[]).unwrap();
         let mut m = model(b.finish(), &[("ics_hash.bits".into(), "999".into())]);
         m.metadata_props
-            .push(ics_core::onnx_proto::StringStringEntryProto {
+            .push(ics_encoder::onnx_proto::StringStringEntryProto {
                 key: "author".into(),
                 value: "someone".into(),
             });
@@ -463,16 +463,18 @@ mod tests {
         let captured = b.node("Relu", &[&x], "captured", vec![]).unwrap();
         let dead = b.node("Relu", &[&x], "dead", vec![]).unwrap();
         let mut body = GraphBuilder::new("body");
-        body.graph_mut().node.push(ics_core::onnx_proto::NodeProto {
-            input: vec![captured.clone()],
-            output: vec!["inner".into()],
-            op_type: "Identity".into(),
-            ..Default::default()
-        });
+        body.graph_mut()
+            .node
+            .push(ics_encoder::onnx_proto::NodeProto {
+                input: vec![captured.clone()],
+                output: vec!["inner".into()],
+                op_type: "Identity".into(),
+                ..Default::default()
+            });
         let mut attr = AttributeProto::int("then_branch", 0);
-        attr.r#type = ics_core::onnx_proto::attribute_type::GRAPH;
+        attr.r#type = ics_encoder::onnx_proto::attribute_type::GRAPH;
         attr.g = Some(body.finish());
-        b.graph_mut().node.push(ics_core::onnx_proto::NodeProto {
+        b.graph_mut().node.push(ics_encoder::onnx_proto::NodeProto {
             input: vec![x.clone()],
             output: vec!["out".into()],
             op_type: "If".into(),

@@ -2,8 +2,8 @@
 //! backbone) with the model contract in its metadata, reading models back, and running them
 //! with ONNX Runtime.
 //!
-//! The protobuf messages and the contract are `ics_core`'s ([`ics_core::onnx_proto`],
-//! [`ics_core::contract`]): the extension reads models with the very same code.
+//! The protobuf messages and the contract are `ics_encoder`'s ([`ics_encoder::onnx_proto`],
+//! [`ics_encoder::contract`]): the extension reads models with the very same code.
 //!
 //! - [`builder`]: a graph builder (unique names, initializers, nodes, typed inputs/outputs).
 //! - [`head`]: the hash head as `Gemm/Relu/.../Tanh`, feature-input models and backbone merging.
@@ -16,8 +16,8 @@ pub mod runtime;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ics_core::contract::ModelContract;
-use ics_core::onnx_proto::{ModelProto, TensorInfo};
+use ics_encoder::contract::ModelContract;
+use ics_encoder::onnx_proto::{ModelProto, TensorInfo};
 
 pub use builder::{model, GraphBuilder, IR_VERSION, OPSET};
 pub use head::{append_head, head_layers, head_model, merge_backbone_head, DenseLayer};
@@ -52,7 +52,7 @@ pub fn summarize(model: &ModelProto) -> Result<ModelSummary> {
     let metadata = model.metadata();
     let has_contract = metadata
         .iter()
-        .any(|(k, _)| k.starts_with(ics_core::contract::PREFIX));
+        .any(|(k, _)| k.starts_with(ics_encoder::contract::PREFIX));
     let contract = has_contract.then(|| {
         ModelContract::from_metadata(&metadata)
             .and_then(|c| c.check_graph(model).map(|()| c))

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ics_core::onnx_proto::Dim;
+use ics_encoder::onnx_proto::Dim;
 use ics_train::data::image::encode_gray_png;
 use ics_train::onnx::{model, save_model, GraphBuilder};
 

@@ -4,6 +4,7 @@
 //! has its own ChaCha8 stream (seed, split, index).
 
 use anyhow::{bail, ensure, Result};
+use ics_encoder::resize::resize_u8;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -91,29 +92,10 @@ fn scaled_dims(crop: &Crop, size: u32) -> (u32, u32) {
     }
 }
 
-/// Bilinear resize with half-pixel centres, edge clamp, round to nearest.
+/// The crop resized with the encoder's one resampler (`ics_encoder::resize`: bilinear with
+/// half-pixel centres and clamped edges when enlarging, antialiased when shrinking).
 fn resize_bilinear(crop: &Crop, w: u32, h: u32) -> Vec<u8> {
-    let axis = |src: usize, dst: u32| -> Vec<(usize, usize, f32)> {
-        let scale = src as f32 / dst as f32;
-        (0..dst)
-            .map(|d| {
-                let s = ((d as f32 + 0.5) * scale - 0.5).clamp(0.0, (src - 1) as f32);
-                let i0 = s.floor() as usize;
-                (i0, (i0 + 1).min(src - 1), s - i0 as f32)
-            })
-            .collect()
-    };
-    let (xs, ys) = (axis(crop.w, w), axis(crop.h, h));
-    let mut out = Vec::with_capacity((w * h) as usize);
-    for &(y0, y1, fy) in &ys {
-        let (r0, r1) = (&crop.px[y0 * crop.w..], &crop.px[y1 * crop.w..]);
-        for &(x0, x1, fx) in &xs {
-            let top = r0[x0] as f32 * (1.0 - fx) + r0[x1] as f32 * fx;
-            let bot = r1[x0] as f32 * (1.0 - fx) + r1[x1] as f32 * fx;
-            out.push((top * (1.0 - fy) + bot * fy).round().clamp(0.0, 255.0) as u8);
-        }
-    }
-    out
+    resize_u8(&crop.px, 1, crop.w as u32, crop.h as u32, w, h)
 }
 
 pub(super) fn disjoint(a: (u32, u32, u32, u32), b: (u32, u32, u32, u32), gap: u32) -> bool {

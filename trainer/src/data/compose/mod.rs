@@ -7,11 +7,12 @@
 //! ground truth ICS's instance weights are checked against.
 //!
 //! Drawing, precisely:
-//! - an instance is first cropped to the tight box of its pixels > 0, then resized bilinearly
-//!   (half-pixel centres, edge-clamped, rounded to the nearest integer) so its longer side is a
-//!   size drawn uniformly from `min_size..=max_size`, keeping the aspect ratio. Bilinear rather
-//!   than nearest so large scales do not show blocky 28-px structure a backbone could key on;
-//!   `min_size >= 14` keeps every source pixel within a sample's reach (no aliasing drop-outs);
+//! - an instance is first cropped to the tight box of its pixels > 0, then resized with the
+//!   encoder's triangle filter (`ics_encoder::resize`: bilinear with half-pixel centres and
+//!   clamped edges when enlarging, antialiased when shrinking; rounded to the nearest integer)
+//!   so its longer side is a size drawn uniformly from `min_size..=max_size`, keeping the
+//!   aspect ratio. Bilinear rather than nearest so large scales do not show blocky 28-px
+//!   structure a backbone could key on;
 //! - boxes (the resized rectangles) are placed at random positions with at least `gap` pixels
 //!   between any two boxes. A layout that does not fit is redrawn (new sizes and positions, same
 //!   instances); after 16 failures the size range shrinks towards `min_size` (recorded as a

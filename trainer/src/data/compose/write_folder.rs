@@ -137,8 +137,9 @@ pub fn compose(sources: &Sources, opts: &ComposeOptions, out_dir: &Path) -> Resu
                          (exactly the non-zero pixels of the saved PNG inside the box)"
                 .into(),
             box_area: "w * h of the pasted instance's box".into(),
-            resize: "tight crop of pixels > 0, then bilinear (half-pixel centres, edge clamp, \
-                     round to nearest) to longer side = size, aspect kept"
+            resize: "tight crop of pixels > 0, then the triangle filter (bilinear with half-pixel \
+                     centres and edge clamp when enlarging, antialiased when shrinking; round to \
+                     nearest) to longer side = size, aspect kept"
                 .into(),
             partition: "Fashion-MNIST train -> train; Fashion-MNIST test -> query (first \
                         query_fraction per class) / database; MNIST 5k per class in file order \

@@ -9,7 +9,7 @@
 //! | `ics_hash.input_kind` | `image` or `features` |
 //! | `ics_hash.input_name` | the graph input to feed |
 //! | `ics_hash.output_name` | the graph output (N x K tanh values) |
-//! | `ics_hash.packing` | `sign-msb-first`: u >= 0 gives bit 1, bit 0 = MSB of byte 0 ([`crate::code::pack_signs`]) |
+//! | `ics_hash.packing` | `sign-msb-first`: u >= 0 gives bit 1, bit 0 = MSB of byte 0 ([`ics_codes::code::pack_signs`]) |
 //! | `ics_hash.centres` | the class hash centres, hex codes separated by commas (a JSON array of strings is also read) |
 //! | `ics_hash.trainer_version` | version of the trainer that exported the model |
 //! | `ics_hash.config_sha256` | sha256 (64 hex digits) of the training configuration |
@@ -34,10 +34,11 @@
 
 use std::fmt;
 
-use crate::code::{check_bits, parse_hex, to_hex};
 use crate::onnx_external::{check_self_contained, ExternalReference};
 use crate::onnx_proto::{data_type, Dim, ModelProto, OnnxError, TensorInfo};
-use crate::preprocess::{Preprocess, ResizeMode, FILTER, PIPELINE_VERSION};
+use crate::preprocess::{Preprocess, ResizeMode, PIPELINE_VERSION};
+use crate::resize::FILTER;
+use ics_codes::code::{check_bits, parse_hex, to_hex};
 
 /// Prefix of every contract key.
 pub const PREFIX: &str = "ics_hash.";

@@ -1,0 +1,9 @@
+//! What a hash code is, shared exactly by the `ics_hash` extension, its index and the trainer,
+//! with no dependencies: nothing here decodes images or parses models, so the search crate
+//! (`ics-index`) can depend on it without pulling either in.
+//!
+//! - [`code`]: length rules, the hex text form, bit order, packing signs into bits.
+//! - [`hamming`]: Hamming distance kernels (scalar reference, word-wise, runtime-dispatched SIMD).
+
+pub mod code;
+pub mod hamming;
