@@ -80,13 +80,24 @@ pub unsafe fn arg_i64(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i64 {
     unsafe { arg(fcinfo, n) }.value() as i64
 }
 
-/// The payload of a varlena argument, detoasted only when it must be: a value with a short
+/// The payload of a varlena datum, detoasted only when it must be: a value with a short
 /// (1-byte) or plain 4-byte header is read in place, which keeps per-row distance calls
-/// allocation-free in a sequential scan.
+/// allocation-free in a sequential scan; a compressed or out-of-line value is detoasted into
+/// the current memory context.
+///
+/// The one way this crate reads varlena bytes. The slice borrows `_owner`, something that lives
+/// at least as long as the datum's memory (the call's `FunctionCallInfo`, the array or tuple
+/// the datum came from), so it cannot outlive it by accident.
+///
+/// # Safety
+/// `datum` must be a valid varlena datum whose memory (or detoasted copy, which lives in the
+/// current memory context) outlives `_owner`'s borrow.
 #[inline(always)]
-pub unsafe fn arg_varlena_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+pub unsafe fn varlena_bytes<T: ?Sized>(datum: pg_sys::Datum, _owner: &T) -> &[u8] {
+    // SAFETY: the caller guarantees a valid varlena; the header tests only read its first
+    // bytes, and pg_detoast_datum_packed returns a pointer to a readable varlena.
     unsafe {
-        let mut ptr = arg(fcinfo, n).cast_mut_ptr::<pg_sys::varlena>();
+        let mut ptr = datum.cast_mut_ptr::<pg_sys::varlena>();
         let in_place = (pgrx::varlena::varatt_is_1b(ptr) && !pgrx::varlena::varatt_is_1b_e(ptr))
             || pgrx::varlena::varatt_is_4b_u(ptr);
         if !in_place {
@@ -94,6 +105,16 @@ pub unsafe fn arg_varlena_bytes<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) 
         }
         pgrx::varlena::varlena_to_byte_slice(ptr)
     }
+}
+
+/// The payload of varlena argument `n` (see [`varlena_bytes`]), borrowed from the call.
+///
+/// # Safety
+/// `fcinfo` is the current call's, and argument `n` is a non-NULL varlena.
+#[inline(always)]
+pub unsafe fn arg_varlena_bytes(fcinfo: &pg_sys::FunctionCallInfoBaseData, n: usize) -> &[u8] {
+    // SAFETY: argument datums live as long as the call.
+    unsafe { varlena_bytes(arg(std::ptr::from_ref(fcinfo).cast_mut(), n), fcinfo) }
 }
 
 /// A new varlena (4-byte header) holding `payload`, in the current memory context.

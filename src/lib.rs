@@ -9,8 +9,9 @@
 //! - [`index`]: the `mih` index access method (exact Hamming k-NN and radius search).
 //! - [`encoder`]: models in the database and `ics_encode` (ONNX Runtime inside the backend).
 
-// The unsafe functions here are PostgreSQL entry points and helpers over its pointers; the
-// contract of each is PostgreSQL's (fmgr, index AM API), not something a Safety section adds to.
+// TEMPORARY (the SAFETY pass over src/ is in progress): every unsafe block gets its reason,
+// every public unsafe fn its Safety section; then these two lines go.
+#![allow(clippy::undocumented_unsafe_blocks)]
 #![allow(clippy::missing_safety_doc)]
 
 pub mod encoder;

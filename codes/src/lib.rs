@@ -5,5 +5,8 @@
 //! - [`code`]: length rules, the hex text form, bit order, packing signs into bits.
 //! - [`hamming`]: Hamming distance kernels (scalar reference, word-wise, runtime-dispatched SIMD).
 
+// Only the SIMD kernels (hamming::x86) may use unsafe code, each block with its reason.
+#![deny(unsafe_code)]
+
 pub mod code;
 pub mod hamming;

@@ -23,6 +23,7 @@ use ort::environment::Environment;
 use ort::ep::{ExecutionProvider as _, CUDA};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
+use ort::value::TensorRef;
 
 use crate::error::{EncoderError, ErrorKind};
 use crate::signals::SignalsBlocked;
@@ -93,6 +94,17 @@ pub struct Runtime {
     pub providers: Vec<String>,
     /// Milliseconds spent loading the library and creating the environment.
     pub load_ms: f64,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("library", &self.library)
+            .field("source", &self.source)
+            .field("version", &self.version)
+            .field("providers", &self.providers)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Runtime {
@@ -400,4 +412,58 @@ pub fn build_session(
             }
         }
     }
+}
+
+/// One output of [`run_float`]: its shape and row-major values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+/// Feeds one float tensor (`shape`, row-major `data`) to `input` of a session that is not an
+/// encoder model (a backbone, say) and returns the named float outputs in the order asked.
+/// Models with a contract go through [`crate::session::EncoderSession`] instead.
+pub fn run_float(
+    session: &mut Session,
+    input: &str,
+    shape: &[usize],
+    data: &[f32],
+    outputs: &[&str],
+) -> Result<Vec<Output>, EncoderError> {
+    if shape.iter().product::<usize>() != data.len() {
+        return Err(EncoderError::new(
+            ErrorKind::Internal,
+            format!("input shape {shape:?} does not match {} values", data.len()),
+        ));
+    }
+    let failed = |what: &str, e: ort::Error| {
+        EncoderError::new(
+            ErrorKind::Runtime,
+            format!("ONNX Runtime {what} failed: {e}"),
+        )
+    };
+    let tensor = TensorRef::from_array_view((shape.to_vec(), data))
+        .map_err(|e| failed("input tensor", e))?;
+    let results = session
+        .run(ort::inputs![input => tensor])
+        .map_err(|e| failed("run", e))?;
+    outputs
+        .iter()
+        .map(|name| {
+            let value = results.get(name).ok_or_else(|| {
+                EncoderError::new(
+                    ErrorKind::InvalidModel,
+                    format!("the model has no output \"{name}\""),
+                )
+            })?;
+            let (shape, values) = value
+                .try_extract_tensor::<f32>()
+                .map_err(|e| failed(&format!("extraction of output \"{name}\""), e))?;
+            Ok(Output {
+                shape: shape.iter().map(|&d| d as usize).collect(),
+                data: values.to_vec(),
+            })
+        })
+        .collect()
 }

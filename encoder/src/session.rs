@@ -226,6 +226,23 @@ impl EncoderSession {
         n: usize,
         interrupt: Option<Interrupt>,
     ) -> Result<Vec<u8>, EncoderError> {
+        let bits = self.contract.bits;
+        let values = self.run_values(input, n, interrupt)?;
+        let mut codes = Vec::with_capacity(n * bits / 8);
+        for row in values.chunks_exact(bits) {
+            codes.extend_from_slice(&pack_signs(row));
+        }
+        Ok(codes)
+    }
+
+    /// [`EncoderSession::run`] before packing: the `n × bits` output values, checked (shape as
+    /// the contract declares, no NaN). For callers that compare values, like an export check.
+    pub fn run_values(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        interrupt: Option<Interrupt>,
+    ) -> Result<Vec<f32>, EncoderError> {
         if input.len() != n * self.item_len() {
             return Err(EncoderError::new(
                 ErrorKind::Internal,
@@ -287,13 +304,9 @@ impl EncoderSession {
             )
             .hint("Check the input values and the model's weights."));
         }
-        let mut codes = Vec::with_capacity(n * bits / 8);
-        for row in data.chunks_exact(bits) {
-            codes.extend_from_slice(&pack_signs(row));
-        }
         self.runs += 1;
         self.items += n as u64;
-        Ok(codes)
+        Ok(data)
     }
 }
 

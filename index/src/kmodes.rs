@@ -8,6 +8,7 @@
 
 /// Deterministic xorshift64*: the build must not depend on a random source that differs
 /// between runs (REINDEX gives the same index for the same table).
+#[derive(Debug, Clone)]
 pub struct Rng(u64);
 
 impl Rng {

@@ -13,6 +13,10 @@
 //! - [`page`]: PostgreSQL's page layout in Rust. [`format`]: our pages (diagrams there).
 //! - [`build`], [`insert`], [`search`], [`vacuum`], [`verify`]: the operations;
 //!   [`relength`]: an index whose rows all died forgets its code length.
+//! - [`pending`]: inserted rows not yet written, with their subtransaction levels;
+//!   [`sample`]: the build's reservoir sample of codes.
+
+#![forbid(unsafe_code)]
 
 pub mod build;
 pub mod directory;
@@ -20,8 +24,10 @@ pub mod format;
 pub mod insert;
 pub mod kmodes;
 pub mod page;
+pub mod pending;
 pub mod relation;
 pub mod relength;
+pub mod sample;
 pub mod search;
 pub mod selectivity;
 pub mod vacuum;

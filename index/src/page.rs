@@ -46,15 +46,6 @@ impl Page {
         Box::new(Page([0; PAGE_SIZE]))
     }
 
-    /// Views a shared buffer's page.
-    ///
-    /// # Safety
-    /// `ptr` must point to `PAGE_SIZE` bytes aligned to 8 that stay valid and unaliased
-    /// (as the lifetime says) — a locked buffer page or a Generic WAL page image.
-    pub unsafe fn from_raw<'a>(ptr: *mut u8) -> &'a mut Page {
-        unsafe { &mut *(ptr as *mut Page) }
-    }
-
     fn u16_at(&self, off: usize) -> u16 {
         u16::from_ne_bytes([self.0[off], self.0[off + 1]])
     }

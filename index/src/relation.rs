@@ -6,7 +6,7 @@
 //! record when the guard drops (or are discarded if the operation panics/errors).
 
 use crate::page::Page;
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ops::{Deref, DerefMut};
 
 pub type BlockNumber = u32;
@@ -38,32 +38,51 @@ pub trait Relation {
     fn check_interrupts(&self) {}
 }
 
+/// Pages a [`MemRelation::new`] can hold (1 GB of index: far beyond any unit test).
+pub const MEM_RELATION_PAGES: usize = 1 << 17;
+
 /// An in-memory relation. `RefCell` borrows stand in for buffer locks: a test that would
-/// deadlock or race in PostgreSQL panics here instead.
-#[derive(Default)]
+/// deadlock or race in PostgreSQL panics here instead. Pages live in a slice of fixed capacity
+/// that never moves, so a guard can borrow one page while another is added, without unsafe.
 pub struct MemRelation {
-    // Boxed cells: a guard borrows a cell while `new_page` may grow (move) the Vec.
-    #[allow(clippy::vec_box)]
-    pages: RefCell<Vec<Box<RefCell<Box<Page>>>>>,
+    pages: Box<[OnceCell<RefCell<Box<Page>>>]>,
+    len: Cell<usize>,
     free: RefCell<Vec<BlockNumber>>,
     xid: Cell<u64>,
     /// Unlinked pages stamped with an xid below this may be recycled.
     pub horizon: Cell<u64>,
 }
 
+impl Default for MemRelation {
+    fn default() -> Self {
+        MemRelation::new()
+    }
+}
+
 impl MemRelation {
     pub fn new() -> MemRelation {
+        MemRelation::with_capacity(MEM_RELATION_PAGES)
+    }
+
+    /// A relation that can hold at most `pages` pages.
+    pub fn with_capacity(pages: usize) -> MemRelation {
         MemRelation {
+            pages: (0..pages).map(|_| OnceCell::new()).collect(),
+            len: Cell::new(0),
+            free: RefCell::new(Vec::new()),
             xid: Cell::new(100),
-            ..Default::default()
+            horizon: Cell::new(0),
         }
     }
 
     fn cell(&self, block: BlockNumber) -> &RefCell<Box<Page>> {
-        let pages = self.pages.borrow();
-        let cell: *const RefCell<Box<Page>> = &*pages[block as usize];
-        // SAFETY: pages are boxed and never removed, so the cell outlives the Vec borrow.
-        unsafe { &*cell }
+        assert!(
+            (block as usize) < self.len.get(),
+            "block {block} beyond the relation"
+        );
+        self.pages[block as usize]
+            .get()
+            .expect("pages below len exist")
     }
 
     /// Advances the transaction counter (what running transactions do).
@@ -94,16 +113,18 @@ impl Relation for MemRelation {
         let block = match reused {
             Some(b) => b,
             None => {
-                let mut pages = self.pages.borrow_mut();
-                pages.push(Box::new(RefCell::new(Page::zeroed())));
-                (pages.len() - 1) as BlockNumber
+                let n = self.len.get();
+                assert!(n < self.pages.len(), "MemRelation is full");
+                let _ = self.pages[n].set(RefCell::new(Page::zeroed()));
+                self.len.set(n + 1);
+                n as BlockNumber
             }
         };
         (block, self.write(block))
     }
 
     fn nblocks(&self) -> BlockNumber {
-        self.pages.borrow().len() as BlockNumber
+        self.len.get() as BlockNumber
     }
 
     fn record_free_page(&self, block: BlockNumber) {

@@ -27,6 +27,38 @@ pub struct Query {
     pub filters: Vec<(Vec<u8>, u32)>,
 }
 
+impl Query {
+    /// The query for an index scan's keys: `conditions` (centre, radius), all of which must
+    /// hold, and the ORDER BY code if any, over codes of `code_bytes`. The search is driven by
+    /// the ORDER BY code when there is one, else by the first condition; a condition centred
+    /// on the driving code becomes its distance bound, the others filter. Without either,
+    /// every row (driven from the all-zeros code).
+    pub fn from_keys(
+        conditions: Vec<(Vec<u8>, u32)>,
+        order: Option<Vec<u8>>,
+        code_bytes: usize,
+    ) -> Query {
+        let code = match (order, conditions.first()) {
+            (Some(code), _) => code,
+            (None, Some((code, _))) => code.clone(),
+            (None, None) => vec![0; code_bytes],
+        };
+        let mut query = Query {
+            code,
+            max_distance: u32::MAX,
+            filters: Vec::new(),
+        };
+        for (centre, radius) in conditions {
+            if centre == query.code {
+                query.max_distance = query.max_distance.min(radius);
+            } else {
+                query.filters.push((centre, radius));
+            }
+        }
+        query
+    }
+}
+
 /// Work done, for EXPLAIN-like diagnostics and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SearchStats {
@@ -131,5 +163,35 @@ impl Search {
             }
             block = opaque.prev;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Query;
+
+    #[test]
+    fn scan_keys_become_one_driving_code_a_bound_and_filters() {
+        // ORDER BY drives; a condition on the same code bounds it; another filters.
+        let q = Query::from_keys(
+            vec![(vec![1], 5), (vec![2], 3), (vec![1], 4)],
+            Some(vec![1]),
+            1,
+        );
+        assert_eq!(
+            (q.code, q.max_distance, q.filters),
+            (vec![1], 4, vec![(vec![2], 3)])
+        );
+        // Without ORDER BY the first condition drives.
+        let q = Query::from_keys(vec![(vec![7], 2), (vec![8], 1)], None, 1);
+        assert_eq!(
+            (q.code, q.max_distance, q.filters),
+            (vec![7], 2, vec![(vec![8], 1)])
+        );
+        // An ORDER BY alone: no bound; nothing at all: every row from zeros.
+        let q = Query::from_keys(vec![], Some(vec![3, 3]), 2);
+        assert_eq!((q.max_distance, q.filters.len()), (u32::MAX, 0));
+        let q = Query::from_keys(vec![], None, 2);
+        assert_eq!((q.code, q.max_distance), (vec![0, 0], u32::MAX));
     }
 }

@@ -511,3 +511,17 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
     );
     assert!(after.problems.is_empty(), "{:?}", after.problems);
 }
+
+/// The extension builds an unlogged index's init fork in a `MemRelation::with_capacity(4)`.
+#[test]
+fn empty_indexes_fit_four_pages() {
+    for nb in [0usize, 8, 512] {
+        let m = MemRelation::with_capacity(4);
+        if nb == 0 {
+            crate::build::build_unsized(&m);
+        } else {
+            crate::build::build_empty(&m, nb);
+        }
+        assert!(m.nblocks() <= 4, "{} pages for {nb} bytes", m.nblocks());
+    }
+}

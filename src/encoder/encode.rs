@@ -101,14 +101,6 @@ unsafe fn text_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> String {
     unsafe { String::from_datum(fmgr::arg(fcinfo, n), false).unwrap_or_default() }
 }
 
-/// The payload of a varlena datum (detoasted if it must be).
-unsafe fn varlena_bytes<'a>(d: pg_sys::Datum) -> &'a [u8] {
-    unsafe {
-        let ptr = pg_sys::pg_detoast_datum_packed(d.cast_mut_ptr::<pg_sys::varlena>());
-        pgrx::varlena::varlena_to_byte_slice(ptr)
-    }
-}
-
 /// Why a call cannot encode: the encoder's error, or a model of the other input kind.
 enum Failure {
     Encoder(EncoderError),
@@ -187,7 +179,7 @@ fn encode_with(table: &str, m: &ModelRef, images: &[&[u8]]) -> Result<(String, V
 
 unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
     let (table, m) = unsafe { model_for(fcinfo, name) };
-    let bytes = unsafe { fmgr::arg_varlena_bytes(fcinfo, 0) };
+    let bytes = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
     let key = (m.sha256.clone(), gucs::max_image_pixels());
     let remembered = LAST.with_borrow(|last| match last {
         Some(memo) if memo.key == key && memo.image.as_slice() == bytes => Some(memo.code.clone()),
@@ -358,7 +350,7 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
         .zip(&items.nulls)
         .enumerate()
         .filter(|(_, (_, null))| !**null)
-        .map(|(i, (d, _))| (i, unsafe { varlena_bytes(*d) }))
+        .map(|(i, (d, _))| (i, unsafe { fmgr::varlena_bytes(*d, &items) }))
         .collect();
     let slices: Vec<&[u8]> = images.iter().map(|(_, b)| *b).collect();
     let packed = match encode_with(&table, &m, &slices) {

@@ -231,7 +231,7 @@ sql_function! {
             (name, replace)
         };
         check_name(&name);
-        let onnx = unsafe { fmgr::arg_varlena_bytes(fcinfo, 1) };
+        let onnx = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 1) };
         if onnx.is_empty() {
             raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "invalid model: the ONNX bytes are empty", None);
         }

@@ -19,9 +19,13 @@ pub fn parts(payload: &[u8]) -> (u32, &[u8]) {
     (r as u32, &payload[RADIUS_SIZE..])
 }
 
-/// (radius, code) of a ball datum.
-pub unsafe fn datum_parts<'a>(datum: pg_sys::Datum) -> (u32, &'a [u8]) {
-    unsafe { parts(crate::index::build::datum_code(datum)) }
+/// (radius, code) of a ball datum, borrowed as long as `owner` (see `fmgr::varlena_bytes`).
+///
+/// # Safety
+/// `datum` is a non-NULL `hamming_ball` that outlives `owner`'s borrow.
+pub unsafe fn datum_parts<T: ?Sized>(datum: pg_sys::Datum, owner: &T) -> (u32, &[u8]) {
+    // SAFETY: as the caller promises.
+    unsafe { parts(fmgr::varlena_bytes(datum, owner)) }
 }
 
 fn ball_datum(radius: i32, code: &[u8]) -> pg_sys::Datum {
@@ -44,7 +48,7 @@ pub(crate) fn check_radius(radius: i32) {
 sql_function! {
     /// `hamming_ball(q hashcode, radius integer) -> hamming_ball`
     fn hamming_ball_make(fcinfo) -> Datum {
-        let q = unsafe { code_arg(fcinfo, 0) };
+        let q = unsafe { code_arg(&*fcinfo, 0) };
         let radius = unsafe { fmgr::arg_i32(fcinfo, 1) };
         check_radius(radius);
         ball_datum(radius, q)
@@ -77,7 +81,7 @@ sql_function! {
 sql_function! {
     /// `hamming_ball_out(hamming_ball) -> cstring`
     fn hamming_ball_out(fcinfo) -> Datum {
-        let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(fcinfo, 0)) };
+        let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(&*fcinfo, 0)) };
         fmgr::new_cstring(&format!("{}:{radius}", code::to_hex(q)))
     }
 }
@@ -85,8 +89,8 @@ sql_function! {
 sql_function! {
     /// `hashcode_within_ball(hashcode, hamming_ball) -> boolean`: the function of `<@`.
     fn hashcode_within_ball(fcinfo) -> Datum {
-        let c = unsafe { code_arg(fcinfo, 0) };
-        let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(fcinfo, 1)) };
+        let c = unsafe { code_arg(&*fcinfo, 0) };
+        let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(&*fcinfo, 1)) };
         enforce_same_length(c, q);
         fmgr::datum_bool(hamming::hamming(c, q) <= radius)
     }

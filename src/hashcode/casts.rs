@@ -11,7 +11,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 sql_function! {
     /// `hashcode(bytea) -> hashcode`: the bytes are the code.
     fn hashcode_from_bytea(fcinfo) -> Datum {
-        let bytes = unsafe { fmgr::arg_varlena_bytes(fcinfo, 0) };
+        let bytes = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
         enforce_code_length(bytes.len() * 8, &format!("a bytea of {} bytes", bytes.len()));
         code_datum(bytes)
     }
@@ -23,7 +23,7 @@ const BIT_LEN_SIZE: usize = std::mem::size_of::<i32>();
 sql_function! {
     /// `hashcode(bit)` and `hashcode(bit varying) -> hashcode`: both types share one layout.
     fn hashcode_from_varbit(fcinfo) -> Datum {
-        let payload = unsafe { fmgr::arg_varlena_bytes(fcinfo, 0) };
+        let payload = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
         let bit_len = i32::from_ne_bytes(payload[..BIT_LEN_SIZE].try_into().unwrap()) as usize;
         enforce_code_length(bit_len, &format!("a bit string of {bit_len} bits"));
         code_datum(&payload[BIT_LEN_SIZE..BIT_LEN_SIZE + bit_len / 8])
@@ -41,7 +41,7 @@ fn varbit_datum(code: &[u8]) -> pg_sys::Datum {
 sql_function! {
     /// `hashcode_to_bit(hashcode, integer, boolean) -> bit`: `bit(n)` must be the code's length.
     fn hashcode_to_bit(fcinfo) -> Datum {
-        let code = unsafe { code_arg(fcinfo, 0) };
+        let code = unsafe { code_arg(&*fcinfo, 0) };
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 1) };
         let bits = code.len() * 8;
         if typmod >= 0 && typmod as usize != bits {
@@ -59,7 +59,7 @@ sql_function! {
     /// `hashcode_to_varbit(hashcode, integer, boolean) -> bit varying`: `bit varying(n)` must
     /// hold the whole code.
     fn hashcode_to_varbit(fcinfo) -> Datum {
-        let code = unsafe { code_arg(fcinfo, 0) };
+        let code = unsafe { code_arg(&*fcinfo, 0) };
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 1) };
         let bits = code.len() * 8;
         if typmod >= 0 && (typmod as usize) < bits {
@@ -84,7 +84,7 @@ sql_function! {
 sql_function! {
     /// `int8(hashcode) -> bigint`: only 64-bit codes convert.
     fn hashcode_to_int8(fcinfo) -> Datum {
-        let code = unsafe { code_arg(fcinfo, 0) };
+        let code = unsafe { code_arg(&*fcinfo, 0) };
         match <[u8; 8]>::try_from(code) {
             Ok(bytes) => fmgr::datum_i64(i64::from_be_bytes(bytes)),
             Err(_) => raise(

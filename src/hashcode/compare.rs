@@ -17,7 +17,7 @@ unsafe extern "C-unwind" {
 
 #[inline]
 unsafe fn compare_args(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> Ordering {
-    unsafe { code_arg(fcinfo, 0).cmp(code_arg(fcinfo, 1)) }
+    unsafe { code_arg(&*fcinfo, 0).cmp(code_arg(&*fcinfo, 1)) }
 }
 
 macro_rules! comparison {
@@ -48,7 +48,7 @@ sql_function! {
 sql_function! {
     /// `hashcode_hash(hashcode) -> integer`: hash support function 1.
     fn hashcode_hash(fcinfo) -> Datum {
-        let code = unsafe { code_arg(fcinfo, 0) };
+        let code = unsafe { code_arg(&*fcinfo, 0) };
         let h = unsafe { hash_bytes(code.as_ptr(), code.len() as i32) };
         fmgr::datum_i32(h as i32)
     }
@@ -58,7 +58,7 @@ sql_function! {
     /// `hashcode_hash_extended(hashcode, bigint) -> bigint`: hash support function 2
     /// (hash partitioning).
     fn hashcode_hash_extended(fcinfo) -> Datum {
-        let code = unsafe { code_arg(fcinfo, 0) };
+        let code = unsafe { code_arg(&*fcinfo, 0) };
         let seed = unsafe { fmgr::arg_i64(fcinfo, 1) } as u64;
         let h = unsafe { hash_bytes_extended(code.as_ptr(), code.len() as i32, seed) };
         fmgr::datum_i64(h as i64)

@@ -48,7 +48,7 @@ fn capitalise(s: &str) -> String {
 sql_function! {
     /// `hashcode_out(hashcode) -> cstring`
     fn hashcode_out(fcinfo) -> Datum {
-        let bytes = unsafe { code_arg(fcinfo, 0) };
+        let bytes = unsafe { code_arg(&*fcinfo, 0) };
         fmgr::new_cstring(&code::to_hex(bytes))
     }
 }
@@ -79,7 +79,7 @@ sql_function! {
 sql_function! {
     /// `hashcode_send(hashcode) -> bytea`
     fn hashcode_send(fcinfo) -> Datum {
-        fmgr::new_varlena(unsafe { code_arg(fcinfo, 0) })
+        fmgr::new_varlena(unsafe { code_arg(&*fcinfo, 0) })
     }
 }
 
@@ -131,7 +131,7 @@ sql_function! {
     /// `hashcode(n)` columns and casts. Codes are never padded or truncated: a code of another
     /// length is an error, on implicit and explicit casts alike.
     fn hashcode_coerce(fcinfo) -> Datum {
-        let bytes = unsafe { code_arg(fcinfo, 0) };
+        let bytes = unsafe { code_arg(&*fcinfo, 0) };
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 1) };
         enforce_typmod(bytes.len() * 8, typmod);
         unsafe { fmgr::arg(fcinfo, 0) }

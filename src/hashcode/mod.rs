@@ -33,9 +33,13 @@ pub(crate) fn echo(text: &str) -> String {
     }
 }
 
-/// The code passed as argument `n`.
+/// The code passed as argument `n`, borrowed from the call.
+///
+/// # Safety
+/// Argument `n` of the current call is a non-NULL `hashcode`.
 #[inline(always)]
-pub(crate) unsafe fn code_arg<'a>(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> &'a [u8] {
+pub(crate) unsafe fn code_arg(fcinfo: &pg_sys::FunctionCallInfoBaseData, n: usize) -> &[u8] {
+    // SAFETY: as the caller promises.
     unsafe { fmgr::arg_varlena_bytes(fcinfo, n) }
 }
 

@@ -7,11 +7,13 @@
 
 use super::relation::PgRelation;
 use super::{length_mismatch, options};
+use crate::fmgr::varlena_bytes;
 use ics_index::build::{batch_bytes_per_row, default_lists, Builder};
 use ics_index::format::Tid;
-use ics_index::kmodes::{self, Rng};
+use ics_index::kmodes;
 use ics_index::page::PAGE_SIZE;
 use ics_index::relation::{MemRelation, Relation};
+use ics_index::sample::Reservoir;
 use pgrx::pg_sys;
 
 const PHASE_SAMPLING: i64 = 2;
@@ -42,27 +44,12 @@ fn progress(param: u32, value: i64) {
     unsafe { pg_sys::pgstat_progress_update_param(param as i32, value) }
 }
 
-/// The code bytes of a datum (detoasted when needed).
-pub unsafe fn datum_code<'a>(datum: pg_sys::Datum) -> &'a [u8] {
-    unsafe {
-        let ptr = pg_sys::pg_detoast_datum_packed(datum.cast_mut_ptr());
-        pgrx::varlena::varlena_to_byte_slice(ptr)
-    }
-}
-
 /// The indexed column's declared length in bytes (`hashcode(n)`), if any.
 unsafe fn declared_code_bytes(index: pg_sys::Relation) -> Option<usize> {
     unsafe {
         let att = (*(*index).rd_att).attrs.as_slice(1)[0];
         (att.atttypmod > 0).then_some(att.atttypmod as usize / 8)
     }
-}
-
-struct SampleState {
-    code_bytes: usize,
-    sample: Vec<u8>,
-    seen: u64,
-    rng: Rng,
 }
 
 #[pgrx::pg_guard]
@@ -74,27 +61,19 @@ unsafe extern "C-unwind" fn sample_callback(
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
-    let s = unsafe { &mut *(state as *mut SampleState) };
-    if unsafe { *isnull } {
-        return;
-    }
-    let code = unsafe { datum_code(*values) };
-    if s.code_bytes == 0 {
-        s.code_bytes = code.len();
-    } else if code.len() != s.code_bytes {
-        length_mismatch(s.code_bytes, code.len(), "a code");
-    }
-    s.seen += 1;
-    let nb = s.code_bytes;
-    let held = s.sample.len() / nb;
-    if held < SAMPLE_ROWS {
-        s.sample.extend_from_slice(code);
-    } else {
-        // Reservoir sampling: every row has the same chance to be in the sample.
-        let j = (s.rng.next_u64() % s.seen) as usize;
-        if j < SAMPLE_ROWS {
-            s.sample[j * nb..(j + 1) * nb].copy_from_slice(code);
+    // SAFETY: `state` is the Reservoir ambuild passed; `values`/`isnull` hold the one indexed
+    // column of the row being scanned.
+    let (s, code) = unsafe {
+        if *isnull {
+            return;
         }
+        (
+            &mut *(state as *mut Reservoir),
+            varlena_bytes(*values, &*values),
+        )
+    };
+    if let Err(m) = s.add(code) {
+        length_mismatch(m.expected, m.found, "a code");
     }
 }
 
@@ -116,7 +95,8 @@ unsafe extern "C-unwind" fn load_callback(
     if unsafe { *isnull } {
         return;
     }
-    let code = unsafe { datum_code(*values) };
+    // SAFETY: `values` holds the row's indexed column for the duration of the callback.
+    let code = unsafe { varlena_bytes(*values, &*values) };
     if code.len() != s.code_bytes {
         length_mismatch(s.code_bytes, code.len(), "a code");
     }
@@ -172,12 +152,7 @@ pub unsafe extern "C-unwind" fn ambuild(
         super::pending::discard(index);
         // Pass 1: a sample of the codes (and their length).
         progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SAMPLING);
-        let mut sample = SampleState {
-            code_bytes: declared_code_bytes(index).unwrap_or(0),
-            sample: Vec::new(),
-            seen: 0,
-            rng: Rng::new(SEED),
-        };
+        let mut sample = Reservoir::new(SAMPLE_ROWS, declared_code_bytes(index).unwrap_or(0), SEED);
         pg_sys::table_index_build_scan(
             heap,
             index,
@@ -185,41 +160,36 @@ pub unsafe extern "C-unwind" fn ambuild(
             true,
             true,
             Some(sample_callback),
-            &mut sample as *mut SampleState as *mut _,
+            &mut sample as *mut Reservoir as *mut _,
             std::ptr::null_mut(),
         );
         let rel = PgRelation::for_build(index);
         let heap_tuples;
         let index_tuples;
-        if sample.seen == 0 {
+        if sample.seen() == 0 {
             // No rows: an index with one list (or none yet, if the length is unknown).
-            build_empty_into(&rel, sample.code_bytes);
+            build_empty_into(&rel, sample.code_bytes());
             heap_tuples = 0.0;
             index_tuples = 0.0;
         } else {
-            let nb = sample.code_bytes;
+            let nb = sample.code_bytes();
+            let seen = sample.seen();
+            let codes = sample.into_codes();
             progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_CENTROIDS);
             let lists = match options::lists(index) {
-                0 => default_lists(sample.seen),
+                0 => default_lists(seen),
                 n => n,
             };
-            let centroids = kmodes::train(
-                &sample.sample,
-                nb,
-                lists,
-                KMODES_ITERATIONS,
-                SEED,
-                &mut || {
-                    pgrx::check_for_interrupts!();
-                },
-            );
-            drop(sample.sample);
+            let centroids = kmodes::train(&codes, nb, lists, KMODES_ITERATIONS, SEED, &mut || {
+                pgrx::check_for_interrupts!();
+            });
+            drop(codes);
             let kept_lists = centroids.len() / nb;
 
             // Pass 2: load every row, in batches that fit maintenance_work_mem next to one
             // open page per list.
             progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOADING);
-            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, sample.seen as i64);
+            progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, seen as i64);
             let budget = pg_sys::maintenance_work_mem as usize * 1024;
             let batch_rows =
                 budget.saturating_sub(kept_lists * PAGE_SIZE) / batch_bytes_per_row(nb);
@@ -281,7 +251,8 @@ fn build_empty_into<R: Relation>(rel: &R, code_bytes: usize) {
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     unsafe {
-        let mem = MemRelation::new();
+        // An empty index is a metapage, a directory page and at most one data page.
+        let mem = MemRelation::with_capacity(4);
         build_empty_into(&mem, declared_code_bytes(index).unwrap_or(0));
         let smgr = pg_sys::RelationGetSmgr(index);
         for block in 0..mem.nblocks() {

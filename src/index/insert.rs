@@ -8,7 +8,7 @@
 //! length when a row of another length comes ([`relength`]), so a rolled-back or crashed first
 //! insert cannot fix the length for good.
 
-use super::build::{datum_code, tid_of};
+use super::build::tid_of;
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch};
 use ics_index::directory::Directory;
@@ -38,7 +38,7 @@ pub unsafe extern "C-unwind" fn aminsert(
             return false; // NULL codes are not indexed
         }
         let rel = PgRelation::new(index);
-        let code = datum_code(*values);
+        let code = crate::fmgr::varlena_bytes(*values, &*values);
         let cache = (*index_info).ii_AmCache as *mut InsertCache;
         let cache: &mut InsertCache = if cache.is_null() {
             let dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));

@@ -17,20 +17,13 @@ use super::{format_error, length_mismatch};
 use ics_index::directory::Directory;
 use ics_index::format::Tid;
 use ics_index::insert::{fix_code_length, insert_batch};
+use ics_index::pending::PendingRows;
 use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 
-struct Buffer {
-    code_bytes: usize,
-    codes: Vec<u8>,
-    tids: Vec<Tid>,
-    /// Transaction nesting level each row was inserted at.
-    levels: Vec<i32>,
-}
-
 thread_local! {
-    static BUFFERS: RefCell<BTreeMap<u32, Buffer>> = const { RefCell::new(BTreeMap::new()) };
+    static BUFFERS: RefCell<BTreeMap<u32, PendingRows>> = const { RefCell::new(BTreeMap::new()) };
     static REGISTERED: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -49,7 +42,7 @@ fn limit(code_bytes: usize) -> usize {
 /// The code length of the rows buffered for `index`, if any.
 pub unsafe fn buffered_length(index: pg_sys::Relation) -> Option<usize> {
     let oid = unsafe { oid_of(index) };
-    BUFFERS.with(|b| b.borrow().get(&oid).map(|buf| buf.code_bytes))
+    BUFFERS.with(|b| b.borrow().get(&oid).map(|buf| buf.code_bytes()))
 }
 
 /// Buffers one row for `index`, writing the buffer when it is full.
@@ -57,27 +50,27 @@ pub unsafe fn add(index: pg_sys::Relation, code: &[u8], tid: Tid) {
     register_callbacks();
     // SAFETY: reads transaction state.
     let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
+    // SAFETY: `index` is open (the caller's).
+    let oid = unsafe { oid_of(index) };
     let full = BUFFERS.with(|b| {
         let mut buffers = b.borrow_mut();
-        let buf = buffers.entry(oid_of(index)).or_insert_with(|| Buffer {
-            code_bytes: code.len(),
-            codes: Vec::new(),
-            tids: Vec::new(),
-            levels: Vec::new(),
-        });
-        buf.codes.extend_from_slice(code);
-        buf.tids.push(tid);
-        buf.levels.push(level);
-        buf.tids.len() >= limit(buf.code_bytes)
+        let buf = buffers
+            .entry(oid)
+            .or_insert_with(|| PendingRows::new(code.len()));
+        buf.push(code, tid, level);
+        buf.len() >= limit(buf.code_bytes())
     });
     if full {
-        flush(index);
+        // SAFETY: as above.
+        unsafe { flush(index) };
     }
 }
 
 /// Writes `index`'s buffered rows (no-op when there are none).
 pub unsafe fn flush(index: pg_sys::Relation) {
-    let Some(buf) = BUFFERS.with(|b| b.borrow_mut().remove(&oid_of(index))) else {
+    // SAFETY: `index` is open (the caller's).
+    let oid = unsafe { oid_of(index) };
+    let Some(buf) = BUFFERS.with(|b| b.borrow_mut().remove(&oid)) else {
         return;
     };
     let rel = PgRelation::new(index);
@@ -86,26 +79,23 @@ pub unsafe fn flush(index: pg_sys::Relation) {
     if dir.code_bytes() == 0 {
         // The first rows ever written fix the length (a concurrent writer may win: then the
         // check below applies to us).
-        fix_code_length(&rel, buf.code_bytes).unwrap_or_else(|e| unsafe { format_error(index, e) });
+        fix_code_length(&rel, buf.code_bytes())
+            .unwrap_or_else(|e| unsafe { format_error(index, e) });
         dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
     }
-    if dir.code_bytes() != buf.code_bytes {
-        length_mismatch(dir.code_bytes(), buf.code_bytes, "a code");
+    if dir.code_bytes() != buf.code_bytes() {
+        length_mismatch(dir.code_bytes(), buf.code_bytes(), "a code");
     }
     let mut scratch = Vec::new();
-    insert_batch(
-        &rel,
-        &dir.meta,
-        &dir.centroids,
-        &buf.codes,
-        &buf.tids,
-        &mut scratch,
-    );
+    let (codes, tids) = buf.rows();
+    insert_batch(&rel, &dir.meta, &dir.centroids, codes, tids, &mut scratch);
 }
 
 /// Drops `index`'s buffered rows (its rebuild reads them from the table).
 pub unsafe fn discard(index: pg_sys::Relation) {
-    BUFFERS.with(|b| b.borrow_mut().remove(&oid_of(index)));
+    // SAFETY: `index` is open (the caller's).
+    let oid = unsafe { oid_of(index) };
+    BUFFERS.with(|b| b.borrow_mut().remove(&oid));
 }
 
 /// Writes every buffer (before commit).
@@ -159,32 +149,13 @@ unsafe extern "C-unwind" fn subxact_callback(
         for buf in b.borrow_mut().values_mut() {
             match event {
                 // Rows of the rolled-back subtransaction (and its children) are dead.
-                pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => {
-                    let nb = buf.code_bytes;
-                    let keep: Vec<bool> = buf.levels.iter().map(|&l| l < level).collect();
-                    let mut i = 0;
-                    buf.codes.retain(|_| {
-                        let k = keep[i / nb];
-                        i += 1;
-                        k
-                    });
-                    let mut j = 0;
-                    buf.tids.retain(|_| {
-                        j += 1;
-                        keep[j - 1]
-                    });
-                    buf.levels.retain(|&l| l < level);
-                }
+                pg_sys::SubXactEvent::SUBXACT_EVENT_ABORT_SUB => buf.abort_level(level),
                 // Committed into the parent: they now live or die with it.
-                pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => {
-                    for l in buf.levels.iter_mut().filter(|l| **l >= level) {
-                        *l = level - 1;
-                    }
-                }
+                pg_sys::SubXactEvent::SUBXACT_EVENT_COMMIT_SUB => buf.commit_level(level),
                 _ => {}
             }
         }
-        b.borrow_mut().retain(|_, buf| !buf.tids.is_empty());
+        b.borrow_mut().retain(|_, buf| !buf.is_empty());
     });
 }
 

@@ -91,7 +91,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
                 return;
             }
             debug_assert_eq!(key.sk_strategy, STRATEGY_WITHIN);
-            let (radius, code) = ball::datum_parts(key.sk_argument);
+            let (radius, code) = ball::datum_parts(key.sk_argument, key);
             if nb != 0 && code.len() != nb {
                 length_mismatch(nb, code.len(), "a query code");
             }
@@ -105,7 +105,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
                 st.null_order = true;
                 continue;
             }
-            let code = super::build::datum_code(key.sk_argument);
+            let code = crate::fmgr::varlena_bytes(key.sk_argument, key);
             if nb != 0 && code.len() != nb {
                 length_mismatch(nb, code.len(), "a query code");
             }
@@ -115,24 +115,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
             st.empty = true;
             return;
         }
-        let driver = match (&order, conditions.first()) {
-            (Some(code), _) => code.clone(),
-            (None, Some((code, _))) => code.clone(),
-            // No condition and no usable ordering: every row.
-            (None, None) => vec![0; nb],
-        };
-        let mut query = Query {
-            code: driver,
-            max_distance: u32::MAX,
-            filters: Vec::new(),
-        };
-        for (code, radius) in conditions {
-            if code == query.code {
-                query.max_distance = query.max_distance.min(radius);
-            } else {
-                query.filters.push((code, radius));
-            }
-        }
+        let query = Query::from_keys(conditions, order, nb);
         st.search = Some(Search::new(&dir, query));
     }
 }

@@ -47,9 +47,9 @@ unsafe fn within_selectivity(root: *mut pg_sys::PlannerInfo, args: &PgList<pg_sy
         let Some(radius) = constant(root, r).map(|d| d.value() as i32) else {
             return DEFAULT_SELECTIVITY;
         };
-        let bits = typmod_bits(code)
-            .or_else(|| typmod_bits(q))
-            .or_else(|| constant(root, q).map(|d| super::build::datum_code(d).len() as u32 * 8));
+        let bits = typmod_bits(code).or_else(|| typmod_bits(q)).or_else(|| {
+            constant(root, q).map(|d| crate::fmgr::varlena_bytes(d, &*root).len() as u32 * 8)
+        });
         match bits {
             Some(bits) if radius >= 0 => binomial_tail(bits, radius as u32),
             _ => DEFAULT_SELECTIVITY,
@@ -161,7 +161,7 @@ sql_function! {
             let args = PgList::<pg_sys::Node>::from_pg(fmgr::arg(fcinfo, 2).cast_mut_ptr());
             let sel = match args.get_ptr(1).and_then(|b| constant(root, b)) {
                 Some(d) => {
-                    let (radius, code) = ball::datum_parts(d);
+                    let (radius, code) = ball::datum_parts(d, &*root);
                     binomial_tail(code.len() as u32 * 8, radius)
                 }
                 None => DEFAULT_SELECTIVITY,

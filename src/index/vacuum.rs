@@ -12,7 +12,9 @@ unsafe fn stats_or_new(
     stats: *mut pg_sys::IndexBulkDeleteResult,
 ) -> *mut pg_sys::IndexBulkDeleteResult {
     if stats.is_null() {
-        pgrx::PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0().into_pg()
+        // SAFETY: a zeroed IndexBulkDeleteResult in the current memory context is a valid
+        // empty result, as PostgreSQL's own AMs make it.
+        unsafe { pgrx::PgBox::<pg_sys::IndexBulkDeleteResult>::alloc0() }.into_pg()
     } else {
         stats
     }

@@ -7,9 +7,10 @@
 //! for amcheck's checks. Not `pg_monitor`: the report counts heap rows and index entries of
 //! every row, ignoring grants and row-level security, which is the table owner's business.
 
-use super::build::{datum_code, tid_of};
+use super::build::tid_of;
 use super::format_error;
 use super::relation::PgRelation;
+use crate::fmgr::varlena_bytes;
 use crate::fmgr::{self, raise, sql_function};
 use ics_index::format::Tid;
 use pgrx::{pg_sys, PgSqlErrorCode};
@@ -77,7 +78,8 @@ unsafe extern "C-unwind" fn heap_callback(
     unsafe {
         let s = &mut *(state as *mut HeapState);
         if alive && !*isnull {
-            s.rows.push((tid_of(tid), datum_code(*values).to_vec()));
+            s.rows
+                .push((tid_of(tid), varlena_bytes(*values, &*values).to_vec()));
         }
     }
 }

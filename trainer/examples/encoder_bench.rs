@@ -162,7 +162,7 @@ fn images(a: &Args) -> Result<Vec<Vec<u8>>> {
 
 fn session(bytes: &[u8], threads: usize, provider: &str) -> Result<Session> {
     let env = onnx::runtime::init()?;
-    let b = Session::builder(env).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let b = Session::builder(&env.env).map_err(|e| anyhow::anyhow!("{e}"))?;
     let b = b
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

@@ -20,6 +20,10 @@
 //!    the trainer's forward pass in ONNX Runtime. [`benchmark`]: the benchmark as data
 //!    (what `ics-train bench` composes, measures, records and checks).
 
+// No unsafe code in the trainer. `deny`, not `forbid`: ndarray's `s!` macro expands to an
+// `allow(unsafe_code)` of its own, which `forbid` would refuse.
+#![deny(unsafe_code)]
+
 pub mod backbone;
 pub mod benchmark;
 pub mod codes;

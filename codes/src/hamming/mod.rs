@@ -32,6 +32,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 #[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)] // the kernels: target-feature functions and unaligned SIMD loads
 pub mod x86;
 
 /// Reference implementation: counts differing bits one bit at a time.

@@ -24,12 +24,15 @@ pub(super) fn popcnt() -> Option<Kernel> {
     if !is_x86_feature_detected!("popcnt") {
         return None;
     }
-    // SAFETY (each closure): popcnt was detected just above.
     Some(Kernel {
         name: "popcnt",
+        // SAFETY: popcnt was detected just above.
         hamming: |a, b| unsafe { hamming_popcnt(a, b) },
+        // SAFETY: popcnt was detected just above.
         popcount: |a| unsafe { popcount_popcnt(a) },
+        // SAFETY: popcnt was detected just above.
         hamming_many: |q, c, o| unsafe { many_popcnt(q, c, o) },
+        // SAFETY: popcnt was detected just above.
         nearest: |q, c, o| unsafe { nearest_popcnt(q, c, o) },
     })
 }
@@ -38,12 +41,15 @@ pub(super) fn avx2() -> Option<Kernel> {
     if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("popcnt")) {
         return None;
     }
-    // SAFETY (each closure): avx2 and popcnt were detected just above.
     Some(Kernel {
         name: "avx2",
+        // SAFETY: avx2 and popcnt were detected just above.
         hamming: |a, b| unsafe { hamming_avx2(a, b) },
+        // SAFETY: avx2 and popcnt were detected just above.
         popcount: |a| unsafe { popcount_avx2(a) },
+        // SAFETY: avx2 and popcnt were detected just above.
         hamming_many: |q, c, o| unsafe { many_avx2(q, c, o) },
+        // SAFETY: avx2 and popcnt were detected just above.
         nearest: |q, c, o| unsafe { nearest_avx2(q, c, o) },
     })
 }
@@ -55,12 +61,15 @@ pub(super) fn avx512() -> Option<Kernel> {
     {
         return None;
     }
-    // SAFETY (each closure): avx512f, avx512vpopcntdq and popcnt were detected just above.
     Some(Kernel {
         name: "avx512-vpopcntdq",
+        // SAFETY: avx512f, avx512vpopcntdq and popcnt were detected just above.
         hamming: |a, b| unsafe { hamming_avx512(a, b) },
+        // SAFETY: avx512f, avx512vpopcntdq and popcnt were detected just above.
         popcount: |a| unsafe { popcount_avx512(a) },
+        // SAFETY: avx512f, avx512vpopcntdq and popcnt were detected just above.
         hamming_many: |q, c, o| unsafe { many_avx512(q, c, o) },
+        // SAFETY: avx512f, avx512vpopcntdq and popcnt were detected just above.
         nearest: |q, c, o| unsafe { nearest_avx512(q, c, o) },
     })
 }

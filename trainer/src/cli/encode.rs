@@ -9,12 +9,12 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{anyhow, ensure, Context, Result};
 use clap::ValueEnum;
-use ics_codes::code::{pack_signs, to_hex};
+use ics_codes::code::to_hex;
+use ics_encoder::batch::{self, BatchOptions};
 use ics_encoder::contract::{ModelContract, ModelInput};
 use ics_encoder::decode::DEFAULT_MAX_PIXELS;
-use ics_train::backbone::features::{preprocess_batch, Files};
 use ics_train::onnx::runtime;
 
 use super::ui;
@@ -127,7 +127,9 @@ fn read_feature_rows(path: &Path, dim: usize) -> Result<(Vec<String>, Vec<f32>)>
     Ok((names, values))
 }
 
-/// Codes of images with an exported image model: (input names, codes), input order.
+/// Codes of images with an exported image model, in input order: the encoder's batch path,
+/// the same as `ics_encode_batch` in the database (decoding, preprocessing, run, output
+/// checks, packing), `batch` images per run, the files read a batch at a time.
 pub fn encode_images(
     model_bytes: &[u8],
     contract: &ModelContract,
@@ -135,37 +137,34 @@ pub fn encode_images(
     batch: usize,
     threads: usize,
 ) -> Result<Vec<Vec<u8>>> {
-    let ModelInput::Image(p) = &contract.input else {
-        bail!("the model takes feature vectors, not images: use --features FILE");
-    };
+    ensure!(
+        matches!(contract.input, ModelInput::Image(_)),
+        "the model takes feature vectors, not images: use --features FILE"
+    );
     ensure!(batch >= 1, "--batch must be at least 1");
-    let mut session = runtime::session(model_bytes, threads)?;
-    let files = Files(images.to_vec());
-    let s = p.size as usize;
+    let mut session = runtime::encoder_session(model_bytes, threads)?;
+    let opts = BatchOptions {
+        batch_size: batch,
+        threads,
+        max_pixels: DEFAULT_MAX_PIXELS,
+        memory_limit: usize::MAX,
+        interrupt: None,
+    };
     let bar = super::ui::bar(images.len() as u64, "encode", "images");
     let mut codes = Vec::with_capacity(images.len());
-    let mut start = 0;
-    while start < images.len() {
-        let end = (start + batch).min(images.len());
-        let x = preprocess_batch(&files, start..end, p, DEFAULT_MAX_PIXELS)?;
-        let out = runtime::run_f32(
-            &mut session,
-            &contract.input_name,
-            &[end - start, 3, s, s],
-            &x,
-            &[&contract.output_name],
-        )?
-        .remove(0);
-        ensure!(
-            out.shape == vec![end - start, contract.bits],
-            "the model returned shape {:?} for {} images, expected N x {}",
-            out.shape,
-            end - start,
-            contract.bits
-        );
-        codes.extend(out.data.chunks_exact(contract.bits).map(pack_signs));
-        bar.inc((end - start) as u64);
-        start = end;
+    for chunk in images.chunks(batch) {
+        let bytes: Vec<Vec<u8>> = chunk
+            .iter()
+            .map(|p| std::fs::read(p).with_context(|| format!("cannot read image {}", p.display())))
+            .collect::<Result<_>>()?;
+        let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
+        let packed =
+            batch::encode_images(&mut session, &slices, &opts).map_err(|e| match e.index {
+                Some(i) => anyhow!("{}: {}", chunk[i].display(), e.error),
+                None => anyhow!("{}", e.error),
+            })?;
+        codes.extend(packed.chunks_exact(contract.bits / 8).map(<[u8]>::to_vec));
+        bar.inc(chunk.len() as u64);
     }
     bar.finish_and_clear();
     Ok(codes)
@@ -191,19 +190,14 @@ pub fn run(args: Args) -> Result<()> {
             })?;
             let (names, values) = read_feature_rows(f, *dim)?;
             let n = names.len();
-            let mut session = runtime::session(&bytes, args.ort_threads)?;
-            let out = runtime::run_f32(
-                &mut session,
-                &contract.input_name,
-                &[n, *dim],
-                &values,
-                &[&contract.output_name],
-            )?
-            .remove(0);
-            let codes = out
-                .data
-                .chunks_exact(contract.bits)
-                .map(pack_signs)
+            // The extension's path: output shape and NaN checked, signs packed.
+            let mut session = runtime::encoder_session(&bytes, args.ort_threads)?;
+            let packed = session
+                .run(&values, n, None)
+                .map_err(|e| anyhow!("{}: model {e}", args.model.display()))?;
+            let codes = packed
+                .chunks_exact(contract.bits / 8)
+                .map(<[u8]>::to_vec)
                 .collect();
             (names, codes)
         }
