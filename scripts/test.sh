@@ -23,7 +23,19 @@ cargo clippy --quiet --workspace --all-targets -- -D warnings
 ok "clean"
 
 step "unit tests (pgrx-free crates)"
+# Every SIMD kernel this CPU has must be tested: a path the CPU reports but the tests skip
+# fails them (ICS_REQUIRE_SIMD, read by ics-codes' kernel tests).
+simd=()
+grep -qw popcnt /proc/cpuinfo && simd+=(popcnt)
+grep -qw avx2 /proc/cpuinfo && simd+=(avx2)
+grep -qw avx512f /proc/cpuinfo && grep -qw avx512_vpopcntdq /proc/cpuinfo && simd+=(avx512)
+ICS_REQUIRE_SIMD=$(IFS=,; echo "${simd[*]}")
+export ICS_REQUIRE_SIMD
+info "SIMD kernels required by this CPU: ${ICS_REQUIRE_SIMD:-none}"
 cargo test --quiet -p ics-codes -p ics-encoder -p ics-index -p ics-train -p ics-benches 2>&1 | tee target/unit-tests.log
+# Which kernels the tests ran against the scalar reference (their own report).
+cargo test --quiet -p ics-codes --lib every_path_matches_reference -- --nocapture 2>&1 |
+    grep -E '^(kernels tested|skipping)' | sed 's/^/    /'
 units=$(awk '/^test result: ok/ { n += $4 } END { print n + 0 }' target/unit-tests.log)
 passed=$((passed + units))
 

@@ -375,9 +375,29 @@ mod tests {
 
     const MAX_LEN: usize = crate::code::MAX_BYTES;
 
-    /// Every path to check against the reference: all but the reference itself, with a note
-    /// for each SIMD path this CPU lacks (skipped, not failed).
+    /// The SIMD paths that must run: `ICS_REQUIRE_SIMD` lists them (comma-separated; `avx512`
+    /// means `avx512-vpopcntdq`, and each path implies the ones below it, so `avx512` also
+    /// requires `avx2` and `popcnt`). scripts/test.sh sets it from the CPU's flags, so that a
+    /// machine with AVX-512 cannot quietly test only the portable path.
+    fn required_paths() -> Vec<&'static str> {
+        let order = ["popcnt", "avx2", "avx512-vpopcntdq"];
+        let wanted = std::env::var("ICS_REQUIRE_SIMD").unwrap_or_default();
+        let mut top = None;
+        for w in wanted.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            let w = if w == "avx512" { "avx512-vpopcntdq" } else { w };
+            let i = order.iter().position(|o| *o == w).unwrap_or_else(|| {
+                panic!("ICS_REQUIRE_SIMD: unknown path {w:?} (one of {order:?}, or avx512)")
+            });
+            top = top.max(Some(i));
+        }
+        top.map_or(Vec::new(), |t| order[..=t].to_vec())
+    }
+
+    /// Every path to check against the reference: all but the reference itself. A SIMD path
+    /// this CPU lacks is skipped with a note, unless `ICS_REQUIRE_SIMD` requires it (then the
+    /// test fails). The paths run are printed.
     fn paths_under_test() -> Vec<Kernel> {
+        let required = required_paths();
         let mut all = vec![paths::portable()];
         for (name, k) in [
             ("popcnt", paths::popcnt()),
@@ -386,9 +406,16 @@ mod tests {
         ] {
             match k {
                 Some(k) => all.push(k),
+                None if required.contains(&name) => panic!(
+                    "ICS_REQUIRE_SIMD requires the {name} path, but this CPU (or target) lacks it"
+                ),
                 None => eprintln!("skipping the {name} path: this CPU (or target) lacks it"),
             }
         }
+        eprintln!(
+            "kernels tested against the scalar reference: {}",
+            all.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+        );
         all
     }
 
