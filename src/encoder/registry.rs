@@ -21,7 +21,8 @@ use ics_encoder::contract::{ModelContract, ModelInput};
 use ics_encoder::EncoderError;
 use pgrx::datum::DatumWithOid;
 use pgrx::spi::{quote_identifier, Spi};
-use pgrx::{pg_sys, FromDatum, IntoDatum, PgSqlErrorCode};
+use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::{pg_sys, AllocatedByRust, FromDatum, IntoDatum, PgSqlErrorCode};
 
 use super::sessions;
 use super::{gucs, OrRaise};
@@ -263,8 +264,9 @@ sql_function! {
              VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}"
         );
         let view = table.replace(".ics_model_registry", ".ics_models");
-        let select = format!("SELECT * FROM {view} WHERE name = $1");
-        let result = Spi::connect_mut(|client| {
+        // The whole row, as one value of the view's row type (what the function returns).
+        let select = format!("SELECT v FROM {view} AS v WHERE v.name = $1");
+        let row = Spi::connect_mut(|client| {
             let args: [DatumWithOid; 7] = [
                 name.as_str().into(),
                 onnx.into(),
@@ -285,17 +287,16 @@ sql_function! {
                     Some("Drop it with ics_model_drop(name) first, or pass replace => true."),
                 );
             }
+            // pgrx copies the row out of SPI's memory before the connection closes.
             client
                 .select(select.as_str(), None, &[name.as_str().into()])
-                .unwrap_or_else(|e| spi_failed(e, &select));
-            // SAFETY: the SELECT above left its one row in SPI_tuptable; SPI_returntuple
-            // copies it into the caller's memory context, where it outlives the connection.
-            unsafe {
-                let tuptable = pg_sys::SPI_tuptable;
-                let header = pg_sys::SPI_returntuple(*(*tuptable).vals, (*tuptable).tupdesc);
-                pg_sys::Datum::from(header)
-            }
+                .and_then(|t| t.first().get_one::<PgHeapTuple<'static, AllocatedByRust>>())
+                .unwrap_or_else(|e| spi_failed(e, &select))
         });
+        // Copied once more into the caller's memory context, as the function's result.
+        let result = row
+            .and_then(PgHeapTuple::into_composite_datum)
+            .unwrap_or_else(|| spi_failed(pgrx::spi::SpiError::NoTupleTable, &select));
         sessions::insert(&sha256, &name, session);
         result
     }
