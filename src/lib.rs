@@ -44,13 +44,3 @@ fn never_send_backtraces() {
     // Library load is single-threaded: nothing reads the environment concurrently.
     std::env::set_var("RUST_LIB_BACKTRACE", "0");
 }
-
-/// Required by `cargo pgrx test`; ics_hash's in-process tests need no setup.
-#[cfg(test)]
-pub mod pg_test {
-    pub fn setup(_options: Vec<&str>) {}
-
-    pub fn postgresql_conf_options() -> Vec<&'static str> {
-        vec![]
-    }
-}
