@@ -22,6 +22,10 @@ macro_rules! sql_function {
             }
         }
         $(#[$meta])*
+        ///
+        /// # Safety
+        /// Only PostgreSQL's function manager calls this, with the current call's `fcinfo`,
+        /// through the `CREATE FUNCTION` in `sql/` that declares its arguments.
         #[::pgrx::pg_guard]
         #[unsafe(no_mangle)]
         pub unsafe extern "C-unwind" fn $name(
@@ -31,6 +35,8 @@ macro_rules! sql_function {
             // names, which would not resolve against a body written at the macro's call site.
             #[inline(always)]
             unsafe fn body($fcinfo: ::pgrx::pg_sys::FunctionCallInfo) -> ::pgrx::pg_sys::Datum $body
+            // SAFETY: `fcinfo` is the one the function manager passed for this call (see the
+            // Safety section); each unsafe block in the body states what it reads from it.
             unsafe { body(fcinfo) }
         }
     };
@@ -63,20 +69,34 @@ pub fn raise_detailed(
 }
 
 /// The raw datum of argument `n` (the function is STRICT, so it is not NULL).
+///
+/// # Safety
+/// `fcinfo` is the current call's. (An `n` past its argument count panics; a NULL argument
+/// reads as a meaningless datum, so callers of non-STRICT functions check `isnull` first.)
 #[inline(always)]
 pub unsafe fn arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> pg_sys::Datum {
+    // SAFETY: `fcinfo` is valid (the caller's promise); pgrx bounds `n` by its `nargs`.
     unsafe { pgrx::fcinfo::pg_getarg_datum_raw(fcinfo, n) }
 }
 
 /// Argument `n` as an `int4`.
+///
+/// # Safety
+/// As for [`arg`]; argument `n` is a non-NULL `int4`.
 #[inline]
 pub unsafe fn arg_i32(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i32 {
+    // SAFETY: the caller's promise is `arg`'s; an int4 datum is passed by value.
     unsafe { arg(fcinfo, n) }.value() as i32
 }
 
 /// Argument `n` as an `int8`.
+///
+/// # Safety
+/// As for [`arg`]; argument `n` is a non-NULL `int8`.
 #[inline]
 pub unsafe fn arg_i64(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> i64 {
+    // SAFETY: the caller's promise is `arg`'s; an int8 datum is passed by value (64-bit
+    // builds, the only ones pgrx supports).
     unsafe { arg(fcinfo, n) }.value() as i64
 }
 
@@ -113,7 +133,9 @@ pub unsafe fn varlena_bytes<T: ?Sized>(datum: pg_sys::Datum, _owner: &T) -> &[u8
 /// `fcinfo` is the current call's, and argument `n` is a non-NULL varlena.
 #[inline(always)]
 pub unsafe fn arg_varlena_bytes(fcinfo: &pg_sys::FunctionCallInfoBaseData, n: usize) -> &[u8] {
-    // SAFETY: argument datums live as long as the call.
+    // SAFETY: argument `n` of the current call is a non-NULL varlena (the caller's promise);
+    // argument datums (and a detoasted copy, in the call's memory context) live as long as
+    // the call, so as long as the borrow of `fcinfo`.
     unsafe { varlena_bytes(arg(std::ptr::from_ref(fcinfo).cast_mut(), n), fcinfo) }
 }
 

@@ -54,7 +54,16 @@ thread_local! {
     static LAST: RefCell<Option<Memo>> = const { RefCell::new(None) };
 }
 
+/// This call site's [`CallCache`], created on first use in `fn_extra`.
+///
+/// # Safety
+/// `fcinfo` is the current call's, of one of this file's functions (so `fn_extra` is ours:
+/// NULL or a `CallCache`). The reference lives as long as the query's FmgrInfo; the caller
+/// uses it within the call and holds no other reference to the same cache.
 unsafe fn call_cache<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallCache {
+    // SAFETY: `flinfo` is the call's FmgrInfo (the caller's promise). Only this function sets
+    // its `fn_extra`, to a CallCache moved into `fn_mcxt`, which lives as long as the FmgrInfo
+    // and drops the cache when it is deleted; no other reference to it is live.
     unsafe {
         let flinfo = (*fcinfo).flinfo;
         if (*flinfo).fn_extra.is_null() {
@@ -68,9 +77,14 @@ unsafe fn call_cache<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallCache 
 
 /// The registry table and the model named `name` (or the default model), resolved once per
 /// call site and query.
+///
+/// # Safety
+/// `fcinfo` is the current call's, of one of this file's functions (see [`call_cache`]).
 unsafe fn model_for(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> (String, ModelRef) {
+    // SAFETY: the caller's promise is call_cache's; the borrow `cache` ends with this call.
     let cache = unsafe { call_cache(fcinfo) };
     if cache.table.is_none() {
+        // SAFETY: `fcinfo` is the current call's.
         cache.table = Some(unsafe { registry::registry_table(fcinfo) });
     }
     let table = cache.table.clone().expect("set above");
@@ -97,7 +111,12 @@ unsafe fn model_for(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> (St
     (table, m)
 }
 
+/// Argument `n` as a Rust string (a copy).
+///
+/// # Safety
+/// `fcinfo` is the current call's and argument `n` is a non-NULL `text`.
 unsafe fn text_arg(fcinfo: pg_sys::FunctionCallInfo, n: usize) -> String {
+    // SAFETY: a non-NULL text datum (the caller's promise); from_datum detoasts and copies it.
     unsafe { String::from_datum(fmgr::arg(fcinfo, n), false).unwrap_or_default() }
 }
 
@@ -177,8 +196,15 @@ fn encode_with(table: &str, m: &ModelRef, images: &[&[u8]]) -> Result<(String, V
     .map(|codes| (m.name.clone(), codes))
 }
 
+/// `ics_encode(image bytea [, model text])` with the model `name` (None: the default).
+///
+/// # Safety
+/// `fcinfo` is the current call of an `ics_encode(image ...)` function, which is STRICT:
+/// argument 0 is a non-NULL `bytea`.
 unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
+    // SAFETY: the current call of one of this file's functions.
     let (table, m) = unsafe { model_for(fcinfo, name) };
+    // SAFETY: argument 0 is a non-NULL bytea, a varlena (the caller's promise).
     let bytes = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
     let key = (m.sha256.clone(), gucs::max_image_pixels());
     let remembered = LAST.with_borrow(|last| match last {
@@ -208,6 +234,7 @@ unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
 sql_function! {
     /// `ics_encode(image bytea) RETURNS hashcode`: the default model.
     fn ics_encode_image_default(fcinfo) -> Datum {
+        // SAFETY: this call's fcinfo; the function is STRICT, so the image is not NULL.
         unsafe { encode_image_call(fcinfo, None) }
     }
 }
@@ -215,7 +242,9 @@ sql_function! {
 sql_function! {
     /// `ics_encode(image bytea, model text) RETURNS hashcode`
     fn ics_encode_image(fcinfo) -> Datum {
+        // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
+        // SAFETY: this call's fcinfo; STRICT, so the image is not NULL.
         unsafe { encode_image_call(fcinfo, Some(&name)) }
     }
 }
@@ -228,6 +257,12 @@ struct ArrayItems {
     lower: i32,
 }
 
+/// The elements of the array `d`. By-reference element datums point into the (detoasted)
+/// array, which lives in the current memory context.
+///
+/// # Safety
+/// `d` is a non-NULL array datum whose element type is `elem`, with that type's length,
+/// by-value flag and alignment.
 unsafe fn deconstruct(
     d: pg_sys::Datum,
     elem: pg_sys::Oid,
@@ -235,6 +270,10 @@ unsafe fn deconstruct(
     byval: bool,
     align: u8,
 ) -> ArrayItems {
+    // SAFETY: `d` is an array of `elem` (the caller's promise). pg_detoast_datum returns it
+    // whole and readable; its lower bounds follow the header and the `ndim` dimensions
+    // (ARR_LBOUND); deconstruct_array returns `n` datums and `n` null flags, palloc'd, which
+    // are copied here.
     unsafe {
         let arr =
             pg_sys::pg_detoast_datum(d.cast_mut_ptr::<pg_sys::varlena>()) as *mut pg_sys::ArrayType;
@@ -282,8 +321,11 @@ unsafe fn deconstruct(
 sql_function! {
     /// `ics_encode(features real[], model text) RETURNS hashcode`
     fn ics_encode_features(fcinfo) -> Datum {
+        // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
+        // SAFETY: the current call of one of this file's functions.
         let (table, m) = unsafe { model_for(fcinfo, Some(&name)) };
+        // SAFETY: argument 0 is a non-NULL real[] (STRICT): float4, 4 bytes, by value, 'i'.
         let items = unsafe { deconstruct(fmgr::arg(fcinfo, 0), pg_sys::FLOAT4OID, 4, true, b'i') };
         if items.ndim > 1 {
             raise(
@@ -331,8 +373,16 @@ sql_function! {
     }
 }
 
+/// `ics_encode_batch(images bytea[] [, model text])` with the model `name` (None: the default).
+///
+/// # Safety
+/// `fcinfo` is the current call of an `ics_encode_batch` function, which is STRICT and
+/// returns `hashcode[]`: argument 0 is a non-NULL `bytea[]`.
 unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
+    // SAFETY: the current call of one of this file's functions.
     let (table, m) = unsafe { model_for(fcinfo, name) };
+    // SAFETY: argument 0 is a non-NULL bytea[] (the caller's promise): varlena elements,
+    // aligned 'i'.
     let items = unsafe { deconstruct(fmgr::arg(fcinfo, 0), pg_sys::BYTEAOID, -1, false, b'i') };
     if items.ndim > 1 {
         raise(
@@ -350,6 +400,8 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
         .zip(&items.nulls)
         .enumerate()
         .filter(|(_, (_, null))| !**null)
+        // SAFETY: a non-NULL bytea element is a varlena inside the detoasted array, which
+        // lives in the call's memory context, longer than `items`.
         .map(|(i, (d, _))| (i, unsafe { fmgr::varlena_bytes(*d, &items) }))
         .collect();
     let slices: Vec<&[u8]> = images.iter().map(|(_, b)| *b).collect();
@@ -373,6 +425,10 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
     let codes: Vec<&[u8]> = packed.chunks_exact(bytes_per_code.max(1)).collect();
 
     // hashcode[] with the input's subscripts; NULL where the image was NULL.
+    // SAFETY: `flinfo` is the call's; the function returns hashcode[], so `elem` is hashcode
+    // and its length, by-value flag and alignment come from the catalog. `datums` and `nulls`
+    // hold `n` entries, `dims` and `lbs` one (ndim 1); construct_md_array copies them (NULL
+    // entries are skipped) into a new array in the current memory context.
     unsafe {
         let fn_oid = (*(*fcinfo).flinfo).fn_oid;
         let elem = pg_sys::get_element_type(pg_sys::get_func_rettype(fn_oid));
@@ -408,6 +464,7 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
 sql_function! {
     /// `ics_encode_batch(images bytea[]) RETURNS hashcode[]`: the default model.
     fn ics_encode_batch_default(fcinfo) -> Datum {
+        // SAFETY: this call's fcinfo; the function is STRICT, so the array is not NULL.
         unsafe { encode_batch_call(fcinfo, None) }
     }
 }
@@ -415,7 +472,9 @@ sql_function! {
 sql_function! {
     /// `ics_encode_batch(images bytea[], model text) RETURNS hashcode[]`
     fn ics_encode_batch(fcinfo) -> Datum {
+        // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
+        // SAFETY: this call's fcinfo; STRICT, so the array is not NULL.
         unsafe { encode_batch_call(fcinfo, Some(&name)) }
     }
 }

@@ -20,8 +20,8 @@ use ics_codes::code::to_hex;
 use ics_encoder::contract::{ModelContract, ModelInput};
 use ics_encoder::EncoderError;
 use pgrx::datum::DatumWithOid;
-use pgrx::spi::{quote_identifier, Spi};
 use pgrx::heap_tuple::PgHeapTuple;
+use pgrx::spi::{quote_identifier, Spi};
 use pgrx::{pg_sys, AllocatedByRust, FromDatum, IntoDatum, PgSqlErrorCode};
 
 use super::sessions;
@@ -39,7 +39,12 @@ pub struct ModelRef {
 }
 
 /// The registry table, schema-qualified, for the extension the function `fcinfo` belongs to.
+///
+/// # Safety
+/// `fcinfo` is the current call's (its `flinfo` is read), of a function of this extension.
 pub unsafe fn registry_table(fcinfo: pg_sys::FunctionCallInfo) -> String {
+    // SAFETY: `fcinfo` and its `flinfo` are the current call's (the caller's promise);
+    // get_namespace_name returns NULL (checked) or a palloc'd C string, copied here.
     unsafe {
         let fn_oid = (*(*fcinfo).flinfo).fn_oid;
         let ns = pg_sys::get_func_namespace(fn_oid);
@@ -223,6 +228,9 @@ fn check_name(name: &str) {
 sql_function! {
     /// `ics_model_load(name text, onnx bytea, replace boolean DEFAULT false) RETURNS ics_models`
     fn ics_model_load(fcinfo) -> Datum {
+        // SAFETY: ics_model_load has three arguments (the default fills `replace`, so nargs
+        // is 3) and is not STRICT: each null flag is read before its datum, and a non-NULL
+        // argument 0 is text, argument 2 a boolean.
         let (name, replace) = unsafe {
             if (*fcinfo).args.as_slice(3)[0].isnull || (*fcinfo).args.as_slice(3)[1].isnull {
                 raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "ics_model_load needs a name and the model bytes", None);
@@ -232,6 +240,7 @@ sql_function! {
             (name, replace)
         };
         check_name(&name);
+        // SAFETY: argument 1 is a bytea, checked non-NULL above.
         let onnx = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 1) };
         if onnx.is_empty() {
             raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "invalid model: the ONNX bytes are empty", None);
@@ -247,7 +256,10 @@ sql_function! {
         let contract_text = contract_json(&session.contract).to_string();
         let (bits, kind) = (session.contract.bits as i32, session.contract.input.kind());
 
+        // SAFETY: the current call's fcinfo.
         let table = unsafe { registry_table(fcinfo) };
+        // SAFETY: with noerr = false GetUserNameFromId raises rather than return NULL; the
+        // name is palloc'd and copied here.
         let who = unsafe {
             let u = pg_sys::GetUserNameFromId(pg_sys::GetOuterUserId(), false);
             CStr::from_ptr(u).to_string_lossy().into_owned()
@@ -305,6 +317,8 @@ sql_function! {
 sql_function! {
     /// `ics_model_drop(name text, missing_ok boolean DEFAULT false) RETURNS boolean`
     fn ics_model_drop(fcinfo) -> Datum {
+        // SAFETY: ics_model_drop has two arguments (the default fills `missing_ok`) and is not
+        // STRICT: each null flag is read before its datum; argument 0 is text, 1 a boolean.
         let (name, missing_ok) = unsafe {
             if (*fcinfo).args.as_slice(2)[0].isnull {
                 raise(PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED, "ics_model_drop needs a model name", None);
@@ -313,6 +327,7 @@ sql_function! {
             let missing_ok = !(*fcinfo).args.as_slice(2)[1].isnull && fmgr::arg(fcinfo, 1).value() != 0;
             (name, missing_ok)
         };
+        // SAFETY: the current call's fcinfo.
         let table = unsafe { registry_table(fcinfo) };
         let delete = format!("DELETE FROM {table} WHERE name = $1 RETURNING sha256");
         let dropped: Option<String> = Spi::connect_mut(|client| {

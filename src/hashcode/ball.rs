@@ -24,7 +24,8 @@ pub fn parts(payload: &[u8]) -> (u32, &[u8]) {
 /// # Safety
 /// `datum` is a non-NULL `hamming_ball` that outlives `owner`'s borrow.
 pub unsafe fn datum_parts<T: ?Sized>(datum: pg_sys::Datum, owner: &T) -> (u32, &[u8]) {
-    // SAFETY: as the caller promises.
+    // SAFETY: a hamming_ball is a varlena; the caller promises it is valid and outlives
+    // `owner`'s borrow, which is what varlena_bytes needs.
     unsafe { parts(fmgr::varlena_bytes(datum, owner)) }
 }
 
@@ -48,7 +49,9 @@ pub(crate) fn check_radius(radius: i32) {
 sql_function! {
     /// `hamming_ball(q hashcode, radius integer) -> hamming_ball`
     fn hamming_ball_make(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let q = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: argument 1 is the radius, a non-NULL int4.
         let radius = unsafe { fmgr::arg_i32(fcinfo, 1) };
         check_radius(radius);
         ball_datum(radius, q)
@@ -58,6 +61,8 @@ sql_function! {
 sql_function! {
     /// `hamming_ball_in(cstring) -> hamming_ball`: `'<hex>:<radius>'`.
     fn hamming_ball_in(fcinfo) -> Datum {
+        // SAFETY: argument 0 of a type input function is the NUL-terminated input string,
+        // never NULL (hamming_ball_in is STRICT); CStr borrows it for this call only.
         let raw = unsafe { CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) };
         let text = raw.to_str().unwrap_or("");
         let bad = |why: String| -> ! {
@@ -81,6 +86,7 @@ sql_function! {
 sql_function! {
     /// `hamming_ball_out(hamming_ball) -> cstring`
     fn hamming_ball_out(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hamming_ball (STRICT), a varlena.
         let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(&*fcinfo, 0)) };
         fmgr::new_cstring(&format!("{}:{radius}", code::to_hex(q)))
     }
@@ -89,7 +95,9 @@ sql_function! {
 sql_function! {
     /// `hashcode_within_ball(hashcode, hamming_ball) -> boolean`: the function of `<@`.
     fn hashcode_within_ball(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let c = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: argument 1 is a non-NULL hamming_ball, a varlena.
         let (radius, q) = unsafe { parts(fmgr::arg_varlena_bytes(&*fcinfo, 1)) };
         enforce_same_length(c, q);
         fmgr::datum_bool(hamming::hamming(c, q) <= radius)

@@ -11,6 +11,7 @@ use pgrx::{pg_sys, PgSqlErrorCode};
 sql_function! {
     /// `hashcode(bytea) -> hashcode`: the bytes are the code.
     fn hashcode_from_bytea(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL bytea (STRICT), a varlena.
         let bytes = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
         enforce_code_length(bytes.len() * 8, &format!("a bytea of {} bytes", bytes.len()));
         code_datum(bytes)
@@ -23,6 +24,7 @@ const BIT_LEN_SIZE: usize = std::mem::size_of::<i32>();
 sql_function! {
     /// `hashcode(bit)` and `hashcode(bit varying) -> hashcode`: both types share one layout.
     fn hashcode_from_varbit(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL bit or bit varying (STRICT), a varlena.
         let payload = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
         let bit_len = i32::from_ne_bytes(payload[..BIT_LEN_SIZE].try_into().unwrap()) as usize;
         enforce_code_length(bit_len, &format!("a bit string of {bit_len} bits"));
@@ -41,7 +43,9 @@ fn varbit_datum(code: &[u8]) -> pg_sys::Datum {
 sql_function! {
     /// `hashcode_to_bit(hashcode, integer, boolean) -> bit`: `bit(n)` must be the code's length.
     fn hashcode_to_bit(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let code = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: argument 1 is the target typmod, a non-NULL int4.
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 1) };
         let bits = code.len() * 8;
         if typmod >= 0 && typmod as usize != bits {
@@ -59,7 +63,9 @@ sql_function! {
     /// `hashcode_to_varbit(hashcode, integer, boolean) -> bit varying`: `bit varying(n)` must
     /// hold the whole code.
     fn hashcode_to_varbit(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let code = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: argument 1 is the target typmod, a non-NULL int4.
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 1) };
         let bits = code.len() * 8;
         if typmod >= 0 && (typmod as usize) < bits {
@@ -76,6 +82,7 @@ sql_function! {
 sql_function! {
     /// `hashcode(bigint) -> hashcode`: a 64-bit code, the sign bit of the bigint first.
     fn hashcode_from_int8(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL bigint (STRICT).
         let value = unsafe { fmgr::arg_i64(fcinfo, 0) };
         code_datum(&value.to_be_bytes())
     }
@@ -84,6 +91,7 @@ sql_function! {
 sql_function! {
     /// `int8(hashcode) -> bigint`: only 64-bit codes convert.
     fn hashcode_to_int8(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let code = unsafe { code_arg(&*fcinfo, 0) };
         match <[u8; 8]>::try_from(code) {
             Ok(bytes) => fmgr::datum_i64(i64::from_be_bytes(bytes)),

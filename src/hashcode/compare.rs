@@ -15,8 +15,13 @@ unsafe extern "C-unwind" {
     fn hash_bytes_extended(k: *const u8, keylen: i32, seed: u64) -> u64;
 }
 
+/// The order of the call's two codes.
+///
+/// # Safety
+/// `fcinfo` is the current call's, and arguments 0 and 1 are non-NULL hashcodes.
 #[inline]
 unsafe fn compare_args(fcinfo: pgrx::pg_sys::FunctionCallInfo) -> Ordering {
+    // SAFETY: the caller's promise is exactly what code_arg needs for both arguments.
     unsafe { code_arg(&*fcinfo, 0).cmp(code_arg(&*fcinfo, 1)) }
 }
 
@@ -25,6 +30,7 @@ macro_rules! comparison {
         sql_function! {
             fn $name(fcinfo) -> Datum {
                 let test: fn(Ordering) -> bool = $test;
+                // SAFETY: the comparison functions take two hashcodes and are STRICT.
                 fmgr::datum_bool(test(unsafe { compare_args(fcinfo) }))
             }
         }
@@ -41,6 +47,7 @@ comparison!(hashcode_gt, Ordering::is_gt);
 sql_function! {
     /// `hashcode_cmp(hashcode, hashcode) -> integer`: btree support function 1.
     fn hashcode_cmp(fcinfo) -> Datum {
+        // SAFETY: hashcode_cmp takes two hashcodes and is STRICT.
         fmgr::datum_i32(unsafe { compare_args(fcinfo) } as i32)
     }
 }
@@ -48,7 +55,10 @@ sql_function! {
 sql_function! {
     /// `hashcode_hash(hashcode) -> integer`: hash support function 1.
     fn hashcode_hash(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let code = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: hash_bytes reads exactly `keylen` bytes (at most 512 here) from the pointer,
+        // all within `code`, and neither keeps the pointer nor raises.
         let h = unsafe { hash_bytes(code.as_ptr(), code.len() as i32) };
         fmgr::datum_i32(h as i32)
     }
@@ -58,8 +68,11 @@ sql_function! {
     /// `hashcode_hash_extended(hashcode, bigint) -> bigint`: hash support function 2
     /// (hash partitioning).
     fn hashcode_hash_extended(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let code = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: argument 1 is the seed, a non-NULL bigint.
         let seed = unsafe { fmgr::arg_i64(fcinfo, 1) } as u64;
+        // SAFETY: as for hash_bytes: `keylen` bytes within `code`, no pointer kept, no error.
         let h = unsafe { hash_bytes_extended(code.as_ptr(), code.len() as i32, seed) };
         fmgr::datum_i64(h as i64)
     }

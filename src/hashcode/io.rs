@@ -13,7 +13,10 @@ use std::ffi::CStr;
 sql_function! {
     /// `hashcode_in(cstring, oid, integer) -> hashcode`
     fn hashcode_in(fcinfo) -> Datum {
+        // SAFETY: argument 0 of a type input function is the NUL-terminated input string,
+        // never NULL (hashcode_in is STRICT); CStr borrows it for this call only.
         let raw = unsafe { CStr::from_ptr(fmgr::arg(fcinfo, 0).cast_mut_ptr()) };
+        // SAFETY: argument 2 is the target typmod, an int4 (-1 when there is none).
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 2) };
         let text = match raw.to_str() {
             Ok(text) => text,
@@ -48,6 +51,7 @@ fn capitalise(s: &str) -> String {
 sql_function! {
     /// `hashcode_out(hashcode) -> cstring`
     fn hashcode_out(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let bytes = unsafe { code_arg(&*fcinfo, 0) };
         fmgr::new_cstring(&code::to_hex(bytes))
     }
@@ -56,8 +60,12 @@ sql_function! {
 sql_function! {
     /// `hashcode_recv(internal, oid, integer) -> hashcode`: the rest of the message is the code.
     fn hashcode_recv(fcinfo) -> Datum {
+        // SAFETY: argument 0 of a receive function is the StringInfo holding the value's
+        // bytes (an `internal`, never NULL: hashcode_recv is STRICT).
         let buf = unsafe { fmgr::arg(fcinfo, 0).cast_mut_ptr::<pg_sys::StringInfoData>() };
+        // SAFETY: argument 2 is the target typmod, an int4.
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 2) };
+        // SAFETY: `buf` is PostgreSQL's message buffer for this value, valid during the call.
         let remaining = unsafe { ((*buf).len - (*buf).cursor) as usize };
         if let Err(e) = code::check_bits(remaining * 8) {
             raise(
@@ -66,7 +74,8 @@ sql_function! {
                 Some("The binary form of a hashcode is its 1 to 512 code bytes."),
             )
         }
-        // SAFETY: `remaining` bytes are available; pq_getmsgbytes advances the cursor.
+        // SAFETY: `remaining` bytes are left in `buf`; pq_getmsgbytes returns a pointer to
+        // them (inside `buf`, alive for the call) and advances the cursor.
         let bytes = unsafe {
             let ptr = pg_sys::pq_getmsgbytes(buf, remaining as i32) as *const u8;
             std::slice::from_raw_parts(ptr, remaining)
@@ -79,6 +88,7 @@ sql_function! {
 sql_function! {
     /// `hashcode_send(hashcode) -> bytea`
     fn hashcode_send(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         fmgr::new_varlena(unsafe { code_arg(&*fcinfo, 0) })
     }
 }
@@ -86,6 +96,8 @@ sql_function! {
 sql_function! {
     /// `hashcode_typmod_in(cstring[]) -> integer`: `hashcode(n)`, n bits.
     fn hashcode_typmod_in(fcinfo) -> Datum {
+        // SAFETY: argument 0 is the cstring[] of modifiers the parser built, never NULL
+        // (hashcode_typmod_in is STRICT).
         let array = unsafe { fmgr::arg(fcinfo, 0).cast_mut_ptr::<pg_sys::ArrayType>() };
         let mut n = 0;
         // SAFETY: a cstring[] from the parser; PostgreSQL checks it and returns n int4 values.
@@ -97,6 +109,7 @@ sql_function! {
                 Some("Write hashcode(64), for example."),
             )
         }
+        // SAFETY: n == 1 was checked above: `mods` points to one int4.
         let bits = unsafe { *mods };
         let reason = match usize::try_from(bits) {
             Ok(bits) => code::check_bits(bits).err().map(|e| e.to_string()),
@@ -117,6 +130,7 @@ sql_function! {
 sql_function! {
     /// `hashcode_typmod_out(integer) -> cstring`
     fn hashcode_typmod_out(fcinfo) -> Datum {
+        // SAFETY: argument 0 is the typmod, a non-NULL int4 (STRICT).
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 0) };
         if typmod >= 0 {
             fmgr::new_cstring(&format!("({typmod})"))
@@ -131,9 +145,13 @@ sql_function! {
     /// `hashcode(n)` columns and casts. Codes are never padded or truncated: a code of another
     /// length is an error, on implicit and explicit casts alike.
     fn hashcode_coerce(fcinfo) -> Datum {
+        // SAFETY: argument 0 is a non-NULL hashcode: the function is STRICT.
         let bytes = unsafe { code_arg(&*fcinfo, 0) };
+        // SAFETY: argument 1 is the target typmod, a non-NULL int4.
         let typmod = unsafe { fmgr::arg_i32(fcinfo, 1) };
         enforce_typmod(bytes.len() * 8, typmod);
+        // SAFETY: the current call's fcinfo; the argument is returned unchanged, as valid as
+        // it came in.
         unsafe { fmgr::arg(fcinfo, 0) }
     }
 }

@@ -39,7 +39,8 @@ pub(crate) fn echo(text: &str) -> String {
 /// Argument `n` of the current call is a non-NULL `hashcode`.
 #[inline(always)]
 pub(crate) unsafe fn code_arg(fcinfo: &pg_sys::FunctionCallInfoBaseData, n: usize) -> &[u8] {
-    // SAFETY: as the caller promises.
+    // SAFETY: a non-NULL hashcode is a varlena, which is all arg_varlena_bytes needs besides
+    // the current call's fcinfo (both the caller's promise).
     unsafe { fmgr::arg_varlena_bytes(fcinfo, n) }
 }
 
