@@ -235,7 +235,7 @@ scenario_security() {
     PG_EXTRA_ENV="RUST_BACKTRACE=1" cluster_start sec "$p" "max_connections = 40"
     setup_db "$p"
     local fixtures=$ICS_RUN_DIR/sec/fixtures
-    install -d -m 0755 "$fixtures" && cp tests/fixtures/encoder/*.onnx "$fixtures"/ && chmod -R a+rX "$fixtures"
+    install -d -m 0755 "$fixtures" && cp tests/fixtures/encoder/*.onnx tests/fixtures/encoder/corrupt.png "$fixtures"/ && chmod -R a+rX "$fixtures"
     q "$p" -c "SELECT name FROM ics_model_load('slow', pg_read_binary_file('$fixtures/slow_features.onnx'))" >/dev/null
 
     # A run of 10^9 loop iterations (hours), stopped by pg_cancel_backend and then by
@@ -284,6 +284,31 @@ scenario_security() {
         -c "SET statement_timeout = '300ms'" -c "SELECT ics_encode('{1e9,0,0,0}'::real[], 'slow')" 2>&1 || true)
     check "security: the timeout error reached the client" 1 "$(grep -c 'canceling statement due to statement timeout' <<<"$err")"
     check "security: no Rust backtrace in what the client sees" 0 "$(grep -ciE 'backtrace|rust_begin_unwind|\.rs:[0-9]+' <<<"$err")"
+
+    # Errors ics_hash raises itself (ErrorReport from Rust: bad hashcode text, a corrupt image)
+    # reach the client as message, detail and hint only. Default verbosity shows DETAIL, where
+    # pgrx would put a captured backtrace (verbose adds a LOCATION line naming the .rs file,
+    # which is no backtrace).
+    q "$p" -c "SELECT name FROM ics_model_load('tiny', pg_read_binary_file('$fixtures/tiny_image.onnx'))" >/dev/null
+    local what sql expected
+    for what in hashcode image; do
+        if [ "$what" = hashcode ]; then
+            sql="SELECT 'zz'::hashcode"
+            expected='ERROR:  invalid input syntax for type hashcode: "zz"'
+        else
+            sql="SELECT ics_encode(pg_read_binary_file('$fixtures/corrupt.png'), 'tiny')"
+            expected='ERROR:  corrupt PNG image: '
+        fi
+        err=$("$PG_BIN/psql" -h 127.0.0.1 -p "$p" -U postgres -X -d scen -tA -v VERBOSITY=default \
+            -c "$sql" 2>&1 || true)
+        check "security: the $what error reached the client" 1 "$(grep -cF "$expected" <<<"$err")"
+        check "security: no Rust backtrace in the $what error" 0 "$(grep -ciE 'backtrace|rust_begin_unwind|\.rs:[0-9]+|^ +[0-9]+: ' <<<"$err")"
+        if [ "${#err}" -lt 600 ] && [ "$(wc -l <<<"$err")" -le 6 ]; then
+            ok_ "security: the $what error is short (${#err} characters)"
+        else
+            not_ok "security: the $what error is ${#err} characters, $(wc -l <<<"$err") lines: $(head -c 300 <<<"$err")"
+        fi
+    done
     cluster_destroy sec
 }
 

@@ -70,6 +70,20 @@ SELECT (SELECT c FROM codes) = ics_encode_batch(imgs, 'wide') AS same_codes_one_
 RESET ics_hash.batch_size;
 RESET ics_hash.encoder_memory_limit;
 SELECT ics_model_drop('wide');
+-- A call that cannot fit the limit with even one image fails with 53200 and says why: a real
+-- 1500x1500 BMP (24-bit, uncompressed: a 54-byte header, then grey pixels) needs 19.3 MB to
+-- decode, more than all of the smallest limit (16 MB). Under the default limit it encodes.
+CREATE TABLE big AS
+SELECT '\x424d66ff6600000000003600000028000000dc050000dc050000010018000000000030ff6600130b0000130b00000000000000000000'::bytea
+       || decode(repeat('80', 1500 * 1500 * 3), 'hex') AS img;
+SET ics_hash.encoder_memory_limit = '16MB';
+SELECT left(r, 5) AS error, r LIKE '%the encoder''s memory limit of 16.0 MB leaves' AS says_why
+  FROM sqlstate_of($$SELECT ics_encode((SELECT img FROM big), 'tiny_image')$$) r;
+SELECT left(r, 5) AS error, r LIKE '53200: image [2] of the batch: encoding this image needs %' AS names_the_image
+  FROM sqlstate_of($$SELECT ics_encode_batch(ARRAY[fixture('cat.png'), (SELECT img FROM big)], 'tiny_image')$$) r;
+RESET ics_hash.encoder_memory_limit;
+SELECT ics_encode((SELECT img FROM big), 'tiny_image') IS NOT NULL AS fits_the_default_limit;
+DROP TABLE big;
 
 -- 4. Threads are capped for ordinary roles; the cache keeps one session per model however
 -- many thread counts are asked for.
