@@ -285,20 +285,25 @@ scenario_security() {
     check "security: the timeout error reached the client" 1 "$(grep -c 'canceling statement due to statement timeout' <<<"$err")"
     check "security: no Rust backtrace in what the client sees" 0 "$(grep -ciE 'backtrace|rust_begin_unwind|\.rs:[0-9]+' <<<"$err")"
 
-    # Errors ics_hash raises itself (ErrorReport from Rust: bad hashcode text, a corrupt image)
-    # reach the client as message, detail and hint only. Default verbosity shows DETAIL, where
-    # pgrx would put a captured backtrace (verbose adds a LOCATION line naming the .rs file,
-    # which is no backtrace).
+    # User errors reach the client as message, detail and hint only: those ics_hash raises
+    # itself (bad hashcode text, a corrupt image) and one PostgreSQL raises inside a call into
+    # it from Rust (a non-integer type modifier, rejected by ArrayGetIntegerTypmods), which is
+    # the kind pgrx attaches a captured backtrace to. Default verbosity shows DETAIL, where the
+    # backtrace would go (verbose adds a LOCATION line naming the .rs file, no backtrace).
     q "$p" -c "SELECT name FROM ics_model_load('tiny', pg_read_binary_file('$fixtures/tiny_image.onnx'))" >/dev/null
     local what sql expected
-    for what in hashcode image; do
-        if [ "$what" = hashcode ]; then
+    for what in hashcode image typmod; do
+        case $what in
+        hashcode)
             sql="SELECT 'zz'::hashcode"
-            expected='ERROR:  invalid input syntax for type hashcode: "zz"'
-        else
+            expected='ERROR:  invalid input syntax for type hashcode: "zz"' ;;
+        image)
             sql="SELECT ics_encode(pg_read_binary_file('$fixtures/corrupt.png'), 'tiny')"
-            expected='ERROR:  corrupt PNG image: '
-        fi
+            expected='ERROR:  corrupt PNG image: ' ;;
+        typmod)
+            sql="SELECT NULL::hashcode('x')"
+            expected='ERROR:  invalid input syntax for type integer: "x"' ;;
+        esac
         err=$("$PG_BIN/psql" -h 127.0.0.1 -p "$p" -U postgres -X -d scen -tA -v VERBOSITY=default \
             -c "$sql" 2>&1 || true)
         check "security: the $what error reached the client" 1 "$(grep -cF "$expected" <<<"$err")"
