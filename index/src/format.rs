@@ -1,43 +1,76 @@
-//! The on-disk format of a `mih` index (format version 1). All pages use PostgreSQL's standard
-//! page layout (see [`crate::page`]); integers are in native byte order (as PostgreSQL's own
-//! pages), TIDs in `ItemPointerData` layout.
+//! The on-disk format of a `mih` index: what both strategies share (format version 2). All
+//! pages use PostgreSQL's standard page layout (see [`crate::page`]); integers are in native
+//! byte order (as PostgreSQL's own pages), TIDs in `ItemPointerData` layout.
 //!
 //! ```text
-//! block 0          metapage: header | Meta                          (pd_lower past Meta)
-//! blocks 1..=D     directory: header | ListRecord x per_page        (pd_lower past the records)
-//! other blocks     data pages, one chain per list, newest (tail) first:
-//!                  header | ItemId[] | ... free ... | entries | DataOpaque (special, 16 bytes)
+//! block 0          metapage: header | Meta (40 bytes) | the strategy's own section
+//! other blocks     the strategy's pages: lists (crate::lists::layout) or substring tables
+//!                  (crate::substrings::layout)
 //! ```
 //!
 //! Meta (40 bytes): magic u32 = "MIH\x01" | version u32 | code_bytes u32 | lists u32 |
-//!   dir_pages u32 | records_per_page u32 | record_size u32 | build_rows u64 | reserved u32.
+//!   dir_pages u32 | records_per_page u32 | record_size u32 | build_rows u64 | strategy u32.
+//!   `lists` .. `record_size` describe the lists strategy's directory (zero for substring
+//!   tables). `strategy`: 0 lists, 1 substring tables. Version 1 (lists only) had 0 in that
+//!   word, so a version-1 index reads as a lists index and needs no REINDEX.
 //!
-//! ListRecord (code_bytes + 8 bytes): centroid [code_bytes] | radius u16 | flags u16 | tail u32.
-//!   Every code in the list is within `radius` of `centroid` (a covering radius: it only grows,
-//!   except when VACUUM recomputes it), which is what lets a search skip the list exactly.
-//!   `tail` is the list's newest data page (InvalidBlockNumber when the list is empty).
-//!
-//! Entry (a data page item): ntids u16 | code [code_bytes] | tids [ntids x 6 bytes].
-//!   One entry per distinct code per page (a posting list); learned codes repeat a lot.
-//!
-//! DataOpaque (special space, 16 bytes): prev u32 (next older page of the list, or
-//!   InvalidBlockNumber) | flags u16 | page_id u16 = 0xFF8A | deleted_xid u64 (the next full
-//!   transaction id when VACUUM unlinked the page; it is recycled once no snapshot can still be
-//!   walking through it).
+//! Every data page's special space starts with the same 16 bytes ([`DataOpaque`]):
+//!   prev u32 (next older page of a chain, or InvalidBlockNumber) | flags u16 |
+//!   page_id u16 (0xFF8A a list page, 0xFF8B a substring-table page) | deleted_xid u64 (the
+//!   next full transaction id when the page left the index; it is recycled once no snapshot
+//!   can still be reading it). A code length of 0 means "not known yet": an index built on an
+//!   untyped, empty `hashcode` column learns it from its first rows.
 
 use crate::page::{Page, HEADER_SIZE};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"MIH\x01");
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 pub const INVALID_BLOCK: u32 = u32::MAX;
 pub const META_BLOCK: u32 = 0;
 pub const FIRST_DIR_BLOCK: u32 = 1;
+/// page_id of a list data page.
 pub const PAGE_ID: u16 = 0xFF8A;
+/// page_id of a substring-table page.
+pub const SUBSTRING_PAGE_ID: u16 = 0xFF8B;
 pub const DATA_SPECIAL_SIZE: usize = 16;
-const META_SIZE: usize = 40;
+pub const META_SIZE: usize = 40;
 
 /// Data page flags.
 pub const FLAG_DELETED: u16 = 1;
+
+/// How an index organises its codes, chosen at build time and recorded in the metapage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Clusters: codes in the list of their nearest centroid, each list with a covering radius.
+    Lists,
+    /// Multi-index hashing: one table per substring of the codes, plus an append-only tail.
+    Substrings,
+}
+
+impl Strategy {
+    fn to_word(self) -> u32 {
+        match self {
+            Strategy::Lists => 0,
+            Strategy::Substrings => 1,
+        }
+    }
+
+    fn from_word(w: u32) -> Option<Strategy> {
+        match w {
+            0 => Some(Strategy::Lists),
+            1 => Some(Strategy::Substrings),
+            _ => None,
+        }
+    }
+
+    /// The name users see (`WITH (strategy = ...)`, `mih_verify`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Lists => "lists",
+            Strategy::Substrings => "substrings",
+        }
+    }
+}
 
 /// A heap tuple id (`ItemPointerData`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,7 +99,7 @@ impl Tid {
     }
 }
 
-/// The metapage's contents.
+/// The metapage's common contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
     pub code_bytes: u32,
@@ -76,6 +109,7 @@ pub struct Meta {
     pub record_size: u32,
     /// Rows seen by the last build (for statistics; inserts do not update it).
     pub build_rows: u64,
+    pub strategy: Strategy,
 }
 
 /// Why a page cannot be read as what it should be.
@@ -96,7 +130,7 @@ impl std::fmt::Display for FormatError {
                 write!(f, "the metapage has magic {m:#010x}, not a mih index's")
             }
             FormatError::UnsupportedVersion(v) => {
-                write!(f, "the index has on-disk format version {v}; this ics_hash reads version {VERSION}")
+                write!(f, "the index has on-disk format version {v}; this ics_hash reads versions 1 to {VERSION}")
             }
             FormatError::BadMeta(why) => write!(f, "the metapage is inconsistent: {why}"),
             FormatError::NotDataPage { block } => write!(f, "block {block} is not a mih data page"),
@@ -107,6 +141,7 @@ impl std::fmt::Display for FormatError {
 impl std::error::Error for FormatError {}
 
 impl Meta {
+    /// A lists index of `lists` lists (0 with `code_bytes` 0: length not known yet).
     pub fn new(code_bytes: usize, lists: usize, build_rows: u64) -> Meta {
         let record_size = code_bytes + 8;
         let records_per_page = (Page::max_item_size(0) + crate::page::ITEM_ID_SIZE) / record_size;
@@ -118,9 +153,24 @@ impl Meta {
             records_per_page: records_per_page as u32,
             record_size: record_size as u32,
             build_rows,
+            strategy: Strategy::Lists,
         }
     }
 
+    /// A substring-tables index (its tables are described in its own metapage section).
+    pub fn new_substrings(code_bytes: usize, build_rows: u64) -> Meta {
+        Meta {
+            code_bytes: code_bytes as u32,
+            lists: 0,
+            dir_pages: 0,
+            records_per_page: 0,
+            record_size: 0,
+            build_rows,
+            strategy: Strategy::Substrings,
+        }
+    }
+
+    /// Initialises `page` as the metapage with these contents (pd_lower past them).
     pub fn write(&self, page: &mut Page) {
         page.init(0);
         let c = page.contents_mut();
@@ -137,6 +187,7 @@ impl Meta {
             c[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
         }
         c[28..36].copy_from_slice(&self.build_rows.to_ne_bytes());
+        c[36..40].copy_from_slice(&self.strategy.to_word().to_ne_bytes());
         page.set_lower(HEADER_SIZE + META_SIZE);
     }
 
@@ -149,9 +200,11 @@ impl Meta {
         if u(0) != MAGIC {
             return Err(FormatError::BadMagic(u(0)));
         }
-        if u(1) != VERSION {
+        if u(1) == 0 || u(1) > VERSION {
             return Err(FormatError::UnsupportedVersion(u(1)));
         }
+        let strategy = Strategy::from_word(u(9))
+            .ok_or_else(|| FormatError::BadMeta(format!("unknown strategy {}", u(9))))?;
         let meta = Meta {
             code_bytes: u(2),
             lists: u(3),
@@ -159,14 +212,19 @@ impl Meta {
             records_per_page: u(5),
             record_size: u(6),
             build_rows: u64::from_ne_bytes(c[28..36].try_into().unwrap()),
+            strategy,
         };
-        let expect = Meta::new(
-            meta.code_bytes as usize,
-            meta.lists as usize,
-            meta.build_rows,
-        );
-        // Length 0: an empty index whose code length is not known yet, with no lists.
-        if (meta.code_bytes == 0) != (meta.lists == 0) || meta != expect {
+        let expect = match strategy {
+            Strategy::Lists => Meta::new(
+                meta.code_bytes as usize,
+                meta.lists as usize,
+                meta.build_rows,
+            ),
+            Strategy::Substrings => Meta::new_substrings(meta.code_bytes as usize, meta.build_rows),
+        };
+        // Lists with length 0: an empty index whose code length is not known yet, no lists.
+        let lists_ok = strategy != Strategy::Lists || (meta.code_bytes == 0) == (meta.lists == 0);
+        if !lists_ok || meta != expect {
             return Err(FormatError::BadMeta(format!("{meta:?}")));
         }
         Ok(meta)
@@ -181,62 +239,13 @@ impl Meta {
         )
     }
 
-    /// First block after the metapage and directory.
+    /// First block after the metapage (and the lists' directory).
     pub fn first_data_block(&self) -> u32 {
         FIRST_DIR_BLOCK + self.dir_pages
     }
 }
 
-/// A list's directory record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListRecord {
-    pub centroid: Vec<u8>,
-    pub radius: u16,
-    pub tail: u32,
-}
-
-impl ListRecord {
-    pub fn read(meta: &Meta, dir_page: &Page, offset: usize) -> ListRecord {
-        let nb = meta.code_bytes as usize;
-        let r = &dir_page.contents()[offset..offset + nb + 8];
-        ListRecord {
-            centroid: r[..nb].to_vec(),
-            radius: u16::from_ne_bytes([r[nb], r[nb + 1]]),
-            tail: u32::from_ne_bytes(r[nb + 4..nb + 8].try_into().unwrap()),
-        }
-    }
-
-    pub fn write(&self, meta: &Meta, dir_page: &mut Page, offset: usize) {
-        let nb = meta.code_bytes as usize;
-        let r = &mut dir_page.contents_mut()[offset..offset + nb + 8];
-        r[..nb].copy_from_slice(&self.centroid);
-        r[nb..nb + 2].copy_from_slice(&self.radius.to_ne_bytes());
-        r[nb + 2..nb + 4].fill(0);
-        r[nb + 4..nb + 8].copy_from_slice(&self.tail.to_ne_bytes());
-    }
-
-    /// Only the fields inserts and VACUUM change (the centroid is fixed at build).
-    pub fn write_radius_tail(
-        meta: &Meta,
-        dir_page: &mut Page,
-        offset: usize,
-        radius: u16,
-        tail: u32,
-    ) {
-        let nb = meta.code_bytes as usize;
-        let r = &mut dir_page.contents_mut()[offset..offset + nb + 8];
-        r[nb..nb + 2].copy_from_slice(&radius.to_ne_bytes());
-        r[nb + 4..nb + 8].copy_from_slice(&tail.to_ne_bytes());
-    }
-}
-
-/// Initialises an empty directory page (all records zero) with room for `records` records.
-pub fn init_dir_page(meta: &Meta, page: &mut Page, records: usize) {
-    page.init(0);
-    page.set_lower(HEADER_SIZE + records * meta.record_size as usize);
-}
-
-/// A data page's special space.
+/// The first 16 bytes of every data page's special space (see the module docs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DataOpaque {
     pub prev: u32,
@@ -254,68 +263,43 @@ impl DataOpaque {
         }
     }
 
-    pub fn write(&self, page: &mut Page) {
+    /// Writes these fields (and `page_id`) over the first 16 bytes of the special space.
+    pub fn write_with_id(&self, page: &mut Page, page_id: u16) {
         let s = page.special_mut();
         s[0..4].copy_from_slice(&self.prev.to_ne_bytes());
         s[4..6].copy_from_slice(&self.flags.to_ne_bytes());
-        s[6..8].copy_from_slice(&PAGE_ID.to_ne_bytes());
+        s[6..8].copy_from_slice(&page_id.to_ne_bytes());
         s[8..16].copy_from_slice(&self.deleted_xid.to_ne_bytes());
     }
 
-    /// Whether `page` looks like one of our data pages.
+    /// Writes a list page's special space.
+    pub fn write(&self, page: &mut Page) {
+        self.write_with_id(page, PAGE_ID);
+    }
+
+    fn page_id(page: &Page) -> Option<u16> {
+        let s = page.special();
+        (!page.is_new() && s.len() >= DATA_SPECIAL_SIZE).then(|| u16::from_ne_bytes([s[6], s[7]]))
+    }
+
+    /// Whether `page` looks like one of the lists strategy's data pages.
     pub fn is_data_page(page: &Page) -> bool {
-        !page.is_new()
-            && page.special().len() == DATA_SPECIAL_SIZE
-            && u16::from_ne_bytes([page.special()[6], page.special()[7]]) == PAGE_ID
-    }
-}
-
-/// Initialises an empty data page whose next older page is `prev`.
-pub fn init_data_page(page: &mut Page, prev: u32) {
-    page.init(DATA_SPECIAL_SIZE);
-    DataOpaque {
-        prev,
-        flags: 0,
-        deleted_xid: 0,
-    }
-    .write(page);
-}
-
-/// Entry codec: `ntids u16 | code | tids`.
-pub mod entry {
-    use super::Tid;
-
-    pub fn size(code_bytes: usize, ntids: usize) -> usize {
-        2 + code_bytes + ntids * Tid::SIZE
+        page.special().len() == DATA_SPECIAL_SIZE && Self::page_id(page) == Some(PAGE_ID)
     }
 
-    /// Most TIDs one entry can hold on an empty data page.
-    pub fn max_tids(code_bytes: usize) -> usize {
-        (crate::page::Page::max_item_size(super::DATA_SPECIAL_SIZE) - 2 - code_bytes) / Tid::SIZE
+    /// Whether `page` is a data page of either strategy (what VACUUM may recycle).
+    pub fn is_any_data_page(page: &Page) -> bool {
+        matches!(Self::page_id(page), Some(PAGE_ID | SUBSTRING_PAGE_ID))
     }
 
-    pub fn encode(code: &[u8], tids: &[Tid]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(size(code.len(), tids.len()));
-        out.extend_from_slice(&(tids.len() as u16).to_ne_bytes());
-        out.extend_from_slice(code);
-        for t in tids {
-            out.extend_from_slice(&t.to_bytes());
-        }
-        out
-    }
-
-    pub fn ntids(body: &[u8]) -> usize {
-        u16::from_ne_bytes([body[0], body[1]]) as usize
-    }
-
-    pub fn code(body: &[u8], code_bytes: usize) -> &[u8] {
-        &body[2..2 + code_bytes]
-    }
-
-    pub fn tids(body: &[u8], code_bytes: usize) -> impl Iterator<Item = Tid> + '_ {
-        body[2 + code_bytes..]
-            .chunks_exact(Tid::SIZE)
-            .map(Tid::from_bytes)
+    /// Marks the page as having left the index at `xid` (its contents stay readable for
+    /// scans already on their way to it).
+    pub fn mark_deleted(page: &mut Page, xid: u64) {
+        let mut o = DataOpaque::read(page);
+        o.flags |= FLAG_DELETED;
+        o.deleted_xid = xid;
+        let id = Self::page_id(page).unwrap_or(PAGE_ID);
+        o.write_with_id(page, id);
     }
 }
 
@@ -355,58 +339,7 @@ mod tests {
         // Every record of the largest code length fits its directory page.
         let big = Meta::new(512, 7, 0);
         let mut d = Page::zeroed();
-        init_dir_page(&big, &mut d, big.records_per_page as usize);
+        crate::lists::layout::init_dir_page(&big, &mut d, big.records_per_page as usize);
         assert!(d.lower() <= d.upper());
-    }
-
-    #[test]
-    fn records_and_entries() {
-        let m = Meta::new(8, 3, 0);
-        let mut d = Page::zeroed();
-        init_dir_page(&m, &mut d, 3);
-        let r = ListRecord {
-            centroid: vec![1, 2, 3, 4, 5, 6, 7, 8],
-            radius: 9,
-            tail: 42,
-        };
-        r.write(&m, &mut d, 16);
-        assert_eq!(ListRecord::read(&m, &d, 16), r);
-        ListRecord::write_radius_tail(&m, &mut d, 16, 11, 43);
-        let r2 = ListRecord::read(&m, &d, 16);
-        assert_eq!(
-            (r2.radius, r2.tail, &r2.centroid[..]),
-            (11, 43, &r.centroid[..])
-        );
-
-        let tids = [
-            Tid {
-                block: 7,
-                offset: 1,
-            },
-            Tid {
-                block: 70000,
-                offset: 2,
-            },
-        ];
-        let e = entry::encode(&[0xab, 0xcd], &tids);
-        assert_eq!(e.len(), entry::size(2, 2));
-        assert_eq!(entry::ntids(&e), 2);
-        assert_eq!(entry::code(&e, 2), &[0xab, 0xcd]);
-        assert_eq!(entry::tids(&e, 2).collect::<Vec<_>>(), tids);
-        let mut page = Page::zeroed();
-        init_data_page(&mut page, 5);
-        assert!(DataOpaque::is_data_page(&page));
-        assert_eq!(DataOpaque::read(&page).prev, 5);
-        let full = entry::encode(
-            &[0; 8],
-            &vec![
-                Tid {
-                    block: 1,
-                    offset: 1
-                };
-                entry::max_tids(8)
-            ],
-        );
-        assert!(page.add_item(&full));
     }
 }

@@ -2,27 +2,27 @@
 //! PostgreSQL: it works on pages through the [`relation::Relation`] trait, implemented over
 //! shared buffers and Generic WAL by the extension and in memory by the tests here.
 //!
-//! The structure is an exact cluster index for Hamming space. Build chooses centroids
-//! ([`kmodes`]) and assigns every code to its nearest one; each list records a covering
-//! radius. Search ([`search`]) visits lists in order of the metric lower bound
-//! `d(q, centroid) - radius` and returns rows in exact distance order, stopping as soon as no
-//! unvisited list can hold anything closer: k-NN and radius queries are both exact.
-//! Learned hash codes concentrate around a few dozen class centres with many exact
-//! duplicates, so lists are tight and entries are posting lists (one code, many TIDs).
+//! An index has one of two strategies, chosen at build time by measuring both on a sample of
+//! the codes ([`strategy`]) and recorded in the metapage:
+//! - [`lists`]: clusters with covering radii, for codes that sit close to a few centres;
+//! - [`substrings`]: multi-index hashing, fast on every distribution.
 //!
-//! - [`page`]: PostgreSQL's page layout in Rust. [`format`]: our pages (diagrams there).
-//! - [`build`], [`insert`], [`search`], [`vacuum`], [`verify`]: the operations;
-//!   [`relength`]: an index whose rows all died forgets its code length.
+//! Both are exact: k-NN returns rows in exact distance order, radius queries every row within
+//! the radius. The operations dispatch on the strategy: [`open`], [`insert`], [`search`],
+//! [`vacuum`], [`verify`], [`relength`].
+//!
+//! - [`page`]: PostgreSQL's page layout in Rust. [`format`]: the metapage and what all pages
+//!   share (diagrams there and in each strategy's `layout`).
 //! - [`pending`]: inserted rows not yet written, with their subtransaction levels;
-//!   [`sample`]: the build's reservoir sample of codes.
+//!   [`sample`]: the build's reservoir sample of codes; [`sort`] and [`spill`]: external
+//!   sorting in bounded memory; [`selectivity`]: radius selectivity for the planner.
 
 #![forbid(unsafe_code)]
 
-pub mod build;
-pub mod directory;
 pub mod format;
 pub mod insert;
-pub mod kmodes;
+pub mod lists;
+pub mod open;
 pub mod page;
 pub mod pending;
 pub mod relation;
@@ -30,8 +30,9 @@ pub mod relength;
 pub mod sample;
 pub mod search;
 pub mod selectivity;
+pub mod sort;
+pub mod spill;
+pub mod strategy;
+pub mod substrings;
 pub mod vacuum;
 pub mod verify;
-
-#[cfg(test)]
-mod tests;

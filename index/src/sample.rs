@@ -1,7 +1,7 @@
 //! The sample of codes the build trains its centroids on: a reservoir (algorithm R), so every
 //! row of a table of any size has the same chance to be in it, in one pass and bounded memory.
 
-use crate::kmodes::Rng;
+use crate::lists::kmodes::Rng;
 
 /// A uniform sample of at most `capacity` codes of one length.
 #[derive(Debug, Clone)]

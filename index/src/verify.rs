@@ -1,101 +1,65 @@
-//! Structural verification of an index (what `mih_verify` reports): the metapage, every list's
-//! chain (no cycles, no page in two lists, only data pages), every entry's shape, and the
-//! invariant search depends on: each code lies within its list's covering radius.
+//! Structural verification, whatever the strategy (what `mih_verify` reports).
 
-use crate::directory::Directory;
-use crate::format::{entry, DataOpaque, FormatError, Tid, FLAG_DELETED, INVALID_BLOCK};
+use crate::format::{FormatError, Strategy, Tid};
+use crate::open::Opened;
 use crate::relation::Relation;
-use ics_codes::hamming::hamming;
-use std::collections::HashSet;
+use crate::spill::Spill;
 
-#[derive(Debug, Clone, Default)]
+/// What verification found. Fields that belong to one strategy are zero for the other.
+#[derive(Debug, Clone)]
 pub struct Report {
     pub code_bytes: usize,
+    pub strategy: Strategy,
     pub lists: usize,
     pub nonempty_lists: usize,
-    pub data_pages: u64,
+    pub max_radius: u16,
     pub unlinked_pages_still_linked: u64,
+    /// Substring tables: their number, the generation, dead rows awaiting a merge, and rows
+    /// in the tail.
+    pub substrings: usize,
+    pub generation: u32,
+    pub tombstones: u64,
+    pub tail_rows: u64,
+    pub data_pages: u64,
+    /// Stored entries (posting lists, or records) and live TIDs.
     pub entries: u64,
     pub tids: u64,
-    pub max_radius: u16,
     pub problems: Vec<String>,
     /// Every (TID, code) in the index, when asked for (to compare with the heap).
     pub contents: Vec<(Tid, Vec<u8>)>,
 }
 
-pub fn verify<R: Relation>(rel: &R, collect: bool) -> Result<Report, FormatError> {
-    let dir = Directory::read(rel)?;
-    let nb = dir.code_bytes();
-    let mut r = Report {
-        code_bytes: nb,
-        lists: dir.lists(),
-        ..Default::default()
-    };
-    let nblocks = rel.nblocks();
-    let mut seen_pages = HashSet::new();
-    for l in 0..dir.lists() {
-        let centroid = dir.centroid(l);
-        r.max_radius = r.max_radius.max(dir.radius[l]);
-        let mut block = dir.tails[l];
-        if block != INVALID_BLOCK {
-            r.nonempty_lists += 1;
-        }
-        while block != INVALID_BLOCK {
-            rel.check_interrupts();
-            if block < dir.meta.first_data_block() || block >= nblocks {
-                r.problems.push(format!(
-                    "list {l}: link to block {block}, outside the data pages"
-                ));
-                break;
-            }
-            if !seen_pages.insert(block) {
-                r.problems.push(format!(
-                    "list {l}: block {block} is reached twice (cycle or shared page)"
-                ));
-                break;
-            }
-            let page = rel.read(block);
-            if !DataOpaque::is_data_page(&page) {
-                r.problems
-                    .push(format!("list {l}: block {block} is not a data page"));
-                break;
-            }
-            let o = DataOpaque::read(&page);
-            if o.flags & FLAG_DELETED != 0 {
-                r.unlinked_pages_still_linked += 1;
-            }
-            r.data_pages += 1;
-            for i in 0..page.item_count() {
-                let body = page.item(i);
-                let n = entry::ntids(body);
-                if n == 0 || body.len() != entry::size(nb, n) {
-                    r.problems
-                        .push(format!("block {block} item {}: malformed entry", i + 1));
-                    continue;
-                }
-                let code = entry::code(body, nb);
-                let d = hamming(code, centroid);
-                if d > u32::from(dir.radius[l]) {
-                    r.problems.push(format!(
-                        "block {block} item {}: code at distance {d} from list {l}'s centroid, beyond its radius {}",
-                        i + 1,
-                        dir.radius[l]
-                    ));
-                }
-                r.entries += 1;
-                r.tids += n as u64;
-                for tid in entry::tids(body, nb) {
-                    if tid.offset == 0 {
-                        r.problems
-                            .push(format!("block {block} item {}: invalid TID {tid:?}", i + 1));
-                    }
-                    if collect {
-                        r.contents.push((tid, code.to_vec()));
-                    }
-                }
-            }
-            block = o.prev;
+impl Default for Report {
+    fn default() -> Self {
+        Report {
+            code_bytes: 0,
+            strategy: Strategy::Lists,
+            lists: 0,
+            nonempty_lists: 0,
+            max_radius: 0,
+            unlinked_pages_still_linked: 0,
+            substrings: 0,
+            generation: 0,
+            tombstones: 0,
+            tail_rows: 0,
+            data_pages: 0,
+            entries: 0,
+            tids: 0,
+            problems: Vec::new(),
+            contents: Vec::new(),
         }
     }
-    Ok(r)
+}
+
+/// Verifies the index; with `collect`, [`Report::contents`] lists every live row.
+pub fn verify<R: Relation, S: Spill>(
+    rel: &R,
+    spill: &S,
+    budget: usize,
+    collect: bool,
+) -> Result<Report, FormatError> {
+    match crate::open::open(rel)? {
+        Opened::Lists(_) => crate::lists::verify::verify(rel, collect),
+        Opened::Substrings(_) => crate::substrings::verify::verify(rel, spill, budget, collect),
+    }
 }

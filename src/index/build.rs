@@ -1,29 +1,35 @@
-//! CREATE INDEX / REINDEX: sample the table, choose centroids, load every code.
+//! CREATE INDEX / REINDEX: sample the table, choose the strategy, load every code.
 //!
-//! Two heap scans: the first draws a reservoir sample of codes (centroids are trained on
-//! it), the second assigns and loads all rows in batches sized from `maintenance_work_mem`.
-//! Pages are written without WAL and logged at the end with `log_newpage_range`. Progress
-//! shows in `pg_stat_progress_create_index` (phases below, blocks and tuples done).
+//! Two heap scans: the first draws a reservoir sample of codes, on which the strategy is
+//! chosen (by measuring both, unless `WITH (strategy = ...)` says) and, for lists, the
+//! centroids are trained; the second loads all rows: into their lists in batches sized from
+//! `maintenance_work_mem`, or into an external sort (spilling to temporary files beyond
+//! `maintenance_work_mem`) from which the substring tables are written. Pages are written
+//! without WAL and logged at the end with `log_newpage_range`. Progress shows in
+//! `pg_stat_progress_create_index` (phases below, blocks and tuples done).
 
 use super::relation::PgRelation;
+use super::spill::{maintenance_budget, PgSpill};
 use super::{length_mismatch, options};
 use crate::fmgr::varlena_bytes;
-use ics_index::build::{batch_bytes_per_row, default_lists, Builder};
-use ics_index::format::Tid;
-use ics_index::kmodes;
+use ics_index::format::{Strategy, Tid};
+use ics_index::lists::build::{batch_bytes_per_row, Builder};
 use ics_index::page::PAGE_SIZE;
 use ics_index::relation::{MemRelation, Relation};
 use ics_index::sample::Reservoir;
+use ics_index::sort::Sorter;
+use ics_index::strategy::{choose, Requested};
+use ics_index::substrings::build::{push_row, row_sorter, SortedRows};
 use pgrx::pg_sys;
 
 const PHASE_SAMPLING: i64 = 2;
-const PHASE_CENTROIDS: i64 = 3;
+const PHASE_CHOOSING: i64 = 3;
 const PHASE_LOADING: i64 = 4;
 const PHASE_WAL: i64 = 5;
+const PHASE_WRITING_TABLES: i64 = 6;
 
-/// Codes the centroids are trained on (at most).
+/// Codes the strategy is chosen and the centroids are trained on (at most).
 const SAMPLE_ROWS: usize = 65_536;
-const KMODES_ITERATIONS: usize = 8;
 /// Fixed seed: the same table gives the same index.
 const SEED: u64 = 0x1c5_4a54;
 
@@ -31,8 +37,9 @@ const SEED: u64 = 0x1c5_4a54;
 pub unsafe extern "C-unwind" fn ambuildphasename(phase: i64) -> *mut std::ffi::c_char {
     let name: &'static std::ffi::CStr = match phase {
         PHASE_SAMPLING => c"sampling codes",
-        PHASE_CENTROIDS => c"choosing centroids",
+        PHASE_CHOOSING => c"choosing the strategy",
         PHASE_LOADING => c"loading codes",
+        PHASE_WRITING_TABLES => c"writing substring tables",
         PHASE_WAL => c"writing WAL",
         _ => return std::ptr::null_mut(),
     };
@@ -77,9 +84,16 @@ unsafe extern "C-unwind" fn sample_callback(
     }
 }
 
-struct LoadState<'r> {
-    builder: Builder<'r, PgRelation>,
+/// Where pass 2 puts rows: a lists builder, or the sort the substring tables are written from.
+enum Load<'r, 's> {
+    Lists(Builder<'r, PgRelation>),
+    Substrings(Sorter<'s, PgSpill>, Vec<u8>),
+}
+
+struct LoadState<'r, 's> {
+    load: Load<'r, 's>,
     code_bytes: usize,
+    rows: u64,
 }
 
 #[pgrx::pg_guard]
@@ -91,19 +105,28 @@ unsafe extern "C-unwind" fn load_callback(
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
-    let s = unsafe { &mut *(state as *mut LoadState) };
-    if unsafe { *isnull } {
-        return;
-    }
-    // SAFETY: `values` holds the row's indexed column for the duration of the callback.
-    let code = unsafe { varlena_bytes(*values, &*values) };
+    // SAFETY: `state` is the LoadState ambuild passed; `values`/`isnull` hold the one indexed
+    // column of the row being scanned, valid for the duration of the callback.
+    let (s, code, tid) = unsafe {
+        if *isnull {
+            return;
+        }
+        (
+            &mut *(state as *mut LoadState),
+            varlena_bytes(*values, &*values),
+            tid_of(tid),
+        )
+    };
     if code.len() != s.code_bytes {
         length_mismatch(s.code_bytes, code.len(), "a code");
     }
-    s.builder.add(code, unsafe { tid_of(tid) });
-    let rows = s.builder.rows();
-    if rows % 1024 == 0 {
-        progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, rows as i64);
+    match &mut s.load {
+        Load::Lists(b) => b.add(code, tid),
+        Load::Substrings(sorter, scratch) => push_row(sorter, code, tid, scratch),
+    }
+    s.rows += 1;
+    if s.rows % 1024 == 0 {
+        progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_DONE, s.rows as i64);
     }
 }
 
@@ -164,38 +187,65 @@ pub unsafe extern "C-unwind" fn ambuild(
             std::ptr::null_mut(),
         );
         let rel = PgRelation::for_build(index);
+        let requested = options::strategy(index);
         let heap_tuples;
         let index_tuples;
         if sample.seen() == 0 {
-            // No rows: an index with one list (or none yet, if the length is unknown).
-            build_empty_into(&rel, sample.code_bytes());
+            // No rows: an index without lists or tables (the length unknown, if the column
+            // does not fix it).
+            build_empty_into(&rel, sample.code_bytes(), requested);
             heap_tuples = 0.0;
             index_tuples = 0.0;
         } else {
             let nb = sample.code_bytes();
             let seen = sample.seen();
             let codes = sample.into_codes();
-            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_CENTROIDS);
-            let lists = match options::lists(index) {
-                0 => default_lists(seen),
-                n => n,
-            };
-            let centroids = kmodes::train(&codes, nb, lists, KMODES_ITERATIONS, SEED, &mut || {
-                pgrx::check_for_interrupts!();
-            });
+            progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_CHOOSING);
+            let choice = choose(
+                &codes,
+                nb,
+                seen,
+                requested,
+                options::lists(index),
+                options::substrings(index),
+                SEED,
+                &mut || {
+                    pgrx::check_for_interrupts!();
+                },
+            );
             drop(codes);
-            let kept_lists = centroids.len() / nb;
-
-            // Pass 2: load every row, in batches that fit maintenance_work_mem next to one
-            // open page per list.
+            pgrx::debug1!(
+                "mih: strategy {} for {seen} rows (pages per sample query: lists {:?}, substrings {:?})",
+                choice.strategy.name(),
+                choice.lists_pages,
+                choice.substrings_pages
+            );
+            let budget = maintenance_budget();
+            let spill = PgSpill;
+            let load = match choice.strategy {
+                Strategy::Lists => {
+                    // Batches that fit maintenance_work_mem next to one open page per list.
+                    let kept_lists = choice.centroids.len() / nb;
+                    let batch_rows =
+                        budget.saturating_sub(kept_lists * PAGE_SIZE) / batch_bytes_per_row(nb);
+                    Load::Lists(Builder::new(
+                        &rel,
+                        choice.centroids,
+                        nb,
+                        batch_rows.max(1024),
+                    ))
+                }
+                Strategy::Substrings => {
+                    Load::Substrings(row_sorter(&spill, nb, budget), Vec::new())
+                }
+            };
+            // Pass 2: load every row.
             progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_LOADING);
             progress(pg_sys::PROGRESS_CREATEIDX_TUPLES_TOTAL, seen as i64);
-            let budget = pg_sys::maintenance_work_mem as usize * 1024;
-            let batch_rows =
-                budget.saturating_sub(kept_lists * PAGE_SIZE) / batch_bytes_per_row(nb);
-            let mut load = LoadState {
-                builder: Builder::new(&rel, centroids, nb, batch_rows.max(1024)),
+            let mut state = LoadState {
+                load,
                 code_bytes: nb,
+                rows: 0,
             };
             heap_tuples = pg_sys::table_index_build_scan(
                 heap,
@@ -204,20 +254,53 @@ pub unsafe extern "C-unwind" fn ambuild(
                 true,
                 true,
                 Some(load_callback),
-                &mut load as *mut LoadState as *mut _,
+                &mut state as *mut LoadState as *mut _,
                 std::ptr::null_mut(),
             );
-            let summary = load.builder.finish();
-            index_tuples = summary.rows as f64;
-            pgrx::debug1!(
-                "mih: built {} rows into {} entries on {} pages, {} lists ({} non-empty, largest radius {})",
-                summary.rows,
-                summary.entries,
-                summary.data_pages,
-                summary.lists,
-                summary.nonempty_lists,
-                summary.max_radius
-            );
+            match state.load {
+                Load::Lists(builder) => {
+                    let summary = builder.finish();
+                    index_tuples = summary.rows as f64;
+                    pgrx::debug1!(
+                        "mih: built {} rows into {} entries on {} pages, {} lists ({} non-empty, largest radius {})",
+                        summary.rows,
+                        summary.entries,
+                        summary.data_pages,
+                        summary.lists,
+                        summary.nonempty_lists,
+                        summary.max_radius
+                    );
+                }
+                Load::Substrings(sorter, _) => {
+                    progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WRITING_TABLES);
+                    let spilled = sorter.spilled_runs();
+                    let mut rows = SortedRows {
+                        sorted: sorter.finish(),
+                        code_bytes: nb,
+                    };
+                    let written = ics_index::substrings::build::build(
+                        &rel,
+                        &spill,
+                        budget,
+                        nb,
+                        options::substrings(index),
+                        state.rows,
+                        &mut rows,
+                        &mut || {
+                            pgrx::check_for_interrupts!();
+                        },
+                    );
+                    index_tuples = written.rows as f64;
+                    pgrx::debug1!(
+                        "mih: built {} rows ({} distinct codes) into {} substring tables on {} pages ({} sorted runs spilled)",
+                        written.rows,
+                        written.distinct,
+                        written.tables.len(),
+                        written.pages.len() + written.map_blocks.len() + 1,
+                        spilled
+                    );
+                }
+            }
         }
         if needs_wal(index) {
             progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WAL);
@@ -236,13 +319,15 @@ pub unsafe extern "C-unwind" fn ambuild(
     }
 }
 
-/// Metapage and directory of an index without rows. `code_bytes` 0: length not known yet
-/// (an untyped `hashcode` column); the first insert sets it.
-fn build_empty_into<R: Relation>(rel: &R, code_bytes: usize) {
-    if code_bytes == 0 {
-        ics_index::build::build_unsized(rel);
-    } else {
-        ics_index::build::build_empty(rel, code_bytes);
+/// An index without rows. `code_bytes` 0: length not known yet (an untyped `hashcode`
+/// column); the first insert sets it. Substring tables unless lists were asked for.
+fn build_empty_into<R: Relation>(rel: &R, code_bytes: usize, requested: Requested) {
+    match (requested, code_bytes) {
+        (Requested::Lists, 0) => ics_index::lists::build::build_unsized(rel),
+        (Requested::Lists, nb) => {
+            ics_index::lists::build::build_empty(rel, nb);
+        }
+        (_, nb) => ics_index::substrings::build::build_empty(rel, nb),
     }
 }
 
@@ -253,7 +338,11 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     unsafe {
         // An empty index is a metapage, a directory page and at most one data page.
         let mem = MemRelation::with_capacity(4);
-        build_empty_into(&mem, declared_code_bytes(index).unwrap_or(0));
+        build_empty_into(
+            &mem,
+            declared_code_bytes(index).unwrap_or(0),
+            options::strategy(index),
+        );
         let smgr = pg_sys::RelationGetSmgr(index);
         for block in 0..mem.nblocks() {
             let mut page = mem.write(block);

@@ -11,14 +11,14 @@
 use super::build::tid_of;
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch};
-use ics_index::directory::Directory;
 use ics_index::format::Tid;
+use ics_index::open::{open, Opened};
 use ics_index::relength::reset_if_all_dead;
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
 
 struct InsertCache {
-    dir: Directory,
+    opened: Opened,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -41,18 +41,18 @@ pub unsafe extern "C-unwind" fn aminsert(
         let code = crate::fmgr::varlena_bytes(*values, &*values);
         let cache = (*index_info).ii_AmCache as *mut InsertCache;
         let cache: &mut InsertCache = if cache.is_null() {
-            let dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
+            let opened = open(&rel).unwrap_or_else(|e| format_error(index, e));
             let ptr = PgMemoryContexts::For((*index_info).ii_Context)
-                .leak_and_drop_on_delete(InsertCache { dir });
+                .leak_and_drop_on_delete(InsertCache { opened });
             (*index_info).ii_AmCache = ptr as *mut _;
             &mut *ptr
         } else {
             &mut *cache
         };
-        let known = cache.dir.code_bytes();
+        let known = cache.opened.code_bytes();
         if known != 0 && code.len() != known {
             if relength(index, heap) {
-                cache.dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
+                cache.opened = open(&rel).unwrap_or_else(|e| format_error(index, e));
             } else {
                 length_mismatch(known, code.len(), "a code");
             }

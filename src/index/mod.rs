@@ -3,8 +3,9 @@
 //! The search structure lives in the pgrx-free `ics-index` crate; these files wire it to
 //! PostgreSQL, one callback group each:
 //! - [`am`]: the handler (capabilities and callbacks);
-//! - [`options`]: `WITH (lists = n)`;
+//! - [`options`]: `WITH (strategy = ..., lists = n, substrings = m)`;
 //! - [`relation`]: buffers, locks and Generic WAL behind `ics_index::relation::Relation`;
+//! - [`spill`]: temporary files for the sorts of builds and merges;
 //! - [`build`]: CREATE INDEX / REINDEX (and the init fork of unlogged indexes);
 //! - [`insert`]: rows inserted after the build, buffered and written in batches by
 //!   [`pending`];
@@ -22,6 +23,7 @@ pub mod options;
 pub mod pending;
 pub mod relation;
 pub mod scan;
+pub mod spill;
 pub mod support;
 pub mod vacuum;
 pub mod verify;

@@ -1,6 +1,12 @@
-//! Index options: `CREATE INDEX ... USING mih (code) WITH (lists = n)`.
-//! `lists = 0` (the default) chooses about sqrt(rows) lists at build time.
+//! Index options: `CREATE INDEX ... USING mih (code) WITH (strategy = ..., lists = n,
+//! substrings = m)`.
+//! - `strategy`: `auto` (the default: the build measures both strategies on a sample of the
+//!   codes and keeps the faster), `lists` or `substrings`;
+//! - `lists`: lists of the lists strategy (0, the default: about the square root of the rows);
+//! - `substrings`: substrings of the substring strategy (0, the default: bits / log2(rows), within
+//!   the size budget; more tables search faster and take a whole code per row each).
 
+use ics_index::strategy::Requested;
 use pgrx::pg_sys;
 
 /// The parsed options (a varlena, as PostgreSQL's reloptions are).
@@ -8,24 +14,72 @@ use pgrx::pg_sys;
 pub struct MihOptions {
     vl_len_: i32,
     pub lists: i32,
+    pub strategy: i32,
+    pub substrings: i32,
 }
 
 pub const MAX_LISTS: i32 = 4096;
+const STRATEGY_AUTO: i32 = 0;
+const STRATEGY_LISTS: i32 = 1;
+const STRATEGY_SUBSTRINGS: i32 = 2;
+
+/// The `strategy` values, as PostgreSQL's enum options want them (NULL-terminated).
+struct StrategyValues([pg_sys::relopt_enum_elt_def; 4]);
+// SAFETY: the table is immutable and its pointers are to 'static C strings.
+unsafe impl Sync for StrategyValues {}
+static STRATEGY_VALUES: StrategyValues = StrategyValues([
+    pg_sys::relopt_enum_elt_def {
+        string_val: c"auto".as_ptr(),
+        symbol_val: STRATEGY_AUTO,
+    },
+    pg_sys::relopt_enum_elt_def {
+        string_val: c"lists".as_ptr(),
+        symbol_val: STRATEGY_LISTS,
+    },
+    pg_sys::relopt_enum_elt_def {
+        string_val: c"substrings".as_ptr(),
+        symbol_val: STRATEGY_SUBSTRINGS,
+    },
+    pg_sys::relopt_enum_elt_def {
+        string_val: std::ptr::null(),
+        symbol_val: 0,
+    },
+]);
 
 static mut RELOPT_KIND: pg_sys::relopt_kind::Type = 0;
 
 /// Registers the options (from `_PG_init`).
 pub fn register() {
-    // SAFETY: called once, from _PG_init, before any index uses the options.
+    // SAFETY: called once, from _PG_init, before any index uses the options; PostgreSQL keeps
+    // the pointers, which are all to statics.
     unsafe {
         RELOPT_KIND = pg_sys::add_reloption_kind();
         pg_sys::add_int_reloption(
             RELOPT_KIND as _,
             c"lists".as_ptr(),
-            c"Number of lists (clusters) of a mih index; 0 = about the square root of the row count".as_ptr(),
+            c"Number of lists of a mih index using the lists strategy; 0 = about the square root of the row count".as_ptr(),
             0,
             0,
             MAX_LISTS,
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
+        pg_sys::add_enum_reloption(
+            RELOPT_KIND as _,
+            c"strategy".as_ptr(),
+            c"How a mih index organises its codes: auto (measured at build), lists or substrings"
+                .as_ptr(),
+            STRATEGY_VALUES.0.as_ptr() as *mut _,
+            STRATEGY_AUTO,
+            c"Valid values are \"auto\", \"lists\" and \"substrings\".".as_ptr(),
+            pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
+        );
+        pg_sys::add_int_reloption(
+            RELOPT_KIND as _,
+            c"substrings".as_ptr(),
+            c"Number of substring tables of a mih index using the substrings strategy; 0 = chosen from the code length and row count".as_ptr(),
+            0,
+            0,
+            ics_index::substrings::plan::MAX_SUBSTRINGS as i32,
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
     }
@@ -36,11 +90,23 @@ pub unsafe extern "C-unwind" fn amoptions(
     reloptions: pg_sys::Datum,
     validate: bool,
 ) -> *mut pg_sys::bytea {
-    let table = [pg_sys::relopt_parse_elt {
-        optname: c"lists".as_ptr(),
-        opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
-        offset: std::mem::offset_of!(MihOptions, lists) as i32,
-    }];
+    let table = [
+        pg_sys::relopt_parse_elt {
+            optname: c"lists".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
+            offset: std::mem::offset_of!(MihOptions, lists) as i32,
+        },
+        pg_sys::relopt_parse_elt {
+            optname: c"strategy".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_ENUM,
+            offset: std::mem::offset_of!(MihOptions, strategy) as i32,
+        },
+        pg_sys::relopt_parse_elt {
+            optname: c"substrings".as_ptr(),
+            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
+            offset: std::mem::offset_of!(MihOptions, substrings) as i32,
+        },
+    ];
     // SAFETY: parses into a palloc'd MihOptions laid out as declared in `table`.
     unsafe {
         pg_sys::build_reloptions(
@@ -54,15 +120,43 @@ pub unsafe extern "C-unwind" fn amoptions(
     }
 }
 
-/// The `lists` option of an index (0 when not set).
+/// The options of an index (defaults when none were given).
+///
+/// # Safety
+/// `index` is an open mih index.
+unsafe fn options(index: pg_sys::Relation) -> Option<&'static MihOptions> {
+    // SAFETY: rd_options is NULL or a MihOptions built by amoptions, living as long as the
+    // relation cache entry (longer than any caller's use).
+    unsafe { ((*index).rd_options as *const MihOptions).as_ref() }
+}
+
+/// The `lists` option (0 when not set).
+///
+/// # Safety
+/// `index` is an open mih index.
 pub unsafe fn lists(index: pg_sys::Relation) -> usize {
-    // SAFETY: rd_options is NULL or a MihOptions built by amoptions.
-    unsafe {
-        let opts = (*index).rd_options as *const MihOptions;
-        if opts.is_null() {
-            0
-        } else {
-            (*opts).lists.max(0) as usize
-        }
+    // SAFETY: as the caller promises.
+    unsafe { options(index) }.map_or(0, |o| o.lists.max(0) as usize)
+}
+
+/// The `substrings` option (0 when not set).
+///
+/// # Safety
+/// `index` is an open mih index.
+pub unsafe fn substrings(index: pg_sys::Relation) -> u32 {
+    // SAFETY: as the caller promises.
+    unsafe { options(index) }.map_or(0, |o| o.substrings.max(0) as u32)
+}
+
+/// The `strategy` option.
+///
+/// # Safety
+/// `index` is an open mih index.
+pub unsafe fn strategy(index: pg_sys::Relation) -> Requested {
+    // SAFETY: as the caller promises.
+    match unsafe { options(index) }.map_or(STRATEGY_AUTO, |o| o.strategy) {
+        STRATEGY_LISTS => Requested::Lists,
+        STRATEGY_SUBSTRINGS => Requested::Substrings,
+        _ => Requested::Auto,
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! Writing one row at a time costs a page lock and a Generic WAL record per row; written in
 //! batches, rows are grouped by list and each list's tail page is locked and logged once per
-//! batch (`ics_index::insert::insert_batch`). A buffered row is invisible to everyone until it
+//! batch (`ics_index::insert::insert_batch`; substring tables append to their tail). A buffered row is invisible to everyone until it
 //! is written, so buffers are written before anything could need them:
 //! - before this backend scans or verifies the index (its own uncommitted rows must be found);
 //! - before the transaction commits or prepares (other backends see the rows from then on);
@@ -14,9 +14,9 @@
 
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch};
-use ics_index::directory::Directory;
 use ics_index::format::Tid;
 use ics_index::insert::{fix_code_length, insert_batch};
+use ics_index::open::open;
 use ics_index::pending::PendingRows;
 use pgrx::pg_sys;
 use std::cell::{Cell, RefCell};
@@ -75,20 +75,20 @@ pub unsafe fn flush(index: pg_sys::Relation) {
     };
     let rel = PgRelation::new(index);
     // SAFETY: `index` is open; errors raise.
-    let mut dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
-    if dir.code_bytes() == 0 {
+    let mut opened = open(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
+    if opened.code_bytes() == 0 {
         // The first rows ever written fix the length (a concurrent writer may win: then the
         // check below applies to us).
-        fix_code_length(&rel, buf.code_bytes())
+        opened = fix_code_length(&rel, buf.code_bytes())
             .unwrap_or_else(|e| unsafe { format_error(index, e) });
-        dir = Directory::read(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
     }
-    if dir.code_bytes() != buf.code_bytes() {
-        length_mismatch(dir.code_bytes(), buf.code_bytes(), "a code");
+    if opened.code_bytes() != buf.code_bytes() {
+        length_mismatch(opened.code_bytes(), buf.code_bytes(), "a code");
     }
     let mut scratch = Vec::new();
     let (codes, tids) = buf.rows();
-    insert_batch(&rel, &dir.meta, &dir.centroids, codes, tids, &mut scratch);
+    insert_batch(&rel, &opened, codes, tids, &mut scratch)
+        .unwrap_or_else(|e| unsafe { format_error(index, e) });
 }
 
 /// Drops `index`'s buffered rows (its rebuild reads them from the table).

@@ -201,7 +201,7 @@ impl Relation for PgRelation {
                 let guard =
                     self.write_guard(self.buffer(block, pg_sys::BUFFER_LOCK_EXCLUSIVE), true);
                 let reusable = guard.is_new()
-                    || (DataOpaque::is_data_page(&guard)
+                    || (DataOpaque::is_any_data_page(&guard)
                         && DataOpaque::read(&guard).flags & FLAG_DELETED != 0
                         && self.xid_is_old(DataOpaque::read(&guard).deleted_xid));
                 if reusable {

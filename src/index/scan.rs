@@ -11,7 +11,7 @@ use super::build::set_tid;
 use super::relation::PgRelation;
 use super::{format_error, length_mismatch, STRATEGY_DISTANCE, STRATEGY_WITHIN};
 use crate::hashcode::ball;
-use ics_index::directory::Directory;
+use ics_index::open::open;
 use ics_index::search::{Query, Search};
 use pgrx::pg_sys;
 use pgrx::PgMemoryContexts;
@@ -81,8 +81,8 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
         // This backend's own buffered rows must be found.
         super::pending::flush(index);
         let rel = PgRelation::new(index);
-        let dir = Directory::read(&rel).unwrap_or_else(|e| format_error(index, e));
-        let nb = dir.code_bytes();
+        let opened = open(&rel).unwrap_or_else(|e| format_error(index, e));
+        let nb = opened.code_bytes();
         let mut conditions: Vec<(Vec<u8>, u32)> = Vec::new();
         for i in 0..(*scan).numberOfKeys as usize {
             let key = &*(*scan).keyData.add(i);
@@ -116,7 +116,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
             return;
         }
         let query = Query::from_keys(conditions, order, nb);
-        st.search = Some(Search::new(&dir, query));
+        st.search = Some(Search::new(opened, query));
     }
 }
 

@@ -1,11 +1,12 @@
-//! VACUUM: dead TIDs out, emptied pages unlinked and later recycled, radii shrunk
-//! (see `ics_index::vacuum`).
+//! VACUUM: dead TIDs out; then cleanup: pages unlinked earlier recycled, and for substring
+//! tables the tail merged into new tables when it has grown (see `ics_index::vacuum`).
 
 use super::format_error;
 use super::relation::PgRelation;
+use super::spill::{maintenance_budget, PgSpill};
 use ics_index::format::Tid;
 use ics_index::relation::Relation;
-use ics_index::vacuum::{bulk_delete, recycle};
+use ics_index::vacuum::{bulk_delete, cleanup};
 use pgrx::pg_sys;
 
 unsafe fn stats_or_new(
@@ -58,19 +59,37 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
         }
         let index = (*info).index;
         let rel = PgRelation::new(index);
+        let done = cleanup(
+            &rel,
+            &PgSpill,
+            maintenance_budget(),
+            super::options::substrings(index),
+            &mut || {
+                pgrx::check_for_interrupts!();
+            },
+        )
+        .unwrap_or_else(|e| format_error(index, e));
+        if let Some(m) = &done.merge {
+            pgrx::debug1!(
+                "mih: merged {} tail rows into {} substring tables of {} rows ({} tombstones dropped, {} pages written, {} retired)",
+                m.tail_rows,
+                m.substrings,
+                m.rows,
+                m.tombstones_dropped,
+                m.pages_written,
+                m.pages_retired
+            );
+        }
         let stats = if stats.is_null() {
-            // No bulk delete ran (nothing dead): still recycle what earlier VACUUMs unlinked,
-            // and count what is there.
-            let meta = ics_index::format::Meta::read(&rel.read(ics_index::format::META_BLOCK))
-                .unwrap_or_else(|e| format_error(index, e));
+            // No bulk delete ran (nothing dead): report what is there.
             let s = stats_or_new(std::ptr::null_mut());
-            (*s).pages_free = recycle(&rel, meta.first_data_block()) as u32;
             (*s).num_index_tuples = (*info).num_heap_tuples;
             (*s).estimated_count = (*info).estimated_count;
             s
         } else {
             stats
         };
+        (*stats).pages_free += done.pages_recycled as u32;
         pg_sys::IndexFreeSpaceMapVacuum(index);
         (*stats).num_pages = rel.nblocks();
         stats

@@ -10,6 +10,7 @@
 use super::build::tid_of;
 use super::format_error;
 use super::relation::PgRelation;
+use super::spill::{maintenance_budget, PgSpill};
 use crate::fmgr::varlena_bytes;
 use crate::fmgr::{self, raise, sql_function};
 use ics_index::format::Tid;
@@ -104,7 +105,8 @@ sql_function! {
             }
             super::pending::flush(index);
             let rel = PgRelation::new(index);
-            let mut report = ics_index::verify::verify(&rel, check_heap).unwrap_or_else(|e| format_error(index, e));
+            let mut report = ics_index::verify::verify(&rel, &PgSpill, maintenance_budget(), check_heap)
+                .unwrap_or_else(|e| format_error(index, e));
             let mut heap_rows: i64 = -1;
             if check_heap {
                 let heap = pg_sys::table_open((*(*index).rd_index).indrelid, pg_sys::AccessShareLock as i32);
@@ -157,12 +159,17 @@ sql_function! {
             let json = serde_json::json!({
                 "ok": report.problems.is_empty(),
                 "code_bits": report.code_bytes * 8,
+                "strategy": report.strategy.name(),
                 "lists": report.lists,
                 "nonempty_lists": report.nonempty_lists,
+                "max_radius": report.max_radius,
+                "substrings": report.substrings,
+                "generation": report.generation,
+                "tail_rows": report.tail_rows,
+                "tombstones": report.tombstones,
                 "data_pages": report.data_pages,
                 "entries": report.entries,
                 "tids": report.tids,
-                "max_radius": report.max_radius,
                 "heap_rows": (heap_rows >= 0).then_some(heap_rows),
                 "problems": report.problems,
             })

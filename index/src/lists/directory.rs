@@ -2,7 +2,8 @@
 //! metapage and directory pages into memory (share locks, released before any data page is
 //! touched: nobody waits for a data page while holding a directory lock).
 
-use crate::format::{FormatError, ListRecord, Meta, META_BLOCK};
+use crate::format::{FormatError, Meta, META_BLOCK};
+use crate::lists::layout::ListRecord;
 use crate::relation::{BlockNumber, Relation};
 
 #[derive(Debug, Clone)]

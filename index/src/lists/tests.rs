@@ -1,15 +1,16 @@
 //! Exactness against brute force: build, insert, vacuum and search on an in-memory relation,
 //! for uniform and hash-like (clustered, duplicated) codes of several lengths.
 
-use crate::build::{default_lists, Builder};
-use crate::directory::Directory;
 use crate::format::{Tid, INVALID_BLOCK};
-use crate::insert::insert;
-use crate::kmodes;
+use crate::lists::build::{default_lists, Builder};
+use crate::lists::directory::Directory;
+use crate::lists::insert::insert;
+use crate::lists::kmodes;
+use crate::lists::search::Search;
+use crate::lists::vacuum::bulk_delete;
+use crate::lists::verify::verify;
 use crate::relation::{MemRelation, Relation};
-use crate::search::{Query, Search};
-use crate::vacuum::bulk_delete;
-use crate::verify::verify;
+use crate::search::Query;
 use ics_codes::hamming::hamming;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -175,7 +176,7 @@ fn duplicates_share_entries_and_long_posting_lists_split() {
     build(&rel, &rows, nb, 4, 100_000);
     let report = verify(&rel, false).unwrap();
     assert_eq!(report.tids, 5001);
-    let max = crate::format::entry::max_tids(nb) as u64;
+    let max = crate::lists::layout::entry::max_tids(nb) as u64;
     assert_eq!(report.entries, 5000u64.div_ceil(max) + 1);
     let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
     check_query(&rel, &live, &code, &[0, 1, 64]);
@@ -195,7 +196,7 @@ fn inserts_after_build_and_into_an_empty_index() {
             .map(|(i, c)| (c.clone(), tid(i)))
             .collect();
         if start_empty {
-            crate::build::build_empty(&rel, nb);
+            crate::lists::build::build_empty(&rel, nb);
         } else {
             build(&rel, &rows[..split], nb, 40, 1000);
         }
@@ -362,7 +363,7 @@ fn verify_detects_a_radius_too_small() {
     build(&rel, &rows, nb, 3, 1000);
     let dir = Directory::read(&rel).unwrap();
     let (block, offset) = dir.meta.record_location(0);
-    crate::format::ListRecord::write_radius_tail(
+    crate::lists::layout::ListRecord::write_radius_tail(
         &dir.meta,
         &mut rel.write(block),
         offset,
@@ -383,13 +384,16 @@ fn verify_detects_a_radius_too_small() {
 #[test]
 fn an_index_built_without_a_length_takes_the_first_codes() {
     let rel = MemRelation::new();
-    crate::build::build_unsized(&rel);
+    crate::lists::build::build_unsized(&rel);
     let dir = Directory::read(&rel).unwrap();
     assert_eq!((dir.code_bytes(), dir.lists()), (0, 0));
-    let meta = crate::insert::fix_code_length(&rel, 16).unwrap();
+    let meta = crate::lists::insert::fix_code_length(&rel, 16).unwrap();
     assert_eq!((meta.code_bytes, meta.lists), (16, 1));
     // A second call (a concurrent insert) keeps what the first fixed.
-    assert_eq!(crate::insert::fix_code_length(&rel, 4).unwrap(), meta);
+    assert_eq!(
+        crate::lists::insert::fix_code_length(&rel, 4).unwrap(),
+        meta
+    );
     let dir = Directory::read(&rel).unwrap();
     let mut rng = SmallRng::seed_from_u64(2);
     let mut scratch = Vec::new();
@@ -407,8 +411,8 @@ fn an_index_built_without_a_length_takes_the_first_codes() {
 #[test]
 fn an_index_whose_rows_all_died_forgets_its_length() {
     let rel = MemRelation::new();
-    crate::build::build_unsized(&rel);
-    crate::insert::fix_code_length(&rel, 2).unwrap();
+    crate::lists::build::build_unsized(&rel);
+    crate::lists::insert::fix_code_length(&rel, 2).unwrap();
     let dir = Directory::read(&rel).unwrap();
     let mut scratch = Vec::new();
     // Enough 16-bit rows to chain several pages.
@@ -420,7 +424,7 @@ fn an_index_whose_rows_all_died_forgets_its_length() {
     let alive = tid(17);
     let reset = crate::relength::reset_if_all_dead(&rel, &mut |t| t != alive).unwrap();
     assert!(!reset);
-    let report = crate::verify::verify(&rel, true).unwrap();
+    let report = crate::lists::verify::verify(&rel, true).unwrap();
     assert_eq!(report.tids, 1);
     assert_eq!(Directory::read(&rel).unwrap().code_bytes(), 2);
     // All dead: the index is unsized again, every former page is marked deleted, and a code
@@ -437,7 +441,7 @@ fn an_index_whose_rows_all_died_forgets_its_length() {
             "block {b} is still a live data page"
         );
     }
-    let meta = crate::insert::fix_code_length(&rel, 8).unwrap();
+    let meta = crate::lists::insert::fix_code_length(&rel, 8).unwrap();
     assert_eq!(meta.code_bytes, 8);
     let dir = Directory::read(&rel).unwrap();
     let mut live = BTreeMap::new();
@@ -456,10 +460,10 @@ fn an_index_whose_rows_all_died_forgets_its_length() {
     check_verify(&rel, &live);
     // The retired pages are recycled once no snapshot can reach them.
     rel.horizon.set(u64::MAX);
-    assert!(crate::vacuum::recycle(&rel, first_data) > 0);
+    assert!(crate::lists::vacuum::recycle(&rel, first_data) > 0);
     // Resetting an unsized index is a no-op.
     let fresh = MemRelation::new();
-    crate::build::build_unsized(&fresh);
+    crate::lists::build::build_unsized(&fresh);
     assert!(crate::relength::reset_if_all_dead(&fresh, &mut |_| false).unwrap());
 }
 
@@ -483,7 +487,14 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
         let batch = &rows[at..at + size];
         let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
         let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
-        crate::insert::insert_batch(&rel, &dir.meta, &dir.centroids, &flat, &tids, &mut scratch);
+        crate::lists::insert::insert_batch(
+            &rel,
+            &dir.meta,
+            &dir.centroids,
+            &flat,
+            &tids,
+            &mut scratch,
+        );
         at += size;
     }
     assert_eq!(at, rows.len());
@@ -518,9 +529,9 @@ fn empty_indexes_fit_four_pages() {
     for nb in [0usize, 8, 512] {
         let m = MemRelation::with_capacity(4);
         if nb == 0 {
-            crate::build::build_unsized(&m);
+            crate::lists::build::build_unsized(&m);
         } else {
-            crate::build::build_empty(&m, nb);
+            crate::lists::build::build_empty(&m, nb);
         }
         assert!(m.nblocks() <= 4, "{} pages for {nb} bytes", m.nblocks());
     }

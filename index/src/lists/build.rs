@@ -6,8 +6,9 @@
 //! The caller writes pages without WAL and logs the finished relation at the end
 //! (log_newpage_range), as PostgreSQL's own index builds do.
 
-use crate::format::{self, entry, init_data_page, ListRecord, Meta, Tid, INVALID_BLOCK};
-use crate::kmodes::nearest;
+use crate::format::{self, Meta, Tid, INVALID_BLOCK};
+use crate::lists::kmodes::nearest;
+use crate::lists::layout::{entry, init_data_page, ListRecord};
 use crate::page::Page;
 use crate::relation::Relation;
 
@@ -65,7 +66,7 @@ impl<'r, R: Relation> Builder<'r, R> {
             let (b, mut p) = rel.new_page();
             assert_eq!(b, format::FIRST_DIR_BLOCK + d);
             let per = meta.records_per_page as usize;
-            format::init_dir_page(&meta, &mut p, per.min(lists - d as usize * per));
+            crate::lists::layout::init_dir_page(&meta, &mut p, per.min(lists - d as usize * per));
         }
         Builder {
             rel,
@@ -200,7 +201,7 @@ impl<'r, R: Relation> Builder<'r, R> {
 }
 
 /// Writes an index whose code length is not known yet (no rows, untyped `hashcode` column):
-/// no lists; the first insert fixes the length ([`crate::insert::fix_code_length`]).
+/// no lists; the first insert fixes the length ([`crate::lists::insert::fix_code_length`]).
 pub fn build_unsized<R: Relation>(rel: &R) {
     let meta = Meta::new(0, 0, 0);
     let (b, mut p) = rel.new_page();
@@ -213,7 +214,7 @@ pub fn build_unsized<R: Relation>(rel: &R) {
     drop(p);
     let (b, mut p) = rel.new_page();
     assert_eq!(b, format::FIRST_DIR_BLOCK);
-    format::init_dir_page(&meta, &mut p, 0);
+    crate::lists::layout::init_dir_page(&meta, &mut p, 0);
 }
 
 /// Writes the metapage and directory of an index with no rows yet (CREATE INDEX on an empty

@@ -1,0 +1,173 @@
+//! The lists strategy's pages (see the diagram in [`crate::lists`]).
+//!
+//! ```text
+//! blocks 1..=D     directory: header | ListRecord x per_page        (pd_lower past the records)
+//! other blocks     data pages, one chain per list, newest (tail) first:
+//!                  header | ItemId[] | ... free ... | entries | DataOpaque (special, 16 bytes)
+//! ```
+//!
+//! ListRecord (code_bytes + 8 bytes): centroid [code_bytes] | radius u16 | flags u16 | tail u32.
+//!   Every code in the list is within `radius` of `centroid` (a covering radius: it only grows,
+//!   except when VACUUM recomputes it), which is what lets a search skip the list exactly.
+//!   `tail` is the list's newest data page (InvalidBlockNumber when the list is empty).
+//!
+//! Entry (a data page item): ntids u16 | code [code_bytes] | tids [ntids x 6 bytes].
+//!   One entry per distinct code per page (a posting list); learned codes repeat a lot.
+
+use crate::format::{DataOpaque, Meta, DATA_SPECIAL_SIZE};
+use crate::page::{Page, HEADER_SIZE};
+
+/// A list's directory record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRecord {
+    pub centroid: Vec<u8>,
+    pub radius: u16,
+    pub tail: u32,
+}
+
+impl ListRecord {
+    pub fn read(meta: &Meta, dir_page: &Page, offset: usize) -> ListRecord {
+        let nb = meta.code_bytes as usize;
+        let r = &dir_page.contents()[offset..offset + nb + 8];
+        ListRecord {
+            centroid: r[..nb].to_vec(),
+            radius: u16::from_ne_bytes([r[nb], r[nb + 1]]),
+            tail: u32::from_ne_bytes(r[nb + 4..nb + 8].try_into().unwrap()),
+        }
+    }
+
+    pub fn write(&self, meta: &Meta, dir_page: &mut Page, offset: usize) {
+        let nb = meta.code_bytes as usize;
+        let r = &mut dir_page.contents_mut()[offset..offset + nb + 8];
+        r[..nb].copy_from_slice(&self.centroid);
+        r[nb..nb + 2].copy_from_slice(&self.radius.to_ne_bytes());
+        r[nb + 2..nb + 4].fill(0);
+        r[nb + 4..nb + 8].copy_from_slice(&self.tail.to_ne_bytes());
+    }
+
+    /// Only the fields inserts and VACUUM change (the centroid is fixed at build).
+    pub fn write_radius_tail(
+        meta: &Meta,
+        dir_page: &mut Page,
+        offset: usize,
+        radius: u16,
+        tail: u32,
+    ) {
+        let nb = meta.code_bytes as usize;
+        let r = &mut dir_page.contents_mut()[offset..offset + nb + 8];
+        r[nb..nb + 2].copy_from_slice(&radius.to_ne_bytes());
+        r[nb + 4..nb + 8].copy_from_slice(&tail.to_ne_bytes());
+    }
+}
+
+/// Initialises an empty directory page (all records zero) with room for `records` records.
+pub fn init_dir_page(meta: &Meta, page: &mut Page, records: usize) {
+    page.init(0);
+    page.set_lower(HEADER_SIZE + records * meta.record_size as usize);
+}
+
+/// Initialises an empty data page whose next older page is `prev`.
+pub fn init_data_page(page: &mut Page, prev: u32) {
+    page.init(DATA_SPECIAL_SIZE);
+    DataOpaque {
+        prev,
+        flags: 0,
+        deleted_xid: 0,
+    }
+    .write(page);
+}
+
+/// Entry codec: `ntids u16 | code | tids`.
+pub mod entry {
+    use crate::format::Tid;
+
+    pub fn size(code_bytes: usize, ntids: usize) -> usize {
+        2 + code_bytes + ntids * Tid::SIZE
+    }
+
+    /// Most TIDs one entry can hold on an empty data page.
+    pub fn max_tids(code_bytes: usize) -> usize {
+        (crate::page::Page::max_item_size(super::DATA_SPECIAL_SIZE) - 2 - code_bytes) / Tid::SIZE
+    }
+
+    pub fn encode(code: &[u8], tids: &[Tid]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(size(code.len(), tids.len()));
+        out.extend_from_slice(&(tids.len() as u16).to_ne_bytes());
+        out.extend_from_slice(code);
+        for t in tids {
+            out.extend_from_slice(&t.to_bytes());
+        }
+        out
+    }
+
+    pub fn ntids(body: &[u8]) -> usize {
+        u16::from_ne_bytes([body[0], body[1]]) as usize
+    }
+
+    pub fn code(body: &[u8], code_bytes: usize) -> &[u8] {
+        &body[2..2 + code_bytes]
+    }
+
+    pub fn tids(body: &[u8], code_bytes: usize) -> impl Iterator<Item = Tid> + '_ {
+        body[2 + code_bytes..]
+            .chunks_exact(Tid::SIZE)
+            .map(Tid::from_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::Tid;
+
+    #[test]
+    fn records_and_entries() {
+        let m = Meta::new(8, 3, 0);
+        let mut d = Page::zeroed();
+        init_dir_page(&m, &mut d, 3);
+        let r = ListRecord {
+            centroid: vec![1, 2, 3, 4, 5, 6, 7, 8],
+            radius: 9,
+            tail: 42,
+        };
+        r.write(&m, &mut d, 16);
+        assert_eq!(ListRecord::read(&m, &d, 16), r);
+        ListRecord::write_radius_tail(&m, &mut d, 16, 11, 43);
+        let r2 = ListRecord::read(&m, &d, 16);
+        assert_eq!(
+            (r2.radius, r2.tail, &r2.centroid[..]),
+            (11, 43, &r.centroid[..])
+        );
+
+        let tids = [
+            Tid {
+                block: 7,
+                offset: 1,
+            },
+            Tid {
+                block: 70000,
+                offset: 2,
+            },
+        ];
+        let e = entry::encode(&[0xab, 0xcd], &tids);
+        assert_eq!(e.len(), entry::size(2, 2));
+        assert_eq!(entry::ntids(&e), 2);
+        assert_eq!(entry::code(&e, 2), &[0xab, 0xcd]);
+        assert_eq!(entry::tids(&e, 2).collect::<Vec<_>>(), tids);
+        let mut page = Page::zeroed();
+        init_data_page(&mut page, 5);
+        assert!(DataOpaque::is_data_page(&page));
+        assert_eq!(DataOpaque::read(&page).prev, 5);
+        let full = entry::encode(
+            &[0; 8],
+            &vec![
+                Tid {
+                    block: 1,
+                    offset: 1
+                };
+                entry::max_tids(8)
+            ],
+        );
+        assert!(page.add_item(&full));
+    }
+}

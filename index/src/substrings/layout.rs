@@ -1,0 +1,483 @@
+//! The substring strategy's pages.
+//!
+//! ```text
+//! block 0      metapage: header | Meta (40 bytes, crate::format) | SubHeader (40 bytes) |
+//!              TableHeader x m (24 bytes each) | map block numbers x map_pages (u32)
+//! runs         pages listed, in order, by the map pages ("the page list"):
+//!                table 0 records | table 0 slots | table 1 records | table 1 slots | ...
+//! tail         chains of append pages (newest first), rows inserted since the last merge
+//! every page   header | contents ...................................... | Special (32 bytes)
+//! ```
+//!
+//! SubHeader: m u32 (0: no tables yet) | generation u32 | runs_rows u64 (table 0 records,
+//!   tombstones included) | tombstones u64 | tail u32 (newest tail page) | sealed u32 (newest
+//!   page of a tail being merged) | map_pages u32 | retired u32 (newest page of a tail chain a
+//!   merge replaced, until its pages are marked deleted).
+//! TableHeader: start u32 | bits u32 (the substring) | slot_bits u32 | records u32 |
+//!   rec_first u32 | slot_first u32 (page-list positions of its records and slot pages).
+//! Special: prev u32 | flags u16 | page_id u16 = 0xFF8B | deleted_xid u64 (as every data
+//!   page, crate::format::DataOpaque) | count u32 | kind u8 | table u8 | reserved u16 |
+//!   generation u32 | reserved u32.
+//!
+//! Contents, by kind (all arrays packed from the start of the contents, capacity fixed by the
+//! code length; pd_lower = pd_upper, so Generic WAL diffs the whole page):
+//! - Records, table 0: codes [cap x code_bytes] | TIDs [cap x 6]: every row, sorted by code.
+//!   A dead row's TID becomes (0, 0) (a tombstone) until the next merge drops it.
+//! - Records, table j > 0: codes [cap x code_bytes]: each distinct code once, sorted by
+//!   (substring j, code).
+//! - Slots: u32 record positions; entry s is where slot s starts (2^slot_bits + 1 entries).
+//! - Tail: codes [cap x code_bytes] | TIDs [cap x 6], `count` used, in insertion order.
+//! - Map: u32 block numbers of the page list.
+//!
+//! Codes and TIDs are stored apart (not as (code, TID) pairs) so that the Hamming kernels run
+//! over a contiguous block of codes.
+
+use crate::format::{Meta, Tid, FLAG_DELETED, INVALID_BLOCK, META_SIZE, SUBSTRING_PAGE_ID};
+use crate::page::{Page, HEADER_SIZE, PAGE_SIZE};
+use crate::substrings::plan::Substring;
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+pub const SPECIAL_SIZE: usize = 32;
+/// Bytes of contents on every substring page.
+pub const CONTENTS: usize = PAGE_SIZE - HEADER_SIZE - SPECIAL_SIZE;
+const U32: usize = 4;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Kind {
+    Tail = 1,
+    Records = 2,
+    Slots = 3,
+    Map = 4,
+}
+
+impl Kind {
+    fn from_u8(v: u8) -> Option<Kind> {
+        Some(match v {
+            1 => Kind::Tail,
+            2 => Kind::Records,
+            3 => Kind::Slots,
+            4 => Kind::Map,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct SpecialBytes {
+    prev: u32,
+    flags: u16,
+    page_id: u16,
+    deleted_xid: u64,
+    count: u32,
+    kind: u8,
+    table: u8,
+    reserved: u16,
+    generation: u32,
+    reserved2: u32,
+}
+
+/// A substring page's special space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Special {
+    pub prev: u32,
+    pub flags: u16,
+    pub deleted_xid: u64,
+    pub count: u32,
+    pub kind: Kind,
+    pub table: u8,
+    pub generation: u32,
+}
+
+impl Special {
+    /// The special space of `page`, if it is one of ours.
+    pub fn read(page: &Page) -> Option<Special> {
+        if page.is_new() || page.special().len() != SPECIAL_SIZE {
+            return None;
+        }
+        let s = SpecialBytes::read_from_bytes(page.special()).ok()?;
+        if s.page_id != SUBSTRING_PAGE_ID {
+            return None;
+        }
+        Some(Special {
+            prev: s.prev,
+            flags: s.flags,
+            deleted_xid: s.deleted_xid,
+            count: s.count,
+            kind: Kind::from_u8(s.kind)?,
+            table: s.table,
+            generation: s.generation,
+        })
+    }
+
+    pub fn write(&self, page: &mut Page) {
+        let s = SpecialBytes {
+            prev: self.prev,
+            flags: self.flags,
+            page_id: SUBSTRING_PAGE_ID,
+            deleted_xid: self.deleted_xid,
+            count: self.count,
+            kind: self.kind as u8,
+            table: self.table,
+            reserved: 0,
+            generation: self.generation,
+            reserved2: 0,
+        };
+        page.special_mut().copy_from_slice(s.as_bytes());
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.flags & FLAG_DELETED != 0
+    }
+}
+
+/// Initialises an empty page of `kind`.
+pub fn init_page(page: &mut Page, kind: Kind, table: u8, generation: u32, prev: u32) {
+    page.init(SPECIAL_SIZE);
+    Special {
+        prev,
+        flags: 0,
+        deleted_xid: 0,
+        count: 0,
+        kind,
+        table,
+        generation,
+    }
+    .write(page);
+    // No hole: the arrays fill the page, Generic WAL diffs all of it.
+    let upper = page.upper();
+    page.set_lower(upper);
+}
+
+/// Sets a page's record count.
+pub fn set_count(page: &mut Page, count: u32) {
+    let mut s = Special::read(page).expect("a substring page");
+    s.count = count;
+    s.write(page);
+}
+
+/// Records a page of `code_bytes` codes holds: with TIDs (table 0, tail) or without.
+pub const fn capacity(code_bytes: usize, with_tids: bool) -> usize {
+    CONTENTS / (code_bytes + if with_tids { Tid::SIZE } else { 0 })
+}
+
+/// u32 entries a slots or map page holds.
+pub const U32_CAPACITY: usize = CONTENTS / U32;
+
+/// The codes of records `from .. to` on a records or tail page.
+pub fn codes(page: &Page, code_bytes: usize, from: usize, to: usize) -> &[u8] {
+    &page.contents()[from * code_bytes..to * code_bytes]
+}
+
+/// The TID of record `i` on a page of capacity `cap` (table 0 or tail).
+pub fn tid(page: &Page, code_bytes: usize, cap: usize, i: usize) -> Tid {
+    let at = cap * code_bytes + i * Tid::SIZE;
+    Tid::from_bytes(&page.contents()[at..at + Tid::SIZE])
+}
+
+pub fn set_record(
+    page: &mut Page,
+    code_bytes: usize,
+    cap: usize,
+    i: usize,
+    code: &[u8],
+    tid: Option<Tid>,
+) {
+    let c = page.contents_mut();
+    c[i * code_bytes..(i + 1) * code_bytes].copy_from_slice(code);
+    if let Some(t) = tid {
+        let at = cap * code_bytes + i * Tid::SIZE;
+        c[at..at + Tid::SIZE].copy_from_slice(&t.to_bytes());
+    }
+}
+
+/// The TID a dead row's record carries until the next merge.
+pub const TOMBSTONE: Tid = Tid {
+    block: 0,
+    offset: 0,
+};
+
+pub fn u32_at(page: &Page, i: usize) -> u32 {
+    u32::from_ne_bytes(page.contents()[i * U32..i * U32 + U32].try_into().unwrap())
+}
+
+pub fn set_u32_at(page: &mut Page, i: usize, v: u32) {
+    page.contents_mut()[i * U32..i * U32 + U32].copy_from_slice(&v.to_ne_bytes());
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct SubHeader {
+    m: u32,
+    generation: u32,
+    runs_rows: u64,
+    tombstones: u64,
+    tail: u32,
+    sealed: u32,
+    map_pages: u32,
+    retired: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct TableHeader {
+    start: u32,
+    bits: u32,
+    slot_bits: u32,
+    records: u32,
+    rec_first: u32,
+    slot_first: u32,
+}
+
+const SUB_HEADER_SIZE: usize = std::mem::size_of::<SubHeader>();
+const TABLE_HEADER_SIZE: usize = std::mem::size_of::<TableHeader>();
+/// Most map pages the metapage can list (with [`crate::substrings::plan::MAX_SUBSTRINGS`]
+/// tables): about 3.9 million run pages, a 30 GB index.
+pub const MAX_MAP_PAGES: usize = (PAGE_SIZE
+    - HEADER_SIZE
+    - META_SIZE
+    - SUB_HEADER_SIZE
+    - crate::substrings::plan::MAX_SUBSTRINGS as usize * TABLE_HEADER_SIZE)
+    / U32;
+
+/// One table of a generation of runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Table {
+    pub sub: Substring,
+    pub slot_bits: u32,
+    pub records: u32,
+    /// Page-list position of the first records page.
+    pub rec_first: u32,
+    /// Page-list position of the first slots page.
+    pub slot_first: u32,
+}
+
+impl Table {
+    pub fn slots(&self) -> usize {
+        1 << self.slot_bits
+    }
+
+    pub fn rec_pages(&self, cap: usize) -> usize {
+        (self.records as usize).div_ceil(cap)
+    }
+
+    pub fn slot_pages(&self) -> usize {
+        (self.slots() + 1).div_ceil(U32_CAPACITY)
+    }
+}
+
+/// The substring strategy's part of the metapage.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SubMeta {
+    pub generation: u32,
+    pub runs_rows: u64,
+    pub tombstones: u64,
+    pub tail: u32,
+    pub sealed: u32,
+    pub retired: u32,
+    pub tables: Vec<Table>,
+    pub map_blocks: Vec<u32>,
+}
+
+impl SubMeta {
+    /// No tables yet, no tail.
+    pub fn empty() -> SubMeta {
+        SubMeta {
+            tail: INVALID_BLOCK,
+            sealed: INVALID_BLOCK,
+            retired: INVALID_BLOCK,
+            ..Default::default()
+        }
+    }
+
+    /// Reads the section after `Meta` on the metapage.
+    pub fn read(page: &Page) -> Result<SubMeta, String> {
+        let c = &page.contents()[META_SIZE..];
+        let h = SubHeader::read_from_prefix(c)
+            .map_err(|_| "short metapage")?
+            .0;
+        let m = h.m as usize;
+        let maps = h.map_pages as usize;
+        if m > crate::substrings::plan::MAX_SUBSTRINGS as usize || maps > MAX_MAP_PAGES {
+            return Err(format!("{m} tables, {maps} map pages"));
+        }
+        let mut at = SUB_HEADER_SIZE;
+        let mut tables = Vec::with_capacity(m);
+        for _ in 0..m {
+            let t = TableHeader::read_from_prefix(&c[at..])
+                .map_err(|_| "short metapage")?
+                .0;
+            if t.slot_bits > crate::substrings::plan::MAX_SLOT_BITS {
+                return Err(format!("{t:?}"));
+            }
+            tables.push(Table {
+                sub: Substring {
+                    start: t.start,
+                    bits: t.bits,
+                },
+                slot_bits: t.slot_bits,
+                records: t.records,
+                rec_first: t.rec_first,
+                slot_first: t.slot_first,
+            });
+            at += TABLE_HEADER_SIZE;
+        }
+        let map_blocks = (0..maps)
+            .map(|i| u32::from_ne_bytes(c[at + i * U32..at + i * U32 + U32].try_into().unwrap()))
+            .collect();
+        Ok(SubMeta {
+            generation: h.generation,
+            runs_rows: h.runs_rows,
+            tombstones: h.tombstones,
+            tail: h.tail,
+            sealed: h.sealed,
+            retired: h.retired,
+            tables,
+            map_blocks,
+        })
+    }
+
+    /// Writes the whole metapage: `meta` and this section.
+    pub fn write(&self, meta: &Meta, page: &mut Page) {
+        assert!(self.map_blocks.len() <= MAX_MAP_PAGES, "index too large");
+        meta.write(page);
+        let h = SubHeader {
+            m: self.tables.len() as u32,
+            generation: self.generation,
+            runs_rows: self.runs_rows,
+            tombstones: self.tombstones,
+            tail: self.tail,
+            sealed: self.sealed,
+            map_pages: self.map_blocks.len() as u32,
+            retired: self.retired,
+        };
+        let mut bytes = h.as_bytes().to_vec();
+        for t in &self.tables {
+            let th = TableHeader {
+                start: t.sub.start,
+                bits: t.sub.bits,
+                slot_bits: t.slot_bits,
+                records: t.records,
+                rec_first: t.rec_first,
+                slot_first: t.slot_first,
+            };
+            bytes.extend_from_slice(th.as_bytes());
+        }
+        for b in &self.map_blocks {
+            bytes.extend_from_slice(&b.to_ne_bytes());
+        }
+        page.contents_mut()[META_SIZE..META_SIZE + bytes.len()].copy_from_slice(&bytes);
+        page.set_lower(HEADER_SIZE + META_SIZE + bytes.len());
+    }
+
+    pub fn m(&self) -> usize {
+        self.tables.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn special_round_trip_and_kind_check() {
+        let mut p = Page::zeroed();
+        assert!(Special::read(&p).is_none());
+        init_page(&mut p, Kind::Records, 2, 7, 99);
+        let s = Special::read(&p).unwrap();
+        assert_eq!(
+            (
+                s.kind,
+                s.table,
+                s.generation,
+                s.prev,
+                s.count,
+                s.is_deleted()
+            ),
+            (Kind::Records, 2, 7, 99, 0, false)
+        );
+        assert_eq!(p.lower(), p.upper());
+        assert!(crate::format::DataOpaque::is_any_data_page(&p));
+        assert!(!crate::format::DataOpaque::is_data_page(&p));
+        crate::format::DataOpaque::mark_deleted(&mut p, 1234);
+        let s = Special::read(&p).unwrap();
+        assert!(s.is_deleted());
+        assert_eq!(s.deleted_xid, 1234);
+        assert_eq!(s.kind, Kind::Records, "marking keeps our own fields");
+        set_count(&mut p, 17);
+        assert_eq!(Special::read(&p).unwrap().count, 17);
+        // A list page is not one of ours.
+        let mut l = Page::zeroed();
+        crate::lists::layout::init_data_page(&mut l, 3);
+        assert!(Special::read(&l).is_none());
+    }
+
+    #[test]
+    fn records_fill_the_page() {
+        for nb in [1usize, 8, 16, 512] {
+            for tids in [false, true] {
+                let cap = capacity(nb, tids);
+                let mut p = Page::zeroed();
+                init_page(&mut p, Kind::Tail, 0, 0, INVALID_BLOCK);
+                let code: Vec<u8> = (0..nb).map(|i| i as u8).collect();
+                let t = Tid {
+                    block: 0x0102_0304,
+                    offset: 7,
+                };
+                set_record(&mut p, nb, cap, cap - 1, &code, tids.then_some(t));
+                assert_eq!(codes(&p, nb, cap - 1, cap), &code[..]);
+                if tids {
+                    assert_eq!(tid(&p, nb, cap, cap - 1), t);
+                }
+                assert!(cap * (nb + if tids { 6 } else { 0 }) <= CONTENTS);
+            }
+        }
+        assert_eq!(capacity(8, true), 581);
+        assert_eq!(U32_CAPACITY, 2034);
+    }
+
+    #[test]
+    fn submeta_round_trip() {
+        let meta = Meta::new_substrings(8, 1000);
+        let sub = SubMeta {
+            generation: 3,
+            runs_rows: 1000,
+            tombstones: 5,
+            tail: 77,
+            sealed: INVALID_BLOCK,
+            retired: 12,
+            tables: vec![
+                Table {
+                    sub: Substring { start: 0, bits: 22 },
+                    slot_bits: 3,
+                    records: 1000,
+                    rec_first: 0,
+                    slot_first: 2,
+                },
+                Table {
+                    sub: Substring {
+                        start: 22,
+                        bits: 21,
+                    },
+                    slot_bits: 2,
+                    records: 990,
+                    rec_first: 3,
+                    slot_first: 4,
+                },
+            ],
+            map_blocks: vec![5, 6],
+        };
+        let mut p = Page::zeroed();
+        sub.write(&meta, &mut p);
+        assert_eq!(Meta::read(&p).unwrap(), meta);
+        assert_eq!(SubMeta::read(&p).unwrap(), sub);
+        let big = SubMeta {
+            map_blocks: vec![1; MAX_MAP_PAGES],
+            tables: vec![sub.tables[0]; 16],
+            ..SubMeta::empty()
+        };
+        big.write(&meta, &mut p);
+        assert_eq!(SubMeta::read(&p).unwrap(), big);
+    }
+}

@@ -1,0 +1,492 @@
+//! Exact search over substring tables: multi-index hashing with a cost switch to a linear
+//! pass over table 0, plus the tail.
+//!
+//! Multi-index hashing (Norouzi, Punjani & Fleet): with the code cut into m substrings, a code
+//! within distance d of the query has some substring within floor(d / m) of the query's. Here
+//! a table is probed by *slot* (the first `slot_bits` bits of its substring), and a slot's
+//! prefix distance p_j never exceeds the substring distance, so the pigeonhole argument holds
+//! for the prefixes too. Stage (s, j) reads the slots of table j at prefix distance exactly s
+//! from the query's, in the order (0,0), (0,1), .., (0,m-1), (1,0), ..; after stage (s, j) every
+//! code within distance m*s + j has been collected (a code not collected has p_i >= s+1 for
+//! i <= j and p_i >= s for i > j, and its distance is at least the sum of its p_i). Rows at
+//! or below that bound are returned in distance order as the executor asks for them.
+//!
+//! A code is collected from only one table: the first (s, j) at which any table reaches it,
+//! which the code's own prefix distances tell. Table 0 holds rows (code and TID); the other
+//! tables hold each distinct code once, and the rows of a code collected there are looked up
+//! in table 0 when they are returned.
+//!
+//! PostgreSQL reads whole pages, and the slots of a Hamming ball are scattered through a
+//! table: once the next stage would read about half as many pages as table 0 has, the search
+//! switches to one linear pass over table 0 (the SIMD kernels compare ~1,000 codes a page),
+//! continuing from the bound already proven. Uniform 64-bit codes at a million rows need k-NN
+//! radii where that happens; radius queries and the neighbours of learned codes stay in the
+//! tables.
+//!
+//! The tail (rows inserted since the last merge) is read linearly; a linear pass keeps at most
+//! `cap` rows beyond what it has proven and is repeated from its bound if more are wanted.
+
+use crate::format::{FormatError, Tid};
+use crate::relation::Relation;
+use crate::search::{Query, SearchStats};
+use crate::substrings::layout::TOMBSTONE;
+use crate::substrings::plan::{binomial, bits_at, masks};
+use crate::substrings::runs::{for_tail_pages, Runs};
+use ics_codes::hamming::{hamming, hamming_many};
+
+/// Rows a linear pass keeps beyond its proven bound before it gives up the farthest.
+const FIRST_PASS_ROWS: usize = 1024;
+
+/// Distances proven: every row at or below this distance has been collected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Proven {
+    Nothing,
+    UpTo(u32),
+    All,
+}
+
+impl Proven {
+    fn covers(self, d: u32) -> bool {
+        match self {
+            Proven::Nothing => false,
+            Proven::UpTo(p) => d <= p,
+            Proven::All => true,
+        }
+    }
+
+    /// Rows farther than this are new to a source that proved it.
+    fn floor(self) -> Option<u32> {
+        match self {
+            Proven::Nothing => None,
+            Proven::UpTo(p) => Some(p),
+            Proven::All => Some(u32::MAX),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Row(Tid),
+    /// A distinct code (index into the arena) whose rows are looked up when returned.
+    Code(u32),
+}
+
+/// Rows and codes collected by one source, by distance.
+#[derive(Debug)]
+struct Buckets {
+    by_distance: Vec<Vec<Item>>,
+    pending: usize,
+}
+
+impl Buckets {
+    fn new(bits: usize) -> Self {
+        Buckets {
+            by_distance: vec![Vec::new(); bits + 1],
+            pending: 0,
+        }
+    }
+
+    fn push(&mut self, d: u32, item: Item) {
+        self.by_distance[d as usize].push(item);
+        self.pending += 1;
+    }
+
+    fn pop(&mut self, d: u32) -> Option<Item> {
+        let item = self.by_distance.get_mut(d as usize)?.pop()?;
+        self.pending -= 1;
+        Some(item)
+    }
+
+    /// Drops everything farther than `d`.
+    fn truncate_above(&mut self, d: u32) {
+        for b in self.by_distance.iter_mut().skip(d as usize + 1) {
+            self.pending -= b.len();
+            b.clear();
+        }
+    }
+}
+
+/// A linear pass's state: it has proven `proven`, and the next pass keeps `cap` rows.
+#[derive(Debug, Clone, Copy)]
+struct Linear {
+    proven: Proven,
+    cap: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RunsState {
+    /// Next stage to run, and the bound the finished ones proved.
+    Stages {
+        s: u32,
+        j: usize,
+        proven: Proven,
+    },
+    Linear(Linear),
+}
+
+pub struct Search {
+    query: Query,
+    runs: Runs,
+    q_prefix: Vec<u32>,
+    tail_heads: Vec<u32>,
+    bits: u32,
+    state: RunsState,
+    tail: Linear,
+    run_items: Buckets,
+    tail_items: Buckets,
+    arena: Vec<u8>,
+    cursor: u32,
+    resolved: Vec<Tid>,
+    dist: Vec<u32>,
+    pub stats: SearchStats,
+}
+
+impl Search {
+    pub fn new<R: Relation>(rel: &R, query: Query) -> Result<Search, FormatError> {
+        let runs = Runs::read(rel)?;
+        Ok(Search::over(runs, query))
+    }
+
+    pub fn over(runs: Runs, query: Query) -> Search {
+        let nb = runs.code_bytes();
+        assert_eq!(query.code.len(), nb, "query length checked by the caller");
+        let bits = (nb * 8) as u32;
+        let q_prefix = runs
+            .sub
+            .tables
+            .iter()
+            .map(|t| bits_at(&query.code, t.sub.start, t.slot_bits))
+            .collect();
+        let tail_heads = [runs.sub.tail, runs.sub.sealed]
+            .into_iter()
+            .filter(|&b| b != crate::format::INVALID_BLOCK)
+            .collect();
+        let bounded = query.max_distance != u32::MAX;
+        let cap = if bounded { usize::MAX } else { FIRST_PASS_ROWS };
+        let state = if runs.m() == 0 {
+            RunsState::Linear(Linear {
+                proven: Proven::All,
+                cap,
+            })
+        } else {
+            RunsState::Stages {
+                s: 0,
+                j: 0,
+                proven: Proven::Nothing,
+            }
+        };
+        Search {
+            q_prefix,
+            tail_heads,
+            bits,
+            state,
+            tail: Linear {
+                proven: Proven::Nothing,
+                cap,
+            },
+            run_items: Buckets::new(bits as usize),
+            tail_items: Buckets::new(bits as usize),
+            arena: Vec::new(),
+            cursor: 0,
+            resolved: Vec::new(),
+            dist: Vec::new(),
+            stats: SearchStats::default(),
+            query,
+            runs,
+        }
+    }
+
+    fn runs_proven(&self) -> Proven {
+        match self.state {
+            RunsState::Stages { proven, .. } => proven,
+            RunsState::Linear(l) => l.proven,
+        }
+    }
+
+    fn done_at(&self, p: Proven) -> bool {
+        p.covers(self.query.max_distance.min(self.bits))
+    }
+
+    /// The next row in increasing distance, or `None` when the search is exhausted.
+    pub fn next<R: Relation>(&mut self, rel: &R) -> Option<(Tid, u32)> {
+        loop {
+            let proven = self.runs_proven().min(self.tail.proven);
+            let limit = self.query.max_distance.min(self.bits);
+            while proven.covers(self.cursor) && self.cursor <= limit {
+                if let Some(Item::Row(t)) = self.tail_items.pop(self.cursor) {
+                    return Some((t, self.cursor));
+                }
+                match self.run_items.pop(self.cursor) {
+                    Some(Item::Row(t)) => return Some((t, self.cursor)),
+                    Some(Item::Code(at)) => {
+                        let nb = self.runs.code_bytes();
+                        let code = self.arena[at as usize * nb..(at as usize + 1) * nb].to_vec();
+                        self.resolved.clear();
+                        self.stats.pages_read += self.runs.rows_of(rel, &code, &mut self.resolved);
+                        for &t in &self.resolved {
+                            self.run_items.push(self.cursor, Item::Row(t));
+                        }
+                    }
+                    None => self.cursor += 1,
+                }
+            }
+            if self.done_at(proven) || self.cursor > limit {
+                return None;
+            }
+            // Advance whichever source holds the bound back.
+            if self.tail.proven <= self.runs_proven() {
+                self.tail_pass(rel);
+            } else {
+                self.advance_runs(rel);
+            }
+        }
+    }
+
+    fn tail_pass<R: Relation>(&mut self, rel: &R) {
+        let nb = self.runs.code_bytes();
+        let floor = self.tail.proven.floor();
+        let mut pass = Pass::new(floor, self.tail.cap, self.bits);
+        for &head in &self.tail_heads.clone() {
+            let (q, dist) = (&self.query, &mut self.dist);
+            self.stats.pages_read += for_tail_pages(rel, nb, head, &mut |codes, tids| {
+                pass.page(q, nb, codes, tids, dist);
+            });
+        }
+        self.stats.entries_checked += pass.checked;
+        self.tail.proven = pass.finish(&mut self.tail_items);
+        self.tail.cap = self.tail.cap.saturating_mul(4);
+    }
+
+    fn advance_runs<R: Relation>(&mut self, rel: &R) {
+        match self.state {
+            RunsState::Linear(l) => {
+                let nb = self.runs.code_bytes();
+                let mut pass = Pass::new(l.proven.floor(), l.cap, self.bits);
+                let t0 = self.runs.table(0).records;
+                let (q, dist) = (&self.query, &mut self.dist);
+                self.stats.pages_read +=
+                    self.runs.for_records(rel, 0, 0, t0, &mut |_, codes, tids| {
+                        pass.page(q, nb, codes, tids.expect("table 0 has TIDs"), dist);
+                    });
+                self.stats.entries_checked += pass.checked;
+                self.stats.linear_passes += 1;
+                self.state = RunsState::Linear(Linear {
+                    proven: pass.finish(&mut self.run_items),
+                    cap: l.cap.saturating_mul(4),
+                });
+            }
+            RunsState::Stages { s, j, proven } => {
+                let m = self.runs.m();
+                let max_slot_bits = self
+                    .runs
+                    .sub
+                    .tables
+                    .iter()
+                    .map(|t| t.slot_bits)
+                    .max()
+                    .unwrap_or(0);
+                if s > max_slot_bits {
+                    // Every slot of every table has been read: all codes are collected.
+                    self.state = RunsState::Stages {
+                        s,
+                        j,
+                        proven: Proven::All,
+                    };
+                    return;
+                }
+                if self.stage_cost(s, j) * 2 > self.linear_cost() {
+                    // Rows beyond the proven bound come from one linear pass instead (before
+                    // the first stage nothing has been collected).
+                    if let Some(p) = proven.floor() {
+                        self.run_items.truncate_above(p);
+                    }
+                    let cap = if self.query.max_distance != u32::MAX {
+                        usize::MAX
+                    } else {
+                        FIRST_PASS_ROWS
+                    };
+                    self.state = RunsState::Linear(Linear { proven, cap });
+                    self.stats.switched_to_linear = true;
+                    return self.advance_runs(rel);
+                }
+                self.run_stage(rel, s, j);
+                let bound = (m as u32).saturating_mul(s).saturating_add(j as u32);
+                let (ns, nj) = if j + 1 == m { (s + 1, 0) } else { (s, j + 1) };
+                self.state = RunsState::Stages {
+                    s: ns,
+                    j: nj,
+                    proven: Proven::UpTo(bound),
+                };
+            }
+        }
+    }
+
+    /// Pages table 0 occupies: what a linear pass reads.
+    fn linear_cost(&self) -> u64 {
+        self.runs.table(0).rec_pages(self.runs.cap(0)) as u64
+    }
+
+    /// Pages stage (s, j) would read, about: its slots' records and slot entries.
+    fn stage_cost(&self, s: u32, j: usize) -> u64 {
+        let t = self.runs.table(j);
+        let slots = binomial(t.slot_bits, s);
+        if slots == 0 {
+            return 0;
+        }
+        let cap = self.runs.cap(j) as u64;
+        let rec_pages = t.rec_pages(cap as usize) as u64;
+        let per_slot = u64::from(t.records) / (t.slots() as u64);
+        let records = slots.saturating_mul(1 + per_slot / cap).min(rec_pages);
+        records + slots.min(t.slot_pages() as u64)
+    }
+
+    /// Collects the codes of table `j`'s slots at prefix distance exactly `s`.
+    fn run_stage<R: Relation>(&mut self, rel: &R, s: u32, j: usize) {
+        self.stats.stages += 1;
+        let t = *self.runs.table(j);
+        if s > t.slot_bits {
+            return;
+        }
+        let qp = self.q_prefix[j];
+        let mut slots: Vec<u32> = masks(t.slot_bits, s).map(|mask| qp ^ mask).collect();
+        slots.sort_unstable();
+        let ranges = self.runs.slot_ranges(rel, j, &slots);
+        self.stats.pages_read += slots.len().min(t.slot_pages());
+        let nb = self.runs.code_bytes();
+        let tables = self.runs.sub.tables.clone();
+        let q_prefix = self.q_prefix.clone();
+        // Whether (s, j) is the first stage that reaches `code` (see the module docs).
+        let first_reached_here = |code: &[u8]| {
+            tables.iter().enumerate().all(|(i, ti)| {
+                if i == j {
+                    return true;
+                }
+                let p = (bits_at(code, ti.sub.start, ti.slot_bits) ^ q_prefix[i]).count_ones();
+                if i < j {
+                    p > s
+                } else {
+                    p >= s
+                }
+            })
+        };
+        for (a, b) in ranges {
+            let (query, dist, items, arena, checked) = (
+                &self.query,
+                &mut self.dist,
+                &mut self.run_items,
+                &mut self.arena,
+                &mut self.stats.entries_checked,
+            );
+            self.stats.pages_read += self.runs.for_records(rel, j, a, b, &mut |_, codes, tids| {
+                let n = codes.len() / nb;
+                dist.resize(n, 0);
+                hamming_many(&query.code, codes, &mut dist[..n]);
+                *checked += n;
+                for (i, &d) in dist[..n].iter().enumerate() {
+                    if d > query.max_distance {
+                        continue;
+                    }
+                    let code = &codes[i * nb..(i + 1) * nb];
+                    if !passes_filters(query, code) || !first_reached_here(code) {
+                        continue;
+                    }
+                    match tids {
+                        Some(tid_of) => {
+                            let t = tid_of(i);
+                            if t != TOMBSTONE {
+                                items.push(d, Item::Row(t));
+                            }
+                        }
+                        None => {
+                            let at = (arena.len() / nb) as u32;
+                            arena.extend_from_slice(code);
+                            items.push(d, Item::Code(at));
+                        }
+                    }
+                }
+            });
+        }
+    }
+}
+
+fn passes_filters(query: &Query, code: &[u8]) -> bool {
+    query.filters.iter().all(|(c, r)| hamming(c, code) <= *r)
+}
+
+/// One linear pass over (code, TID) pages: keeps rows beyond `floor`, at most `cap` of them
+/// plus ties (dropping the farthest distances), and reports what it proved.
+struct Pass {
+    floor: Option<u32>,
+    cap: usize,
+    cutoff: u32,
+    dropped: bool,
+    kept: Vec<Vec<Tid>>,
+    count: usize,
+    checked: usize,
+}
+
+impl Pass {
+    fn new(floor: Option<u32>, cap: usize, bits: u32) -> Pass {
+        Pass {
+            floor,
+            cap,
+            cutoff: bits,
+            dropped: false,
+            kept: vec![Vec::new(); bits as usize + 1],
+            count: 0,
+            checked: 0,
+        }
+    }
+
+    fn page(
+        &mut self,
+        query: &Query,
+        nb: usize,
+        codes: &[u8],
+        tids: &dyn Fn(usize) -> Tid,
+        dist: &mut Vec<u32>,
+    ) {
+        let n = codes.len() / nb;
+        dist.resize(n, 0);
+        hamming_many(&query.code, codes, &mut dist[..n]);
+        self.checked += n;
+        for (i, &d) in dist[..n].iter().enumerate() {
+            if d > query.max_distance || self.floor.is_some_and(|f| d <= f) {
+                continue;
+            }
+            if d > self.cutoff {
+                self.dropped = true;
+                continue;
+            }
+            let t = tids(i);
+            if t == TOMBSTONE || !passes_filters(query, &codes[i * nb..(i + 1) * nb]) {
+                continue;
+            }
+            self.kept[d as usize].push(t);
+            self.count += 1;
+            // Keep `cap` rows: drop the farthest distance while the rest still hold `cap`.
+            while self.count - self.kept[self.cutoff as usize].len() >= self.cap {
+                let far = std::mem::take(&mut self.kept[self.cutoff as usize]);
+                self.count -= far.len();
+                self.dropped |= !far.is_empty();
+                if self.cutoff == 0 {
+                    break;
+                }
+                self.cutoff -= 1;
+            }
+        }
+    }
+
+    fn finish(self, into: &mut Buckets) -> Proven {
+        for (d, tids) in self.kept.into_iter().enumerate() {
+            for t in tids {
+                into.push(d as u32, Item::Row(t));
+            }
+        }
+        if self.dropped {
+            Proven::UpTo(self.cutoff)
+        } else {
+            Proven::All
+        }
+    }
+}

@@ -1,0 +1,579 @@
+//! Exactness of substring tables against brute force on an in-memory relation: uniform,
+//! clustered and mixed codes of 8 to 256 bits, k-NN with ties and radii 0..16, through the
+//! tail, tombstones, merges (also with sorts spilled to "disk"), and interrupted merges.
+
+use crate::format::{Tid, INVALID_BLOCK};
+use crate::open::{open, Opened};
+use crate::relation::{MemRelation, Relation};
+use crate::search::{Query, Search};
+use crate::spill::MemSpill;
+use crate::substrings::build::{build, build_empty, VecRows};
+use crate::substrings::vacuum::{bulk_delete, merge, reclaim};
+use crate::verify::verify;
+use ics_codes::hamming::hamming;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, HashSet};
+
+fn tid(i: usize) -> Tid {
+    Tid {
+        block: (i / 100) as u32 + 1,
+        offset: (i % 100 + 1) as u16,
+    }
+}
+
+fn uniform(rng: &mut SmallRng, n: usize, nb: usize) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|_| (0..nb).map(|_| rng.gen()).collect())
+        .collect()
+}
+
+/// Codes the way multi-label learned codes look: the per-bit majority of 1-3 of `centres`
+/// random centres (ties: the first centre), every bit flipped with probability `p`.
+fn multilabel(rng: &mut SmallRng, n: usize, nb: usize, centres: usize, p: f64) -> Vec<Vec<u8>> {
+    let cs = uniform(rng, centres, nb);
+    (0..n)
+        .map(|_| {
+            let labels: Vec<usize> = (0..rng.gen_range(1..=3))
+                .map(|_| rng.gen_range(0..centres))
+                .collect();
+            let mut c = vec![0u8; nb];
+            for bit in 0..nb * 8 {
+                let ones = labels
+                    .iter()
+                    .filter(|&&l| cs[l][bit / 8] & (0x80 >> (bit % 8)) != 0)
+                    .count();
+                let first = cs[labels[0]][bit / 8] & (0x80 >> (bit % 8)) != 0;
+                let mut v = 2 * ones > labels.len() || (2 * ones == labels.len() && first);
+                if rng.gen_bool(p) {
+                    v = !v;
+                }
+                if v {
+                    c[bit / 8] |= 0x80 >> (bit % 8);
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+/// Tight clusters with many exact duplicates.
+fn clustered(rng: &mut SmallRng, n: usize, nb: usize, centres: usize, p: f64) -> Vec<Vec<u8>> {
+    let cs = uniform(rng, centres, nb);
+    (0..n)
+        .map(|_| {
+            let mut c = cs[rng.gen_range(0..centres)].clone();
+            for bit in 0..nb * 8 {
+                if rng.gen_bool(p) {
+                    c[bit / 8] ^= 0x80 >> (bit % 8);
+                }
+            }
+            c
+        })
+        .collect()
+}
+
+fn build_from(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, m: u32, budget: usize) {
+    let mut sorted = rows.to_vec();
+    sorted.sort();
+    build(
+        rel,
+        &MemSpill,
+        budget,
+        nb,
+        m,
+        sorted.len() as u64,
+        &mut VecRows::new(&sorted),
+        &mut || {},
+    );
+}
+
+fn search_all(rel: &MemRelation, q: Query) -> (Vec<(Tid, u32)>, crate::search::SearchStats) {
+    let mut s = Search::new(open(rel).unwrap(), q);
+    let mut out = Vec::new();
+    while let Some(r) = s.next(rel) {
+        out.push(r);
+    }
+    (out, s.stats().clone())
+}
+
+fn query(code: &[u8], max_distance: u32) -> Query {
+    Query {
+        code: code.to_vec(),
+        max_distance,
+        filters: vec![],
+    }
+}
+
+/// k-NN (full ordered scan and first k) and radius searches against brute force over `live`.
+fn check_query(rel: &MemRelation, live: &BTreeMap<Tid, Vec<u8>>, q: &[u8], radii: &[u32]) {
+    let mut truth: Vec<(u32, Tid)> = live.iter().map(|(t, c)| (hamming(q, c), *t)).collect();
+    truth.sort();
+    let (got, _) = search_all(rel, query(q, u32::MAX));
+    assert_eq!(
+        got.len(),
+        truth.len(),
+        "ordered scan returns every row once"
+    );
+    assert!(
+        got.windows(2).all(|w| w[0].1 <= w[1].1),
+        "distances must not decrease"
+    );
+    assert_eq!(
+        got.iter().map(|r| r.0).collect::<HashSet<_>>().len(),
+        got.len(),
+        "no TID twice"
+    );
+    for (t, d) in &got {
+        assert_eq!(*d, hamming(q, &live[t]), "reported distance is exact");
+    }
+    for k in [1usize, 10, 100] {
+        let k = k.min(truth.len());
+        if k == 0 {
+            continue;
+        }
+        // A search asked for only k rows: the k-th distance matches (ties).
+        let mut s = Search::new(open(rel).unwrap(), query(q, u32::MAX));
+        let mut last = 0;
+        for _ in 0..k {
+            last = s.next(rel).expect("k rows").1;
+        }
+        assert_eq!(last, truth[k - 1].0, "k-th distance for k={k}");
+    }
+    for &r in radii {
+        let want: HashSet<Tid> = truth.iter().filter(|(d, _)| *d <= r).map(|x| x.1).collect();
+        let (got, _) = search_all(rel, query(q, r));
+        let got_set: HashSet<Tid> = got.iter().map(|x| x.0).collect();
+        assert_eq!(got.len(), got_set.len(), "radius {r}: no TID twice");
+        assert_eq!(got_set, want, "radius {r}");
+    }
+}
+
+fn check_verify(rel: &MemRelation, live: &BTreeMap<Tid, Vec<u8>>) {
+    let report = verify(rel, &MemSpill, 1 << 20, true).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    let mut contents = report.contents;
+    contents.sort();
+    let want: Vec<(Tid, Vec<u8>)> = live.iter().map(|(t, c)| (*t, c.clone())).collect();
+    assert_eq!(contents, want);
+}
+
+fn queries(rng: &mut SmallRng, codes: &[Vec<u8>], nb: usize) -> Vec<Vec<u8>> {
+    (0..5)
+        .map(|qi| {
+            let mut q = codes[rng.gen_range(0..codes.len())].clone();
+            if qi % 2 == 1 {
+                q[0] ^= 0b1010_0000;
+            }
+            if qi == 4 {
+                q = (0..nb).map(|_| rng.gen()).collect();
+            }
+            q
+        })
+        .collect()
+}
+
+#[test]
+fn exact_on_uniform_clustered_and_mixed_codes_of_every_length() {
+    let mut rng = SmallRng::seed_from_u64(13);
+    let radii: Vec<u32> = (0..=16).collect();
+    for nb in [1usize, 4, 8, 16, 32] {
+        for kind in 0..3 {
+            let n = 2500;
+            let codes = match kind {
+                0 => uniform(&mut rng, n, nb),
+                1 => clustered(&mut rng, n, nb, 10, 0.04),
+                _ => {
+                    let mut c = multilabel(&mut rng, n / 2, nb, 12, 0.1);
+                    c.extend(uniform(&mut rng, n / 2, nb));
+                    c
+                }
+            };
+            let rows: Vec<(Vec<u8>, Tid)> = codes
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.clone(), tid(i)))
+                .collect();
+            for m in [0u32, 1, 4.min(nb as u32 * 8)] {
+                let rel = MemRelation::new();
+                build_from(&rel, &rows, nb, m, 1 << 20);
+                let live: BTreeMap<Tid, Vec<u8>> =
+                    rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+                check_verify(&rel, &live);
+                for q in queries(&mut rng, &codes, nb) {
+                    check_query(&rel, &live, &q, &radii);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn small_radii_probe_the_tables_and_large_k_switches_to_a_linear_pass() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let nb = 8;
+    let codes = uniform(&mut rng, 60_000, nb);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build_from(&rel, &rows, nb, 0, 1 << 24);
+    let Opened::Substrings(runs) = open(&rel).unwrap() else {
+        panic!("substring tables")
+    };
+    assert_eq!(runs.m(), 3);
+    let table0_pages = runs.table(0).rec_pages(runs.cap(0));
+    // Radius 4 around a stored code: a handful of slots, no linear pass.
+    let (got, stats) = search_all(&rel, query(&codes[7], 4));
+    assert!(got.iter().any(|r| r.0 == tid(7)));
+    assert!(!stats.switched_to_linear, "{stats:?}");
+    assert!(
+        stats.pages_read * 3 < table0_pages,
+        "{stats:?} vs {table0_pages} pages"
+    );
+    // Every row in order: the tables give up for a linear pass.
+    let (all, stats) = search_all(&rel, query(&codes[7], u32::MAX));
+    assert_eq!(all.len(), codes.len());
+    assert!(
+        stats.switched_to_linear && stats.linear_passes >= 1,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn multilabel_neighbours_are_found_in_the_tables() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    let nb = 8;
+    let codes = multilabel(&mut rng, 40_000, nb, 80, 0.1);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build_from(&rel, &rows, nb, 0, 1 << 24);
+    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    for q in queries(&mut rng, &codes, nb).into_iter().take(3) {
+        check_query(&rel, &live, &q, &[0, 3, 8]);
+    }
+}
+
+#[test]
+fn inserts_go_to_the_tail_and_merges_fold_them_in() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    for nb in [2usize, 8, 16] {
+        let codes = multilabel(&mut rng, 6000, nb, 20, 0.08);
+        let rows: Vec<(Vec<u8>, Tid)> = codes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.clone(), tid(i)))
+            .collect();
+        let rel = MemRelation::new();
+        build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
+        let mut live: BTreeMap<Tid, Vec<u8>> =
+            rows[..2000].iter().map(|(c, t)| (*t, c.clone())).collect();
+        // Batches of several sizes, some spanning pages.
+        let mut at = 2000;
+        for size in [1usize, 7, 300, 1692] {
+            let batch = &rows[at..at + size];
+            let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
+            let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
+            let opened = open(&rel).unwrap();
+            crate::insert::insert_batch(&rel, &opened, &flat, &tids, &mut Vec::new()).unwrap();
+            for (c, t) in batch {
+                live.insert(*t, c.clone());
+            }
+            at += size;
+        }
+        check_verify(&rel, &live);
+        let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
+        assert_eq!(report.tail_rows, 2000);
+        for q in queries(&mut rng, &codes, nb).into_iter().take(3) {
+            check_query(&rel, &live, &q, &[0, 2, 5, 9]);
+        }
+        // A merge folds the tail in (sorts spilled: a tiny memory budget).
+        let stats = merge(&rel, &MemSpill, 40_000, 0, false, &mut || {})
+            .unwrap()
+            .expect("the tail is large");
+        assert_eq!((stats.rows, stats.tail_rows), (4000, 2000));
+        let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
+        assert_eq!((report.tail_rows, report.generation), (0, 2));
+        check_verify(&rel, &live);
+        for q in queries(&mut rng, &codes, nb).into_iter().take(3) {
+            check_query(&rel, &live, &q, &[0, 4, 12]);
+        }
+        // Nothing to merge now.
+        assert_eq!(
+            merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {}).unwrap(),
+            None
+        );
+        // The old generation's pages are recycled once no snapshot can see them, and reused.
+        assert_eq!(reclaim(&rel).unwrap(), 0);
+        rel.horizon.set(u64::MAX);
+        assert!(reclaim(&rel).unwrap() > 0);
+        let free = rel.free_pages().len();
+        let nblocks = rel.nblocks();
+        let batch = &rows[at..];
+        let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
+        let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
+        crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new())
+            .unwrap();
+        for (c, t) in batch {
+            live.insert(*t, c.clone());
+        }
+        let m = merge(&rel, &MemSpill, 1 << 20, 0, true, &mut || {})
+            .unwrap()
+            .expect("forced");
+        assert!(rel.free_pages().len() < free, "recycled pages were reused");
+        let grown = (rel.nblocks() - nblocks) as u64;
+        assert!(
+            grown < m.pages_written,
+            "{nblocks} -> {} blocks for {m:?}",
+            rel.nblocks()
+        );
+        check_verify(&rel, &live);
+    }
+}
+
+#[test]
+fn deletes_leave_tombstones_until_a_merge_drops_them() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    let nb = 8;
+    let codes = clustered(&mut rng, 5000, nb, 6, 0.06);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build_from(&rel, &rows[..4000], nb, 0, 1 << 20);
+    let flat: Vec<u8> = rows[4000..].iter().flat_map(|(c, _)| c.clone()).collect();
+    let tids: Vec<Tid> = rows[4000..].iter().map(|r| r.1).collect();
+    crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new()).unwrap();
+    // Delete 30% of the rows, from the tables and the tail.
+    let dead: HashSet<Tid> = rows
+        .iter()
+        .filter(|(c, _)| c[1] < 77)
+        .map(|r| r.1)
+        .collect();
+    let stats = bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
+    assert_eq!(stats.tids_removed, dead.len() as u64);
+    assert_eq!(stats.tids_remaining, (rows.len() - dead.len()) as u64);
+    let live: BTreeMap<Tid, Vec<u8>> = rows
+        .iter()
+        .filter(|r| !dead.contains(&r.1))
+        .map(|(c, t)| (*t, c.clone()))
+        .collect();
+    check_verify(&rel, &live);
+    let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
+    assert!(report.tombstones > 0);
+    for q in queries(&mut rng, &codes, nb) {
+        check_query(&rel, &live, &q, &[0, 3, 6, 10]);
+    }
+    // Deleting again finds nothing new.
+    assert_eq!(
+        bulk_delete(&rel, &mut |t| dead.contains(&t))
+            .unwrap()
+            .tids_removed,
+        0
+    );
+    let m = merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {})
+        .unwrap()
+        .expect("many tombstones");
+    assert_eq!(m.rows, live.len() as u64);
+    assert_eq!(
+        verify(&rel, &MemSpill, 1 << 20, false).unwrap().tombstones,
+        0
+    );
+    check_verify(&rel, &live);
+    let q = codes[0].clone();
+    check_query(&rel, &live, &q, &[0, 5, 20]);
+}
+
+#[test]
+fn an_index_built_empty_takes_rows_in_its_tail_and_becomes_tables_at_the_first_merge() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let nb = 8;
+    let rel = MemRelation::new();
+    build_empty(&rel, nb);
+    let codes = uniform(&mut rng, 3000, nb);
+    let mut live = BTreeMap::new();
+    for (i, chunk) in codes.chunks(700).enumerate() {
+        let flat: Vec<u8> = chunk.iter().flatten().copied().collect();
+        let tids: Vec<Tid> = (0..chunk.len()).map(|k| tid(i * 700 + k)).collect();
+        crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new())
+            .unwrap();
+        for (k, c) in chunk.iter().enumerate() {
+            live.insert(tid(i * 700 + k), c.clone());
+        }
+    }
+    check_verify(&rel, &live);
+    check_query(&rel, &live, &codes[5], &[0, 8, 16]);
+    merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {})
+        .unwrap()
+        .expect("a tail and no tables");
+    let Opened::Substrings(runs) = open(&rel).unwrap() else {
+        panic!()
+    };
+    assert_eq!(runs.m(), 3);
+    check_verify(&rel, &live);
+    check_query(&rel, &live, &codes[5], &[0, 8, 16]);
+}
+
+#[test]
+fn an_interrupted_merge_leaves_a_valid_index_and_its_pages_are_reclaimed() {
+    let mut rng = SmallRng::seed_from_u64(17);
+    let nb = 8;
+    let codes = uniform(&mut rng, 4000, nb);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
+    let flat: Vec<u8> = rows[2000..].iter().flat_map(|(c, _)| c.clone()).collect();
+    let tids: Vec<Tid> = rows[2000..].iter().map(|r| r.1).collect();
+    crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new()).unwrap();
+    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    // A cancel request in the middle of writing the new tables.
+    let mut calls = 0;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {
+            calls += 1;
+            if calls == 2 {
+                panic!("canceling statement due to user request");
+            }
+        })
+    }));
+    assert!(r.is_err());
+    // The tail is sealed, the old tables still in force: every row is still found.
+    let Opened::Substrings(runs) = open(&rel).unwrap() else {
+        panic!()
+    };
+    assert_ne!(runs.sub.sealed, INVALID_BLOCK);
+    assert_eq!(runs.sub.generation, 1);
+    check_verify(&rel, &live);
+    check_query(&rel, &live, &codes[3], &[0, 10]);
+    // New inserts go to a new tail meanwhile.
+    let extra = (vec![0xab; nb], tid(9999));
+    crate::insert::insert_batch(
+        &rel,
+        &open(&rel).unwrap(),
+        &extra.0,
+        &[extra.1],
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let mut live = live;
+    live.insert(extra.1, extra.0.clone());
+    check_verify(&rel, &live);
+    // The next merge folds the sealed tail in (the new tail waits), and the pages the
+    // interrupted one wrote are marked deleted and recycled later.
+    let m = merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {})
+        .unwrap()
+        .expect("a sealed tail");
+    assert_eq!(m.tail_rows, 2000);
+    check_verify(&rel, &live);
+    rel.horizon.set(u64::MAX);
+    let recycled = reclaim(&rel).unwrap();
+    assert!(
+        recycled as usize >= m.pages_retired as usize,
+        "{recycled} < {m:?}"
+    );
+    check_query(&rel, &live, &codes[3], &[0, 10]);
+}
+
+#[test]
+fn filters_and_a_radius_with_knn() {
+    let mut rng = SmallRng::seed_from_u64(19);
+    let nb = 4;
+    let codes = multilabel(&mut rng, 3000, nb, 8, 0.05);
+    let rows: Vec<(Vec<u8>, Tid)> = codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect();
+    let rel = MemRelation::new();
+    build_from(&rel, &rows, nb, 0, 1 << 20);
+    let (q, f) = (codes[7].clone(), codes[8].clone());
+    let (got, _) = search_all(
+        &rel,
+        Query {
+            code: q.clone(),
+            max_distance: 6,
+            filters: vec![(f.clone(), 5)],
+        },
+    );
+    let want: HashSet<Tid> = rows
+        .iter()
+        .filter(|(c, _)| hamming(&q, c) <= 6 && hamming(&f, c) <= 5)
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(got.iter().map(|r| r.0).collect::<HashSet<_>>(), want);
+    assert!(got.windows(2).all(|w| w[0].1 <= w[1].1));
+}
+
+#[test]
+fn the_length_can_be_fixed_and_forgotten() {
+    let rel = MemRelation::new();
+    build_empty(&rel, 0);
+    assert_eq!(open(&rel).unwrap().code_bytes(), 0);
+    let opened = crate::insert::fix_code_length(&rel, 2).unwrap();
+    assert_eq!(opened.code_bytes(), 2);
+    assert_eq!(
+        crate::insert::fix_code_length(&rel, 4)
+            .unwrap()
+            .code_bytes(),
+        2
+    );
+    let codes: Vec<u8> = (0..3000u32)
+        .flat_map(|i| [(i % 7) as u8, (i % 251) as u8])
+        .collect();
+    let tids: Vec<Tid> = (0..3000).map(tid).collect();
+    crate::insert::insert_batch(&rel, &opened, &codes, &tids, &mut Vec::new()).unwrap();
+    merge(&rel, &MemSpill, 1 << 20, 0, true, &mut || {}).unwrap();
+    crate::insert::insert_batch(
+        &rel,
+        &open(&rel).unwrap(),
+        &codes[..200],
+        &tids[..100]
+            .iter()
+            .map(|t| Tid {
+                block: t.block + 500,
+                ..*t
+            })
+            .collect::<Vec<_>>(),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let alive = tid(17);
+    assert!(!crate::relength::reset_if_all_dead(&rel, &mut |t| t != alive).unwrap());
+    assert_eq!(verify(&rel, &MemSpill, 1 << 20, false).unwrap().tids, 1);
+    assert!(crate::relength::reset_if_all_dead(&rel, &mut |_| true).unwrap());
+    assert_eq!(open(&rel).unwrap().code_bytes(), 0);
+    // Every former page leaves the index and is recycled later.
+    rel.horizon.set(u64::MAX);
+    assert!(reclaim(&rel).unwrap() > 0);
+    let opened = crate::insert::fix_code_length(&rel, 8).unwrap();
+    let mut live = BTreeMap::new();
+    for i in 0..100 {
+        let c: Vec<u8> = (0..8).map(|k| (i * 31 + k * 7) as u8).collect();
+        crate::insert::insert_batch(&rel, &opened, &c, &[tid(10_000 + i)], &mut Vec::new())
+            .unwrap();
+        live.insert(tid(10_000 + i), c);
+    }
+    check_verify(&rel, &live);
+}
+
+/// The extension builds an unlogged index's init fork in a `MemRelation::with_capacity(4)`.
+#[test]
+fn empty_indexes_fit_one_page() {
+    for nb in [0usize, 8, 512] {
+        let m = MemRelation::with_capacity(4);
+        build_empty(&m, nb);
+        assert_eq!(m.nblocks(), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! Structural verification of substring tables (what `mih_verify` reports): the page list,
+//! each page's kind, table and generation; slot starts that bound each slot's records;
+//! table 0 in code order; every further table holding exactly the distinct codes of table 0,
+//! in (substring, code) order, which is the invariant search depends on; the tail chains.
+
+use crate::format::{FormatError, Tid, INVALID_BLOCK};
+use crate::relation::Relation;
+use crate::sort::Sorter;
+use crate::spill::Spill;
+use crate::substrings::layout::{self, Kind, Special, TOMBSTONE};
+use crate::substrings::plan::{slot_of, sort_key};
+use crate::substrings::runs::Runs;
+use crate::verify::Report;
+use std::collections::HashSet;
+
+pub fn verify<R: Relation, S: Spill>(
+    rel: &R,
+    spill: &S,
+    budget: usize,
+    collect: bool,
+) -> Result<Report, FormatError> {
+    let runs = Runs::read(rel)?;
+    let nb = runs.code_bytes();
+    let mut r = Report {
+        code_bytes: nb,
+        strategy: crate::format::Strategy::Substrings,
+        substrings: runs.m(),
+        generation: runs.sub.generation,
+        tombstones: runs.sub.tombstones,
+        ..Default::default()
+    };
+    let nblocks = rel.nblocks();
+    let mut seen_pages = HashSet::new();
+    for (i, &b) in runs.pages.iter().chain(&runs.sub.map_blocks).enumerate() {
+        if b == crate::format::META_BLOCK || b >= nblocks || !seen_pages.insert(b) {
+            r.problems.push(format!(
+                "run page {i}: block {b} is out of range or listed twice"
+            ));
+        }
+    }
+    if !r.problems.is_empty() {
+        return Ok(r);
+    }
+    // Table 0's distinct codes, in order, to compare the other tables with.
+    let mut distinct0: Vec<u8> = Vec::new();
+    for j in 0..runs.m() {
+        let t = *runs.table(j);
+        let cap = runs.cap(j);
+        // Page kinds and counts.
+        for p in 0..t.rec_pages(cap) {
+            let block = runs.rec_block(j, p);
+            let page = rel.read(block);
+            let want = (t.records as usize - p * cap).min(cap) as u32;
+            match Special::read(&page) {
+                Some(s) if s.kind == Kind::Records && s.table as usize == j && s.generation == runs.sub.generation && s.count == want && !s.is_deleted() => {}
+                other => r.problems.push(format!("table {j} records page {p} (block {block}): {other:?}, expected {want} records of generation {}", runs.sub.generation)),
+            }
+        }
+        r.data_pages += (t.rec_pages(cap) + t.slot_pages()) as u64;
+        // Slot starts: non-decreasing, from 0 to the record count.
+        let all_slots: Vec<u32> = (0..t.slots() as u32).collect();
+        let mut starts = Vec::with_capacity(t.slots() + 1);
+        for e in 0..=t.slots() {
+            let (block, i) = runs.slot_location(j, e);
+            starts.push(layout::u32_at(&rel.read(block), i));
+        }
+        if starts[0] != 0
+            || *starts.last().unwrap() != t.records
+            || starts.windows(2).any(|w| w[0] > w[1])
+        {
+            r.problems.push(format!(
+                "table {j}: slot starts are not a partition of its {} records",
+                t.records
+            ));
+            continue;
+        }
+        let _ = all_slots;
+        // Records: in order, each in its slot.
+        let mut prev: Option<(u32, Vec<u8>)> = None;
+        let mut slot = 0usize;
+        let mut bad_order = 0u64;
+        let mut bad_slot = 0u64;
+        let mut sorter = Sorter::new(spill, nb, budget);
+        runs.for_records(rel, j, 0, t.records, &mut |first, codes, tids| {
+            for (i, code) in codes.chunks_exact(nb).enumerate() {
+                let pos = first + i as u32;
+                while starts[slot + 1] <= pos {
+                    slot += 1;
+                }
+                if slot_of(code, t.sub, t.slot_bits) as usize != slot {
+                    bad_slot += 1;
+                }
+                let key = if j == 0 { 0 } else { sort_key(code, t.sub) };
+                if let Some((pk, pc)) = &prev {
+                    let ordered = if j == 0 {
+                        pc.as_slice() <= code
+                    } else {
+                        (*pk, pc.as_slice()) < (key, code)
+                    };
+                    if !ordered {
+                        bad_order += 1;
+                    }
+                }
+                match &mut prev {
+                    Some((pk, pc)) if pc.len() == nb => {
+                        *pk = key;
+                        pc.copy_from_slice(code);
+                    }
+                    _ => prev = Some((key, code.to_vec())),
+                }
+                if j == 0 {
+                    if distinct0.len() < nb || &distinct0[distinct0.len() - nb..] != code {
+                        distinct0.extend_from_slice(code);
+                    }
+                    let tid = tids.expect("table 0 has TIDs")(i);
+                    r.entries += 1;
+                    if tid != TOMBSTONE {
+                        r.tids += 1;
+                        if tid.offset == 0 {
+                            r.problems
+                                .push(format!("table 0 record {pos}: invalid TID {tid:?}"));
+                        }
+                        if collect {
+                            r.contents.push((tid, code.to_vec()));
+                        }
+                    }
+                } else {
+                    sorter.push(code);
+                }
+            }
+        });
+        if bad_order > 0 {
+            r.problems
+                .push(format!("table {j}: {bad_order} records out of order"));
+        }
+        if bad_slot > 0 {
+            r.problems
+                .push(format!("table {j}: {bad_slot} records outside their slot"));
+        }
+        if j > 0 {
+            // The same distinct codes as table 0.
+            let mut sorted = sorter.finish();
+            let mut k = 0usize;
+            let mut mismatch = false;
+            while let Some(code) = sorted.next_record() {
+                if k * nb >= distinct0.len() || &distinct0[k * nb..(k + 1) * nb] != code {
+                    mismatch = true;
+                    break;
+                }
+                k += 1;
+            }
+            if mismatch || k * nb != distinct0.len() {
+                r.problems.push(format!(
+                    "table {j} does not hold exactly the {} distinct codes of table 0",
+                    distinct0.len() / nb.max(1)
+                ));
+            }
+        }
+    }
+    let tombstones = r.entries - r.tids;
+    if runs.m() > 0
+        && (u64::from(runs.table(0).records) != runs.sub.runs_rows
+            || tombstones != runs.sub.tombstones)
+    {
+        r.problems.push(format!(
+            "the metapage counts {} rows and {} tombstones; table 0 has {} and {tombstones}",
+            runs.sub.runs_rows,
+            runs.sub.tombstones,
+            runs.table(0).records
+        ));
+    }
+    // Tail chains.
+    for (name, head) in [("tail", runs.sub.tail), ("sealed tail", runs.sub.sealed)] {
+        let mut block = head;
+        while block != INVALID_BLOCK {
+            rel.check_interrupts();
+            if block == 0 || block >= nblocks || !seen_pages.insert(block) {
+                r.problems.push(format!(
+                    "{name}: block {block} out of range or reached twice"
+                ));
+                break;
+            }
+            let page = rel.read(block);
+            let Some(s) = Special::read(&page).filter(|s| s.kind == Kind::Tail && !s.is_deleted())
+            else {
+                r.problems
+                    .push(format!("{name}: block {block} is not a live tail page"));
+                break;
+            };
+            r.data_pages += 1;
+            let cap = layout::capacity(nb, true);
+            for i in 0..s.count as usize {
+                let tid: Tid = layout::tid(&page, nb, cap, i);
+                r.entries += 1;
+                r.tids += 1;
+                r.tail_rows += 1;
+                if tid.offset == 0 {
+                    r.problems
+                        .push(format!("{name} block {block}: invalid TID {tid:?}"));
+                }
+                if collect {
+                    r.contents
+                        .push((tid, layout::codes(&page, nb, i, i + 1).to_vec()));
+                }
+            }
+            block = s.prev;
+        }
+    }
+    Ok(r)
+}
