@@ -240,7 +240,7 @@ pub fn write_tables<R: Relation, S: Spill>(
     let mut total: u32 = 0;
     let mut distinct: u64 = 0;
     while let Some((code, tid)) = rows.next_row() {
-        if total % 4096 == 0 {
+        if total.is_multiple_of(4096) {
             check();
         }
         debug_assert!(
@@ -291,7 +291,7 @@ pub fn write_tables<R: Relation, S: Spill>(
         let mut sorted = sorter.finish();
         let mut n: u32 = 0;
         while let Some(rec) = sorted.next_record() {
-            if n % 4096 == 0 {
+            if n.is_multiple_of(4096) {
                 check();
             }
             let code = &rec[4..];

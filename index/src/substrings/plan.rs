@@ -185,7 +185,7 @@ mod tests {
         );
         assert_eq!(
             bits_at(&code, 7, 32),
-            0b0_0101_0011_1111_1111_0000_0000_1000_000
+            0b0010_1001_1111_1111_1000_0000_0100_0000
         );
         assert_eq!(bits_at(&code, 39, 1), 1);
         assert_eq!(bits_at(&code, 5, 0), 0);

@@ -5,6 +5,13 @@ use crate::format::{FormatError, Meta, Strategy, Tid, META_BLOCK};
 use crate::relation::{BlockNumber, Relation};
 use crate::substrings::layout::{self, capacity, Special, SubMeta, Table, U32_CAPACITY};
 
+/// The TID of record `i` of the page being visited.
+pub type TidOf<'a> = &'a dyn Fn(usize) -> Tid;
+/// Visits a run of records: (position of the first, their codes, their TIDs in table 0).
+pub type RecordVisitor<'a> = dyn FnMut(u32, &[u8], Option<TidOf<'_>>) + 'a;
+/// Visits a tail page: (its codes, their TIDs).
+pub type TailVisitor<'a> = dyn FnMut(&[u8], TidOf<'_>) + 'a;
+
 /// The index as the metapage describes it at one moment (read under one share lock).
 #[derive(Debug, Clone)]
 pub struct Runs {
@@ -121,7 +128,7 @@ impl Runs {
         j: usize,
         from: u32,
         to: u32,
-        f: &mut dyn FnMut(u32, &[u8], Option<&dyn Fn(usize) -> Tid>),
+        f: &mut RecordVisitor<'_>,
     ) -> usize {
         let nb = self.code_bytes();
         let cap = self.cap(j);
@@ -177,7 +184,7 @@ pub fn for_tail_pages<R: Relation>(
     rel: &R,
     code_bytes: usize,
     head: BlockNumber,
-    f: &mut dyn FnMut(&[u8], &dyn Fn(usize) -> Tid),
+    f: &mut TailVisitor<'_>,
 ) -> usize {
     let cap = capacity(code_bytes, true);
     let mut block = head;

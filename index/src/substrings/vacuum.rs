@@ -50,8 +50,8 @@ fn clean_tail_page(page: &mut Page, nb: usize, is_dead: &mut dyn FnMut(Tid) -> b
         return (0, n as u64);
     }
     let mut kept = 0;
-    for i in 0..n {
-        if !dead[i] {
+    for (i, &d) in dead.iter().enumerate() {
+        if !d {
             let code = layout::codes(page, nb, i, i + 1).to_vec();
             let t = layout::tid(page, nb, cap, i);
             layout::set_record(page, nb, cap, kept, &code, Some(t));
