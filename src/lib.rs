@@ -12,8 +12,6 @@
 pub mod encoder;
 mod fmgr;
 pub mod hashcode;
-// src/index/ is being rewritten; its SAFETY pass comes with it.
-#[allow(clippy::undocumented_unsafe_blocks, clippy::missing_safety_doc)]
 pub mod index;
 
 pgrx::pg_module_magic!();

@@ -8,6 +8,8 @@ use pgrx::PgBox;
 sql_function! {
     /// `mih_handler(internal) -> index_am_handler`
     fn mih_handler(_fcinfo) -> Datum {
+        // SAFETY: a zeroed IndexAmRoutine node in the current memory context, as PostgreSQL
+        // expects the handler to return.
         let mut am = unsafe { PgBox::<pg_sys::IndexAmRoutine>::alloc_node(pg_sys::NodeTag::T_IndexAmRoutine) };
         am.amstrategies = 2;
         am.amsupport = 0;

@@ -53,6 +53,7 @@ fn progress(param: u32, value: i64) {
 
 /// The indexed column's declared length in bytes (`hashcode(n)`), if any.
 unsafe fn declared_code_bytes(index: pg_sys::Relation) -> Option<usize> {
+    // SAFETY: an open index has one attribute, described in rd_att.
     unsafe {
         let att = (*(*index).rd_att).attrs.as_slice(1)[0];
         (att.atttypmod > 0).then_some(att.atttypmod as usize / 8)
@@ -138,7 +139,11 @@ pub fn set_tid(dst: &mut pg_sys::ItemPointerData, tid: Tid) {
 }
 
 /// An `ItemPointer` as a [`Tid`].
+///
+/// # Safety
+/// `tid` points to a valid `ItemPointerData`.
 pub unsafe fn tid_of(tid: pg_sys::ItemPointer) -> Tid {
+    // SAFETY: as the caller promises.
     unsafe {
         let t = &*tid;
         Tid {
@@ -149,7 +154,11 @@ pub unsafe fn tid_of(tid: pg_sys::ItemPointer) -> Tid {
 }
 
 /// RelationNeedsWAL(rel).
+///
+/// # Safety
+/// `rel` is an open relation.
 pub unsafe fn needs_wal(rel: pg_sys::Relation) -> bool {
+    // SAFETY: plain fields of an open relation and a GUC.
     unsafe {
         (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
             && (pg_sys::wal_level >= pg_sys::WalLevel::WAL_LEVEL_REPLICA as i32
@@ -163,6 +172,9 @@ pub unsafe extern "C-unwind" fn ambuild(
     index: pg_sys::Relation,
     index_info: *mut pg_sys::IndexInfo,
 ) -> *mut pg_sys::IndexBuildResult {
+    // SAFETY: PostgreSQL passes the open heap and (new, empty) index and the IndexInfo; the
+    // build scans the heap through table_index_build_scan with callbacks whose state
+    // outlives the scan.
     unsafe {
         if pg_sys::RelationGetNumberOfBlocksInFork(index, pg_sys::ForkNumber::MAIN_FORKNUM) != 0 {
             pgrx::error!(
@@ -335,6 +347,8 @@ fn build_empty_into<R: Relation>(rel: &R, code_bytes: usize, requested: Requeste
 /// buffer manager does not handle init forks; see contrib/bloom).
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
+    // SAFETY: PostgreSQL passes the open unlogged index; its init fork is written through
+    // smgr as contrib/bloom does, page by page from our in-memory copy.
     unsafe {
         // An empty index is a metapage, a directory page and at most one data page.
         let mem = MemRelation::with_capacity(4);

@@ -23,6 +23,8 @@ pub unsafe extern "C-unwind" fn amcostestimate(
     correlation: *mut f64,
     pages: *mut f64,
 ) {
+    // SAFETY: the planner passes valid root, path and output pointers; genericcostestimate
+    // fills `costs`, and the outputs are written once each.
     unsafe {
         let mut costs = pg_sys::GenericCosts::default();
         pg_sys::genericcostestimate(root, path, loop_count, &mut costs);

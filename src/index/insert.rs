@@ -33,6 +33,8 @@ pub unsafe extern "C-unwind" fn aminsert(
     _index_unchanged: bool,
     index_info: *mut pg_sys::IndexInfo,
 ) -> bool {
+    // SAFETY: PostgreSQL passes the open index and heap, the row's one indexed column in
+    // `values`/`isnull`, its heap TID and the statement's IndexInfo, whose ii_AmCache we own.
     unsafe {
         if *isnull {
             return false; // NULL codes are not indexed
@@ -73,6 +75,8 @@ pub unsafe extern "C-unwind" fn aminsert(
 /// transaction holds inserts not yet written (they write them before they commit), and keeps
 /// new ones out meanwhile; scans go on.
 unsafe fn relength(index: pg_sys::Relation, heap: pg_sys::Relation) -> bool {
+    // SAFETY: open relations of the caller's; the lock is released at transaction end, and
+    // the TID check reads the heap under the active snapshot.
     unsafe {
         pg_sys::LockRelation(index, pg_sys::ExclusiveLock as i32);
         let snapshot = pg_sys::GetActiveSnapshot();

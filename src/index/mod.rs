@@ -37,7 +37,11 @@ pub const STRATEGY_WITHIN: u16 = 1; // code <@ hamming_ball(q, r)
 pub const STRATEGY_DISTANCE: u16 = 2; // ORDER BY code <~> q
 
 /// Raises the error for an index whose pages cannot be read as a mih index.
+///
+/// # Safety
+/// `index` is an open relation.
 pub unsafe fn format_error(index: pgrx::pg_sys::Relation, e: FormatError) -> ! {
+    // SAFETY: as the caller promises.
     let name = unsafe { relation_name(index) };
     raise(
         PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
@@ -46,8 +50,24 @@ pub unsafe fn format_error(index: pgrx::pg_sys::Relation, e: FormatError) -> ! {
     )
 }
 
+/// The value of `r`, or the error for an index whose pages cannot be read.
+///
+/// # Safety
+/// `index` is an open relation.
+pub unsafe fn or_format_error<T>(index: pgrx::pg_sys::Relation, r: Result<T, FormatError>) -> T {
+    match r {
+        Ok(v) => v,
+        // SAFETY: as the caller promises.
+        Err(e) => unsafe { format_error(index, e) },
+    }
+}
+
 /// The relation's name, for messages.
+///
+/// # Safety
+/// `rel` is an open relation.
 pub unsafe fn relation_name(rel: pgrx::pg_sys::Relation) -> String {
+    // SAFETY: an open relation's rd_rel holds its NUL-terminated name.
     unsafe {
         std::ffi::CStr::from_ptr((*(*rel).rd_rel).relname.data.as_ptr())
             .to_string_lossy()

@@ -13,7 +13,7 @@
 //! drops its buffer too: the build reads those rows from the table.
 
 use super::relation::PgRelation;
-use super::{format_error, length_mismatch};
+use super::{length_mismatch, or_format_error};
 use ics_index::format::Tid;
 use ics_index::insert::{fix_code_length, insert_batch};
 use ics_index::open::open;
@@ -40,12 +40,19 @@ fn limit(code_bytes: usize) -> usize {
 }
 
 /// The code length of the rows buffered for `index`, if any.
+///
+/// # Safety
+/// `index` is an open mih index.
 pub unsafe fn buffered_length(index: pg_sys::Relation) -> Option<usize> {
+    // SAFETY: as the caller promises.
     let oid = unsafe { oid_of(index) };
     BUFFERS.with(|b| b.borrow().get(&oid).map(|buf| buf.code_bytes()))
 }
 
 /// Buffers one row for `index`, writing the buffer when it is full.
+///
+/// # Safety
+/// `index` is an open mih index, locked for inserts (RowExclusiveLock) by the caller.
 pub unsafe fn add(index: pg_sys::Relation, code: &[u8], tid: Tid) {
     register_callbacks();
     // SAFETY: reads transaction state.
@@ -67,6 +74,9 @@ pub unsafe fn add(index: pg_sys::Relation, code: &[u8], tid: Tid) {
 }
 
 /// Writes `index`'s buffered rows (no-op when there are none).
+///
+/// # Safety
+/// `index` is an open mih index.
 pub unsafe fn flush(index: pg_sys::Relation) {
     // SAFETY: `index` is open (the caller's).
     let oid = unsafe { oid_of(index) };
@@ -74,24 +84,32 @@ pub unsafe fn flush(index: pg_sys::Relation) {
         return;
     };
     let rel = PgRelation::new(index);
-    // SAFETY: `index` is open; errors raise.
-    let mut opened = open(&rel).unwrap_or_else(|e| unsafe { format_error(index, e) });
+    // SAFETY: `index` is open (the caller's), here and below.
+    let mut opened = unsafe { or_format_error(index, open(&rel)) };
     if opened.code_bytes() == 0 {
         // The first rows ever written fix the length (a concurrent writer may win: then the
         // check below applies to us).
-        opened = fix_code_length(&rel, buf.code_bytes())
-            .unwrap_or_else(|e| unsafe { format_error(index, e) });
+        // SAFETY: as above.
+        opened = unsafe { or_format_error(index, fix_code_length(&rel, buf.code_bytes())) };
     }
     if opened.code_bytes() != buf.code_bytes() {
         length_mismatch(opened.code_bytes(), buf.code_bytes(), "a code");
     }
     let mut scratch = Vec::new();
     let (codes, tids) = buf.rows();
-    insert_batch(&rel, &opened, codes, tids, &mut scratch)
-        .unwrap_or_else(|e| unsafe { format_error(index, e) });
+    // SAFETY: as above.
+    unsafe {
+        or_format_error(
+            index,
+            insert_batch(&rel, &opened, codes, tids, &mut scratch),
+        )
+    };
 }
 
 /// Drops `index`'s buffered rows (its rebuild reads them from the table).
+///
+/// # Safety
+/// `index` is an open mih index.
 pub unsafe fn discard(index: pg_sys::Relation) {
     // SAFETY: `index` is open (the caller's).
     let oid = unsafe { oid_of(index) };

@@ -28,6 +28,7 @@ struct ScanState {
 }
 
 unsafe fn state<'a>(scan: pg_sys::IndexScanDesc) -> &'a mut ScanState {
+    // SAFETY: as the caller promises, opaque is the ScanState ambeginscan made.
     unsafe { &mut *((*scan).opaque as *mut ScanState) }
 }
 
@@ -37,6 +38,8 @@ pub unsafe extern "C-unwind" fn ambeginscan(
     nkeys: i32,
     norderbys: i32,
 ) -> pg_sys::IndexScanDesc {
+    // SAFETY: PostgreSQL passes the open index; the scan descriptor and its arrays are
+    // allocated in the scan's memory context, as index AMs do.
     unsafe {
         let scan = pg_sys::RelationGetIndexScan(index, nkeys, norderbys);
         // Dropped with the scan's memory context, also when the query fails.
@@ -61,6 +64,8 @@ pub unsafe extern "C-unwind" fn amrescan(
     orderbys: pg_sys::ScanKey,
     norderbys: i32,
 ) {
+    // SAFETY: `scan` is ours (ambeginscan); PostgreSQL passes `nkeys` keys and `norderbys`
+    // ORDER BY keys, which the descriptor was sized for.
     unsafe {
         if !keys.is_null() && nkeys > 0 {
             std::ptr::copy(keys, (*scan).keyData, nkeys as usize);
@@ -74,6 +79,8 @@ pub unsafe extern "C-unwind" fn amrescan(
 
 /// Reads the scan keys into a query (once per rescan).
 unsafe fn start(scan: pg_sys::IndexScanDesc) {
+    // SAFETY: `scan` is ours; its keys were copied by amrescan and hold this opclass's
+    // argument types (hamming_ball for conditions, hashcode for ORDER BY).
     unsafe {
         let st = state(scan);
         st.started = true;
@@ -131,6 +138,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
     scan: pg_sys::IndexScanDesc,
     _dir: pg_sys::ScanDirection::Type,
 ) -> bool {
+    // SAFETY: `scan` is ours; the TID and ORDER BY value are written into its own fields.
     unsafe {
         if !state(scan).started {
             start(scan);
@@ -159,6 +167,7 @@ pub unsafe extern "C-unwind" fn amgetbitmap(
     scan: pg_sys::IndexScanDesc,
     tbm: *mut pg_sys::TIDBitmap,
 ) -> i64 {
+    // SAFETY: `scan` is ours and `tbm` the executor's bitmap; TIDs go in by batches.
     unsafe {
         start(scan);
         let st = state(scan);
@@ -188,5 +197,6 @@ pub unsafe extern "C-unwind" fn amgetbitmap(
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn amendscan(scan: pg_sys::IndexScanDesc) {
     // The state itself goes with the memory context; free the search's buffers now.
+    // SAFETY: `scan` is ours; its state is reset, its memory goes with the scan's context.
     unsafe { *state(scan) = ScanState::default() };
 }

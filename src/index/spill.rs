@@ -18,9 +18,8 @@ impl Spill for PgSpill {
     fn create(&self) -> PgFile {
         // SAFETY: a temporary file owned by the current resource owner (closed at
         // transaction end if not before).
-        PgFile {
-            file: unsafe { pg_sys::BufFileCreateTemp(false) },
-        }
+        let file = unsafe { pg_sys::BufFileCreateTemp(false) };
+        PgFile { file }
     }
 }
 

@@ -19,6 +19,7 @@ unsafe fn constant(
     root: *mut pg_sys::PlannerInfo,
     node: *mut pg_sys::Node,
 ) -> Option<pg_sys::Datum> {
+    // SAFETY: `root` and `node` are the planner's; a folded Const is read by its tag.
     unsafe {
         let folded = pg_sys::estimate_expression_value(root, node);
         if (*folded).type_ == pg_sys::NodeTag::T_Const {
@@ -33,12 +34,15 @@ unsafe fn constant(
 
 /// Code length in bits from a `hashcode(n)` expression's typmod, if declared.
 unsafe fn typmod_bits(node: *mut pg_sys::Node) -> Option<u32> {
+    // SAFETY: `node` is a valid expression node of the planner's.
     let typmod = unsafe { pg_sys::exprTypmod(node) };
     (typmod > 0).then_some(typmod as u32)
 }
 
 /// Selectivity of hamming_within(code, q, r) from its argument list.
 unsafe fn within_selectivity(root: *mut pg_sys::PlannerInfo, args: &PgList<pg_sys::Node>) -> f64 {
+    // SAFETY: the argument list of a hamming_within call: (hashcode, hashcode, integer); a
+    // constant query code is a hashcode varlena that lives as long as the plan.
     unsafe {
         let (Some(code), Some(q), Some(r)) = (args.get_ptr(0), args.get_ptr(1), args.get_ptr(2))
         else {
@@ -60,6 +64,8 @@ unsafe fn within_selectivity(root: *mut pg_sys::PlannerInfo, args: &PgList<pg_sy
 sql_function! {
     /// `hamming_within_support(internal) -> internal`: the planner support function.
     fn hamming_within_support(fcinfo) -> Datum {
+        // SAFETY: a planner support function gets one argument, a support request node; each
+        // request kind is read as the struct its tag names.
         unsafe {
             let req = fmgr::arg(fcinfo, 0).cast_mut_ptr::<pg_sys::Node>();
             match (*req).type_ {
@@ -87,6 +93,9 @@ unsafe fn index_condition(
     fcinfo: pg_sys::FunctionCallInfo,
     req: *mut pg_sys::SupportRequestIndexCondition,
 ) -> Option<*mut pg_sys::List> {
+    // SAFETY: the planner's index-condition request: `node` is the hamming_within call and
+    // `indexarg` which of its arguments matched the index column; new nodes are palloc'd in
+    // the planner's memory context.
     unsafe {
         let node = (*req).node;
         if (*node).type_ != pg_sys::NodeTag::T_FuncExpr
@@ -156,6 +165,8 @@ sql_function! {
     /// `hamming_ball_sel(internal, oid, internal, integer) -> float8`: restriction
     /// selectivity of `code <@ ball`.
     fn hamming_ball_sel(fcinfo) -> Datum {
+        // SAFETY: a restriction estimator's arguments: (PlannerInfo, operator OID, argument
+        // list, varRelid); the ball, when constant, is a hamming_ball varlena.
         unsafe {
             let root = fmgr::arg(fcinfo, 0).cast_mut_ptr::<pg_sys::PlannerInfo>();
             let args = PgList::<pg_sys::Node>::from_pg(fmgr::arg(fcinfo, 2).cast_mut_ptr());

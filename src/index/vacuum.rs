@@ -28,6 +28,8 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
     callback: pg_sys::IndexBulkDeleteCallback,
     callback_state: *mut std::ffi::c_void,
 ) -> *mut pg_sys::IndexBulkDeleteResult {
+    // SAFETY: VACUUM passes a valid IndexVacuumInfo with the open index, the running stats
+    // (or NULL) and its dead-TID callback with its state.
     unsafe {
         let index = (*info).index;
         let rel = PgRelation::new(index);
@@ -53,6 +55,8 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
     info: *mut pg_sys::IndexVacuumInfo,
     stats: *mut pg_sys::IndexBulkDeleteResult,
 ) -> *mut pg_sys::IndexBulkDeleteResult {
+    // SAFETY: VACUUM passes a valid IndexVacuumInfo with the open index and the stats of the
+    // bulk deletes (or NULL when none ran).
     unsafe {
         if (*info).analyze_only {
             return stats;

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 /// Raises 42P01 for an OID that names no relation and 42501 unless the caller owns it (or is
 /// a superuser): before any lock is taken, so nobody can queue a lock on another's index.
 unsafe fn check_may_verify(oid: pg_sys::Oid) {
+    // SAFETY: catalog lookups by OID; the name is copied before anything else can free it.
     unsafe {
         if pg_sys::get_rel_relkind(oid) == 0 {
             raise(
@@ -51,6 +52,7 @@ unsafe fn check_may_verify(oid: pg_sys::Oid) {
 
 /// Whether the current user owns the relation (an index is owned by its table's owner).
 unsafe fn owns(oid: pg_sys::Oid) -> bool {
+    // SAFETY: an ownership check by OID against the current user.
     unsafe {
         #[cfg(feature = "pg15")]
         {
@@ -76,6 +78,8 @@ unsafe extern "C-unwind" fn heap_callback(
     alive: bool,
     state: *mut std::ffi::c_void,
 ) {
+    // SAFETY: `state` is the HeapState mih_verify passed; `values`/`isnull`/`tid` describe the
+    // row being scanned, valid for the duration of the callback.
     unsafe {
         let s = &mut *(state as *mut HeapState);
         if alive && !*isnull {
@@ -88,6 +92,8 @@ unsafe extern "C-unwind" fn heap_callback(
 sql_function! {
     /// `mih_verify_json(regclass, boolean) -> text`
     fn mih_verify_json(fcinfo) -> Datum {
+        // SAFETY: fcinfo is the call's; argument 0 is a regclass OID and argument 1 a boolean
+        // (the function is STRICT). The index is opened, locked and closed here.
         unsafe {
             let oid = pg_sys::Oid::from(fmgr::arg(fcinfo, 0).value() as u32);
             let check_heap = fmgr::arg(fcinfo, 1).value() != 0;

@@ -3,11 +3,13 @@
 #   replica      a physical streaming standby returns what the primary returns after
 #                insert / delete / VACUUM cycles (the index is WAL-logged)
 #   crash        an immediate-mode stop during concurrent inserts, then restart: the index
-#                equals a sequential scan and holds every committed row
-#   concurrency  pgbench, 8 clients inserting while 4 others query: every committed row is
-#                found through the index
-#   vacuum       VACUUM after deleting most rows: less work (pages, radii), exact results,
-#                unlinked pages recycled and reused by later inserts
+#                equals a sequential scan and holds every committed row; substring tables
+#                also crash in the middle of VACUUM's merge
+#   concurrency  pgbench, 8 clients inserting while 4 others query and VACUUM runs: every
+#                committed row is found through the index
+#   vacuum       VACUUM after deleting most rows: less work (pages; radii or the merge),
+#                exact results, retired pages recycled and reused by later inserts
+# The index scenarios run once per strategy (ICS_MIH_STRATEGIES, default "lists substrings").
 #   security     what needs several sessions or the server's environment: pg_cancel_backend
 #                and pg_terminate_backend stop a long network run; concurrent loads of one
 #                model name give one success and 42710s; with RUST_BACKTRACE=1 in the
@@ -18,6 +20,7 @@ cd "$(dirname "$0")/../.."
 source scripts/common.sh
 
 BASE_PORT=${ICS_SCENARIO_PORT:-28830}
+read -r -a strategies <<<"${ICS_MIH_STRATEGIES:-lists substrings}"
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(replica crash concurrency vacuum security)
 n=0
@@ -87,21 +90,24 @@ SQL
 }
 
 verify_ok() { q "$1" -c "SELECT ok AND tids = heap_rows FROM mih_verify('t_code_idx')"; }
+# The index's strategy, as mih_verify reports it.
+strategy_of() { q "$1" -c "SELECT strategy FROM mih_verify('t_code_idx')"; }
 
 scenario_replica() {
-    local p=$((BASE_PORT)) s=$((BASE_PORT + 1))
+    local strategy=$1 p=$((BASE_PORT)) s=$((BASE_PORT + 1))
     cluster_destroy primary
     cluster_destroy standby
     cluster_start primary "$p" "wal_level = replica" "max_wal_senders = 4" "hot_standby = on"
     setup_db "$p"
     q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 20000)" \
-        -c "CREATE INDEX t_code_idx ON t USING mih (code)" >/dev/null
+        -c "CREATE INDEX t_code_idx ON t USING mih (code) WITH (strategy = $strategy)" >/dev/null
     # Base backup into the standby's data directory; it streams from the primary.
     install -d -m 0700 -o "$PG_OS_USER" "$ICS_RUN_DIR/standby" 2>/dev/null || mkdir -p "$ICS_RUN_DIR/standby"
     as_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$p" -U postgres -D "$ICS_RUN_DIR/standby/data" -R -X stream -c fast >/dev/null
     echo "port = $s" | as_pg tee -a "$ICS_RUN_DIR/standby/data/postgresql.conf" >/dev/null
     echo "unix_socket_directories = '$ICS_RUN_DIR/standby'" | as_pg tee -a "$ICS_RUN_DIR/standby/data/postgresql.conf" >/dev/null
     cluster_start standby "$s"
+    check "replica[$strategy]: the index uses $strategy" "$strategy" "$(strategy_of "$p")"
     for cycle in 1 2 3; do
         q "$p" >/dev/null <<SQL
 INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 5000);
@@ -130,20 +136,20 @@ SQL
     on_primary=$(q "$p" -c "SET enable_seqscan = off" -c "$sig" | tail -1)
     on_standby=$(q "$s" -c "SET enable_seqscan = off" -c "$sig" | tail -1)
     case "$on_primary" in 30\ *) ;; *) on_primary="no result ($on_primary)" ;; esac
-    check "replica: standby returns the primary's k-NN and radius results" "$on_primary" "$on_standby"
-    check "replica: index on the standby equals a sequential scan" 0 "$(q "$s" -c "SELECT differences()")"
-    check "replica: mih_verify on the standby" t "$(verify_ok "$s")"
+    check "replica[$strategy]: standby returns the primary's k-NN and radius results" "$on_primary" "$on_standby"
+    check "replica[$strategy]: index on the standby equals a sequential scan" 0 "$(q "$s" -c "SELECT differences()")"
+    check "replica[$strategy]: mih_verify on the standby" t "$(verify_ok "$s")"
     cluster_destroy standby
     cluster_destroy primary
 }
 
 scenario_crash() {
-    local p=$((BASE_PORT + 2))
+    local strategy=$1 p=$((BASE_PORT + 2))
     cluster_destroy crash
     cluster_start crash "$p"
     setup_db "$p"
     q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 20000)" \
-        -c "CREATE INDEX t_code_idx ON t USING mih (code)" -c "CHECKPOINT" >/dev/null
+        -c "CREATE INDEX t_code_idx ON t USING mih (code) WITH (strategy = $strategy)" -c "CHECKPOINT" >/dev/null
     local script=$ICS_RUN_DIR/crash/insert.sql
     echo "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 50);" >"$script"
     "$PG_BIN/pgbench" -h 127.0.0.1 -p "$p" -U postgres -n -c 4 -j 2 -T 60 -f "$script" scen >/dev/null 2>&1 &
@@ -154,52 +160,80 @@ scenario_crash() {
     cluster_start crash "$p"
     local rows
     rows=$(q "$p" -c "SELECT count(*) FROM t")
-    if [ "$rows" -gt 20000 ]; then ok_ "crash: inserts were running at the crash ($rows rows survive)"; else not_ok "crash: no concurrent inserts survived ($rows rows)"; fi
-    check "crash: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
-    check "crash: index equals a sequential scan after recovery" 0 "$(q "$p" -c "SELECT differences()")"
+    if [ "$rows" -gt 20000 ]; then ok_ "crash[$strategy]: inserts were running at the crash ($rows rows survive)"; else not_ok "crash[$strategy]: no concurrent inserts survived ($rows rows)"; fi
+    check "crash[$strategy]: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
+    check "crash[$strategy]: index equals a sequential scan after recovery" 0 "$(q "$p" -c "SELECT differences()")"
     # Transactions cut off by the crash may have written index entries before their commit
     # record: dead entries, as for any index, which VACUUM removes (INDEX_CLEANUP ON: with
     # so few dead rows VACUUM would otherwise skip the index).
-    check "crash: mih_verify after recovery (every committed row indexed)" t \
+    check "crash[$strategy]: mih_verify after recovery (every committed row indexed)" t \
         "$(q "$p" -c "SELECT ok FROM mih_verify('t_code_idx')")"
     q "$p" -c "VACUUM (INDEX_CLEANUP ON) t" >/dev/null
-    check "crash: after VACUUM the index holds exactly the table's rows" t "$(verify_ok "$p")"
+    check "crash[$strategy]: after VACUUM the index holds exactly the table's rows" t "$(verify_ok "$p")"
+    if [ "$strategy" = substrings ]; then
+        # A crash in the middle of VACUUM's merge of a large tail: the old tables stay in
+        # force, the sealed tail is merged by the next VACUUM, the pages the cut-off merge
+        # wrote are reclaimed.
+        q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 300000)" -c "CHECKPOINT" >/dev/null
+        local gen_before
+        gen_before=$(q "$p" -c "SELECT generation FROM mih_verify('t_code_idx')")
+        q "$p" -c "VACUUM t" >/dev/null 2>&1 &
+        local vac=$!
+        sleep 0.4
+        cluster_stop crash immediate
+        wait $vac || true
+        cluster_start crash "$p"
+        check "crash[$strategy]: index equals a sequential scan after a crash during a merge" 0 "$(q "$p" -c "SELECT differences()")"
+        check "crash[$strategy]: every row is found after a crash during a merge" 0 "$(q "$p" -c "SELECT unfindable()")"
+        check "crash[$strategy]: mih_verify after a crash during a merge" t "$(verify_ok "$p")"
+        q "$p" -c "VACUUM t" >/dev/null
+        local gen_after
+        gen_after=$(q "$p" -c "SELECT generation FROM mih_verify('t_code_idx')")
+        check "crash[$strategy]: the next VACUUM merges the tail (generation $gen_before -> $gen_after, tail rows)" 0 \
+            "$(q "$p" -c "SELECT tail_rows FROM mih_verify('t_code_idx')")"
+        check "crash[$strategy]: exact after the next merge" 0 "$(q "$p" -c "SELECT differences()")"
+        check "crash[$strategy]: mih_verify after the next merge" t "$(verify_ok "$p")"
+    fi
     cluster_destroy crash
 }
 
 scenario_concurrency() {
-    local p=$((BASE_PORT + 3))
+    local strategy=$1 p=$((BASE_PORT + 3))
     cluster_destroy conc
     cluster_start conc "$p" "max_connections = 50"
     setup_db "$p"
     q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 10000)" \
-        -c "CREATE INDEX t_code_idx ON t USING mih (code)" >/dev/null
+        -c "CREATE INDEX t_code_idx ON t USING mih (code) WITH (strategy = $strategy)" >/dev/null
     local dir=$ICS_RUN_DIR/conc
     echo "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 20);" >"$dir/insert.sql"
     printf '%s\n' "SELECT count(*) FROM (SELECT id FROM t ORDER BY code <~> hashlike() LIMIT 10) s;" \
         "SELECT count(*) FROM t WHERE hamming_within(code, hashlike(), 3);" >"$dir/query.sql"
     "$PG_BIN/pgbench" -h 127.0.0.1 -p "$p" -U postgres -n -c 8 -j 2 -T 8 -f "$dir/insert.sql" scen >"$dir/insert.log" 2>&1 &
     local inserter=$!
+    # VACUUM meanwhile (substring tables merge their tail while inserts and scans go on).
+    (for _ in 1 2 3 4 5 6; do sleep 1; q "$p" -c "VACUUM t" 2>&1; done) >"$dir/vacuum.log" &
+    local vacuumer=$!
     "$PG_BIN/pgbench" -h 127.0.0.1 -p "$p" -U postgres -n -c 4 -j 2 -T 8 -f "$dir/query.sql" scen >"$dir/query.log" 2>&1 || true
     wait $inserter || true
+    wait $vacuumer || true
     local inserted failed
     inserted=$(awk '/number of transactions actually processed/ { split($NF, a, "/"); print a[1] }' "$dir/insert.log")
-    failed=$(cat "$dir/insert.log" "$dir/query.log" | grep -c "ERROR" || true)
-    check "concurrency: no client errors" 0 "$failed"
-    check "concurrency: committed rows = build rows + 20 x transactions" $((10000 + 20 * inserted)) "$(q "$p" -c "SELECT count(*) FROM t")"
-    check "concurrency: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
-    check "concurrency: index equals a sequential scan" 0 "$(q "$p" -c "SELECT differences()")"
-    check "concurrency: mih_verify" t "$(verify_ok "$p")"
+    failed=$(cat "$dir/insert.log" "$dir/query.log" "$dir/vacuum.log" | grep -c "ERROR" || true)
+    check "concurrency[$strategy]: no client errors" 0 "$failed"
+    check "concurrency[$strategy]: committed rows = build rows + 20 x transactions" $((10000 + 20 * inserted)) "$(q "$p" -c "SELECT count(*) FROM t")"
+    check "concurrency[$strategy]: every committed row is found through the index" 0 "$(q "$p" -c "SELECT unfindable()")"
+    check "concurrency[$strategy]: index equals a sequential scan" 0 "$(q "$p" -c "SELECT differences()")"
+    check "concurrency[$strategy]: mih_verify" t "$(verify_ok "$p")"
     cluster_destroy conc
 }
 
 scenario_vacuum() {
-    local p=$((BASE_PORT + 4))
+    local strategy=$1 p=$((BASE_PORT + 4))
     cluster_destroy vac
     cluster_start vac "$p"
     setup_db "$p"
     q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 100000)" \
-        -c "CREATE INDEX t_code_idx ON t USING mih (code)" >/dev/null
+        -c "CREATE INDEX t_code_idx ON t USING mih (code) WITH (strategy = $strategy)" >/dev/null
     local pages_before entries_before radius_before size_before
     read -r pages_before entries_before radius_before < <(q "$p" -F ' ' -c "SELECT data_pages, entries, max_radius FROM mih_verify('t_code_idx')")
     size_before=$(q "$p" -c "SELECT pg_relation_size('t_code_idx')")
@@ -209,11 +243,16 @@ scenario_vacuum() {
         -c "VACUUM t" >/dev/null
     local pages_after entries_after radius_after
     read -r pages_after entries_after radius_after < <(q "$p" -F ' ' -c "SELECT data_pages, entries, max_radius FROM mih_verify('t_code_idx')")
-    if [ "$entries_after" -lt $((entries_before / 5)) ]; then ok_ "vacuum: entries a search checks $entries_before -> $entries_after"; else not_ok "vacuum: entries did not shrink ($entries_before -> $entries_after)"; fi
-    if [ "$pages_after" -lt "$pages_before" ]; then ok_ "vacuum: pages in the lists $pages_before -> $pages_after"; else not_ok "vacuum: pages did not shrink ($pages_before -> $pages_after)"; fi
-    if [ "$radius_after" -le "$radius_before" ]; then ok_ "vacuum: largest covering radius $radius_before -> $radius_after"; else not_ok "vacuum: radius grew ($radius_before -> $radius_after)"; fi
-    check "vacuum: index equals a sequential scan" 0 "$(q "$p" -c "SELECT differences()")"
-    check "vacuum: mih_verify" t "$(verify_ok "$p")"
+    if [ "$entries_after" -lt $((entries_before / 5)) ]; then ok_ "vacuum[$strategy]: entries a search checks $entries_before -> $entries_after"; else not_ok "vacuum[$strategy]: entries did not shrink ($entries_before -> $entries_after)"; fi
+    if [ "$pages_after" -lt "$pages_before" ]; then ok_ "vacuum[$strategy]: data pages $pages_before -> $pages_after"; else not_ok "vacuum[$strategy]: pages did not shrink ($pages_before -> $pages_after)"; fi
+    if [ "$strategy" = lists ]; then
+        if [ "$radius_after" -le "$radius_before" ]; then ok_ "vacuum[$strategy]: largest covering radius $radius_before -> $radius_after"; else not_ok "vacuum[$strategy]: radius grew ($radius_before -> $radius_after)"; fi
+    else
+        check "vacuum[$strategy]: the merge dropped every tombstone" "0 2" \
+            "$(q "$p" -F ' ' -c "SELECT tombstones, generation FROM mih_verify('t_code_idx')")"
+    fi
+    check "vacuum[$strategy]: index equals a sequential scan" 0 "$(q "$p" -c "SELECT differences()")"
+    check "vacuum[$strategy]: mih_verify" t "$(verify_ok "$p")"
     # A later VACUUM, once no snapshot predates the unlinking, recycles the unlinked pages;
     # inserts reuse them before growing the file.
     q "$p" -c "SELECT pg_current_xact_id()" >/dev/null
@@ -221,10 +260,10 @@ scenario_vacuum() {
     q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 40000)" >/dev/null
     local size_after
     size_after=$(q "$p" -c "SELECT pg_relation_size('t_code_idx')")
-    check "vacuum: inserts reuse recycled pages (index size $size_before -> $size_after bytes)" t \
+    check "vacuum[$strategy]: inserts reuse recycled pages (index size $size_before -> $size_after bytes)" t \
         "$(q "$p" -c "SELECT $size_after <= $size_before")"
-    check "vacuum: exact after reuse" 0 "$(q "$p" -c "SELECT differences()")"
-    check "vacuum: mih_verify after reuse" t "$(verify_ok "$p")"
+    check "vacuum[$strategy]: exact after reuse" 0 "$(q "$p" -c "SELECT differences()")"
+    check "vacuum[$strategy]: mih_verify after reuse" t "$(verify_ok "$p")"
     cluster_destroy vac
 }
 
@@ -319,7 +358,13 @@ scenario_security() {
 
 echo "TAP version 13"
 for s in "${scenarios[@]}"; do
-    "scenario_$s"
+    if [ "$s" = security ]; then
+        scenario_security
+    else
+        for strategy in "${strategies[@]}"; do
+            "scenario_$s" "$strategy"
+        done
+    fi
 done
 echo "1..$n"
 echo "cluster scenarios: $((n - failures)) passed, $failures failed"
