@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# SQL benchmark of the mih index against a sequential scan, in one run.
+# SQL benchmark of the mih index against sequential scans and between its two strategies,
+# in one run.
 #
-# Data (reproducible, seeded): N hash-like 64-bit codes (40 centres, each bit flipped with
-# probability 1/8: clusters with many exact duplicates, as learned codes look) and N uniform
-# random codes; 1,000 query codes drawn from the same distributions (not in the table).
-# Measured per data set: build time, index size (against the packed codes + TIDs, 14 bytes a
-# row), query latency over one connection with prepared statements (pgbench -M prepared,
-# per-query log: median and p95) for k-NN k=10 and k=100 and radius r=2 and r=8, the same
-# queries by sequential scan, the distance of the 10th and 100th neighbour, and
-# INSERT ... SELECT of 100k rows with and without the index.
+# Data (reproducible: benches/gen_codes.rs, `cargo run -p ics-benches --bin gen-codes`), N rows
+# of each kind, 1,000 query codes of the same distribution (not in the table), 100,000 more
+# rows for the bulk-insert measurement:
+#   clustered64   40 centres, each bit flipped with p = 1/8 (well-trained single-label codes)
+#   multilabel64  per-bit majority of 1-3 of 80 centres, each bit flipped with p = 0.1
+#   uniform64, uniform128, uniform256   fair independent bits
+# For each: the index as `strategy = auto` builds it (the chosen strategy is reported), and for
+# the 64-bit kinds also the other strategy, forced; build time, size against the packed codes +
+# TIDs, query latency over one connection with prepared statements (pgbench -M prepared,
+# per-query log: median and p95) for k-NN k=10 and k=100 and two radii, the same queries by
+# sequential scan, and INSERT ... SELECT of 100k rows with and without the index.
 # Usage: benches/sql/mih.sh [rows] [queries per form]      (defaults 1000000, 300)
+#        MIH_BENCH_KINDS="uniform64" benches/sql/mih.sh 10000000   (one kind, 10M rows)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/common.sh
@@ -17,40 +22,23 @@ source scripts/common.sh
 ROWS=${1:-1000000}
 QUERIES=${2:-300}
 SEQ_QUERIES=${SEQ_QUERIES:-10}
+KINDS=${MIH_BENCH_KINDS:-clustered64 multilabel64 uniform64 uniform128 uniform256}
 PORT=${ICS_BENCH_PORT:-28817}
 out=$(pwd)/target/bench-sql
 mkdir -p "$out"
-report=$out/mih.md
+report=$out/mih-$ROWS.md
 
-cluster_start bench "$PORT" "max_parallel_workers_per_gather = 0" "maintenance_work_mem = 512MB"
+step "building the code generator"
+cargo build --release --quiet -p ics-benches --bin gen-codes
+gen=${CARGO_TARGET_DIR:-$(pwd)/target}/release/gen-codes
+
+cluster_start bench "$PORT" "max_parallel_workers_per_gather = 0" "maintenance_work_mem = 512MB" \
+    "shared_buffers = 2GB" "max_wal_size = 8GB" "autovacuum = off"
 psql_at "$PORT" -d postgres -c "SET client_min_messages = warning" \
     -c "DROP DATABASE IF EXISTS mih_bench" -c "CREATE DATABASE mih_bench" >/dev/null
 b() { psql_at "$PORT" -d mih_bench -tA "$@"; }
 ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
-
-step "data: $ROWS hash-like and $ROWS uniform 64-bit codes"
-b >/dev/null <<SQL
-CREATE EXTENSION ics_hash;
-SELECT setseed(0.2024);
-CREATE FUNCTION rand64() RETURNS bigint LANGUAGE sql VOLATILE
-    RETURN ((random() * 4294967295)::bigint << 32) # (random() * 4294967295)::bigint;
-CREATE TABLE centres AS SELECT g, rand64() AS c FROM generate_series(0, 39) g;
-CREATE FUNCTION hashlike() RETURNS hashcode LANGUAGE sql VOLATILE
-    RETURN ((ARRAY(SELECT c FROM centres ORDER BY g))[1 + floor(random() * 40)::int] # (rand64() & rand64() & rand64()))::hashcode;
-CREATE TABLE hashlike (id int, code hashcode(64));
-INSERT INTO hashlike SELECT i, hashlike() FROM generate_series(1, $ROWS) i;
-CREATE TABLE uniform (id int, code hashcode(64));
-INSERT INTO uniform SELECT i, rand64()::hashcode FROM generate_series(1, $ROWS) i;
-CREATE TABLE q_hashlike (qid int PRIMARY KEY, code hashcode(64));
-INSERT INTO q_hashlike SELECT i, hashlike() FROM generate_series(1, 1000) i;
-CREATE TABLE q_uniform (qid int PRIMARY KEY, code hashcode(64));
-INSERT INTO q_uniform SELECT i, rand64()::hashcode FROM generate_series(1, 1000) i;
--- 100k new rows per data set for the bulk-insert measurement.
-CREATE TABLE new_hashlike AS SELECT $ROWS + i AS id, hashlike() AS code FROM generate_series(1, 100000) i;
-CREATE TABLE new_uniform AS SELECT $ROWS + i AS id, rand64()::hashcode AS code FROM generate_series(1, 100000) i;
-VACUUM ANALYZE;
-SQL
-ok "$(b -c "SELECT count(DISTINCT code) FROM hashlike") distinct hash-like codes of $ROWS"
+b -c "CREATE EXTENSION ics_hash" >/dev/null
 
 # latency FILE COUNT [PGOPTIONS]: "median p95" in ms, from pgbench's per-query log.
 latency() {
@@ -66,76 +54,128 @@ latency() {
 }
 
 {
-    echo "# mih benchmark: $ROWS rows of 64-bit codes"
+    echo "# mih benchmark: $ROWS rows per kind"
     echo
-    echo "Machine: $(nproc) cores, $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo | sed 's/^ *//'); PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); one connection, prepared statements, no parallel workers; latencies in ms (client round trip, median / p95). Sequential scans: $SEQ_QUERIES queries per form; index: $QUERIES."
+    echo "Machine: $(nproc) cores, $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo | sed 's/^ *//'); PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); one connection, prepared statements, no parallel workers, shared_buffers 2GB; latencies in ms (client round trip, median / p95). Sequential scans: $SEQ_QUERIES queries per form; index: $QUERIES. Size: the index against the packed codes + 6-byte TIDs."
     echo
 } >"$report"
 
-for data in hashlike uniform; do
-    step "$data: build"
-    t0=$(date +%s%N)
-    b -c "CREATE INDEX ${data}_mih ON $data USING mih (code)" >/dev/null
-    build_ms=$(ms_since "$t0")
-    size=$(b -c "SELECT pg_relation_size('${data}_mih')")
-    read -r lists nonempty radius < <(b -F ' ' -c "SELECT lists, nonempty_lists, max_radius FROM mih_verify('${data}_mih', false)")
-    ok "built in $build_ms ms; $((size / 1024 / 1024)) MB; $lists lists ($nonempty non-empty), largest radius $radius"
-
+for kind in $KINDS; do
+    bits=${kind//[a-z]/}
+    dist=${kind//[0-9]/}
+    nb=$((bits / 8))
+    case $dist in
+        clustered) genopts=(--centres 40 --flip 0.125) radii="2 8" ;;
+        multilabel) genopts=(--centres 80 --flip 0.1) radii="2 8" ;;
+        *) genopts=() radii="4 8" ;;
+    esac
+    step "$kind: $ROWS rows"
+    b >/dev/null <<SQL
+DROP TABLE IF EXISTS $kind, q_$kind, new_$kind;
+CREATE TABLE $kind (id int, code hashcode($bits));
+CREATE TABLE q_$kind (qid int PRIMARY KEY, code hashcode($bits));
+CREATE TABLE new_$kind (id int, code hashcode($bits));
+SQL
+    "$gen" "$dist" --bits "$bits" --rows "$ROWS" "${genopts[@]}" | b -c "\\copy $kind FROM stdin"
+    "$gen" "$dist" --bits "$bits" --rows 1000 --first $((ROWS + 1)) "${genopts[@]}" |
+        awk -v r="$ROWS" -F '\t' '{ print $1 - r "\t" $2 }' | b -c "\\copy q_$kind FROM stdin"
+    "$gen" "$dist" --bits "$bits" --rows 100000 --first $((ROWS + 1001)) "${genopts[@]}" | b -c "\\copy new_$kind FROM stdin"
+    b -c "VACUUM ANALYZE $kind" -c "VACUUM ANALYZE q_$kind" >/dev/null
+    distinct=$(b -c "SELECT count(DISTINCT code) FROM $kind")
     read -r d10 d100 < <(b -F ' ' <<SQL
+SET enable_indexscan = off;
 SELECT round(avg(d10), 1), round(avg(d100), 1) FROM (
-  SELECT (SELECT max(d) FROM (SELECT code <~> q.code AS d FROM $data ORDER BY code <~> q.code LIMIT 10) s) AS d10,
-         (SELECT max(d) FROM (SELECT code <~> q.code AS d FROM $data ORDER BY code <~> q.code LIMIT 100) s) AS d100
-  FROM q_$data q WHERE qid <= 50) x
+  SELECT (SELECT max(d) FROM (SELECT code <~> q.code AS d FROM $kind ORDER BY code <~> q.code LIMIT 10) s) AS d10,
+         (SELECT max(d) FROM (SELECT code <~> q.code AS d FROM $kind ORDER BY code <~> q.code LIMIT 100) s) AS d100
+  FROM q_$kind q WHERE qid <= 10) x
 SQL
     )
-    declare -A rows_r=()
-    for r in 2 8; do
-        rows_r[$r]=$(b -c "SELECT round(avg((SELECT count(*) FROM $data WHERE hamming_within(code, q.code, $r))), 1) FROM q_$data q WHERE qid <= 50")
-    done
-
     {
-        echo "## $data"
+        echo "## $kind"
         echo
-        echo "Build: $build_ms ms. Index: $((size / 1024)) kB = $(awk -v s="$size" -v n="$ROWS" 'BEGIN { printf "%.2f", s / (n * 14) }')x the packed codes + TIDs ($(awk -v n="$ROWS" 'BEGIN { printf "%d", n * 14 / 1024 }') kB); $lists lists, $nonempty non-empty, largest covering radius $radius. Mean distance of the 10th / 100th neighbour: $d10 / $d100. Mean rows within r=2: ${rows_r[2]}, r=8: ${rows_r[8]}."
+        echo "$distinct distinct codes of $ROWS. Mean distance of the 10th / 100th neighbour (10 queries): $d10 / $d100."
         echo
-        echo "| query | mih median | mih p95 | seq scan median | seq scan p95 | speed-up (median) |"
-        echo "|---|---|---|---|---|---|"
+        echo "| index | build ms | size (x codes+TIDs) | k=10 median / p95 | k=100 median / p95 | r=${radii% *} median / p95 | r=${radii#* } median / p95 |"
+        echo "|---|---|---|---|---|---|---|"
     } >>"$report"
 
-    for form in knn10 knn100 r2 r8; do
-        file=$out/$data-$form.sql
-        {
-            echo '\set qi random(1, 1000)'
-            case $form in
-                knn10) echo "SELECT id FROM $data ORDER BY hamming(code, (SELECT code FROM q_$data WHERE qid = :qi)) LIMIT 10;" ;;
-                knn100) echo "SELECT id FROM $data ORDER BY hamming(code, (SELECT code FROM q_$data WHERE qid = :qi)) LIMIT 100;" ;;
-                r2) echo "SELECT id FROM $data WHERE hamming_within(code, (SELECT code FROM q_$data WHERE qid = :qi), 2);" ;;
-                r8) echo "SELECT id FROM $data WHERE hamming_within(code, (SELECT code FROM q_$data WHERE qid = :qi), 8);" ;;
-            esac
-        } >"$file"
-        latency "$file" 20 >/dev/null # warm the cache
-        read -r im ip < <(latency "$file" "$QUERIES")
-        read -r sm sp < <(latency "$file" "$SEQ_QUERIES" "-c enable_indexscan=off -c enable_bitmapscan=off")
-        speed=$(awk -v s="$sm" -v i="$im" 'BEGIN { printf "%.0fx", s / i }')
-        info "$form: mih $im / $ip ms, seq scan $sm / $sp ms ($speed)"
-        echo "| $form | $im | $ip | $sm | $sp | $speed |" >>"$report"
+    # The sequential scan first (its row in the table), then each index variant.
+    variants="seqscan auto"
+    case $kind in clustered64 | multilabel64 | uniform64) variants="seqscan auto other" ;; esac
+    chosen=""
+    for variant in $variants; do
+        row=""
+        opts=""
+        n=$QUERIES
+        if [ "$variant" = seqscan ]; then
+            opts="-c enable_indexscan=off -c enable_bitmapscan=off"
+            n=$SEQ_QUERIES
+            row="| sequential scan | | |"
+        else
+            with=""
+            if [ "$variant" = other ]; then
+                other=substrings
+                [ "$chosen" = substrings ] && other=lists
+                with="WITH (strategy = $other)"
+            fi
+            b -c "DROP INDEX IF EXISTS ${kind}_mih" >/dev/null
+            t0=$(date +%s%N)
+            b -c "CREATE INDEX ${kind}_mih ON $kind USING mih (code) $with" >/dev/null
+            build_ms=$(ms_since "$t0")
+            size=$(b -c "SELECT pg_relation_size('${kind}_mih')")
+            strategy=$(b -c "SELECT strategy FROM mih_verify('${kind}_mih', false)")
+            [ "$variant" = auto ] && chosen=$strategy
+            label="$strategy"
+            [ "$variant" = auto ] && label="$strategy (auto)"
+            ratio=$(awk -v s="$size" -v n="$ROWS" -v nb="$nb" 'BEGIN { printf "%.2f", s / (n * (nb + 6)) }')
+            row="| mih: $label | $build_ms | $((size / 1024 / 1024)) MB (${ratio}x) |"
+            info "mih $label: built in $build_ms ms, $((size / 1024 / 1024)) MB (${ratio}x)"
+        fi
+        for form in knn10 knn100 ra rb; do
+            file=$out/$kind-$form.sql
+            r=${radii% *}
+            [ "$form" = rb ] && r=${radii#* }
+            {
+                echo '\set qi random(1, 1000)'
+                case $form in
+                    knn10) echo "SELECT id FROM $kind ORDER BY hamming(code, (SELECT code FROM q_$kind WHERE qid = :qi)) LIMIT 10;" ;;
+                    knn100) echo "SELECT id FROM $kind ORDER BY hamming(code, (SELECT code FROM q_$kind WHERE qid = :qi)) LIMIT 100;" ;;
+                    *) echo "SELECT id FROM $kind WHERE hamming_within(code, (SELECT code FROM q_$kind WHERE qid = :qi), $r);" ;;
+                esac
+            } >"$file"
+            latency "$file" 5 "$opts" >/dev/null # warm the cache
+            read -r m p < <(latency "$file" "$n" "$opts")
+            row="$row $m / $p |"
+            info "$variant $form: $m / $p ms"
+        done
+        echo "$row" >>"$report"
     done
 
-    step "$data: INSERT ... SELECT of 100k rows, with and without the index"
-    b -c "CREATE TABLE ${data}_plain AS SELECT * FROM $data" -c "CHECKPOINT" >/dev/null
+    step "$kind: INSERT ... SELECT of 100k rows, without and with the index ($chosen, as auto chose)"
+    b -c "DROP INDEX IF EXISTS ${kind}_mih" -c "CREATE INDEX ${kind}_mih ON $kind USING mih (code)" \
+        -c "CREATE TABLE ${kind}_plain AS SELECT * FROM $kind" -c "CHECKPOINT" >/dev/null
     t0=$(date +%s%N)
-    b -c "INSERT INTO ${data}_plain SELECT * FROM new_$data" >/dev/null
+    b -c "INSERT INTO ${kind}_plain SELECT * FROM new_$kind" >/dev/null
     plain_ms=$(ms_since "$t0")
     b -c "CHECKPOINT" >/dev/null
     t0=$(date +%s%N)
-    b -c "INSERT INTO $data SELECT * FROM new_$data" >/dev/null
+    b -c "INSERT INTO $kind SELECT * FROM new_$kind" >/dev/null
     indexed_ms=$(ms_since "$t0")
+    # What a query costs with those rows in the tail, and after VACUUM merges them.
+    file=$out/$kind-knn10.sql
+    read -r tail_m _ < <(latency "$file" "$QUERIES")
+    t0=$(date +%s%N)
+    b -c "VACUUM $kind" >/dev/null
+    vacuum_ms=$(ms_since "$t0")
+    read -r merged_m _ < <(latency "$file" "$QUERIES")
     ok "without index $plain_ms ms, with mih $indexed_ms ms"
     {
         echo
-        echo "INSERT ... SELECT of 100,000 rows: $plain_ms ms without an index ($((100000000 / (plain_ms + 1))) rows/s), $indexed_ms ms with the mih index ($((100000000 / (indexed_ms + 1))) rows/s): $(awk -v p="$plain_ms" -v i="$indexed_ms" 'BEGIN { printf "%.0f%%", 100 * p / i }') of the rate without it. After the inserts: mih_verify ok = $(b -c "SELECT ok FROM mih_verify('${data}_mih', false)")."
+        echo "INSERT ... SELECT of 100,000 rows: $plain_ms ms without an index, $indexed_ms ms with the mih index ($chosen): $(awk -v p="$plain_ms" -v i="$indexed_ms" 'BEGIN { printf "%.0f%%", 100 * p / i }') of the rate without it. k=10 median right after: $tail_m ms; VACUUM $vacuum_ms ms; k=10 median after it: $merged_m ms. mih_verify ok = $(b -c "SELECT ok FROM mih_verify('${kind}_mih', false)")."
         echo
     } >>"$report"
+    b -c "DROP TABLE ${kind}_plain" >/dev/null
+    [ "${MIH_BENCH_KEEP:-0}" = 1 ] || b -c "DROP TABLE $kind, q_$kind, new_$kind" >/dev/null
 done
 
 step "report: $report"

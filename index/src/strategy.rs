@@ -210,14 +210,14 @@ mod tests {
     fn tight_clusters_choose_lists_and_high_entropy_codes_substrings() {
         let mut rng = SmallRng::seed_from_u64(1);
         let rows = 1_000_000;
-        let tight = sample_of(&mut rng, 20_000, 20, 0.02, 1);
+        let tight = sample_of(&mut rng, 10_000, 20, 0.02, 1);
         let c = choose(&tight, 8, rows, Requested::Auto, 0, 0, 1, &mut || {});
         assert_eq!(c.strategy, Strategy::Lists, "{c:?}");
         assert!(!c.centroids.is_empty());
-        let uniform: Vec<u8> = (0..20_000 * 8).map(|_| rng.gen()).collect();
+        let uniform: Vec<u8> = (0..10_000 * 8).map(|_| rng.gen()).collect();
         let c = choose(&uniform, 8, rows, Requested::Auto, 0, 0, 1, &mut || {});
         assert_eq!(c.strategy, Strategy::Substrings, "{c:?}");
-        let multilabel = sample_of(&mut rng, 20_000, 80, 0.1, 3);
+        let multilabel = sample_of(&mut rng, 10_000, 80, 0.1, 3);
         let c = choose(&multilabel, 8, rows, Requested::Auto, 0, 0, 1, &mut || {});
         assert_eq!(
             c.strategy,

@@ -105,6 +105,32 @@ pub fn binomial(n: u32, k: u32) -> u64 {
     c
 }
 
+/// P(Binomial(bits, 1/2) <= d): the share of uniform random codes within distance d of a
+/// query (computed in log space: 2^-4096 underflows).
+pub fn uniform_within(bits: u32, d: u32) -> f64 {
+    if d >= bits {
+        return 1.0;
+    }
+    let n = f64::from(bits);
+    let mut log_c = 0.0;
+    let mut sum = 0.0;
+    for i in 0..=d {
+        if i > 0 {
+            log_c += (n - f64::from(i) + 1.0).ln() - f64::from(i).ln();
+        }
+        sum += (log_c - n * std::f64::consts::LN_2).exp();
+    }
+    sum.min(1.0)
+}
+
+/// The distance within which `rows` uniform random codes of `bits` bits hold `k` codes on
+/// average: where a k-NN query over high-entropy codes finds its k-th neighbour.
+pub fn uniform_knn_distance(bits: u32, rows: u64, k: u64) -> u32 {
+    (0..=bits)
+        .find(|&d| rows as f64 * uniform_within(bits, d) >= k as f64)
+        .unwrap_or(bits)
+}
+
 /// Every `bits`-bit mask with exactly `weight` bits set, in increasing order (Gosper's hack).
 pub fn masks(bits: u32, weight: u32) -> impl Iterator<Item = u32> {
     let limit: u64 = 1 << bits;
@@ -210,6 +236,17 @@ mod tests {
             u32::from(bits_at(&b, 3, 12) != 0) * bits_at(&b, 3, 12)
         );
         assert_eq!(slot_of(&b, sub, 4), 0b1100);
+    }
+
+    #[test]
+    fn uniform_neighbour_distances() {
+        assert!((uniform_within(64, 32) - 0.549).abs() < 1e-3);
+        assert_eq!(uniform_within(8, 8), 1.0);
+        assert!((uniform_within(8, 0) - 1.0 / 256.0).abs() < 1e-12);
+        // 10-NN of 1M and 10M uniform 64-bit codes: distance 15 and 14.
+        assert_eq!(uniform_knn_distance(64, 1_000_000, 10), 15);
+        assert_eq!(uniform_knn_distance(64, 10_000_000, 10), 14);
+        assert_eq!(uniform_knn_distance(8, 1, 10), 8);
     }
 
     #[test]

@@ -17,11 +17,16 @@
 //! in table 0 when they are returned.
 //!
 //! PostgreSQL reads whole pages, and the slots of a Hamming ball are scattered through a
-//! table: once the next stage would read about half as many pages as table 0 has, the search
-//! switches to one linear pass over table 0 (the SIMD kernels compare ~1,000 codes a page),
-//! continuing from the bound already proven. Uniform 64-bit codes at a million rows need k-NN
-//! radii where that happens; radius queries and the neighbours of learned codes stay in the
-//! tables.
+//! table, so probing costs about a page a slot: beyond some radius one linear pass over table
+//! 0 (the SIMD kernels compare ~600 codes a page) is cheaper. The search estimates stage costs
+//! from the slot counts and switches, continuing from the bound already proven:
+//! - a radius query compares the stages up to its radius with a linear pass, once;
+//! - a k-NN query does not know k (the executor asks for rows one at a time). It runs the cheap
+//!   stages (up to 1/16 of a linear pass), which find the near neighbours of learned codes;
+//!   then it compares the stages up to where ten neighbours would lie if the codes were
+//!   uniformly random (the farthest they are likely to be) with a linear pass; and past that
+//!   radius, it switches as soon as one stage would cost half a linear pass. Uniform 64-bit
+//!   codes at a million rows go linear at once; at ten million, the tables win.
 //!
 //! The tail (rows inserted since the last merge) is read linearly; a linear pass keeps at most
 //! `cap` rows beyond what it has proven and is repeated from its bound if more are wanted.
@@ -30,12 +35,16 @@ use crate::format::{FormatError, Tid};
 use crate::relation::Relation;
 use crate::search::{Query, SearchStats};
 use crate::substrings::layout::TOMBSTONE;
-use crate::substrings::plan::{binomial, bits_at, masks};
+use crate::substrings::plan::{binomial, bits_at, masks, uniform_knn_distance};
 use crate::substrings::runs::{for_tail_pages, Runs};
 use ics_codes::hamming::{hamming, hamming_many};
 
 /// Rows a linear pass keeps beyond its proven bound before it gives up the farthest.
 const FIRST_PASS_ROWS: usize = 1024;
+/// Stages a k-NN search runs without weighing them: up to this share of a linear pass.
+const CHEAP_STAGES_SHARE: u64 = 16; // 1/16
+/// The k a k-NN search plans for (the executor's LIMIT is not known to an index scan).
+const PLANNED_K: u64 = 10;
 
 /// Distances proven: every row at or below this distance has been collected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -136,6 +145,8 @@ pub struct Search {
     tail_items: Buckets,
     arena: Vec<u8>,
     cursor: u32,
+    /// Estimated pages of the stages run so far.
+    stage_pages: u64,
     resolved: Vec<Tid>,
     dist: Vec<u32>,
     pub stats: SearchStats,
@@ -188,6 +199,7 @@ impl Search {
             tail_items: Buckets::new(bits as usize),
             arena: Vec::new(),
             cursor: 0,
+            stage_pages: 0,
             resolved: Vec::new(),
             dist: Vec::new(),
             stats: SearchStats::default(),
@@ -294,7 +306,7 @@ impl Search {
                     };
                     return;
                 }
-                if self.stage_cost(s, j) * 2 > self.linear_cost() {
+                if self.linear_is_cheaper(s, j, proven) {
                     // Rows beyond the proven bound come from one linear pass instead (before
                     // the first stage nothing has been collected).
                     if let Some(p) = proven.floor() {
@@ -309,6 +321,7 @@ impl Search {
                     self.stats.switched_to_linear = true;
                     return self.advance_runs(rel);
                 }
+                self.stage_pages += self.stage_cost(s, j);
                 self.run_stage(rel, s, j);
                 let bound = (m as u32).saturating_mul(s).saturating_add(j as u32);
                 let (ns, nj) = if j + 1 == m { (s + 1, 0) } else { (s, j + 1) };
@@ -319,6 +332,48 @@ impl Search {
                 };
             }
         }
+    }
+
+    /// Whether the rest of the search is cheaper as a linear pass than by stages, at stage
+    /// (s, j) with `proven` proven (see the module docs).
+    fn linear_is_cheaper(&self, s: u32, j: usize, proven: Proven) -> bool {
+        let linear = self.linear_cost();
+        if self.query.max_distance != u32::MAX {
+            // A radius query knows where it stops: weigh the stages up to there, once.
+            return s == 0 && j == 0 && self.cost_to_prove(s, j, self.query.max_distance) > linear;
+        }
+        let next = self.stage_cost(s, j);
+        if self.stage_pages + next <= linear / CHEAP_STAGES_SHARE {
+            return false;
+        }
+        let rows = u64::from(self.runs.table(0).records);
+        let likely = uniform_knn_distance(self.bits, rows, PLANNED_K);
+        match proven.floor() {
+            Some(p) if p >= likely => 2 * next > linear,
+            _ => self.cost_to_prove(s, j, likely) > linear,
+        }
+    }
+
+    /// Estimated pages of the stages from (s, j) on until the bound reaches `target`.
+    fn cost_to_prove(&self, mut s: u32, mut j: usize, target: u32) -> u64 {
+        let m = self.runs.m();
+        let max_slot_bits = self
+            .runs
+            .sub
+            .tables
+            .iter()
+            .map(|t| t.slot_bits)
+            .max()
+            .unwrap_or(0);
+        let mut pages = 0u64;
+        while s <= max_slot_bits {
+            pages = pages.saturating_add(self.stage_cost(s, j));
+            if (m as u32).saturating_mul(s).saturating_add(j as u32) >= target {
+                break;
+            }
+            (s, j) = if j + 1 == m { (s + 1, 0) } else { (s, j + 1) };
+        }
+        pages
     }
 
     /// Pages table 0 occupies: what a linear pass reads.
@@ -450,6 +505,20 @@ impl Pass {
         dist.resize(n, 0);
         hamming_many(&query.code, codes, &mut dist[..n]);
         self.checked += n;
+        // Most pages of a k-NN pass hold nothing within the cutoff: one vectorised minimum
+        // settles them (every row is then beyond the cutoff, and beyond the floor below it).
+        if dist[..n]
+            .iter()
+            .copied()
+            .min()
+            .is_none_or(|d| d > self.cutoff)
+        {
+            if !self.dropped {
+                let cut = |d: u32| d <= query.max_distance && self.floor.is_none_or(|f| d > f);
+                self.dropped = dist[..n].iter().any(|&d| cut(d));
+            }
+            return;
+        }
         for (i, &d) in dist[..n].iter().enumerate() {
             if d > query.max_distance || self.floor.is_some_and(|f| d <= f) {
                 continue;
