@@ -2,7 +2,7 @@
 # SQL benchmark of the mih index against sequential scans and between its two strategies,
 # in one run.
 #
-# Data (reproducible: benches/gen_codes.rs, `cargo run -p ics-benches --bin gen-codes`), N rows
+# Data (reproducible: benches/bin/gen_codes.rs, `cargo run -p ics-benches --bin gen-codes`), N rows
 # of each kind, 1,000 query codes of the same distribution (not in the table), 100,000 more
 # rows for the bulk-insert measurement:
 #   clustered64   40 centres, each bit flipped with p = 1/8 (well-trained single-label codes)
