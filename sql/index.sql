@@ -65,17 +65,20 @@ CREATE FUNCTION mih_verify_json(regclass, boolean) RETURNS text
 COMMENT ON FUNCTION mih_verify_json(regclass, boolean) IS 'mih_verify as JSON';
 
 CREATE FUNCTION mih_verify(index regclass, check_heap boolean DEFAULT true,
-                           OUT ok boolean, OUT code_bits integer, OUT lists integer,
-                           OUT nonempty_lists integer, OUT data_pages bigint, OUT entries bigint,
-                           OUT tids bigint, OUT max_radius integer, OUT heap_rows bigint,
-                           OUT problems text[])
+                           OUT ok boolean, OUT code_bits integer, OUT strategy text,
+                           OUT lists integer, OUT nonempty_lists integer, OUT max_radius integer,
+                           OUT substrings integer, OUT generation bigint, OUT tail_rows bigint,
+                           OUT tombstones bigint, OUT data_pages bigint, OUT entries bigint,
+                           OUT tids bigint, OUT heap_rows bigint, OUT problems text[])
     LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
     AS $$
-        SELECT (j->>'ok')::boolean, (j->>'code_bits')::int, (j->>'lists')::int,
-               (j->>'nonempty_lists')::int, (j->>'data_pages')::bigint, (j->>'entries')::bigint,
-               (j->>'tids')::bigint, (j->>'max_radius')::int, (j->>'heap_rows')::bigint,
+        SELECT (j->>'ok')::boolean, (j->>'code_bits')::int, j->>'strategy',
+               (j->>'lists')::int, (j->>'nonempty_lists')::int, (j->>'max_radius')::int,
+               (j->>'substrings')::int, (j->>'generation')::bigint, (j->>'tail_rows')::bigint,
+               (j->>'tombstones')::bigint, (j->>'data_pages')::bigint, (j->>'entries')::bigint,
+               (j->>'tids')::bigint, (j->>'heap_rows')::bigint,
                ARRAY(SELECT jsonb_array_elements_text(j->'problems'))
         FROM (SELECT mih_verify_json($1, $2)::jsonb AS j) v
     $$;
 COMMENT ON FUNCTION mih_verify(regclass, boolean) IS
-    'checks a mih index: structure, covering radii, and (check_heap) that every visible row is indexed with its code';
+    'checks a mih index: its strategy and structure (covering radii, or substring tables holding the same codes in order), and (check_heap) that every visible row is indexed with its code';

@@ -1,7 +1,8 @@
 //! Index options: `CREATE INDEX ... USING mih (code) WITH (strategy = ..., lists = n,
 //! substrings = m)`.
 //! - `strategy`: `auto` (the default: the build measures both strategies on a sample of the
-//!   codes and keeps the faster), `lists` or `substrings`;
+//!   codes and keeps the faster), `lists` or `substrings`; giving only `lists` or only
+//!   `substrings` chooses that option's strategy;
 //! - `lists`: lists of the lists strategy (0, the default: about the square root of the rows);
 //! - `substrings`: substrings of the substring strategy (0, the default: bits / log2(rows), within
 //!   the size budget; more tables search faster and take a whole code per row each).
@@ -148,15 +149,37 @@ pub unsafe fn substrings(index: pg_sys::Relation) -> u32 {
     unsafe { options(index) }.map_or(0, |o| o.substrings.max(0) as u32)
 }
 
-/// The `strategy` option.
+/// The strategy the options ask for: `strategy` when given; else `lists = n` means lists and
+/// `substrings = m` means substring tables (options of one strategy imply it); else auto.
+/// Options of the other strategy than the one named are an error (22023).
 ///
 /// # Safety
 /// `index` is an open mih index.
 pub unsafe fn strategy(index: pg_sys::Relation) -> Requested {
     // SAFETY: as the caller promises.
-    match unsafe { options(index) }.map_or(STRATEGY_AUTO, |o| o.strategy) {
+    let Some(o) = (unsafe { options(index) }) else {
+        return Requested::Auto;
+    };
+    let (lists, substrings) = (o.lists > 0, o.substrings > 0);
+    let mismatch = |option: &str, strategy: &str| -> ! {
+        crate::fmgr::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("option {option} does not apply to strategy {strategy}"),
+            Some(&format!(
+                "Leave out {option}, or use strategy = {}.",
+                if strategy == "lists" { "substrings" } else { "lists" }
+            )),
+        )
+    };
+    match o.strategy {
+        STRATEGY_LISTS if substrings => mismatch("substrings", "lists"),
+        STRATEGY_SUBSTRINGS if lists => mismatch("lists", "substrings"),
         STRATEGY_LISTS => Requested::Lists,
         STRATEGY_SUBSTRINGS => Requested::Substrings,
-        _ => Requested::Auto,
+        _ => match (lists, substrings) {
+            (true, false) => Requested::Lists,
+            (false, true) => Requested::Substrings,
+            _ => Requested::Auto,
+        },
     }
 }

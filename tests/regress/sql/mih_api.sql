@@ -48,13 +48,29 @@ CREATE TABLE mixed (code hashcode);
 INSERT INTO mixed VALUES ('00'), ('0000');
 SELECT sqlstate_of($$CREATE INDEX ON mixed USING mih (code)$$);
 
--- Options.
+-- Options: the strategy (measured by default; an option of one strategy implies it).
+SELECT strategy IN ('lists', 'substrings') AS measured, ok FROM mih_verify('img_code');
 CREATE INDEX img_code_5 ON img USING mih (code) WITH (lists = 5);
-SELECT lists, ok FROM mih_verify('img_code_5');
+SELECT strategy, lists, ok FROM mih_verify('img_code_5');
+DROP INDEX img_code_5;
+CREATE INDEX img_code_s4 ON img USING mih (code) WITH (substrings = 4);
+SELECT strategy, substrings, generation, ok, tids = heap_rows AS all_rows FROM mih_verify('img_code_s4');
+DROP INDEX img_code_s4;
+CREATE INDEX img_code_l ON img USING mih (code) WITH (strategy = lists);
+SELECT strategy, lists > 1 AS lists, substrings, ok FROM mih_verify('img_code_l');
+DROP INDEX img_code_l;
+CREATE INDEX img_code_s ON img USING mih (code) WITH (strategy = substrings);
+SELECT strategy, substrings, lists, ok FROM mih_verify('img_code_s');
+DROP INDEX img_code_s;
+SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (strategy = clusters)$$);
+SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (strategy = lists, substrings = 2)$$);
+SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (strategy = substrings, lists = 2)$$);
+SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (substrings = 17)$$);
 SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (lists = 5000)$$);
 SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (lists = -1)$$);
 SELECT sqlstate_of($$CREATE INDEX ON img USING mih (code) WITH (pages = 3)$$);
-DROP INDEX img_code_5;
+CREATE INDEX ON img USING mih (code) WITH (strategy = clusters);
+CREATE INDEX ON img USING mih (code) WITH (strategy = lists, substrings = 2);
 
 -- REINDEX, REINDEX CONCURRENTLY: same results.
 CREATE TEMP TABLE before AS SELECT id FROM img ORDER BY code <~> '0123456789abcdef', id LIMIT 50;
@@ -68,7 +84,7 @@ SELECT ok, tids, heap_rows FROM mih_verify('img_code');
 CREATE TABLE empty (code hashcode(128));
 CREATE INDEX empty_code ON empty USING mih (code);
 SELECT count(*) FROM empty WHERE hamming_within(code, repeat('00', 16)::hashcode, 3);
-SELECT code_bits, lists, tids, ok FROM mih_verify('empty_code');
+SELECT code_bits, strategy, lists, substrings, tids, ok FROM mih_verify('empty_code');
 CREATE UNLOGGED TABLE scratch (code hashcode(16));
 CREATE INDEX scratch_code ON scratch USING mih (code);
 INSERT INTO scratch SELECT ((i * 2654435761) % 65536)::bit(16)::hashcode FROM generate_series(1, 500) i;

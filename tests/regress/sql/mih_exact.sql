@@ -1,7 +1,8 @@
 -- mih returns exactly what a sequential scan returns: k-NN (k = 1, 10, 100, ties included:
--- the same distances in the same order) and radius (r = 0..12, the same rows), for uniform
--- and hash-like (clustered, duplicated) codes of 16 to 256 bits, through index scans and
--- bitmap scans, with extra filters, and after inserts, updates, deletes and VACUUM.
+-- the same distances in the same order) and radius (r = 0..16, the same rows), for uniform
+-- and hash-like (clustered, duplicated) codes of 16 to 256 bits, with either strategy,
+-- through index scans and bitmap scans, with extra filters, and after inserts, updates,
+-- deletes and VACUUM (for substring tables: rows in the tail, tombstones, merges).
 \set SHOW_CONTEXT never
 SELECT setseed(0.42);
 
@@ -62,7 +63,7 @@ BEGIN
         d := compare_plans(format('SELECT array_agg(d)::text FROM (SELECT code <~> $1 AS d FROM %I WHERE id %% 7 = 3 ORDER BY code <~> $1 LIMIT %s) s', tbl, k), q, 'index');
         IF d IS NOT NULL THEN RETURN NEXT d; END IF;
     END LOOP;
-    FOR r IN 0..12 LOOP
+    FOR r IN 0..16 LOOP
         FOREACH d IN ARRAY ARRAY['index', 'bitmap'] LOOP
             d := compare_plans(format('SELECT array_agg(id ORDER BY id)::text FROM %I WHERE hamming_within(code, $1, %s)', tbl, r), q, d);
             IF d IS NOT NULL THEN RETURN NEXT d; END IF;
@@ -87,45 +88,64 @@ BEGIN
     RETURN QUERY SELECT n, diffs;
 END $$;
 
--- Tables: uniform and hash-like codes at 16, 32, 64, 128 and 256 bits.
+-- Tables: uniform and hash-like codes at 16, 32, 64, 128 and 256 bits, indexed with each
+-- strategy (named <kind><bits>_<strategy>).
 DO $$
-DECLARE nb int; kind text;
+DECLARE nb int; kind text; strategy text; t text;
 BEGIN
     FOREACH nb IN ARRAY ARRAY[2, 4, 8, 16, 32] LOOP
         FOREACH kind IN ARRAY ARRAY['uniform', 'hashlike'] LOOP
-            EXECUTE format('CREATE TABLE %I (id int, code hashcode(%s))', kind || nb * 8, nb * 8);
+            t := kind || nb * 8 || '_lists';
+            EXECUTE format('CREATE TABLE %I (id int, code hashcode(%s))', t, nb * 8);
             IF kind = 'uniform' THEN
-                EXECUTE format('INSERT INTO %I SELECT i, rnd_code(%s) FROM generate_series(1, 1500) i', kind || nb * 8, nb);
+                EXECUTE format('INSERT INTO %I SELECT i, rnd_code(%s) FROM generate_series(1, 1500) i', t, nb);
             ELSE
                 -- 12 centres, bits flipped with probability 1/32: many exact duplicates.
                 DROP TABLE IF EXISTS centres;
                 EXECUTE format('CREATE TEMP TABLE centres AS SELECT g, rnd_code(%s) AS code FROM generate_series(0, 11) g', nb);
-                EXECUTE format('INSERT INTO %I SELECT i, noisy(c.code, 5) FROM generate_series(1, 1500) i JOIN centres c ON c.g = i %% 12', kind || nb * 8);
+                EXECUTE format('INSERT INTO %I SELECT i, noisy(c.code, 5) FROM generate_series(1, 1500) i JOIN centres c ON c.g = i %% 12', t);
             END IF;
-            EXECUTE format('CREATE INDEX ON %I USING mih (code)', kind || nb * 8);
-            EXECUTE format('ANALYZE %I', kind || nb * 8);
+            EXECUTE format('CREATE TABLE %I AS SELECT * FROM %I', kind || nb * 8 || '_substrings', t);
+            FOREACH strategy IN ARRAY ARRAY['lists', 'substrings'] LOOP
+                t := kind || nb * 8 || '_' || strategy;
+                EXECUTE format('CREATE INDEX %I ON %I USING mih (code) WITH (strategy = %s)', t || '_idx', t, strategy);
+                EXECUTE format('ANALYZE %I', t);
+            END LOOP;
         END LOOP;
     END LOOP;
 END $$;
-SELECT count(DISTINCT code) < 1500 AS hashlike_has_duplicates FROM hashlike16;
+SELECT count(DISTINCT code) < 1500 AS hashlike_has_duplicates FROM hashlike16_lists;
 
 SELECT t, c.queries, c.differences FROM unnest(ARRAY['uniform16', 'hashlike16', 'uniform32', 'hashlike32',
-    'uniform64', 'hashlike64', 'uniform128', 'hashlike128', 'uniform256', 'hashlike256']) t, check_all(t) c;
-SELECT t, (mih_verify((t || '_code_idx')::regclass)).ok, (mih_verify((t || '_code_idx')::regclass)).tids
-  FROM unnest(ARRAY['uniform16', 'hashlike64', 'uniform256']) t;
+    'uniform64', 'hashlike64', 'uniform128', 'hashlike128', 'uniform256', 'hashlike256']) k,
+    unnest(ARRAY[k || '_lists', k || '_substrings']) t, check_all(t) c;
+SELECT t, v.strategy, v.ok, v.tids FROM unnest(ARRAY['uniform16_lists', 'hashlike64_lists', 'uniform256_lists',
+    'uniform16_substrings', 'hashlike64_substrings', 'uniform256_substrings']) t, mih_verify((t || '_idx')::regclass) v;
 
--- After inserts (new codes far from the build's centroids too), updates, deletes, VACUUM.
-INSERT INTO hashlike64 SELECT 1500 + i, CASE WHEN i % 5 = 0 THEN rnd_code(8) ELSE noisy(code, 3) END
-  FROM hashlike64, generate_series(1, 2) i WHERE id <= 600;
-UPDATE hashlike64 SET code = noisy(code, 2) WHERE id % 11 = 0;
-DELETE FROM hashlike64 WHERE id % 3 = 0;
-INSERT INTO hashlike64 VALUES (100000, NULL), (100001, NULL);
-SELECT c.queries, c.differences FROM check_all('hashlike64') c;
-VACUUM hashlike64;
-SELECT c.queries, c.differences FROM check_all('hashlike64') c;
-SELECT ok, tids = heap_rows AS all_rows_indexed, problems FROM mih_verify('hashlike64_code_idx');
+-- After inserts (new codes far from the build's centroids too), updates, deletes, VACUUM
+-- (substring tables: the rows wait in the tail, dead ones leave tombstones, VACUUM merges).
+CREATE FUNCTION churn(t text) RETURNS TABLE (step text, queries int, differences text[]) LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('INSERT INTO %I SELECT 1500 + i, CASE WHEN i %% 5 = 0 THEN rnd_code(8) ELSE noisy(code, 3) END
+                    FROM %I, generate_series(1, 2) i WHERE id <= 600', t, t);
+    EXECUTE format('UPDATE %I SET code = noisy(code, 2) WHERE id %% 11 = 0', t);
+    EXECUTE format('DELETE FROM %I WHERE id %% 3 = 0', t);
+    EXECUTE format('INSERT INTO %I VALUES (100000, NULL), (100001, NULL)', t);
+    RETURN QUERY SELECT 'after writes', c.queries, c.differences FROM check_all(t) c;
+END $$;
+SELECT * FROM churn('hashlike64_lists');
+SELECT * FROM churn('hashlike64_substrings');
+SELECT strategy, tail_rows > 0 AS rows_in_the_tail, tombstones > 0 AS tombstones FROM mih_verify('hashlike64_substrings_idx');
+VACUUM hashlike64_lists;
+VACUUM hashlike64_substrings;
+SELECT t, c.queries, c.differences FROM unnest(ARRAY['hashlike64_lists', 'hashlike64_substrings']) t, check_all(t) c;
+SELECT strategy, generation, tail_rows, tombstones, ok, tids = heap_rows AS all_rows_indexed, problems
+  FROM unnest(ARRAY['hashlike64_lists', 'hashlike64_substrings']) t, mih_verify((t || '_idx')::regclass);
 -- Most rows deleted: VACUUM shrinks the index's work and results stay exact.
-DELETE FROM uniform64 WHERE id > 100;
-VACUUM uniform64;
-SELECT ok, tids, heap_rows, problems FROM mih_verify('uniform64_code_idx');
-SELECT c.queries, c.differences FROM check_all('uniform64') c;
+DELETE FROM uniform64_lists WHERE id > 100;
+DELETE FROM uniform64_substrings WHERE id > 100;
+VACUUM uniform64_lists;
+VACUUM uniform64_substrings;
+SELECT strategy, ok, tids, heap_rows, tombstones, problems
+  FROM unnest(ARRAY['uniform64_lists', 'uniform64_substrings']) t, mih_verify((t || '_idx')::regclass);
+SELECT t, c.queries, c.differences FROM unnest(ARRAY['uniform64_lists', 'uniform64_substrings']) t, check_all(t) c;
