@@ -257,11 +257,14 @@ scenario_vacuum() {
     # inserts reuse them before growing the file.
     q "$p" -c "SELECT pg_current_xact_id()" >/dev/null
     q "$p" -c "VACUUM t" >/dev/null
+    local size_mid size_after
+    size_mid=$(q "$p" -c "SELECT pg_relation_size('t_code_idx')")
     q "$p" -c "INSERT INTO t (code) SELECT hashlike() FROM generate_series(1, 40000)" >/dev/null
-    local size_after
     size_after=$(q "$p" -c "SELECT pg_relation_size('t_code_idx')")
-    check "vacuum[$strategy]: inserts reuse recycled pages (index size $size_before -> $size_after bytes)" t \
-        "$(q "$p" -c "SELECT $size_after <= $size_before")"
+    # (A merge writes its new tables beside the old ones, which stay readable until no
+    # snapshot needs them: the file grows by the new tables once, then the old pages serve.)
+    check "vacuum[$strategy]: inserts reuse recycled pages (index size $size_before -> $size_mid -> $size_after bytes)" t \
+        "$(q "$p" -c "SELECT $size_after = $size_mid AND $size_after <= $size_before * 1.1")"
     check "vacuum[$strategy]: exact after reuse" 0 "$(q "$p" -c "SELECT differences()")"
     check "vacuum[$strategy]: mih_verify after reuse" t "$(verify_ok "$p")"
     cluster_destroy vac
