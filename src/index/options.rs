@@ -167,7 +167,11 @@ pub unsafe fn strategy(index: pg_sys::Relation) -> Requested {
             format!("option {option} does not apply to strategy {strategy}"),
             Some(&format!(
                 "Leave out {option}, or use strategy = {}.",
-                if strategy == "lists" { "substrings" } else { "lists" }
+                if strategy == "lists" {
+                    "substrings"
+                } else {
+                    "lists"
+                }
             )),
         )
     };

@@ -70,12 +70,13 @@ pub fn bits_at(code: &[u8], start: u32, len: u32) -> u32 {
     }
     let first = (start / 8) as usize;
     let shift_in = start % 8;
-    // A 64-bit big-endian window from the first byte holds shift_in + len <= 39 bits.
-    let mut window = [0u8; 8];
-    let n = (code.len() - first).min(8);
-    window[..n].copy_from_slice(&code[first..first + n]);
-    let w = u64::from_be_bytes(window);
-    ((w << shift_in) >> (64 - len)) as u32
+    // Five bytes from the first hold shift_in + len <= 39 bits (assembled byte by byte: a
+    // copy of a variable number of bytes would be a memcpy call in this hot loop).
+    let mut w: u64 = 0;
+    for k in 0..5 {
+        w = (w << 8) | u64::from(code.get(first + k).copied().unwrap_or(0));
+    }
+    ((w << (24 + shift_in)) >> (64 - len)) as u32
 }
 
 /// The slot of `code` in a table: the first `slot_bits` bits of its substring.

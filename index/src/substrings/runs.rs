@@ -3,7 +3,7 @@
 
 use crate::format::{FormatError, Meta, Strategy, Tid, META_BLOCK};
 use crate::relation::{BlockNumber, Relation};
-use crate::substrings::layout::{self, capacity, Special, SubMeta, Table, U32_CAPACITY};
+use crate::substrings::layout::{self, capacity, Kind, Special, SubMeta, Table, U32_CAPACITY};
 
 /// The TID of record `i` of the page being visited.
 pub type TidOf<'a> = &'a dyn Fn(usize) -> Tid;
@@ -37,7 +37,9 @@ impl Runs {
         let mut pages = Vec::with_capacity(sub.map_blocks.len() * U32_CAPACITY);
         for &b in &sub.map_blocks {
             let p = rel.read(b);
-            let s = Special::read(&p).ok_or(FormatError::NotDataPage { block: b })?;
+            let s = Special::read(&p)
+                .filter(|s| s.kind == Kind::Map && s.generation == sub.generation)
+                .ok_or(FormatError::NotDataPage { block: b })?;
             for i in 0..s.count as usize {
                 pages.push(layout::u32_at(&p, i));
             }
@@ -65,6 +67,20 @@ impl Runs {
             )));
         }
         Ok(())
+    }
+
+    /// Checks that `page` is still the `kind` page of table `j` of this generation. Pages of
+    /// a generation a merge replaced stay intact until no snapshot can be reading them, so on
+    /// a primary this always holds; a hot standby replays recycling without waiting for its
+    /// own queries, and a query overtaken that way must fail rather than return wrong rows.
+    fn expect(&self, page: &crate::page::Page, block: BlockNumber, kind: Kind, j: usize) {
+        let ok = Special::read(page).is_some_and(|s| {
+            s.kind == kind && s.table as usize == j && s.generation == self.sub.generation
+        });
+        assert!(
+            ok,
+            "mih: block {block} was recycled while this scan was reading the index (on a hot standby, hot_standby_feedback prevents this); run the query again"
+        );
     }
 
     pub fn code_bytes(&self) -> usize {
@@ -107,7 +123,9 @@ impl Runs {
             let (block, i) = self.slot_location(j, e);
             if cached.as_ref().is_none_or(|(b, _)| *b != block) {
                 cached = None; // release the previous page before taking the next
-                cached = Some((block, rel.read(block)));
+                let page = rel.read(block);
+                self.expect(&page, block, Kind::Slots, j);
+                cached = Some((block, page));
             }
             layout::u32_at(&cached.as_ref().unwrap().1, i)
         };
@@ -137,7 +155,9 @@ impl Runs {
         while at < to as usize {
             rel.check_interrupts();
             let p = at / cap;
-            let page = rel.read(self.rec_block(j, p));
+            let block = self.rec_block(j, p);
+            let page = rel.read(block);
+            self.expect(&page, block, Kind::Records, j);
             pages += 1;
             let lo = at - p * cap;
             let hi = (to as usize - p * cap).min(cap);
@@ -163,14 +183,15 @@ impl Runs {
         };
         let nb = self.code_bytes();
         let mut pages = 1;
+        let mut dist = Vec::new();
         pages += self.for_records(rel, 0, a, b, &mut |_, codes, tids| {
             let tids = tids.expect("table 0 has TIDs");
-            for (i, c) in codes.chunks_exact(nb).enumerate() {
-                if c == code {
-                    let t = tids(i);
-                    if t != layout::TOMBSTONE {
-                        out.push(t);
-                    }
+            dist.resize(codes.len() / nb, 0);
+            ics_codes::hamming::hamming_many(code, codes, &mut dist);
+            for (i, _) in dist.iter().enumerate().filter(|(_, &d)| d == 0) {
+                let t = tids(i);
+                if t != layout::TOMBSTONE {
+                    out.push(t);
                 }
             }
         });
@@ -196,8 +217,9 @@ pub fn for_tail_pages<R: Relation>(
         pages += 1;
         seen += 1;
         assert!(seen <= rel.nblocks() as usize, "a cycle in a tail chain");
-        let Some(s) = Special::read(&page) else {
-            break;
+        let s = Special::read(&page).filter(|s| s.kind == Kind::Tail);
+        let Some(s) = s else {
+            panic!("mih: block {block} was recycled while this scan was reading the index (on a hot standby, hot_standby_feedback prevents this); run the query again");
         };
         let n = s.count as usize;
         let codes = layout::codes(&page, code_bytes, 0, n);

@@ -23,10 +23,11 @@
 //! - a radius query compares the stages up to its radius with a linear pass, once;
 //! - a k-NN query does not know k (the executor asks for rows one at a time). It runs the cheap
 //!   stages (up to 1/16 of a linear pass), which find the near neighbours of learned codes;
-//!   then it compares the stages up to where ten neighbours would lie if the codes were
-//!   uniformly random (the farthest they are likely to be) with a linear pass; and past that
-//!   radius, it switches as soon as one stage would cost half a linear pass. Uniform 64-bit
-//!   codes at a million rows go linear at once; at ten million, the tables win.
+//!   then it compares the stages up to where the rows it plans for (ten, or twice what the
+//!   executor has taken) must lie with a linear pass: no farther than uniformly random codes
+//!   would put them, nor than the k-th nearest code already collected; past that radius, it
+//!   switches as soon as one stage would cost half a linear pass. Uniform 64-bit codes at a
+//!   million rows go linear at once; at ten million, and for clustered codes, the tables win.
 //!
 //! The tail (rows inserted since the last merge) is read linearly; a linear pass keeps at most
 //! `cap` rows beyond what it has proven and is repeated from its bound if more are wanted.
@@ -147,6 +148,14 @@ pub struct Search {
     cursor: u32,
     /// Estimated pages of the stages run so far.
     stage_pages: u64,
+    /// Rows returned so far.
+    returned: u64,
+    /// Record ranges of the stages looked up so far (for their cost, then their run).
+    ranges: std::collections::HashMap<(u32, usize), Vec<(u32, u32)>>,
+    /// Stages collect codes within this distance only (a k-NN query's stages would otherwise
+    /// keep every far code of every slot they read): what they prove stops there, and rows
+    /// beyond it come from a linear pass.
+    collect_within: u32,
     resolved: Vec<Tid>,
     dist: Vec<u32>,
     pub stats: SearchStats,
@@ -200,6 +209,18 @@ impl Search {
             arena: Vec::new(),
             cursor: 0,
             stage_pages: 0,
+            returned: 0,
+            ranges: std::collections::HashMap::new(),
+            collect_within: if bounded {
+                query.max_distance
+            } else {
+                let rows = runs
+                    .sub
+                    .tables
+                    .first()
+                    .map_or(1, |t| u64::from(t.records.max(1)));
+                uniform_knn_distance(bits, rows, FIRST_PASS_ROWS as u64).max(bits / 4)
+            },
             resolved: Vec::new(),
             dist: Vec::new(),
             stats: SearchStats::default(),
@@ -210,8 +231,17 @@ impl Search {
 
     fn runs_proven(&self) -> Proven {
         match self.state {
-            RunsState::Stages { proven, .. } => proven,
+            RunsState::Stages { proven, .. } => self.capped(proven),
             RunsState::Linear(l) => l.proven,
+        }
+    }
+
+    /// What stages that proved `p` prove, given that they collect within `collect_within`.
+    fn capped(&self, p: Proven) -> Proven {
+        if self.collect_within >= self.bits {
+            p
+        } else {
+            p.min(Proven::UpTo(self.collect_within))
         }
     }
 
@@ -226,10 +256,14 @@ impl Search {
             let limit = self.query.max_distance.min(self.bits);
             while proven.covers(self.cursor) && self.cursor <= limit {
                 if let Some(Item::Row(t)) = self.tail_items.pop(self.cursor) {
+                    self.returned += 1;
                     return Some((t, self.cursor));
                 }
                 match self.run_items.pop(self.cursor) {
-                    Some(Item::Row(t)) => return Some((t, self.cursor)),
+                    Some(Item::Row(t)) => {
+                        self.returned += 1;
+                        return Some((t, self.cursor));
+                    }
                     Some(Item::Code(at)) => {
                         let nb = self.runs.code_bytes();
                         let code = self.arena[at as usize * nb..(at as usize + 1) * nb].to_vec();
@@ -297,16 +331,26 @@ impl Search {
                     .map(|t| t.slot_bits)
                     .max()
                     .unwrap_or(0);
-                if s > max_slot_bits {
-                    // Every slot of every table has been read: all codes are collected.
-                    self.state = RunsState::Stages {
-                        s,
-                        j,
-                        proven: Proven::All,
+                let capped = proven.covers(self.collect_within) && self.collect_within < self.bits;
+                if s > max_slot_bits || capped {
+                    // Every slot of every table has been read, or the stages have proven all
+                    // they collect: beyond that, rows come from a linear pass.
+                    self.state = if self.collect_within >= self.bits {
+                        RunsState::Stages {
+                            s,
+                            j,
+                            proven: Proven::All,
+                        }
+                    } else {
+                        RunsState::Linear(Linear {
+                            proven: Proven::UpTo(self.collect_within),
+                            cap: FIRST_PASS_ROWS,
+                        })
                     };
                     return;
                 }
-                if self.linear_is_cheaper(s, j, proven) {
+                let proven = self.capped(proven);
+                if self.linear_is_cheaper(rel, s, j, proven) {
                     // Rows beyond the proven bound come from one linear pass instead (before
                     // the first stage nothing has been collected).
                     if let Some(p) = proven.floor() {
@@ -321,7 +365,7 @@ impl Search {
                     self.stats.switched_to_linear = true;
                     return self.advance_runs(rel);
                 }
-                self.stage_pages += self.stage_cost(s, j);
+                self.stage_pages += self.stage_cost(rel, s, j);
                 self.run_stage(rel, s, j);
                 let bound = (m as u32).saturating_mul(s).saturating_add(j as u32);
                 let (ns, nj) = if j + 1 == m { (s + 1, 0) } else { (s, j + 1) };
@@ -336,26 +380,60 @@ impl Search {
 
     /// Whether the rest of the search is cheaper as a linear pass than by stages, at stage
     /// (s, j) with `proven` proven (see the module docs).
-    fn linear_is_cheaper(&self, s: u32, j: usize, proven: Proven) -> bool {
+    fn linear_is_cheaper<R: Relation>(
+        &mut self,
+        rel: &R,
+        s: u32,
+        j: usize,
+        proven: Proven,
+    ) -> bool {
         let linear = self.linear_cost();
         if self.query.max_distance != u32::MAX {
             // A radius query knows where it stops: weigh the stages up to there, once.
-            return s == 0 && j == 0 && self.cost_to_prove(s, j, self.query.max_distance) > linear;
+            return s == 0
+                && j == 0
+                && self.cost_to_prove(rel, s, j, self.query.max_distance, linear) > linear;
         }
-        let next = self.stage_cost(s, j);
+        let next = self.stage_cost(rel, s, j);
         if self.stage_pages + next <= linear / CHEAP_STAGES_SHARE {
             return false;
         }
+        // Plan for ten rows, or twice what the executor has taken so far. They lie no farther
+        // than where uniformly random codes would put them, nor than the k-th nearest of the
+        // codes collected so far (proven or not: they exist).
+        let k = PLANNED_K.max(2 * self.returned);
         let rows = u64::from(self.runs.table(0).records);
-        let likely = uniform_knn_distance(self.bits, rows, PLANNED_K);
+        let target = uniform_knn_distance(self.bits, rows, k).min(self.kth_collected(k));
         match proven.floor() {
-            Some(p) if p >= likely => 2 * next > linear,
-            _ => self.cost_to_prove(s, j, likely) > linear,
+            Some(p) if p >= target => 2 * next > linear,
+            _ => self.cost_to_prove(rel, s, j, target, linear) > linear,
         }
     }
 
-    /// Estimated pages of the stages from (s, j) on until the bound reaches `target`.
-    fn cost_to_prove(&self, mut s: u32, mut j: usize, target: u32) -> u64 {
+    /// The distance within which the codes collected so far (tail rows included) number
+    /// `k`, or the code length when they are fewer.
+    fn kth_collected(&self, k: u64) -> u32 {
+        let mut seen = 0u64;
+        for d in 0..=self.bits as usize {
+            seen +=
+                (self.run_items.by_distance[d].len() + self.tail_items.by_distance[d].len()) as u64;
+            if seen >= k {
+                return d as u32;
+            }
+        }
+        self.bits
+    }
+
+    /// The cost of the stages from (s, j) on until the bound reaches `target` (it stops
+    /// counting past `enough`).
+    fn cost_to_prove<R: Relation>(
+        &mut self,
+        rel: &R,
+        mut s: u32,
+        mut j: usize,
+        target: u32,
+        enough: u64,
+    ) -> u64 {
         let m = self.runs.m();
         let max_slot_bits = self
             .runs
@@ -365,34 +443,66 @@ impl Search {
             .map(|t| t.slot_bits)
             .max()
             .unwrap_or(0);
-        let mut pages = 0u64;
-        while s <= max_slot_bits {
-            pages = pages.saturating_add(self.stage_cost(s, j));
+        let mut cost = 0u64;
+        while s <= max_slot_bits && cost <= enough {
+            cost = cost.saturating_add(self.stage_cost(rel, s, j));
             if (m as u32).saturating_mul(s).saturating_add(j as u32) >= target {
                 break;
             }
             (s, j) = if j + 1 == m { (s + 1, 0) } else { (s, j + 1) };
         }
-        pages
+        cost
     }
 
-    /// Pages table 0 occupies: what a linear pass reads.
+    /// The cost of a linear pass over table 0: its pages, and as much again for comparing
+    /// their codes.
     fn linear_cost(&self) -> u64 {
-        self.runs.table(0).rec_pages(self.runs.cap(0)) as u64
+        2 * self.runs.table(0).rec_pages(self.runs.cap(0)) as u64
     }
 
-    /// Pages stage (s, j) would read, about: its slots' records and slot entries.
-    fn stage_cost(&self, s: u32, j: usize) -> u64 {
-        let t = self.runs.table(j);
+    /// Slots past this many in one stage are not looked up to price the stage: such a
+    /// stage costs more than any linear pass this index can have.
+    const MAX_PRICED_SLOTS: u64 = 1 << 16;
+
+    /// The cost of stage (s, j), in the units of [`Self::linear_cost`]: the slot pages and
+    /// record pages it reads, plus its records as a share of a page's worth of comparisons.
+    /// Counted from the slot directory, which the stage reads anyway.
+    fn stage_cost<R: Relation>(&mut self, rel: &R, s: u32, j: usize) -> u64 {
+        let t = *self.runs.table(j);
         let slots = binomial(t.slot_bits, s);
         if slots == 0 {
             return 0;
         }
+        if slots > Self::MAX_PRICED_SLOTS {
+            return u64::MAX / 4;
+        }
         let cap = self.runs.cap(j) as u64;
-        let rec_pages = t.rec_pages(cap as usize) as u64;
-        let per_slot = u64::from(t.records) / (t.slots() as u64);
-        let records = slots.saturating_mul(1 + per_slot / cap).min(rec_pages);
-        records + slots.min(t.slot_pages() as u64)
+        let slot_pages = slots.min(t.slot_pages() as u64);
+        let ranges = self.stage_ranges(rel, s, j);
+        let mut pages = 0u64;
+        let mut records = 0u64;
+        let mut last_page = u64::MAX;
+        for &(a, b) in ranges {
+            records += u64::from(b - a);
+            let (first, end) = (u64::from(a) / cap, (u64::from(b) - 1) / cap);
+            pages += end - first + 1 - u64::from(first == last_page);
+            last_page = end;
+        }
+        slot_pages + pages + records / cap
+    }
+
+    /// The record ranges of table `j`'s slots at prefix distance exactly `s` (looked up once).
+    fn stage_ranges<R: Relation>(&mut self, rel: &R, s: u32, j: usize) -> &[(u32, u32)] {
+        if !self.ranges.contains_key(&(s, j)) {
+            let t = *self.runs.table(j);
+            let qp = self.q_prefix[j];
+            let mut slots: Vec<u32> = masks(t.slot_bits, s).map(|mask| qp ^ mask).collect();
+            slots.sort_unstable();
+            self.stats.pages_read += slots.len().min(t.slot_pages());
+            let ranges = self.runs.slot_ranges(rel, j, &slots);
+            self.ranges.insert((s, j), ranges);
+        }
+        &self.ranges[&(s, j)]
     }
 
     /// Collects the codes of table `j`'s slots at prefix distance exactly `s`.
@@ -402,11 +512,8 @@ impl Search {
         if s > t.slot_bits {
             return;
         }
-        let qp = self.q_prefix[j];
-        let mut slots: Vec<u32> = masks(t.slot_bits, s).map(|mask| qp ^ mask).collect();
-        slots.sort_unstable();
-        let ranges = self.runs.slot_ranges(rel, j, &slots);
-        self.stats.pages_read += slots.len().min(t.slot_pages());
+        self.stage_ranges(rel, s, j);
+        let ranges = self.ranges.remove(&(s, j)).unwrap_or_default();
         let nb = self.runs.code_bytes();
         let tables = self.runs.sub.tables.clone();
         let q_prefix = self.q_prefix.clone();
@@ -424,6 +531,7 @@ impl Search {
                 }
             })
         };
+        let within = self.collect_within.min(self.query.max_distance);
         for (a, b) in ranges {
             let (query, dist, items, arena, checked) = (
                 &self.query,
@@ -438,7 +546,7 @@ impl Search {
                 hamming_many(&query.code, codes, &mut dist[..n]);
                 *checked += n;
                 for (i, &d) in dist[..n].iter().enumerate() {
-                    if d > query.max_distance {
+                    if d > within {
                         continue;
                     }
                     let code = &codes[i * nb..(i + 1) * nb];
