@@ -36,3 +36,6 @@ pub mod strategy;
 pub mod substrings;
 pub mod vacuum;
 pub mod verify;
+
+#[cfg(test)]
+mod testutil;

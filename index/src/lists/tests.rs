@@ -11,41 +11,11 @@ use crate::lists::vacuum::bulk_delete;
 use crate::lists::verify::verify;
 use crate::relation::{MemRelation, Relation};
 use crate::search::Query;
+use crate::testutil::{check_query, check_verify, clustered, search_all, tid, uniform};
 use ics_codes::hamming::hamming;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashSet};
-
-fn tid(i: usize) -> Tid {
-    Tid {
-        block: (i / 100) as u32,
-        offset: (i % 100 + 1) as u16,
-    }
-}
-
-/// Hash-like codes: `centres` random centres, each bit flipped with probability `p`.
-fn clustered(rng: &mut SmallRng, n: usize, nb: usize, centres: usize, p: f64) -> Vec<Vec<u8>> {
-    let cs: Vec<Vec<u8>> = (0..centres)
-        .map(|_| (0..nb).map(|_| rng.gen()).collect())
-        .collect();
-    (0..n)
-        .map(|_| {
-            let mut c = cs[rng.gen_range(0..centres)].clone();
-            for bit in 0..nb * 8 {
-                if rng.gen_bool(p) {
-                    c[bit / 8] ^= 0x80 >> (bit % 8);
-                }
-            }
-            c
-        })
-        .collect()
-}
-
-fn uniform(rng: &mut SmallRng, n: usize, nb: usize) -> Vec<Vec<u8>> {
-    (0..n)
-        .map(|_| (0..nb).map(|_| rng.gen()).collect())
-        .collect()
-}
 
 fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, batch: usize) {
     let sample: Vec<u8> = rows
@@ -60,75 +30,6 @@ fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, ba
     }
     let s = b.finish();
     assert_eq!(s.rows, rows.len() as u64);
-}
-
-fn search_all(rel: &MemRelation, q: Query) -> Vec<(Tid, u32)> {
-    let dir = Directory::read(rel).unwrap();
-    let mut s = Search::new(&dir, q);
-    let mut out = Vec::new();
-    while let Some(r) = s.next(rel) {
-        out.push(r);
-    }
-    out
-}
-
-/// Checks k-NN and radius searches for `q` against brute force over `live`.
-fn check_query(rel: &MemRelation, live: &BTreeMap<Tid, Vec<u8>>, q: &[u8], radii: &[u32]) {
-    let mut truth: Vec<(u32, Tid)> = live.iter().map(|(t, c)| (hamming(q, c), *t)).collect();
-    truth.sort();
-    // Full ordered scan: every row once, distances exact and non-decreasing.
-    let got = search_all(
-        rel,
-        Query {
-            code: q.to_vec(),
-            max_distance: u32::MAX,
-            filters: vec![],
-        },
-    );
-    assert_eq!(
-        got.len(),
-        truth.len(),
-        "ordered scan returns every row once"
-    );
-    for w in got.windows(2) {
-        assert!(w[0].1 <= w[1].1, "distances must not decrease");
-    }
-    let got_set: HashSet<Tid> = got.iter().map(|r| r.0).collect();
-    assert_eq!(got_set.len(), got.len(), "no TID returned twice");
-    for (t, d) in &got {
-        assert_eq!(*d, hamming(q, &live[t]), "reported distance is exact");
-    }
-    for k in [1usize, 10, 100] {
-        let k = k.min(truth.len());
-        if k == 0 {
-            continue;
-        }
-        // Ties: the k-th distance matches and nothing returned is farther.
-        assert_eq!(got[k - 1].1, truth[k - 1].0, "k-th distance for k={k}");
-    }
-    for &r in radii {
-        let want: HashSet<Tid> = truth.iter().filter(|(d, _)| *d <= r).map(|x| x.1).collect();
-        let got: Vec<(Tid, u32)> = search_all(
-            rel,
-            Query {
-                code: q.to_vec(),
-                max_distance: r,
-                filters: vec![],
-            },
-        );
-        let got_set: HashSet<Tid> = got.iter().map(|x| x.0).collect();
-        assert_eq!(got.len(), got_set.len());
-        assert_eq!(got_set, want, "radius {r}");
-    }
-}
-
-fn check_verify(rel: &MemRelation, live: &BTreeMap<Tid, Vec<u8>>) {
-    let report = verify(rel, true).unwrap();
-    assert!(report.problems.is_empty(), "{:?}", report.problems);
-    let mut contents: Vec<(Tid, Vec<u8>)> = report.contents;
-    contents.sort();
-    let want: Vec<(Tid, Vec<u8>)> = live.iter().map(|(t, c)| (*t, c.clone())).collect();
-    assert_eq!(contents, want);
 }
 
 #[test]
@@ -300,7 +201,7 @@ fn filters_and_combined_radius_knn() {
     build(&rel, &rows, nb, 30, 500);
     let q = codes[7].clone();
     let f = codes[8].clone();
-    let got = search_all(
+    let (got, _) = search_all(
         &rel,
         Query {
             code: q.clone(),

@@ -173,36 +173,20 @@ impl SlotCounter {
     }
 }
 
-/// Writes slot starts to slots pages.
-fn write_slots<R: Relation>(
+/// Writes `u32` values (slot starts, or the page list's block numbers) to pages of `kind`.
+fn write_u32s<R: Relation>(
     rel: &R,
+    kind: Kind,
     table: u8,
     generation: u32,
-    starts: &[u32],
+    values: &[u32],
 ) -> Vec<BlockNumber> {
-    let mut w = PageWriter::new(rel, Kind::Slots, table, generation);
-    for &s in starts {
+    let mut w = PageWriter::new(rel, kind, table, generation);
+    for &v in values {
         if w.count as usize == U32_CAPACITY {
             w.flush();
         }
-        layout::set_u32_at(&mut w.page, w.count as usize, s);
-        w.count += 1;
-    }
-    w.finish()
-}
-
-/// Writes `u32` block numbers to map pages.
-pub fn write_map<R: Relation>(
-    rel: &R,
-    generation: u32,
-    blocks: &[BlockNumber],
-) -> Vec<BlockNumber> {
-    let mut w = PageWriter::new(rel, Kind::Map, 0, generation);
-    for &b in blocks {
-        if w.count as usize == U32_CAPACITY {
-            w.flush();
-        }
-        layout::set_u32_at(&mut w.page, w.count as usize, b);
+        layout::set_u32_at(&mut w.page, w.count as usize, v);
         w.count += 1;
     }
     w.finish()
@@ -278,7 +262,13 @@ pub fn write_tables<R: Relation, S: Spill>(
         rec_first: 0,
         slot_first: pages.len() as u32,
     }];
-    pages.extend(write_slots(rel, 0, generation, &slots0.finish(total)));
+    pages.extend(write_u32s(
+        rel,
+        Kind::Slots,
+        0,
+        generation,
+        &slots0.finish(total),
+    ));
 
     // Tables 1..m: each distinct code once, in (substring, code) order.
     let capj = capacity(nb, false);
@@ -312,9 +302,15 @@ pub fn write_tables<R: Relation, S: Spill>(
             rec_first,
             slot_first: pages.len() as u32,
         });
-        pages.extend(write_slots(rel, j as u8, generation, &counter.finish(n)));
+        pages.extend(write_u32s(
+            rel,
+            Kind::Slots,
+            j as u8,
+            generation,
+            &counter.finish(n),
+        ));
     }
-    let map_blocks = write_map(rel, generation, &pages);
+    let map_blocks = write_u32s(rel, Kind::Map, 0, generation, &pages);
     Written {
         tables,
         pages,

@@ -323,14 +323,7 @@ impl Search {
             }
             RunsState::Stages { s, j, proven } => {
                 let m = self.runs.m();
-                let max_slot_bits = self
-                    .runs
-                    .sub
-                    .tables
-                    .iter()
-                    .map(|t| t.slot_bits)
-                    .max()
-                    .unwrap_or(0);
+                let max_slot_bits = self.max_slot_bits();
                 let capped = proven.covers(self.collect_within) && self.collect_within < self.bits;
                 if s > max_slot_bits || capped {
                     // Every slot of every table has been read, or the stages have proven all
@@ -435,14 +428,7 @@ impl Search {
         enough: u64,
     ) -> u64 {
         let m = self.runs.m();
-        let max_slot_bits = self
-            .runs
-            .sub
-            .tables
-            .iter()
-            .map(|t| t.slot_bits)
-            .max()
-            .unwrap_or(0);
+        let max_slot_bits = self.max_slot_bits();
         let mut cost = 0u64;
         while s <= max_slot_bits && cost <= enough {
             cost = cost.saturating_add(self.stage_cost(rel, s, j));
@@ -452,6 +438,17 @@ impl Search {
             (s, j) = if j + 1 == m { (s + 1, 0) } else { (s, j + 1) };
         }
         cost
+    }
+
+    /// The most slot bits of any table: stages beyond it read nothing.
+    fn max_slot_bits(&self) -> u32 {
+        self.runs
+            .sub
+            .tables
+            .iter()
+            .map(|t| t.slot_bits)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The cost of a linear pass over table 0: its pages, and as much again for comparing
