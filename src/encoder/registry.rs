@@ -250,11 +250,12 @@ sql_function! {
         // What ONNX Runtime makes of it: the bytes are self-contained, the contract holds,
         // the graph loads, its interface is the contract's, and trial runs give rows of
         // `bits` values (they also measure the model's memory).
-        let session = sessions::build(onnx)
+        let built = sessions::build(&name, onnx)
             .map_err(|e| e.context(format!("cannot load model \"{name}\"")))
             .or_raise();
-        let contract_text = contract_json(&session.contract).to_string();
-        let (bits, kind) = (session.contract.bits as i32, session.contract.input.kind());
+        let contract = &built.session.contract;
+        let contract_text = contract_json(contract).to_string();
+        let (bits, kind) = (contract.bits as i32, contract.input.kind());
 
         // SAFETY: the current call's fcinfo.
         let table = unsafe { registry_table(fcinfo) };
@@ -309,7 +310,7 @@ sql_function! {
         let result = row
             .and_then(PgHeapTuple::into_composite_datum)
             .unwrap_or_else(|| spi_failed(pgrx::spi::SpiError::NoTupleTable, &select));
-        sessions::insert(&sha256, &name, session);
+        sessions::insert(&sha256, &name, built);
         result
     }
 }
@@ -420,6 +421,11 @@ pub fn info() -> serde_json::Value {
             obj.insert("error".into(), e.message.into());
         }
     }
+    obj.insert("cuda_slots".into(), super::slots::describe());
+    obj.insert(
+        "cuda_memory_limit_bytes".into(),
+        gucs::cuda_memory_limit().into(),
+    );
     obj.insert("sessions".into(), sessions::describe_all().into());
     v
 }
