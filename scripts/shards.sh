@@ -57,11 +57,12 @@ SQL
         for i in $(seq 1 "$n"); do
             # extensions 'ics_hash': the shard has the same ics_hash, so its immutable
             # functions and operators (hamming_within, <~>, <@) may run there.
-            # async_capable: an Append over the shards runs their scans concurrently.
+            # async_capable: an Append over the shards (radius queries) runs their scans
+            # concurrently. batch_size: INSERTs through the coordinator go 1000 rows a trip.
             cat <<SQL
 CREATE SERVER $SHARDS_NAME$i FOREIGN DATA WRAPPER postgres_fdw
     OPTIONS (host '127.0.0.1', port '$((SHARDS_PORT + i))', dbname '$SHARDS_DB',
-             extensions 'ics_hash', async_capable 'true');
+             extensions 'ics_hash', async_capable 'true', batch_size '1000');
 CREATE USER MAPPING FOR CURRENT_USER SERVER $SHARDS_NAME$i OPTIONS (user 'postgres');
 CREATE FOREIGN TABLE images_$SHARDS_NAME$i PARTITION OF images
     FOR VALUES WITH (MODULUS $n, REMAINDER $((i - 1)))

@@ -61,6 +61,26 @@ pub unsafe fn registry_table(fcinfo: pg_sys::FunctionCallInfo) -> String {
     }
 }
 
+/// Refuses to write the registry in a read-only transaction or on a standby (25006), before
+/// anything else: pgrx's SPI writes assign a transaction id first, which on a standby is an
+/// internal error instead.
+fn refuse_read_only(what: &str) {
+    // SAFETY: plain reads of backend state (a global flag and the shared recovery state).
+    let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
+    if read_only || recovery {
+        let hint = if recovery {
+            "This server is a standby: load and drop models on the primary; the registry reaches standbys through replication."
+        } else {
+            "Run it in a read-write transaction."
+        };
+        raise(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!("cannot execute {what} in a read-only transaction"),
+            Some(hint),
+        );
+    }
+}
+
 /// Raises an SPI failure (the statements here are ours: a failure is an internal error).
 fn spi_failed(e: pgrx::spi::SpiError, sql: &str) -> ! {
     raise(
@@ -228,6 +248,7 @@ fn check_name(name: &str) {
 sql_function! {
     /// `ics_model_load(name text, onnx bytea, replace boolean DEFAULT false) RETURNS ics_models`
     fn ics_model_load(fcinfo) -> Datum {
+        refuse_read_only("ics_model_load()");
         // SAFETY: ics_model_load has three arguments (the default fills `replace`, so nargs
         // is 3) and is not STRICT: each null flag is read before its datum, and a non-NULL
         // argument 0 is text, argument 2 a boolean.
@@ -318,6 +339,7 @@ sql_function! {
 sql_function! {
     /// `ics_model_drop(name text, missing_ok boolean DEFAULT false) RETURNS boolean`
     fn ics_model_drop(fcinfo) -> Datum {
+        refuse_read_only("ics_model_drop()");
         // SAFETY: ics_model_drop has two arguments (the default fills `missing_ok`) and is not
         // STRICT: each null flag is read before its datum; argument 0 is text, 1 a boolean.
         let (name, missing_ok) = unsafe {
