@@ -10,6 +10,7 @@
 # median / p95 in ms; the query code is an initplan, as (SELECT ics_encode($1)) would be):
 #   sharded          ORDER BY code <~> q LIMIT 10 on the partitioned table: each shard's mih
 #                    index scan (remote ORDER BY), merged by Merge Append on the coordinator
+#   sharded fetch 10 the same with the servers' fetch_size at 10 (= k) instead of 100
 #   sharded union    a UNION ALL of one ORDER BY ... LIMIT 10 per shard (the LIMIT ships too,
 #                    and the async Append queries the shards concurrently), then the top 10
 #   single           one table of 3 x ROWS rows with a mih index
@@ -18,13 +19,13 @@
 #                    comes to the coordinator, which sorts them
 #   single seq       one table, sequential scan (top-N sort)
 # Usage: benches/sql/shards.sh [rows per shard] [queries]      (defaults 1000000, 200)
-# Ports 28852-28855 (ICS_BENCH_SHARDS_PORT); the report goes to target/bench-sql/shards.md.
+# Ports 28856-28859 (ICS_BENCH_SHARDS_PORT); the report goes to target/bench-sql/shards.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROWS=${1:-1000000}
 QUERIES=${2:-200}
 SEQ_QUERIES=${SEQ_QUERIES:-10}
-export ICS_SHARDS_PORT=${ICS_BENCH_SHARDS_PORT:-28852} ICS_SHARDS_NAME=shardb ICS_SHARDS_COORD=coordb
+export ICS_SHARDS_PORT=${ICS_BENCH_SHARDS_PORT:-28856} ICS_SHARDS_NAME=shardb ICS_SHARDS_COORD=coordb
 source scripts/shards.sh
 PORT=$SHARDS_PORT
 out=$(pwd)/target/bench-sql
@@ -78,7 +79,7 @@ latency() {
 query() { # query FORM [QUERY CODE]: the SQL of one form
     local qc=${2:-'(SELECT code FROM q WHERE qid = :qi)'} i
     case $1 in
-        sharded | nopush | noindex) echo "SELECT id FROM images ORDER BY code <~> $qc LIMIT 10" ;;
+        sharded | fetch10 | nopush | noindex) echo "SELECT id FROM images ORDER BY code <~> $qc LIMIT 10" ;;
         union)
             echo "SELECT id FROM ("
             for i in 1 2 3; do
@@ -114,11 +115,13 @@ ok "50 queries: sharded and sharded union = single"
     echo "|---|---|---|---|"
 } >"$report"
 declare -A median=()
-for form in sharded union single noindex nopush singleseq; do
+for form in sharded fetch10 union single noindex nopush singleseq; do
     file=$out/shards-$form.sql
     { echo '\set qi random(1, 1000)'; echo "$(query $form);"; } >"$file"
     n=$QUERIES
     case $form in
+        fetch10)
+            for i in 1 2 3; do c -c "ALTER SERVER $SHARDS_NAME$i OPTIONS (ADD fetch_size '10')" >/dev/null; done ;;
         noindex)
             on_shards -c "ALTER DATABASE $SHARDS_DB SET enable_indexscan = off" >/dev/null
             n=$SEQ_QUERIES ;;
@@ -133,11 +136,13 @@ for form in sharded union single noindex nopush singleseq; do
     read -r m p < <(latency "$file" "$n")
     median[$form]=$m
     case $form in
+        fetch10) for i in 1 2 3; do c -c "ALTER SERVER $SHARDS_NAME$i OPTIONS (DROP fetch_size)" >/dev/null; done ;;
         noindex) on_shards -c "ALTER DATABASE $SHARDS_DB RESET enable_indexscan" >/dev/null ;;
         nopush) for i in 1 2 3; do c -c "ALTER SERVER $SHARDS_NAME$i OPTIONS (ADD extensions 'ics_hash')" >/dev/null; done ;;
     esac
     label=$(case $form in
         sharded) echo "sharded: per-shard mih index scans, Merge Append" ;;
+        fetch10) echo "sharded as above, fetch_size 10 (default 100)" ;;
         union) echo "sharded: UNION ALL of per-shard ORDER BY ... LIMIT 10 (async Append)" ;;
         single) echo "one table of $((3 * ROWS)) rows, mih index" ;;
         noindex) echo "sharded, shards without their index (each sorts its rows)" ;;
@@ -149,7 +154,7 @@ for form in sharded union single noindex nopush singleseq; do
 done
 {
     echo
-    echo "Ratios of medians: sharded / single $(awk -v a="${median[sharded]}" -v b="${median[single]}" 'BEGIN { printf "%.2f", a / b }'), sharded union / single $(awk -v a="${median[union]}" -v b="${median[single]}" 'BEGIN { printf "%.2f", a / b }'); coordinator seq / sharded $(awk -v a="${median[nopush]}" -v b="${median[sharded]}" 'BEGIN { printf "%.0f", a / b }')x, shards without index / sharded $(awk -v a="${median[noindex]}" -v b="${median[sharded]}" 'BEGIN { printf "%.0f", a / b }')x."
+    echo "Ratios of medians: sharded / single $(awk -v a="${median[sharded]}" -v b="${median[single]}" 'BEGIN { printf "%.2f", a / b }'), sharded with fetch_size 10 / single $(awk -v a="${median[fetch10]}" -v b="${median[single]}" 'BEGIN { printf "%.2f", a / b }'), sharded union / single $(awk -v a="${median[union]}" -v b="${median[single]}" 'BEGIN { printf "%.2f", a / b }'); coordinator seq / sharded $(awk -v a="${median[nopush]}" -v b="${median[sharded]}" 'BEGIN { printf "%.0f", a / b }')x, shards without index / sharded $(awk -v a="${median[noindex]}" -v b="${median[sharded]}" 'BEGIN { printf "%.0f", a / b }')x."
     echo
     echo "The sharded k-NN plan:"
     echo

@@ -236,8 +236,15 @@ pub fn describe_all() -> Vec<serde_json::Value> {
                     "resident_bytes": s.profile.resident,
                     "device_memory_limit_bytes": s.device_memory_limit,
                     "device_memory": s.device_memory().map(|r| match r {
+                        // ONNX Runtime gives every figure as text.
                         Ok(stats) => serde_json::Value::Object(
-                            stats.into_iter().map(|(k, v)| (k, v.into())).collect(),
+                            stats
+                                .into_iter()
+                                .map(|(k, v)| {
+                                    let v = v.parse::<i64>().map_or(v.into(), Into::into);
+                                    (k, v)
+                                })
+                                .collect(),
                         ),
                         Err(e) => serde_json::json!({ "error": e }),
                     }),
