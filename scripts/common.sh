@@ -2,7 +2,9 @@
 # PostgreSQL clusters that never touch a system cluster (own data directory, own port,
 # loopback only, run by an unprivileged user).
 
-PG_BIN=/usr/lib/postgresql/15/bin
+# ICS_PG_BIN: another PostgreSQL 15 installation's bin folder (e.g. a private copy that a
+# development build is installed into); default the system's.
+PG_BIN=${ICS_PG_BIN:-/usr/lib/postgresql/15/bin}
 PG_CONFIG=$PG_BIN/pg_config
 ORT_LIBRARY=/usr/local/lib/ics_hash/onnxruntime-1.31.1/libonnxruntime.so.1.31.1
 # PostgreSQL refuses to run as root: from a root shell, clusters run as this user.
@@ -77,7 +79,7 @@ psql_at() {
     "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -X -q -v ON_ERROR_STOP=1 "$@"
 }
 
-# install_extension: build (release) and install ics_hash into the system PostgreSQL 15.
+# install_extension: build (release) and install ics_hash into PostgreSQL 15 ($PG_CONFIG).
 install_extension() {
     local sudo_flag=()
     [ "$(id -u)" = 0 ] || sudo_flag=(--sudo)

@@ -3,7 +3,8 @@
 #   1. style: rustfmt and clippy, warnings are errors;
 #   2. pure unit tests of the pgrx-free crates (cargo test);
 #   3. SQL regression tests (pg_regress, expected output) against a private cluster;
-#   4. cluster scenarios with real PostgreSQL processes (tests/cluster/scenarios.sh);
+#   4. cluster scenarios with real PostgreSQL processes (tests/cluster/scenarios.sh,
+#      tests/cluster/sharding.sh);
 #   5. the main job end to end on small data (scripts/demo.sh --small).
 # Exits non-zero on the first failing tier; the last line is the tally.
 set -euo pipefail
@@ -79,6 +80,15 @@ if grep -qE '^not ok' target/scenarios.log || ! grep -q ', 0 failed$' target/sce
     failed=$((failed + $(grep -cE '^not ok' target/scenarios.log || true)))
     grep -E '^not ok' target/scenarios.log || tail -n 20 target/scenarios.log
     die "cluster scenarios failed: see target/scenarios.log"
+fi
+
+step "sharding scenario (three shards over postgres_fdw, models on a standby)"
+bash tests/cluster/sharding.sh | tee target/sharding.log || true
+passed=$((passed + $(grep -cE '^ok ' target/sharding.log || true)))
+if grep -qE '^not ok' target/sharding.log || ! grep -q ', 0 failed$' target/sharding.log; then
+    failed=$((failed + $(grep -cE '^not ok' target/sharding.log || true)))
+    grep -E '^not ok' target/sharding.log || tail -n 20 target/sharding.log
+    die "sharding scenario failed: see target/sharding.log"
 fi
 
 step "end to end: the main job on small data (scripts/demo.sh --small)"

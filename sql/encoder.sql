@@ -81,7 +81,25 @@ COMMENT ON FUNCTION ics_model_drop(text, boolean) IS
 CREATE FUNCTION ics_encoder_info() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ics_encoder_info' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
 COMMENT ON FUNCTION ics_encoder_info() IS
-    'this backend''s encoder: ONNX Runtime library, version and providers (loading it if needed), GPU presence, settings, and each cached model with the execution provider it runs on and why';
+    'this backend''s encoder: ONNX Runtime library, version and providers (loading it if needed), GPU presence, settings, CUDA slots (cluster-wide bound, this backend''s slot), and each cached model with the execution provider it runs on and why, and on CUDA its device memory limit and arena statistics';
+
+-- Backends holding a CUDA slot (ics_hash.max_cuda_sessions; src/encoder/slots.rs): slot n is
+-- a session-level advisory lock outside every database (database 0, which no
+-- pg_advisory_lock call can name), classid 1229149000 ('ICSH'), objid n, objsubid 2.
+CREATE VIEW ics_cuda_sessions AS
+SELECT l.objid::bigint::integer AS slot,
+       l.pid,
+       a.datname,
+       a.usename,
+       a.application_name,
+       a.backend_start
+  FROM pg_catalog.pg_locks l
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
+ WHERE l.locktype = 'advisory' AND l.database = 0 AND l.classid = 1229149000
+   AND l.objsubid = 2 AND l.granted;
+GRANT SELECT ON ics_cuda_sessions TO PUBLIC;
+COMMENT ON VIEW ics_cuda_sessions IS
+    'the backends of the cluster that hold a CUDA slot (at most ics_hash.max_cuda_sessions): slot number, pid, database, user, application, connection time';
 
 -- ics_encode is STABLE: it reads the registry (and ics_hash.* settings), so a query evaluates
 -- ics_encode($1) once and ORDER BY hamming(code, ics_encode($1)) LIMIT k can use a mih index.

@@ -41,6 +41,11 @@ impl SessionCache {
             .position(|e| e.sha256 == sha256 && e.session.setting == setting)
     }
 
+    /// Whether a session for (`sha256`, `setting`) is cached (whatever its thread count).
+    pub fn contains(&self, sha256: &str, setting: ProviderSetting) -> bool {
+        self.position(sha256, setting).is_some()
+    }
+
     /// The session for (`sha256`, `setting`) if cached with `threads` threads (touching it).
     pub fn get(
         &mut self,

@@ -18,6 +18,8 @@ pub enum ErrorKind {
     LimitExceeded,
     /// More memory than the encoder's limit allows (53200).
     OutOfMemory,
+    /// A bounded shared resource has no room now, e.g. every CUDA slot is taken (53000).
+    Busy,
     /// A model that does not satisfy its contract or whose graph does not match it (22023).
     InvalidModel,
     /// A model output that is not what the contract declares (22000).

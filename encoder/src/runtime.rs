@@ -20,7 +20,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use ort::environment::Environment;
-use ort::ep::{ExecutionProvider as _, CUDA};
+use ort::ep::{ArenaExtendStrategy, ExecutionProvider as _, CUDA};
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -290,6 +290,26 @@ impl ProviderSetting {
     }
 }
 
+/// What the caller allows a CUDA session (`auto` or `cuda`) and what it may take: how many
+/// processes hold CUDA sessions is the caller's bound (the extension counts them with slots,
+/// `src/encoder/slots.rs`), and the device memory arena of each session is capped here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CudaOptions {
+    /// Why the caller refuses CUDA to this session now (e.g. every slot is taken), or `None`.
+    /// `auto` then runs on the CPU and says why; `cuda` fails with [`ErrorKind::Busy`].
+    pub refused: Option<String>,
+    /// Bytes the session's CUDA memory arena may hold (ONNX Runtime's `gpu_mem_limit`, the
+    /// arena growing by what is requested, not by powers of two); 0: no limit. The CUDA
+    /// context and cuDNN/cuBLAS workspaces outside the arena are not counted.
+    pub memory_limit: usize,
+}
+
+/// Whether a session asking for CUDA could get it here: the loaded library has the CUDA
+/// provider and an NVIDIA GPU is visible (starting the provider may still fail).
+pub fn cuda_possible(rt: &Runtime) -> bool {
+    rt.has_provider(CUDA_PROVIDER) && CUDA::is_available().unwrap_or(false) && gpu_present().0
+}
+
 /// A session and the provider it runs on.
 pub struct BuiltSession {
     pub session: Session,
@@ -297,6 +317,8 @@ pub struct BuiltSession {
     pub provider: &'static str,
     /// Why this provider.
     pub reason: String,
+    /// The CUDA arena's byte limit, for a CUDA session with one.
+    pub device_memory_limit: Option<usize>,
 }
 
 fn cpu_builder(rt: &Runtime, threads: usize) -> Result<SessionBuilder, String> {
@@ -324,17 +346,29 @@ fn load_error(e: String) -> EncoderError {
     )
 }
 
-fn cuda_session(rt: &Runtime, model: &[u8], threads: usize) -> Result<Session, String> {
+fn cuda_session(
+    rt: &Runtime,
+    model: &[u8],
+    threads: usize,
+    memory_limit: usize,
+) -> Result<Session, String> {
     let b = cpu_builder(rt, threads)?;
+    let mut ep = CUDA::default();
+    if memory_limit > 0 {
+        ep = ep
+            .with_memory_limit(memory_limit)
+            .with_arena_extend_strategy(ArenaExtendStrategy::SameAsRequested);
+    }
     let b = b
-        .with_execution_providers([CUDA::default().build().error_on_failure()])
+        .with_execution_providers([ep.build().error_on_failure()])
         .map_err(|e| e.to_string())?;
     commit(b, model)
 }
 
 /// Builds a session for `model` (bytes proved self-contained by the caller) with `threads`
 /// intra-op threads on the provider `setting` asks for; `setting_name` names the caller's
-/// setting in messages (e.g. `ics_hash.execution_provider`).
+/// setting in messages (e.g. `ics_hash.execution_provider`). CUDA as [`CudaOptions::default`]
+/// allows it (no refusal, no arena limit); see [`build_session_with`].
 pub fn build_session(
     rt: &Runtime,
     model: &[u8],
@@ -342,7 +376,30 @@ pub fn build_session(
     setting: ProviderSetting,
     setting_name: &str,
 ) -> Result<BuiltSession, EncoderError> {
+    build_session_with(
+        rt,
+        model,
+        threads,
+        setting,
+        setting_name,
+        &CudaOptions::default(),
+    )
+}
+
+/// [`build_session`] with the caller's CUDA terms: a refusal makes `auto` run on the CPU
+/// (saying why) and `cuda` fail with [`ErrorKind::Busy`]; the arena limit caps a CUDA
+/// session's device memory arena.
+pub fn build_session_with(
+    rt: &Runtime,
+    model: &[u8],
+    threads: usize,
+    setting: ProviderSetting,
+    setting_name: &str,
+    cuda_opts: &CudaOptions,
+) -> Result<BuiltSession, EncoderError> {
     let _blocked = SignalsBlocked::new();
+    let limit = cuda_opts.memory_limit;
+    let device_memory_limit = (limit > 0).then_some(limit);
     let cpu = |reason: String| -> Result<BuiltSession, EncoderError> {
         let session = cpu_builder(rt, threads)
             .and_then(|b| commit(b, model))
@@ -351,10 +408,22 @@ pub fn build_session(
             session,
             provider: CPU_PROVIDER,
             reason,
+            device_memory_limit: None,
         })
     };
     if setting == ProviderSetting::Cpu {
         return cpu(format!("{setting_name} = cpu"));
+    }
+    // The caller refuses only where CUDA is possible: its reason comes first.
+    if let Some(why) = &cuda_opts.refused {
+        if setting == ProviderSetting::Cuda {
+            return Err(EncoderError::new(
+                ErrorKind::Busy,
+                format!("{setting_name} is cuda, but {why}"),
+            )
+            .hint("Retry later, set it to auto (which falls back to the CPU), or have a superuser raise the bound."));
+        }
+        return cpu(format!("auto: {why}"));
     }
     let has_cuda = rt.has_provider(CUDA_PROVIDER) && CUDA::is_available().unwrap_or(false);
     let (gpu, gpu_why) = gpu_present();
@@ -380,11 +449,12 @@ pub fn build_session(
                 )
                 .hint("Use auto or cpu on a machine without a GPU."));
             }
-            match cuda_session(rt, model, threads) {
+            match cuda_session(rt, model, threads, limit) {
                 Ok(session) => Ok(BuiltSession {
                     session,
                     provider: CUDA_PROVIDER,
                     reason: format!("{setting_name} = cuda; {gpu_why}"),
+                    device_memory_limit,
                 }),
                 Err(e) => Err(EncoderError::new(
                     ErrorKind::NotSupported,
@@ -400,17 +470,63 @@ pub fn build_session(
             if !gpu {
                 return cpu(format!("auto: {gpu_why}"));
             }
-            match cuda_session(rt, model, threads) {
+            match cuda_session(rt, model, threads, limit) {
                 Ok(session) => Ok(BuiltSession {
                     session,
                     provider: CUDA_PROVIDER,
                     reason: format!("auto: CUDA execution provider available; {gpu_why}"),
+                    device_memory_limit,
                 }),
                 Err(e) => cpu(format!(
                     "auto: the CUDA execution provider failed to start ({e})"
                 )),
             }
         }
+    }
+}
+
+/// The statistics of `session`'s CUDA memory arena (device 0) from `AllocatorGetStats`, as
+/// key-value pairs in ONNX Runtime's order.
+pub fn device_arena_stats(session: &Session) -> Result<Vec<(String, String)>, String> {
+    use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, MemoryType};
+    use ort::AsPointer as _;
+    let info = MemoryInfo::new(
+        AllocationDevice::CUDA,
+        0,
+        AllocatorType::Device,
+        MemoryType::Default,
+    )
+    .map_err(|e| e.to_string())?;
+    let allocator = Allocator::new(session, info).map_err(|e| e.to_string())?;
+    let api = ort::api();
+    let mut kvps: *mut ort::sys::OrtKeyValuePairs = std::ptr::null_mut();
+    // SAFETY: documented C API. `allocator` is a live allocator of this session; on success
+    // `kvps` owns `n` key and value C strings, copied out before it is released once.
+    unsafe {
+        crate::memory::status((api.AllocatorGetStats)(allocator.ptr(), &mut kvps))?;
+        if kvps.is_null() {
+            return Err("ONNX Runtime returned no statistics".into());
+        }
+        let mut keys: *const *const c_char = std::ptr::null();
+        let mut values: *const *const c_char = std::ptr::null();
+        let mut n: usize = 0;
+        (api.GetKeyValuePairs)(kvps, &mut keys, &mut values, &mut n);
+        let text = |p: *const c_char| {
+            if p.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(p).to_string_lossy().into_owned()
+            }
+        };
+        let out = if keys.is_null() || values.is_null() {
+            Vec::new()
+        } else {
+            (0..n)
+                .map(|i| (text(*keys.add(i)), text(*values.add(i))))
+                .collect()
+        };
+        (api.ReleaseKeyValuePairs)(kvps);
+        Ok(out)
     }
 }
 

@@ -14,7 +14,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use crate::cancel::{self, Interrupt};
 use crate::error::{EncoderError, ErrorKind};
 use crate::memory;
-use crate::runtime::{self, ProviderSetting, Runtime, CUDA_PROVIDER};
+use crate::runtime::{self, CudaOptions, ProviderSetting, Runtime, CUDA_PROVIDER};
 use crate::signals::SignalsBlocked;
 
 /// How to build a session.
@@ -56,6 +56,8 @@ pub struct EncoderSession {
     pub provider_reason: String,
     pub setting: ProviderSetting,
     pub threads: usize,
+    /// A CUDA session's device memory arena limit in bytes (`None`: CPU, or no limit).
+    pub device_memory_limit: Option<usize>,
     /// Milliseconds to build the session (parse, optimise, allocate, measure).
     pub load_ms: f64,
     pub profile: MemoryProfile,
@@ -99,17 +101,29 @@ impl EncoderSession {
         bytes: &[u8],
         opts: SessionOptions,
     ) -> Result<EncoderSession, EncoderError> {
+        Self::build_with(rt, bytes, opts, &CudaOptions::default())
+    }
+
+    /// [`EncoderSession::build`] on the caller's CUDA terms ([`CudaOptions`]: a refusal, an
+    /// arena limit).
+    pub fn build_with(
+        rt: &Runtime,
+        bytes: &[u8],
+        opts: SessionOptions,
+        cuda: &CudaOptions,
+    ) -> Result<EncoderSession, EncoderError> {
         let (contract, _) = ModelContract::from_onnx(bytes).map_err(|e| EncoderError::from(&e))?;
         let started = Instant::now();
         memory::set_limit(opts.memory_limit);
         memory::take_refused();
         let before = memory::stats().live;
-        let built = runtime::build_session(
+        let built = runtime::build_session_with(
             rt,
             bytes,
             opts.threads,
             opts.provider,
             opts.provider_setting_name,
+            cuda,
         )
         .map_err(|e| {
             if memory::take_refused() {
@@ -125,6 +139,7 @@ impl EncoderSession {
             provider_reason: built.reason,
             setting: opts.provider,
             threads: opts.threads,
+            device_memory_limit: built.device_memory_limit,
             load_ms: 0.0,
             profile: MemoryProfile::default(),
             runs: 0,
@@ -197,6 +212,13 @@ impl EncoderSession {
             &[1, c.bits],
             "output",
         )
+    }
+
+    /// The statistics of a CUDA session's device memory arena, as ONNX Runtime reports them
+    /// (`InUse`, `TotalAllocated`, `MaxInUse`, `Limit`, ... in bytes or counts); `None` for a
+    /// CPU session, an error message when ONNX Runtime has none to give.
+    pub fn device_memory(&self) -> Option<Result<Vec<(String, String)>, String>> {
+        (self.provider == CUDA_PROVIDER).then(|| runtime::device_arena_stats(&self.session))
     }
 
     pub fn bits(&self) -> usize {

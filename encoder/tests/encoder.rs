@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ics_encoder::batch::{encode_images, BatchOptions};
 use ics_encoder::cache::SessionCache;
 use ics_encoder::memory;
-use ics_encoder::runtime::{self, LibraryChoice, ProviderSetting, Runtime};
+use ics_encoder::runtime::{self, CudaOptions, LibraryChoice, ProviderSetting, Runtime};
 use ics_encoder::session::{EncoderSession, SessionOptions};
 use ics_encoder::test_models;
 use ics_encoder::ErrorKind;
@@ -79,6 +79,38 @@ fn features_give_the_codes_the_weights_say() {
     // Bits 0-3: x >= 0 (tanh(0) = 0 packs as 1); bits 4-7: -x >= 0.
     assert_eq!(codes, vec![0b1010_0101, 0b0110_1011]);
     assert!(s.profile.resident > 0, "{:?}", s.profile);
+}
+
+#[test]
+fn a_refused_cuda_session_runs_on_the_cpu_under_auto_and_fails_under_cuda() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let refused = CudaOptions {
+        refused: Some("every slot is taken".into()),
+        memory_limit: 1 << 30,
+    };
+    let with = |provider| SessionOptions {
+        provider,
+        ..opts(usize::MAX)
+    };
+    let model = test_models::features_model();
+    let s = EncoderSession::build_with(rt(), &model, with(ProviderSetting::Auto), &refused)
+        .expect("auto falls back to the CPU");
+    assert_eq!(s.provider, runtime::CPU_PROVIDER);
+    assert_eq!(s.provider_reason, "auto: every slot is taken");
+    assert_eq!(s.device_memory_limit, None);
+    assert!(
+        s.device_memory().is_none(),
+        "a CPU session has no device arena"
+    );
+    let e = EncoderSession::build_with(rt(), &model, with(ProviderSetting::Cuda), &refused)
+        .err()
+        .expect("cuda refused is an error");
+    assert_eq!(e.kind, ErrorKind::Busy);
+    assert_eq!(e.message, "provider is cuda, but every slot is taken");
+    // cpu never asks.
+    let s = EncoderSession::build_with(rt(), &model, with(ProviderSetting::Cpu), &refused)
+        .expect("cpu");
+    assert_eq!(s.provider_reason, "provider = cpu");
 }
 
 #[test]

@@ -11,6 +11,9 @@
 //! | `ics_hash.max_image_pixels` | 50,000,000 | superuser | images with more pixels are refused from their header, before decoding (decompression bombs); superuser because the decoded pixels are memory outside PostgreSQL's accounting |
 //! | `ics_hash.batch_size` | 32 | anyone | most images fed to one ONNX Runtime run by `ics_encode_batch` (longer arrays run in several; fewer when `encoder_memory_limit` requires) |
 //! | `ics_hash.session_cache_size` | 4 | anyone | models kept ready per backend; the least recently used is dropped beyond it (and beyond half the memory limit). One session per model and provider: changing the thread count replaces it |
+//! | `ics_hash.max_cuda_sessions` | 4 | superuser | how many backends of the cluster may hold CUDA sessions at once (slots: [`super::slots`]); -1 no bound, 0 none. Each such backend holds a CUDA context (hundreds of MB of device memory) plus its sessions' arenas, so an unbounded count multiplies device memory by the connections; a few concurrent backends already keep one GPU busy. Others run on the CPU (`auto`, with a NOTICE) or fail with 53000 (`cuda`) |
+//! | `ics_hash.cuda_memory_limit` | 4 GB | superuser | the device memory arena of one CUDA session (ONNX Runtime's `gpu_mem_limit`, grown by what is requested); 0 no limit. With the slots it bounds the device memory of the cluster's encoders to about slots x (context + cached models x this) |
+//! | `ics_hash.debug_assume_cuda` | off | superuser, not shown | developer option for tests on machines without a GPU: slots are admitted as if CUDA were possible (sessions still run where they can, so on the CPU) |
 
 use std::ffi::CString;
 
@@ -45,6 +48,10 @@ pub const DEFAULT_BATCH_SIZE: i32 = 32;
 pub const DEFAULT_SESSION_CACHE_SIZE: i32 = 4;
 /// Megabytes.
 pub const DEFAULT_ENCODER_MEMORY_LIMIT_MB: i32 = 1024;
+/// Backends that may hold CUDA sessions at once.
+pub const DEFAULT_MAX_CUDA_SESSIONS: i32 = 4;
+/// Megabytes of one CUDA session's device memory arena.
+pub const DEFAULT_CUDA_MEMORY_LIMIT_MB: i32 = 4096;
 /// `ics_encoder::decode::DEFAULT_MAX_PIXELS`, as a GUC value.
 pub const DEFAULT_MAX_IMAGE_PIXELS: i32 = ics_encoder::decode::DEFAULT_MAX_PIXELS as i32;
 
@@ -59,6 +66,9 @@ static SESSION_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_SESS
 static MAX_INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static ENCODER_MEMORY_LIMIT: GucSetting<i32> =
     GucSetting::<i32>::new(DEFAULT_ENCODER_MEMORY_LIMIT_MB);
+static MAX_CUDA_SESSIONS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_CUDA_SESSIONS);
+static CUDA_MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CUDA_MEMORY_LIMIT_MB);
+static DEBUG_ASSUME_CUDA: GucSetting<bool> = GucSetting::<bool>::new(false);
 
 /// Registers the GUCs (from `_PG_init`: definitions only, nothing is loaded or started).
 pub fn register() {
@@ -146,6 +156,34 @@ pub fn register() {
         GucContext::Userset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"ics_hash.max_cuda_sessions",
+        c"Most backends of the cluster that may hold CUDA encoder sessions at once.",
+        c"-1 means no bound, 0 none. Others run on the CPU (execution_provider auto, with a NOTICE) or fail (cuda). Applies when a backend builds its first CUDA session.",
+        &MAX_CUDA_SESSIONS,
+        -1,
+        1024,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.cuda_memory_limit",
+        c"Device memory arena of one CUDA encoder session (ONNX Runtime's gpu_mem_limit).",
+        c"0 means no limit. The CUDA context and library workspaces outside the arena are not counted. Applies to sessions built afterwards.",
+        &CUDA_MEMORY_LIMIT,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_MB,
+    );
+    GucRegistry::define_bool_guc(
+        c"ics_hash.debug_assume_cuda",
+        c"Developer option for tests without a GPU: admit CUDA slots as if CUDA were possible.",
+        c"Sessions still run where they can (on the CPU); only the slot accounting acts as on a GPU machine.",
+        &DEBUG_ASSUME_CUDA,
+        GucContext::Suset,
+        GucFlags::NO_SHOW_ALL,
+    );
     // SAFETY: called from _PG_init, after the definitions above; reserves the prefix so that a
     // misspelt ics_hash.* setting is an error rather than a silent placeholder.
     unsafe { pg_sys::MarkGUCPrefixReserved(c"ics_hash".as_ptr()) };
@@ -208,4 +246,19 @@ pub fn batch_size() -> usize {
 
 pub fn session_cache_size() -> usize {
     SESSION_CACHE_SIZE.get().max(1) as usize
+}
+
+/// `ics_hash.max_cuda_sessions`: `None` for no bound (-1).
+pub fn max_cuda_sessions() -> Option<u32> {
+    u32::try_from(MAX_CUDA_SESSIONS.get()).ok()
+}
+
+/// `ics_hash.cuda_memory_limit` in bytes, 0 for no limit.
+pub fn cuda_memory_limit() -> usize {
+    (CUDA_MEMORY_LIMIT.get().max(0) as usize).saturating_mul(1 << 20)
+}
+
+/// `ics_hash.debug_assume_cuda`.
+pub fn debug_assume_cuda() -> bool {
+    DEBUG_ASSUME_CUDA.get()
 }

@@ -13,6 +13,7 @@
 //! sessions checked against their contract, batch planning. The files here are the glue:
 //! - [`gucs`]: the `ics_hash.*` settings (who may set which, and why).
 //! - [`sessions`]: the backend's session cache and the settings a session is built with.
+//! - [`slots`]: the bound on backends holding CUDA sessions (session-level lock slots).
 //! - [`registry`]: the SQL functions that load, drop and describe models.
 //! - [`encode`]: `ics_encode` and `ics_encode_batch`.
 //!
@@ -25,6 +26,7 @@ pub mod encode;
 pub mod gucs;
 pub mod registry;
 pub mod sessions;
+pub mod slots;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
@@ -41,6 +43,7 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
         ErrorKind::NotSupported => ERRCODE_FEATURE_NOT_SUPPORTED,
         ErrorKind::LimitExceeded => ERRCODE_PROGRAM_LIMIT_EXCEEDED,
         ErrorKind::OutOfMemory => ERRCODE_OUT_OF_MEMORY,
+        ErrorKind::Busy => ERRCODE_INSUFFICIENT_RESOURCES,
         ErrorKind::InvalidModel => ERRCODE_INVALID_PARAMETER_VALUE,
         ErrorKind::BadOutput => ERRCODE_DATA_EXCEPTION,
         ErrorKind::NotANumber => ERRCODE_FLOATING_POINT_EXCEPTION,

@@ -61,6 +61,26 @@ pub unsafe fn registry_table(fcinfo: pg_sys::FunctionCallInfo) -> String {
     }
 }
 
+/// Refuses to write the registry in a read-only transaction or on a standby (25006), before
+/// anything else: pgrx's SPI writes assign a transaction id first, which on a standby is an
+/// internal error instead.
+fn refuse_read_only(what: &str) {
+    // SAFETY: plain reads of backend state (a global flag and the shared recovery state).
+    let (read_only, recovery) = unsafe { (pg_sys::XactReadOnly, pg_sys::RecoveryInProgress()) };
+    if read_only || recovery {
+        let hint = if recovery {
+            "This server is a standby: load and drop models on the primary; the registry reaches standbys through replication."
+        } else {
+            "Run it in a read-write transaction."
+        };
+        raise(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            format!("cannot execute {what} in a read-only transaction"),
+            Some(hint),
+        );
+    }
+}
+
 /// Raises an SPI failure (the statements here are ours: a failure is an internal error).
 fn spi_failed(e: pgrx::spi::SpiError, sql: &str) -> ! {
     raise(
@@ -228,6 +248,7 @@ fn check_name(name: &str) {
 sql_function! {
     /// `ics_model_load(name text, onnx bytea, replace boolean DEFAULT false) RETURNS ics_models`
     fn ics_model_load(fcinfo) -> Datum {
+        refuse_read_only("ics_model_load()");
         // SAFETY: ics_model_load has three arguments (the default fills `replace`, so nargs
         // is 3) and is not STRICT: each null flag is read before its datum, and a non-NULL
         // argument 0 is text, argument 2 a boolean.
@@ -250,11 +271,12 @@ sql_function! {
         // What ONNX Runtime makes of it: the bytes are self-contained, the contract holds,
         // the graph loads, its interface is the contract's, and trial runs give rows of
         // `bits` values (they also measure the model's memory).
-        let session = sessions::build(onnx)
+        let built = sessions::build(&name, onnx)
             .map_err(|e| e.context(format!("cannot load model \"{name}\"")))
             .or_raise();
-        let contract_text = contract_json(&session.contract).to_string();
-        let (bits, kind) = (session.contract.bits as i32, session.contract.input.kind());
+        let contract = &built.session.contract;
+        let contract_text = contract_json(contract).to_string();
+        let (bits, kind) = (contract.bits as i32, contract.input.kind());
 
         // SAFETY: the current call's fcinfo.
         let table = unsafe { registry_table(fcinfo) };
@@ -309,7 +331,7 @@ sql_function! {
         let result = row
             .and_then(PgHeapTuple::into_composite_datum)
             .unwrap_or_else(|| spi_failed(pgrx::spi::SpiError::NoTupleTable, &select));
-        sessions::insert(&sha256, &name, session);
+        sessions::insert(&sha256, &name, built);
         result
     }
 }
@@ -317,6 +339,7 @@ sql_function! {
 sql_function! {
     /// `ics_model_drop(name text, missing_ok boolean DEFAULT false) RETURNS boolean`
     fn ics_model_drop(fcinfo) -> Datum {
+        refuse_read_only("ics_model_drop()");
         // SAFETY: ics_model_drop has two arguments (the default fills `missing_ok`) and is not
         // STRICT: each null flag is read before its datum; argument 0 is text, 1 a boolean.
         let (name, missing_ok) = unsafe {
@@ -420,6 +443,11 @@ pub fn info() -> serde_json::Value {
             obj.insert("error".into(), e.message.into());
         }
     }
+    obj.insert("cuda_slots".into(), super::slots::describe());
+    obj.insert(
+        "cuda_memory_limit_bytes".into(),
+        gucs::cuda_memory_limit().into(),
+    );
     obj.insert("sessions".into(), sessions::describe_all().into());
     v
 }

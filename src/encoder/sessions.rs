@@ -3,6 +3,10 @@
 //! memory limit). The cache is keyed by the model's sha256, so a model re-loaded under the
 //! same name never runs stale weights and a dropped model ages out.
 //!
+//! Sessions that may run on CUDA are built on the terms of [`slots`]: a backend holds a CUDA
+//! slot while any of its cached sessions uses CUDA, and releases it when the last one leaves
+//! the cache.
+//!
 //! ONNX Runtime's pool threads and the decoding threads only ever see plain buffers; nothing
 //! here runs PostgreSQL code while the cache is borrowed except fetching a model's bytes
 //! (SPI), whose ERROR unwinds through the borrow and leaves the cache as it was.
@@ -11,14 +15,83 @@ use std::cell::RefCell;
 
 use ics_encoder::cache::SessionCache;
 use ics_encoder::memory;
-use ics_encoder::runtime::{self, LibraryChoice, Runtime};
+use ics_encoder::runtime::{self, LibraryChoice, ProviderSetting, Runtime, CPU_PROVIDER};
 use ics_encoder::session::{EncoderSession, SessionOptions};
 use ics_encoder::EncoderError;
 
-use super::gucs;
+use super::{gucs, slots};
 
 thread_local! {
     static CACHE: RefCell<SessionCache> = const { RefCell::new(SessionCache::new()) };
+    /// The cached sessions (sha256, setting) that hold this backend's CUDA slot: those on
+    /// CUDA, and under `ics_hash.debug_assume_cuda` those built while it held one.
+    static SLOT_USERS: RefCell<Vec<(String, ProviderSetting)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Forgets slot users no longer cached and releases the slot when none is left (cheap when
+/// this backend holds none).
+fn settle(cache: &SessionCache) {
+    if !slots::claimed() {
+        return;
+    }
+    let needed = SLOT_USERS.with_borrow_mut(|users| {
+        users.retain(|(sha, setting)| cache.contains(sha, *setting));
+        !users.is_empty()
+    });
+    slots::settle(needed);
+}
+
+/// After a `DISCARD ALL` or `pg_advisory_unlock_all()` released the slot under this
+/// backend's CUDA sessions: take one again, or drop those sessions (they are rebuilt on the
+/// terms of the moment).
+fn recheck_slot(cache: &mut SessionCache) {
+    if !slots::lost() {
+        return;
+    }
+    let users = SLOT_USERS.with_borrow(|u| u.clone());
+    if let (Some(&(_, setting)), Ok(rt)) = (users.first(), runtime()) {
+        if slots::admit(rt, setting).refused.is_none() && slots::held().is_some() {
+            return;
+        }
+    }
+    for (sha, _) in &users {
+        cache.evict(sha);
+    }
+    SLOT_USERS.with_borrow_mut(|u| u.clear());
+    slots::settle(false);
+}
+
+/// Builds a session on this backend's CUDA terms (taking a CUDA slot when it may run on
+/// CUDA); `auto` refused a slot says so in a NOTICE. Returns whether the session holds the
+/// slot.
+fn build_admitted(
+    rt: &Runtime,
+    name: &str,
+    bytes: &[u8],
+    opts: SessionOptions,
+) -> Result<(EncoderSession, bool), EncoderError> {
+    let terms = slots::admit(rt, opts.provider);
+    // On failure the caller settles the slot (it may hold the cache).
+    let session = EncoderSession::build_with(rt, bytes, opts, &terms)?;
+    if let Some(why) = &terms.refused {
+        if session.provider == CPU_PROVIDER {
+            pgrx::notice!("ics_hash: model \"{name}\" runs on the CPU: {why}");
+        }
+    }
+    let uses_slot = slots::held().is_some()
+        && (session.provider == runtime::CUDA_PROVIDER || gucs::debug_assume_cuda())
+        && terms.refused.is_none();
+    Ok((session, uses_slot))
+}
+
+fn remember_slot_user(sha256: &str, setting: ProviderSetting, uses_slot: bool) {
+    if uses_slot {
+        SLOT_USERS.with_borrow_mut(|u| {
+            if !u.iter().any(|(s, p)| s == sha256 && *p == setting) {
+                u.push((sha256.to_string(), setting));
+            }
+        });
+    }
 }
 
 /// The library this backend would load now (`ics_hash.onnxruntime_library`, else the
@@ -48,10 +121,25 @@ pub fn options() -> SessionOptions {
     }
 }
 
-/// Builds a session for `bytes` with the current settings (not cached).
-pub fn build(bytes: &[u8]) -> Result<EncoderSession, EncoderError> {
+/// A session built with the current settings for [`insert`], and whether it holds this
+/// backend's CUDA slot.
+pub struct Built {
+    pub session: EncoderSession,
+    uses_slot: bool,
+}
+
+/// Builds a session for `bytes` (model `name`) with the current settings, to be [`insert`]ed.
+/// Until then it may hold this backend's CUDA slot; a session dropped instead releases it at
+/// the next encoder call.
+pub fn build(name: &str, bytes: &[u8]) -> Result<Built, EncoderError> {
     let rt = runtime()?;
-    EncoderSession::build(rt, bytes, options())
+    match build_admitted(rt, name, bytes, options()) {
+        Ok((session, uses_slot)) => Ok(Built { session, uses_slot }),
+        Err(e) => {
+            CACHE.with_borrow(settle);
+            Err(e)
+        }
+    }
 }
 
 /// Runs `f` on the ready session of the model `sha256` (first resolved as `name`), building
@@ -65,6 +153,9 @@ pub fn with_session<R>(
     let opts = options();
     memory::set_limit(opts.memory_limit);
     CACHE.with_borrow_mut(|cache| {
+        recheck_slot(cache);
+        // A session built and dropped by a failed ics_model_load may have taken the slot.
+        settle(cache);
         if let Some(e) = cache.get(sha256, opts.provider, opts.threads) {
             return Ok(f(&mut e.session));
         }
@@ -76,8 +167,13 @@ pub fn with_session<R>(
             max_entries.saturating_sub(1).max(1),
             (opts.memory_limit / 2).saturating_sub(2 * bytes.len()),
         );
-        let session = EncoderSession::build(runtime()?, &bytes, opts)
-            .map_err(|e| e.context(format!("model \"{name}\"")))?;
+        let (session, uses_slot) = match build_admitted(runtime()?, name, &bytes, opts) {
+            Ok(built) => built,
+            Err(e) => {
+                settle(cache);
+                return Err(e.context(format!("model \"{name}\"")));
+            }
+        };
         // Memory figures depend on the CPU's kernels: they are in ics_encoder_info(), not here.
         pgrx::debug1!(
             "ics_hash: model \"{name}\" (sha256 {}) runs on {} with {} intra-op thread(s) ({})",
@@ -86,22 +182,38 @@ pub fn with_session<R>(
             session.threads,
             session.provider_reason
         );
-        let e = cache.insert(sha256, name, session, max_entries, opts.memory_limit);
+        remember_slot_user(sha256, opts.provider, uses_slot);
+        cache.insert(sha256, name, session, max_entries, opts.memory_limit);
+        settle(cache);
+        let e = cache
+            .get(sha256, opts.provider, opts.threads)
+            .expect("the newest entry is never evicted");
         Ok(f(&mut e.session))
     })
 }
 
-/// Adds a session built elsewhere (by `ics_model_load`'s checks).
-pub fn insert(sha256: &str, name: &str, session: EncoderSession) {
+/// Adds a session [`build`] made (for `ics_model_load`'s checks).
+pub fn insert(sha256: &str, name: &str, built: Built) {
     let limit = gucs::encoder_memory_limit();
+    remember_slot_user(sha256, built.session.setting, built.uses_slot);
     CACHE.with_borrow_mut(|c| {
-        c.insert(sha256, name, session, gucs::session_cache_size(), limit);
+        c.insert(
+            sha256,
+            name,
+            built.session,
+            gucs::session_cache_size(),
+            limit,
+        );
+        settle(c);
     });
 }
 
 /// Drops every cached session of the model with this sha256 (after `ics_model_drop`).
 pub fn evict(sha256: &str) {
-    CACHE.with_borrow_mut(|c| c.evict(sha256));
+    CACHE.with_borrow_mut(|c| {
+        c.evict(sha256);
+        settle(c);
+    });
 }
 
 /// Descriptions of the cached models, most recently used first.
@@ -122,6 +234,23 @@ pub fn describe_all() -> Vec<serde_json::Value> {
                     "intra_op_threads": s.threads,
                     "load_ms": (s.load_ms * 1000.0).round() / 1000.0,
                     "resident_bytes": s.profile.resident,
+                    "device_memory_limit_bytes": s.device_memory_limit,
+                    "device_memory": s.device_memory().map(|r| match r {
+                        // ONNX Runtime gives every figure as text.
+                        Ok(stats) => serde_json::Value::Object(
+                            stats
+                                .into_iter()
+                                .map(|(k, v)| {
+                                    let v = v.parse::<i64>().map_or(v.into(), Into::into);
+                                    (k, v)
+                                })
+                                .collect(),
+                        ),
+                        Err(e) => serde_json::json!({ "error": e }),
+                    }),
+                    "cuda_slot": SLOT_USERS.with_borrow(|u| {
+                        u.iter().any(|(sha, p)| sha == &e.sha256 && *p == s.setting)
+                    }),
                     "run_bytes_fixed": s.profile.run_fixed,
                     "run_bytes_per_item": s.profile.run_per_item,
                     "runs": s.runs,

@@ -6,7 +6,8 @@
 #   1. raw:  trainer/examples/encoder_bench.rs with --provider cuda, then cpu, same images;
 #   2. SQL:  when PostgreSQL 15 with ics_hash installed is here, a private cluster encodes the
 #            same images with ics_encode_batch under ics_hash.execution_provider = cuda and
-#            cpu, and prints ics_encoder_info() (which provider each session runs on, and why).
+#            cpu, shows the CUDA slot it holds, and prints ics_encoder_info() (which provider
+#            each session runs on and why, device memory limit and arena statistics).
 #
 # Setup (GPU machine):
 #   pip install onnxruntime-gpu==1.31.1        # the CUDA 13 build; brings libonnxruntime.so
@@ -88,6 +89,8 @@ CREATE TABLE on_cuda2 AS SELECT ics_encode_batch(array_agg(img ORDER BY id), 'li
 SET ics_hash.execution_provider = cpu;
 CREATE TABLE on_cpu AS SELECT ics_encode_batch(array_agg(img ORDER BY id), 'lite0') AS codes FROM imgs;
 \timing off
+-- The CUDA session holds this backend's slot (ics_hash.max_cuda_sessions) until it is dropped.
+SELECT slot, pid = pg_backend_pid() AS mine FROM ics_cuda_sessions;
 SELECT count(*) FILTER (WHERE a = b) AS identical, sum(hamming(a, b)) AS differing_bits
   FROM unnest((SELECT codes FROM on_cuda), (SELECT codes FROM on_cpu)) u(a, b);
 SELECT jsonb_pretty(ics_encoder_info());

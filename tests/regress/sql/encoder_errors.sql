@@ -63,3 +63,10 @@ DELETE FROM ics_model_registry WHERE name = 'wrong_bits';
 -- Still healthy.
 SELECT cat_ok();
 SELECT ics_model_drop('nan'), ics_model_drop('features');
+
+-- A read-only transaction (a standby's are all read-only) cannot change the registry: 25006
+-- before any work (tests/cluster/sharding.sh checks a real standby).
+BEGIN READ ONLY;
+SELECT sqlstate_of($$SELECT ics_model_load('read_only', fixture('tiny_features.onnx'))$$);
+SELECT sqlstate_of($$SELECT ics_model_drop('read_only', true)$$);
+COMMIT;
