@@ -16,6 +16,8 @@
 # Usage:
 #   ORT_GPU_LIB=... tests/gpu/check_cuda.sh [size=224] [images=256] [batch=32]
 # ENCODER_BENCH=path/to/encoder_bench uses a prebuilt benchmark binary (no cargo needed);
+# ICS_PG_BIN=path/to/bin uses another PostgreSQL 15 installation (e.g. one carried to the
+# GPU machine, with ics_hash installed into it);
 # the CUDA and cuDNN libraries of the pip packages are found through python3, or add their
 # lib folders to LD_LIBRARY_PATH yourself. For the server: set
 #   ics_hash.onnxruntime_library = '<ORT_GPU_LIB>'   (postgresql.conf, superuser)
@@ -67,7 +69,8 @@ echo "img/s batch $BATCH (inference): cuda $(field "$gpu" infer_ips), cpu $(fiel
     "with decoding: cuda $(field "$gpu" pipeline_ips), cpu $(field "$cpu" pipeline_ips)"
 [ "$same" -ge $((N * 95 / 100)) ] || fail "fewer than 95% of the codes agree"
 
-if [ -x /usr/lib/postgresql/15/bin/pg_ctl ] && [ -f "$(/usr/lib/postgresql/15/bin/pg_config --sharedir)/extension/ics_hash.control" ]; then
+pg_bin=${ICS_PG_BIN:-/usr/lib/postgresql/15/bin}
+if [ -x "$pg_bin/pg_ctl" ] && [ -f "$("$pg_bin/pg_config" --sharedir)/extension/ics_hash.control" ]; then
     echo "== SQL: ics_encode_batch with execution_provider cuda and cpu"
     source scripts/common.sh
     PORT=${ICS_GPU_PORT:-28853}
