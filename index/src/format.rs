@@ -22,6 +22,8 @@
 //!   untyped, empty `hashcode` column learns it from its first rows.
 
 use crate::page::{Page, HEADER_SIZE};
+use zerocopy::byteorder::native_endian::{U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"MIH\x01");
 pub const VERSION: u32 = 2;
@@ -99,6 +101,35 @@ impl Tid {
     }
 }
 
+/// The metapage's first 40 bytes as stored (native byte order; build_rows is not 8-aligned,
+/// as in version 1, so the fields are unaligned integers).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct MetaBytes {
+    magic: U32,
+    version: U32,
+    code_bytes: U32,
+    lists: U32,
+    dir_pages: U32,
+    records_per_page: U32,
+    record_size: U32,
+    build_rows: U64,
+    strategy: U32,
+}
+
+/// The first 16 bytes of a data page's special space as stored.
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct OpaqueBytes {
+    prev: u32,
+    flags: u16,
+    page_id: u16,
+    deleted_xid: u64,
+}
+
+const _: () = assert!(std::mem::size_of::<MetaBytes>() == META_SIZE);
+const _: () = assert!(std::mem::size_of::<OpaqueBytes>() == DATA_SPECIAL_SIZE);
+
 /// The metapage's common contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Meta {
@@ -173,21 +204,18 @@ impl Meta {
     /// Initialises `page` as the metapage with these contents (pd_lower past them).
     pub fn write(&self, page: &mut Page) {
         page.init(0);
-        let c = page.contents_mut();
-        let fields: [u32; 7] = [
-            MAGIC,
-            VERSION,
-            self.code_bytes,
-            self.lists,
-            self.dir_pages,
-            self.records_per_page,
-            self.record_size,
-        ];
-        for (i, v) in fields.iter().enumerate() {
-            c[i * 4..i * 4 + 4].copy_from_slice(&v.to_ne_bytes());
-        }
-        c[28..36].copy_from_slice(&self.build_rows.to_ne_bytes());
-        c[36..40].copy_from_slice(&self.strategy.to_word().to_ne_bytes());
+        let bytes = MetaBytes {
+            magic: MAGIC.into(),
+            version: VERSION.into(),
+            code_bytes: self.code_bytes.into(),
+            lists: self.lists.into(),
+            dir_pages: self.dir_pages.into(),
+            records_per_page: self.records_per_page.into(),
+            record_size: self.record_size.into(),
+            build_rows: self.build_rows.into(),
+            strategy: self.strategy.to_word().into(),
+        };
+        page.contents_mut()[..META_SIZE].copy_from_slice(bytes.as_bytes());
         page.set_lower(HEADER_SIZE + META_SIZE);
     }
 
@@ -195,23 +223,25 @@ impl Meta {
         if page.is_new() {
             return Err(FormatError::NotInitialised);
         }
-        let c = page.contents();
-        let u = |i: usize| u32::from_ne_bytes(c[i * 4..i * 4 + 4].try_into().unwrap());
-        if u(0) != MAGIC {
-            return Err(FormatError::BadMagic(u(0)));
+        let b = MetaBytes::read_from_prefix(page.contents())
+            .map_err(|_| FormatError::BadMeta("short metapage".into()))?
+            .0;
+        if b.magic.get() != MAGIC {
+            return Err(FormatError::BadMagic(b.magic.get()));
         }
-        if u(1) == 0 || u(1) > VERSION {
-            return Err(FormatError::UnsupportedVersion(u(1)));
+        if b.version.get() == 0 || b.version.get() > VERSION {
+            return Err(FormatError::UnsupportedVersion(b.version.get()));
         }
-        let strategy = Strategy::from_word(u(9))
-            .ok_or_else(|| FormatError::BadMeta(format!("unknown strategy {}", u(9))))?;
+        let strategy = Strategy::from_word(b.strategy.get()).ok_or_else(|| {
+            FormatError::BadMeta(format!("unknown strategy {}", b.strategy.get()))
+        })?;
         let meta = Meta {
-            code_bytes: u(2),
-            lists: u(3),
-            dir_pages: u(4),
-            records_per_page: u(5),
-            record_size: u(6),
-            build_rows: u64::from_ne_bytes(c[28..36].try_into().unwrap()),
+            code_bytes: b.code_bytes.get(),
+            lists: b.lists.get(),
+            dir_pages: b.dir_pages.get(),
+            records_per_page: b.records_per_page.get(),
+            record_size: b.record_size.get(),
+            build_rows: b.build_rows.get(),
             strategy,
         };
         let expect = match strategy {
@@ -255,21 +285,25 @@ pub struct DataOpaque {
 
 impl DataOpaque {
     pub fn read(page: &Page) -> DataOpaque {
-        let s = page.special();
+        let b = OpaqueBytes::read_from_prefix(page.special())
+            .expect("a data page's special space holds 16 bytes")
+            .0;
         DataOpaque {
-            prev: u32::from_ne_bytes(s[0..4].try_into().unwrap()),
-            flags: u16::from_ne_bytes([s[4], s[5]]),
-            deleted_xid: u64::from_ne_bytes(s[8..16].try_into().unwrap()),
+            prev: b.prev,
+            flags: b.flags,
+            deleted_xid: b.deleted_xid,
         }
     }
 
     /// Writes these fields (and `page_id`) over the first 16 bytes of the special space.
     pub fn write_with_id(&self, page: &mut Page, page_id: u16) {
-        let s = page.special_mut();
-        s[0..4].copy_from_slice(&self.prev.to_ne_bytes());
-        s[4..6].copy_from_slice(&self.flags.to_ne_bytes());
-        s[6..8].copy_from_slice(&page_id.to_ne_bytes());
-        s[8..16].copy_from_slice(&self.deleted_xid.to_ne_bytes());
+        let b = OpaqueBytes {
+            prev: self.prev,
+            flags: self.flags,
+            page_id,
+            deleted_xid: self.deleted_xid,
+        };
+        page.special_mut()[..DATA_SPECIAL_SIZE].copy_from_slice(b.as_bytes());
     }
 
     /// Writes a list page's special space.
@@ -278,8 +312,12 @@ impl DataOpaque {
     }
 
     fn page_id(page: &Page) -> Option<u16> {
-        let s = page.special();
-        (!page.is_new() && s.len() >= DATA_SPECIAL_SIZE).then(|| u16::from_ne_bytes([s[6], s[7]]))
+        if page.is_new() {
+            return None;
+        }
+        OpaqueBytes::read_from_prefix(page.special())
+            .ok()
+            .map(|(b, _)| b.page_id)
     }
 
     /// Whether `page` looks like one of the lists strategy's data pages.

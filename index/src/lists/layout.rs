@@ -16,6 +16,8 @@
 
 use crate::format::{DataOpaque, Meta, DATA_SPECIAL_SIZE};
 use crate::page::{Page, HEADER_SIZE};
+use zerocopy::byteorder::native_endian::{U16, U32};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 /// A list's directory record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,24 +27,35 @@ pub struct ListRecord {
     pub tail: u32,
 }
 
+/// What follows the centroid in a directory record, as stored (unaligned: the centroid's
+/// length is any number of bytes).
+#[derive(FromBytes, IntoBytes, KnownLayout, Immutable)]
+#[repr(C)]
+struct RecordTrailer {
+    radius: U16,
+    flags: U16,
+    tail: U32,
+}
+
+const TRAILER_SIZE: usize = std::mem::size_of::<RecordTrailer>();
+
 impl ListRecord {
     pub fn read(meta: &Meta, dir_page: &Page, offset: usize) -> ListRecord {
         let nb = meta.code_bytes as usize;
-        let r = &dir_page.contents()[offset..offset + nb + 8];
+        let r = &dir_page.contents()[offset..offset + nb + TRAILER_SIZE];
+        let t = RecordTrailer::read_from_bytes(&r[nb..]).expect("a record's trailer");
         ListRecord {
             centroid: r[..nb].to_vec(),
-            radius: u16::from_ne_bytes([r[nb], r[nb + 1]]),
-            tail: u32::from_ne_bytes(r[nb + 4..nb + 8].try_into().unwrap()),
+            radius: t.radius.get(),
+            tail: t.tail.get(),
         }
     }
 
     pub fn write(&self, meta: &Meta, dir_page: &mut Page, offset: usize) {
         let nb = meta.code_bytes as usize;
-        let r = &mut dir_page.contents_mut()[offset..offset + nb + 8];
-        r[..nb].copy_from_slice(&self.centroid);
-        r[nb..nb + 2].copy_from_slice(&self.radius.to_ne_bytes());
-        r[nb + 2..nb + 4].fill(0);
-        r[nb + 4..nb + 8].copy_from_slice(&self.tail.to_ne_bytes());
+        let r = &mut dir_page.contents_mut()[offset..offset + nb];
+        r.copy_from_slice(&self.centroid);
+        Self::write_radius_tail(meta, dir_page, offset, self.radius, self.tail);
     }
 
     /// Only the fields inserts and VACUUM change (the centroid is fixed at build).
@@ -54,9 +67,13 @@ impl ListRecord {
         tail: u32,
     ) {
         let nb = meta.code_bytes as usize;
-        let r = &mut dir_page.contents_mut()[offset..offset + nb + 8];
-        r[nb..nb + 2].copy_from_slice(&radius.to_ne_bytes());
-        r[nb + 4..nb + 8].copy_from_slice(&tail.to_ne_bytes());
+        let t = RecordTrailer {
+            radius: radius.into(),
+            flags: 0.into(),
+            tail: tail.into(),
+        };
+        dir_page.contents_mut()[offset + nb..offset + nb + TRAILER_SIZE]
+            .copy_from_slice(t.as_bytes());
     }
 }
 
