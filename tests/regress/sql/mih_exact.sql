@@ -1,6 +1,7 @@
 -- mih returns exactly what a sequential scan returns: k-NN (k = 1, 10, 100, ties included:
 -- the same distances in the same order) and radius (r = 0..16, the same rows), for uniform
--- and hash-like (clustered, duplicated) codes of 16 to 256 bits, with either strategy,
+-- and hash-like (clustered, duplicated) codes of 16 to 256 bits and a mix of both, with
+-- either strategy,
 -- through index scans and bitmap scans, with extra filters, and after inserts, updates,
 -- deletes and VACUUM (for substring tables: rows in the tail, tombstones, merges).
 \set SHOW_CONTEXT never
@@ -115,9 +116,18 @@ BEGIN
     END LOOP;
 END $$;
 SELECT count(DISTINCT code) < 1500 AS hashlike_has_duplicates FROM hashlike16_lists;
+-- Mixed: half clustered, half uniform 64-bit codes in one index.
+CREATE TABLE mixed64_lists AS
+    SELECT id, code FROM hashlike64_lists WHERE id <= 750
+    UNION ALL SELECT 750 + i, rnd_code(8) FROM generate_series(1, 750) i;
+CREATE TABLE mixed64_substrings AS SELECT * FROM mixed64_lists;
+CREATE INDEX mixed64_lists_idx ON mixed64_lists USING mih (code) WITH (strategy = lists);
+CREATE INDEX mixed64_substrings_idx ON mixed64_substrings USING mih (code) WITH (strategy = substrings);
+ANALYZE mixed64_lists;
+ANALYZE mixed64_substrings;
 
 SELECT t, c.queries, c.differences FROM unnest(ARRAY['uniform16', 'hashlike16', 'uniform32', 'hashlike32',
-    'uniform64', 'hashlike64', 'uniform128', 'hashlike128', 'uniform256', 'hashlike256']) k,
+    'uniform64', 'hashlike64', 'mixed64', 'uniform128', 'hashlike128', 'uniform256', 'hashlike256']) k,
     unnest(ARRAY[k || '_lists', k || '_substrings']) t, check_all(t) c;
 SELECT t, v.strategy, v.ok, v.tids FROM unnest(ARRAY['uniform16_lists', 'hashlike64_lists', 'uniform256_lists',
     'uniform16_substrings', 'hashlike64_substrings', 'uniform256_substrings']) t, mih_verify((t || '_idx')::regclass) v;
