@@ -40,8 +40,10 @@ use crate::substrings::plan::{binomial, bits_at, masks, uniform_knn_distance};
 use crate::substrings::runs::{for_tail_pages, Runs};
 use ics_codes::hamming::{hamming, hamming_many};
 
-/// Rows a linear pass keeps beyond its proven bound before it gives up the farthest.
-const FIRST_PASS_ROWS: usize = 1024;
+/// Rows a k-NN query's first linear pass keeps beyond its proven bound before it gives up the
+/// farthest (each further pass keeps four times more). Small, so the cutoff tightens fast and
+/// most pages are settled by one vectorised minimum; a LIMIT beyond it costs another pass.
+const FIRST_PASS_ROWS: usize = 128;
 /// Stages a k-NN search runs without weighing them: up to this share of a linear pass.
 const CHEAP_STAGES_SHARE: u64 = 16; // 1/16
 /// The k a k-NN search plans for (the executor's LIMIT is not known to an index scan).
@@ -291,7 +293,7 @@ impl Search {
     fn tail_pass<R: Relation>(&mut self, rel: &R) {
         let nb = self.runs.code_bytes();
         let floor = self.tail.proven.floor();
-        let mut pass = Pass::new(floor, self.tail.cap, self.bits);
+        let mut pass = Pass::new(floor, self.tail.cap, self.bits, self.bits);
         for &head in &self.tail_heads.clone() {
             let (q, dist) = (&self.query, &mut self.dist);
             self.stats.pages_read += for_tail_pages(rel, nb, head, &mut |codes, tids| {
@@ -307,7 +309,9 @@ impl Search {
         match self.state {
             RunsState::Linear(l) => {
                 let nb = self.runs.code_bytes();
-                let mut pass = Pass::new(l.proven.floor(), l.cap, self.bits);
+                let rows = u64::from(self.runs.table(0).records);
+                let start = uniform_knn_distance(self.bits, rows, l.cap as u64).saturating_add(1);
+                let mut pass = Pass::new(l.proven.floor(), l.cap, self.bits, start);
                 let t0 = self.runs.table(0).records;
                 let (q, dist) = (&self.query, &mut self.dist);
                 self.stats.pages_read +=
@@ -586,11 +590,16 @@ struct Pass {
 }
 
 impl Pass {
-    fn new(floor: Option<u32>, cap: usize, bits: u32) -> Pass {
+    /// A pass keeping rows beyond `floor`, at most `cap` of them (and ties), starting with
+    /// nothing farther than `start` (where `cap` uniformly random codes would lie: rows beyond
+    /// it are only needed when fewer lie within it, and then the pass proves `start`).
+    fn new(floor: Option<u32>, cap: usize, bits: u32, start: u32) -> Pass {
         Pass {
             floor,
             cap,
-            cutoff: bits,
+            cutoff: start
+                .min(bits)
+                .max(floor.map_or(0, |f| f.saturating_add(1))),
             dropped: false,
             kept: vec![Vec::new(); bits as usize + 1],
             count: 0,
