@@ -111,6 +111,14 @@ impl Architecture {
         }
     }
 
+    /// The architectures the trainer knows by name: [`Architecture::lite0`] and
+    /// [`Architecture::tiny`] (tests).
+    pub fn known(name: &str) -> Option<Architecture> {
+        [Architecture::lite0(), Architecture::tiny()]
+            .into_iter()
+            .find(|a| a.name == name)
+    }
+
     /// Checks the numbers are a network the builders can make.
     pub fn validate(&self) -> Result<()> {
         ensure!(

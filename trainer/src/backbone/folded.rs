@@ -223,7 +223,7 @@ impl NetworkWeights {
         }
         if let Some(c) = &self.classifier {
             ensure!(
-                c.bias.len() >= 1 && c.weight.len() == c.bias.len() * self.arch.head_channels,
+                !c.bias.is_empty() && c.weight.len() == c.bias.len() * self.arch.head_channels,
                 "classifier: {} weights for {} classes of {} features",
                 c.weight.len(),
                 c.bias.len(),
