@@ -377,7 +377,7 @@ pub fn targets(
         }
     }
     for r in finetune_runs {
-        if let Some(FinetuneMode::Top(_)) = r.mode.parse::<FinetuneMode>().ok() {
+        if let Ok(FinetuneMode::Top(_)) = r.mode.parse::<FinetuneMode>() {
             t.push(Target {
                 name: format!(
                     "{} fine-tuning ({}, {} images at {} px, {} epochs) under {FINETUNE_MINUTES} \
