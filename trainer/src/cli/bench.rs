@@ -42,7 +42,7 @@ use super::data::{split_features, DataArgs, LoadedSplit, SplitName};
 use super::eval::{evaluate_model, model_line, share_points, write_plots, SharePoints};
 use super::plots;
 use super::train::{
-    agreement_line, parse_finetune, train_finetuned_logged, train_logged, ConfigArgs,
+    agreement_line, parse_finetune, train_finetuned_logged, train_logged, ConfigArgs, MethodArg,
 };
 use super::ui;
 
@@ -101,9 +101,16 @@ pub struct Args {
         value_parser = parse_finetune
     )]
     pub finetune: Vec<FinetuneMode>,
-    /// Epochs of the fine-tuned rows [default: the configuration's epochs].
+    /// Epochs of the fine-tuned rows [default: the configuration's epochs]; they are evaluated
+    /// after the last epoch only.
     #[arg(long, value_name = "N")]
     pub finetune_epochs: Option<usize>,
+    /// Code lengths of the fine-tuned rows [default: those of --bits].
+    #[arg(long, value_name = "K,K", value_delimiter = ',')]
+    pub finetune_bits: Vec<usize>,
+    /// Methods of the fine-tuned rows (ics, csq) [default: ICS, and CSQ unless --no-csq].
+    #[arg(long, value_name = "M,M", value_delimiter = ',', value_enum)]
+    pub finetune_methods: Vec<MethodArg>,
     /// Checkpoint folder of the fine-tuned rows (one subfolder per row; with --resume an
     /// interrupted row continues).
     #[arg(long, value_name = "DIR")]
@@ -277,6 +284,9 @@ fn base_config(args: &Args, size: BenchSize) -> Result<TrainConfig> {
     }
     ensure!(!args.bits.is_empty(), "--bits: no code length");
     ensure!(!args.finetune.is_empty(), "--finetune: no mode");
+    for &b in &args.finetune_bits {
+        ics_codes::code::check_bits(b).map_err(|e| anyhow::anyhow!("--finetune-bits {b}: {e}"))?;
+    }
     if let Some(e) = args.finetune_epochs {
         ensure!(e >= 1, "--finetune-epochs 0: must be >= 1");
     }
@@ -477,9 +487,30 @@ fn train_lengths(
     let train = &splits.train;
     let mut models = Vec::new();
     let mut runs = Vec::new();
+    let tuned_methods: Vec<Method> = if args.finetune_methods.is_empty() {
+        methods.clone()
+    } else {
+        args.finetune_methods
+            .iter()
+            .map(|m| match m {
+                MethodArg::Ics => Method::Ics,
+                MethodArg::Csq => Method::Csq,
+            })
+            .collect()
+    };
     for &mode in &args.finetune {
-        for &bits in &args.bits {
-            for &method in &methods {
+        let (lengths, methods) = if mode.trains_backbone() {
+            let b = if args.finetune_bits.is_empty() {
+                &args.bits
+            } else {
+                &args.finetune_bits
+            };
+            (b, &tuned_methods)
+        } else {
+            (&args.bits, &methods)
+        };
+        for &bits in lengths {
+            for &method in methods {
                 let mut config = TrainConfig {
                     bits,
                     method,
@@ -522,6 +553,9 @@ fn train_lengths(
                     config.lr_step_epochs = config.lr_step_epochs.min(e);
                     config.warmup_epochs = config.warmup_epochs.min(e.saturating_sub(1));
                 }
+                // One evaluation, after the last epoch: each costs a forward pass of the
+                // trained part over every query and database image.
+                config.eval_every = config.epochs;
                 config.validate()?;
                 let (e, run) = finetune_row(args, &config, &name, inputs, splits, work)?;
                 models.push(e);

@@ -8,6 +8,7 @@
 //! without augmentation), or images preprocessed per batch (`all`, or augmentation), which
 //! for `top:N` then go through the frozen prefix in ONNX Runtime first.
 
+use std::cell::RefCell;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -94,6 +95,19 @@ pub struct FinetuneSource<'a> {
     pending: Option<Pending>,
     fingerprint: String,
     times: PassTimes,
+    /// Optimiser steps taken: the network's version, for [`EvalMemo`].
+    steps: u64,
+    memo: RefCell<Vec<EvalMemo>>,
+}
+
+/// Evaluation features of one set of rows under one version of the network: the last
+/// evaluation epoch's query and database features are asked for again once training ends,
+/// and computing them costs about as much as a tenth of an epoch.
+struct EvalMemo {
+    /// The rows' address and shape (the caller's arrays outlive the run).
+    rows: (usize, (usize, usize)),
+    steps: u64,
+    features: Array2<f32>,
 }
 
 impl<'a> FinetuneSource<'a> {
@@ -158,6 +172,8 @@ impl<'a> FinetuneSource<'a> {
             pending: None,
             fingerprint,
             times: PassTimes::default(),
+            steps: 0,
+            memo: RefCell::new(Vec::new()),
         })
     }
 
@@ -357,30 +373,30 @@ impl FeatureSource for FinetuneSource<'_> {
             lr,
         );
         self.adam = adam;
+        self.steps += 1;
         self.times.images += n;
         self.times.network_seconds += t0.elapsed().as_secs_f64();
         Ok(())
     }
 
     fn eval_features<'b>(&self, rows: ArrayView2<'b, f32>) -> CowArray<'b, f32, Ix2> {
-        let device = inference_device();
-        let tensors = NetworkTensors::upload_f32(&self.weights, self.start, &device, false);
-        let d = self.feature_dim();
-        let mut out = Array2::<f32>::zeros((rows.nrows(), d));
-        let mut start = 0;
-        while start < rows.nrows() {
-            let end = (start + EVAL_CHUNK).min(rows.nrows());
-            let chunk: Vec<f32> = rows
-                .slice(ndarray::s![start..end, ..])
-                .iter()
-                .copied()
-                .collect();
-            let f = tensors.forward(self.input_tensor(chunk, end - start, &device));
-            let host: Vec<f32> = to_vec(f.into_data());
-            out.slice_mut(ndarray::s![start..end, ..])
-                .assign(&ArrayView2::from_shape((end - start, d), &host).expect("n x d"));
-            start = end;
+        let key = (rows.as_ptr() as usize, rows.dim());
+        if let Some(m) = self
+            .memo
+            .borrow()
+            .iter()
+            .find(|m| m.rows == key && m.steps == self.steps)
+        {
+            return CowArray::from(m.features.clone());
         }
+        let out = self.compute_eval_features(rows);
+        let mut memo = self.memo.borrow_mut();
+        memo.retain(|m| m.steps == self.steps && m.rows != key);
+        memo.push(EvalMemo {
+            rows: key,
+            steps: self.steps,
+            features: out.clone(),
+        });
         CowArray::from(out)
     }
 
@@ -458,6 +474,32 @@ impl FeatureSource for FinetuneSource<'_> {
             v,
         })?;
         self.pending = None;
+        self.memo.borrow_mut().clear();
         Ok(())
+    }
+}
+
+impl FinetuneSource<'_> {
+    /// Features of evaluation rows under the current weights, in chunks, without gradients.
+    fn compute_eval_features(&self, rows: ArrayView2<f32>) -> Array2<f32> {
+        let device = inference_device();
+        let tensors = NetworkTensors::upload_f32(&self.weights, self.start, &device, false);
+        let d = self.feature_dim();
+        let mut out = Array2::<f32>::zeros((rows.nrows(), d));
+        let mut start = 0;
+        while start < rows.nrows() {
+            let end = (start + EVAL_CHUNK).min(rows.nrows());
+            let chunk: Vec<f32> = rows
+                .slice(ndarray::s![start..end, ..])
+                .iter()
+                .copied()
+                .collect();
+            let f = tensors.forward(self.input_tensor(chunk, end - start, &device));
+            let host: Vec<f32> = to_vec(f.into_data());
+            out.slice_mut(ndarray::s![start..end, ..])
+                .assign(&ArrayView2::from_shape((end - start, d), &host).expect("n x d"));
+            start = end;
+        }
+        out
     }
 }

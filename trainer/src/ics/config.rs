@@ -125,7 +125,10 @@ impl<'de> Deserialize<'de> for FinetuneMode {
 #[serde(default, deny_unknown_fields)]
 pub struct Finetune {
     pub mode: FinetuneMode,
-    /// The backbone's learning rate as a multiple of the head's `lr` (CSQ: 0.05).
+    /// The backbone's learning rate as a multiple of the head's `lr`. CSQ uses 0.05 over 90
+    /// epochs; for the few epochs that fit a CPU budget 0.2 measured better (EfficientNet-Lite0
+    /// top:2, 6 epochs on 2,000 composed canvases, 64 bits: mAP@1000 0.757 against 0.696 with
+    /// 0.05 and 0.578 for the frozen head).
     pub backbone_lr_scale: f64,
     /// Random crop (shift by up to 1/8 of the image, edges replicated) and horizontal flip
     /// of each training image, drawn per image and epoch.
@@ -136,7 +139,7 @@ impl Default for Finetune {
     fn default() -> Self {
         Finetune {
             mode: FinetuneMode::None,
-            backbone_lr_scale: 0.05,
+            backbone_lr_scale: 0.2,
             augment: false,
         }
     }
@@ -566,7 +569,7 @@ mod tests {
         let json = r#"{"finetune": {"mode": "top:3", "augment": true}}"#;
         let c: TrainConfig = serde_json::from_str(json).unwrap();
         assert_eq!(c.finetune.mode, FinetuneMode::Top(3));
-        assert_eq!(c.finetune.backbone_lr_scale, 0.05);
+        assert_eq!(c.finetune.backbone_lr_scale, 0.2);
         c.validate().unwrap();
         let back: TrainConfig = serde_json::from_str(&serde_json::to_string(&c).unwrap()).unwrap();
         assert_eq!(back, c);
@@ -582,7 +585,7 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("backbone_lr_scale"));
-        assert!((TrainConfig::default().backbone_lr_at(0) - 5e-5).abs() < 1e-12);
+        assert!((TrainConfig::default().backbone_lr_at(0) - 2e-4).abs() < 1e-12);
     }
 
     #[test]
