@@ -1,10 +1,10 @@
 //! Where fine-tuning computes: burn's pure-Rust CPU backend (flex), multi-threaded with the
 //! trainer's rayon pool.
 //!
-//! CUDA: burn's CUDA backend (`cubecl-cuda`) is not compiled into the trainer. It builds
-//! without a CUDA toolkit, but running it needs the CUDA driver and NVRTC, which the
-//! machines this project builds and tests on do not have, so it could not be tested here;
-//! the CPU build never needs it (see the README, "Fine-tuning").
+//! No CUDA: burn 0.22's CUDA backend (cubecl-cuda 0.11) cannot be built offline, because its
+//! build dependency `tracel-llvm-bundler` downloads an LLVM bundle from its build script; a
+//! feature that cannot be built or tested here is not offered. The exported model encodes on
+//! CUDA through ONNX Runtime all the same.
 
 use burn::tensor::Device;
 

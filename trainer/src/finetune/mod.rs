@@ -11,10 +11,10 @@
 //! - [`run`]: a whole fine-tuning run from a backbone file and datasets (what `ics-train
 //!   train` and `bench` call), and the backbone of a fine-tuned model file.
 //!
-//! Why burn: measured here on Lite0 at 128 px, batch 32, forward + backward on 2 cores, burn
-//! 0.22's flex backend ran the last two stages at ~55 images/s and the whole network at ~11,
-//! against ~1 and ~0.3 for candle 0.11, whose CPU grouped convolution runs one convolution per
-//! group (README, "Fine-tuning").
+//! Why burn: measured here on Lite0-shaped networks at 128 px, batch 32, forward + backward
+//! on 2 cores, burn 0.22's flex backend ran the last two stages (`top:2`) at ~55 images/s and
+//! the whole network at ~11, against ~1 for candle 0.11 on `top:2`, whose CPU grouped
+//! convolution runs one convolution per group (README, "Fine-tuning the backbone").
 
 pub mod augment;
 pub mod device;
