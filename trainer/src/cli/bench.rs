@@ -932,6 +932,21 @@ fn markdown(b: &BenchReport) -> String {
         c.centres,
         c.seed
     );
+    if let Some(m) = b
+        .models
+        .iter()
+        .find(|m| m.report.config.finetune.mode.trains_backbone())
+    {
+        let c = &m.report.config;
+        let _ = writeln!(
+            s,
+            "Fine-tuned rows: {} epochs (evaluated after the last), backbone learning rate \
+             x{} of the head's, BatchNorm frozen (folded), augmentation {}.",
+            c.epochs,
+            c.finetune.backbone_lr_scale,
+            if c.finetune.augment { "on" } else { "off" }
+        );
+    }
     let _ = writeln!(s, "\n| target | wanted | measured | met |");
     let _ = writeln!(s, "|---|---|---|---|");
     for t in &b.targets {

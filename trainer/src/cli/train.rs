@@ -1,6 +1,8 @@
 //! `ics-train train`: trains a hash head (ICS or CSQ) on cached backbone features of the
-//! training split, logs one line per epoch (mAP@R on query vs database when both splits are
-//! given), and writes the model file and a JSON report.
+//! training split, or with `--finetune top:N|all` the backbone along with it
+//! ([`ics_train::finetune`]); logs one line per epoch (mAP@R on query vs database when both
+//! splits are given), optionally checkpoints every epoch (`--checkpoint-dir`, `--resume`), and
+//! writes the model file (with the fine-tuned backbone, if any) and a JSON report.
 
 use std::path::{Path, PathBuf};
 

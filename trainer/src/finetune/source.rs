@@ -240,18 +240,17 @@ impl<'a> FinetuneSource<'a> {
         let [c, h, w] = self.input_shape;
         Tensor::<4>::from_data(TensorData::new(rows, [n, c, h, w]), device)
     }
+}
 
-    /// The trained tensors of the host weights, flat, in Adam's order (weight, bias per
-    /// convolution).
-    fn trained_slices(&mut self) -> Vec<&mut [f32]> {
-        let trained = &self.trained;
-        self.weights
-            .convs_mut()
-            .into_iter()
-            .filter(|c| trained.contains(&c.name))
-            .flat_map(|c| [c.weight.as_mut_slice(), c.bias.as_mut_slice()])
-            .collect()
-    }
+/// The `trained` convolutions' tensors of `weights`, flat, in Adam's order (weight, bias per
+/// convolution, network order).
+fn trained_slices<'w>(weights: &'w mut NetworkWeights, trained: &[String]) -> Vec<&'w mut [f32]> {
+    weights
+        .convs_mut()
+        .into_iter()
+        .filter(|c| trained.contains(&c.name))
+        .flat_map(|c| [c.weight.as_mut_slice(), c.bias.as_mut_slice()])
+        .collect()
 }
 
 /// What identifies a fine-tuning source: the starting weights, the settings that shape the
@@ -365,14 +364,13 @@ impl FeatureSource for FinetuneSource<'_> {
         let grads = tensors.gradients::<f32>(&grads);
         let flat: Vec<Vec<f32>> = grads.into_iter().flat_map(|(_, w, b)| [w, b]).collect();
         let lr = self.config.backbone_lr_at(epoch);
-        let mut adam = std::mem::replace(&mut self.adam, Adam::for_sizes(&[], 0.0));
-        adam.step_slices(
-            self.trained_slices(),
+        // Weight decay on convolution weights, not biases (as for the head).
+        self.adam.step_slices(
+            trained_slices(&mut self.weights, &self.trained),
             flat.iter().map(Vec::as_slice).collect(),
             |i| i % 2 == 0,
             lr,
         );
-        self.adam = adam;
         self.steps += 1;
         self.times.images += n;
         self.times.network_seconds += t0.elapsed().as_secs_f64();
