@@ -11,7 +11,9 @@
 //! when they are still there, else generated images; random features for a head without its
 //! backbone): its codes must equal the trainer's own forward pass (backbone features, then the
 //! Rust head) bit for bit, apart from outputs within 1e-4 of 0 whose sign float rounding may
-//! flip (counted as borderline bits).
+//! flip (counted as borderline bits). For a fine-tuned model the trainer's forward pass is
+//! its own trained network (burn) from the image on, so the check also holds the exported
+//! backbone to the one that was trained.
 
 use std::path::{Path, PathBuf};
 
@@ -25,8 +27,11 @@ use sha2::{Digest, Sha256};
 
 use crate::backbone::features::{preprocess_batch, Extractor, ImageSource, Pixels};
 use crate::backbone::file::BackboneFile;
+use crate::finetune::device::inference_device;
+use crate::finetune::network::{tensor, to_vec, NetworkTensors, Start};
+use crate::finetune::run::finetuned_weights;
 use crate::ics::IcsModel;
-use crate::model_file::ModelFile;
+use crate::model_file::{FinetunedRecord, ModelFile};
 use crate::onnx::{head_layers, head_model, merge_backbone_head, runtime, save_model};
 
 /// Outputs closer to 0 than this may flip sign between ONNX Runtime and the trainer.
@@ -178,14 +183,17 @@ pub fn write_onnx(
 /// Runs the written file in ONNX Runtime on `samples` and compares its codes with the
 /// trainer's forward pass (see the module docs); an error when a code bit differs away from
 /// 0 or an output by 1e-3 or more. Without `bb` (head only), random features in the range of
-/// ReLU6 features are fed instead of images.
+/// ReLU6 features are fed instead of images. For a fine-tuned model the trainer's forward
+/// pass is its own network (burn, the one that was trained) on the preprocessed images, so
+/// the check covers the exported backbone too.
 pub fn check_onnx(
-    model: &IcsModel,
+    mf: &ModelFile,
     bb: Option<&BackboneFile>,
     written: &Written,
     opts: &ExportOptions,
     samples: &SampleImages,
 ) -> Result<CheckResult> {
+    let model = &mf.model;
     // The extension's path: contract and interface checked, outputs checked for shape and NaN.
     let mut session = runtime::encoder_session(&written.bytes, opts.ort_threads)?;
     let n = samples.len();
@@ -193,8 +201,10 @@ pub fn check_onnx(
         Some(b) => {
             let p = &b.backbone.preprocess;
             let batch = preprocess_batch(samples, 0..n, p, DEFAULT_MAX_PIXELS)?;
-            let mut ex = Extractor::new(&b.backbone, opts.ort_threads)?;
-            let (d, feats) = ex.run(&batch, n)?;
+            let (d, feats) = match &mf.finetuned {
+                Some(f) => trainer_network_features(f, &batch, n)?,
+                None => Extractor::new(&b.backbone, opts.ort_threads)?.run(&batch, n)?,
+            };
             let feats = Array2::from_shape_vec((n, d), feats)?;
             let u = model.forward(feats.view());
             if opts.head_only {
@@ -234,6 +244,22 @@ pub fn check_onnx(
         .run_values(&fed, n, None)
         .map_err(|e| anyhow::anyhow!("the exported model {e}"))?;
     compare(&reference, &out, samples.describe())
+}
+
+/// Features of `n` preprocessed images through the fine-tuned network of `f` as the trainer
+/// runs it (burn, from the image on).
+fn trainer_network_features(
+    f: &FinetunedRecord,
+    batch: &[f32],
+    n: usize,
+) -> Result<(usize, Vec<f32>)> {
+    let (weights, p) = finetuned_weights(f)?;
+    let device = inference_device();
+    let net = NetworkTensors::upload_f32(&weights, Start::Image, &device, false);
+    let s = p.size as usize;
+    let x = tensor::<f32, 4>(batch.to_vec(), [n, 3, s, s], &device);
+    let feats: Vec<f32> = to_vec(net.forward(x).into_data());
+    Ok((weights.arch.head_channels, feats))
 }
 
 /// Compares the trainer's outputs (`reference`, n x K) with ONNX Runtime's (`onnx`, row-major).
@@ -379,6 +405,7 @@ mod tests {
             class_names: vec!["a".into(), "b".into(), "c".into()],
             backbone: None,
             data: None,
+            finetuned: None,
         }
     }
 
@@ -434,13 +461,7 @@ mod tests {
         assert_eq!(c.centres, mf.model.centres().packed());
         assert_eq!(c.config_sha256, config_sha256(&mf.model));
         assert_eq!(c.backbone.as_deref(), Some("toy"));
-        let check = check_onnx(
-            &mf.model,
-            Some(&bb),
-            &written,
-            &opts,
-            &SampleImages::generated(6),
-        );
+        let check = check_onnx(&mf, Some(&bb), &written, &opts, &SampleImages::generated(6));
         let check = check.unwrap();
         assert_eq!((check.samples, check.codes_equal), (6, 6), "{check:?}");
         assert_eq!(check.sample_source, "generated images");
@@ -463,13 +484,7 @@ mod tests {
         let written = write_onnx(&mf, None, &dir.join("h.onnx"), &opts).unwrap();
         assert_eq!(written.contract.input, ModelInput::Features { dim: 6 });
         assert_eq!(written.contract.input_name, "features");
-        let check = check_onnx(
-            &mf.model,
-            None,
-            &written,
-            &opts,
-            &SampleImages::generated(5),
-        );
+        let check = check_onnx(&mf, None, &written, &opts, &SampleImages::generated(5));
         let check = check.unwrap();
         assert_eq!((check.samples, check.codes_equal), (5, 5), "{check:?}");
         std::fs::remove_dir_all(&dir).unwrap();

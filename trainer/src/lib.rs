@@ -14,9 +14,12 @@
 //!    (also by size ratio), the reports. [`onnx`]: writing ONNX graphs (hash head, merged
 //!    model) with the model contract; the ONNX Runtime environment. [`model_file`]: the
 //!    versioned model file (safetensors) `train` writes and later commands read.
-//! 4. [`backbone`]: EfficientNet-Lite0 import from the PyTorch weights, backbone files,
-//!    feature extraction.
-//! 5. [`export`]: the ONNX export (backbone + head, the model contract) and its check against
+//! 4. [`backbone`]: EfficientNet-Lite0 import from the PyTorch weights (its architecture and
+//!    folded weights as data), backbone files, feature extraction.
+//! 5. [`finetune`]: back-propagation through the backbone (burn) so that it trains with the
+//!    head: the trained network, the frozen prefix and its cached activations, augmentation,
+//!    the training loop's feature source, a whole run.
+//! 6. [`export`]: the ONNX export (backbone + head, the model contract) and its check against
 //!    the trainer's forward pass in ONNX Runtime. [`benchmark`]: the benchmark as data
 //!    (what `ics-train bench` composes, measures, records and checks).
 
@@ -30,6 +33,7 @@ pub mod codes;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod finetune;
 pub mod ics;
 pub mod model_file;
 pub mod onnx;

@@ -2,7 +2,7 @@
 //! centres, the per-image weights, the configuration and history, plus where its features
 //! came from (the backbone file and the data), so later commands need only this file.
 //!
-//! # Format, version 2 ([`FORMAT_VERSION`])
+//! # Format, version 3 ([`FORMAT_VERSION`])
 //!
 //! A [safetensors](https://github.com/huggingface/safetensors) file: an 8-byte little-endian
 //! length `N`, `N` bytes of JSON header (tensor table and `__metadata__`), then the tensors'
@@ -10,9 +10,10 @@
 //!
 //! `__metadata__` holds one key, `ics_train.model`, whose value is the JSON of the model's
 //! description ([`Header`]), beginning with `"format": "ics-train model"` and
-//! `"format_version": 2`: the trainer version, the [`TrainConfig`] (the JSON of `--config`),
+//! `"format_version": 3`: the trainer version, the [`TrainConfig`] (the JSON of `--config`),
 //! the head's layer count and dropout, the centre method, class names, the per-epoch history
-//! ([`EpochLog`], as in the training report), the [`BackboneRecord`] and the [`DataRecord`].
+//! ([`EpochLog`], as in the training report), the [`BackboneRecord`], the [`DataRecord`] and,
+//! for a fine-tuned model, the [`FinetunedRecord`].
 //!
 //! | tensor | dtype | shape | |
 //! |---|---|---|---|
@@ -21,11 +22,14 @@
 //! | `centres` | F32 | (classes, bits) | ±1, row `k` = class `k` |
 //! | `instance_weights` | F64 | (images, classes) | learned weights, training order |
 //! | `instance_labels` | U8 | (images, classes) | multi-hot labels of the training images |
+//! | `backbone.{name}` | F32 | as named | fine-tuned models only: every backbone tensor ([`FinetunedRecord::tensors`]) |
 //!
-//! Version 1 (`ICSMODEL`, a u32 version, a JSON header that embedded the command line's data
-//! options, then raw f32 layers) and any other version are refused with an error naming both
-//! versions and what to do: train again with this `ics-train`, or use the one that wrote it.
-//! The version changes whenever what is written changes meaning.
+//! Version 2 is version 3 without fine-tuning (it is read as such). Version 1 (`ICSMODEL`, a
+//! u32 version, a JSON header that embedded the command line's data options, then raw f32
+//! layers) and any other version are refused with an error naming both versions and what to
+//! do: train again with this `ics-train`, or use the one that wrote it. The version changes
+//! whenever what is written changes meaning (version 3: a model may carry its own backbone,
+//! which a version-2 reader would ignore, encoding with the wrong network).
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -43,8 +47,10 @@ use crate::ics::{
 
 /// The `format` every model file names.
 pub const FORMAT: &str = "ics-train model";
-/// The version this trainer writes and reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The version this trainer writes (and reads, with [`OLDEST_READ_VERSION`]).
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest version this trainer reads (version 2: no fine-tuned backbone).
+pub const OLDEST_READ_VERSION: u32 = 2;
 /// The one `__metadata__` key of the safetensors header.
 pub const METADATA_KEY: &str = "ics_train.model";
 /// First bytes of a version-1 file.
@@ -80,6 +86,30 @@ pub struct DataRecord {
     pub train_areas_file: Option<PathBuf>,
 }
 
+/// A fine-tuned backbone carried by the model file: the network's architecture, its
+/// preprocessing, and every weight (BatchNorm folded), so later commands rebuild exactly the
+/// network the head was trained with. The tensors are interpreted by `crate::backbone`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinetunedRecord {
+    /// JSON of the `backbone::architecture::Architecture`.
+    pub architecture: serde_json::Value,
+    /// The fine-tuned network's description (the model contract's `backbone`).
+    pub description: String,
+    /// `none` never; `top:N` or `all`.
+    pub mode: String,
+    /// Input side S (the network takes N x 3 x S x S).
+    pub image_size: u32,
+    /// Resize mode name (`shorter-side-center-crop`, `stretch`).
+    pub resize: String,
+    pub norm_mean: [f32; 3],
+    pub norm_std: [f32; 3],
+    /// (name, shape, values), stored as the tensors `backbone.{name}`.
+    #[serde(skip)]
+    pub tensors: Vec<(String, Vec<usize>, Vec<f32>)>,
+    /// The tensor names, in order (the header's index of the `backbone.*` tensors).
+    pub tensor_names: Vec<String>,
+}
+
 /// The JSON description in the header (everything but the tensors).
 #[derive(Serialize, Deserialize)]
 pub struct Header {
@@ -95,6 +125,8 @@ pub struct Header {
     pub history: Vec<EpochLog>,
     pub backbone: Option<BackboneRecord>,
     pub data: Option<DataRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetuned: Option<FinetunedRecord>,
 }
 
 /// The fields read before anything else, to refuse other formats and versions first.
@@ -109,8 +141,12 @@ struct Identity {
 pub struct ModelFile {
     pub model: IcsModel,
     pub class_names: Vec<String>,
+    /// The backbone file the model was trained from (for a fine-tuned model: the starting
+    /// point; the network itself is [`ModelFile::finetuned`]).
     pub backbone: Option<BackboneRecord>,
     pub data: Option<DataRecord>,
+    /// The fine-tuned backbone, for models trained with `--finetune top:N|all`.
+    pub finetuned: Option<FinetunedRecord>,
 }
 
 fn f32_bytes<'a>(values: impl Iterator<Item = &'a f32>) -> Vec<u8> {
@@ -137,6 +173,10 @@ impl ModelFile {
             history: m.history().to_vec(),
             backbone: self.backbone.clone(),
             data: self.data.clone(),
+            finetuned: self.finetuned.clone().map(|f| FinetunedRecord {
+                tensor_names: f.tensors.iter().map(|t| t.0.clone()).collect(),
+                ..f
+            }),
         };
         let json = serde_json::to_string(&header)?;
         let w = m.weights();
@@ -182,6 +222,21 @@ impl ModelFile {
             vec![w.len(), w.classes()],
             labels.iter().copied().collect(),
         ));
+        if let Some(f) = &self.finetuned {
+            for (name, shape, values) in &f.tensors {
+                ensure!(
+                    shape.iter().product::<usize>() == values.len(),
+                    "backbone tensor {name}: shape {shape:?} for {} values",
+                    values.len()
+                );
+                tensors.push((
+                    format!("backbone.{name}"),
+                    Dtype::F32,
+                    shape.clone(),
+                    f32_bytes(values.iter()),
+                ));
+            }
+        }
         let views = tensors
             .iter()
             .map(|(name, dtype, shape, bytes)| {
@@ -304,11 +359,33 @@ impl ModelFile {
             "inconsistent: {} centres, but the instance weights have {classes} classes",
             centres.classes()
         );
+        let finetuned = match header.finetuned {
+            Some(mut f) => {
+                f.tensors = f
+                    .tensor_names
+                    .iter()
+                    .map(|name| {
+                        let t = st
+                            .tensor(&format!("backbone.{name}"))
+                            .map_err(|_| anyhow::anyhow!("damaged: no tensor backbone.{name}"))?;
+                        ensure!(
+                            t.dtype() == Dtype::F32,
+                            "damaged: tensor backbone.{name} is {:?}",
+                            t.dtype()
+                        );
+                        Ok((name.clone(), t.shape().to_vec(), f32s(&t)))
+                    })
+                    .collect::<Result<_>>()?;
+                Some(f)
+            }
+            None => None,
+        };
         Ok(ModelFile {
             model: IcsModel::new(header.config, head, centres, weights, header.history),
             class_names: header.class_names,
             backbone: header.backbone,
             data: header.data,
+            finetuned,
         })
     }
 }
@@ -351,7 +428,11 @@ fn read_header(bytes: &[u8]) -> Result<Header> {
     let version = id
         .format_version
         .context("damaged header: no format_version")?;
-    ensure!(version == FORMAT_VERSION, "{}", version_error(version));
+    ensure!(
+        (OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version),
+        "{}",
+        version_error(version)
+    );
     // Before parsing the tensors: a short file is reported as truncated, not as damaged.
     let end = table
         .iter()
@@ -375,8 +456,8 @@ fn version_error(version: u32) -> String {
         "train the model again with this ics-train (`ics-train train`)"
     };
     format!(
-        "model file format version {version}; this ics-train reads version {FORMAT_VERSION}: \
-         {what}"
+        "model file format version {version}; this ics-train reads versions \
+         {OLDEST_READ_VERSION} to {FORMAT_VERSION}: {what}"
     )
 }
 
@@ -418,6 +499,7 @@ mod tests {
                 composed_dir: Some("/data/bench".into()),
                 ..DataRecord::default()
             }),
+            finetuned: None,
         }
     }
 
@@ -479,13 +561,19 @@ mod tests {
 
     #[test]
     fn other_versions_are_refused_naming_both() {
-        let bytes = model_file().to_bytes().unwrap();
-        let newer = with_description(&bytes, |d| d["format_version"] = 3.into());
+        let mf = model_file();
+        let bytes = mf.to_bytes().unwrap();
+        let newer = with_description(&bytes, |d| d["format_version"] = 4.into());
         let e = err(&newer);
         assert!(
-            e.contains("format version 3") && e.contains("reads version 2") && e.contains("newer"),
+            e.contains("format version 4")
+                && e.contains("reads versions 2 to 3")
+                && e.contains("newer"),
             "{e}"
         );
+        // Version 2 (no fine-tuned backbone) reads as before.
+        let v2 = with_description(&bytes, |d| d["format_version"] = 2.into());
+        assert_eq!(ModelFile::from_bytes(&v2).unwrap(), mf);
         // The version is checked before the rest of the description is read.
         let older = with_description(&bytes, |d| {
             d["format_version"] = 1.into();
@@ -494,7 +582,7 @@ mod tests {
         let e = err(&older);
         assert!(
             e.contains("format version 1")
-                && e.contains("reads version 2")
+                && e.contains("reads versions 2 to 3")
                 && e.contains("ics-train train"),
             "{e}"
         );
@@ -505,8 +593,51 @@ mod tests {
         v1.extend(b"{}");
         let e = err(&v1);
         assert!(
-            e.contains("format version 1") && e.contains("reads version 2"),
+            e.contains("format version 1") && e.contains("reads versions 2 to 3"),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn a_finetuned_backbone_round_trips_as_tensors() {
+        let mut mf = model_file();
+        mf.finetuned = Some(FinetunedRecord {
+            architecture: serde_json::json!({"name": "toy"}),
+            description: "toy@8px fine-tuned top:1".into(),
+            mode: "top:1".into(),
+            image_size: 8,
+            resize: "stretch".into(),
+            norm_mean: [127.0; 3],
+            norm_std: [128.0; 3],
+            tensors: vec![
+                (
+                    "head.weight".into(),
+                    vec![2, 3, 1, 1],
+                    vec![0.5, -1.0, 2.0, 0.0, 1.0, 3.0],
+                ),
+                ("head.bias".into(), vec![2], vec![0.25, -0.25]),
+            ],
+            tensor_names: vec![],
+        });
+        let bytes = mf.to_bytes().unwrap();
+        let back = ModelFile::from_bytes(&bytes).unwrap();
+        let f = back.finetuned.as_ref().unwrap();
+        assert_eq!(f.tensors, mf.finetuned.as_ref().unwrap().tensors);
+        assert_eq!(f.tensor_names, vec!["head.weight", "head.bias"]);
+        assert_eq!(f.description, "toy@8px fine-tuned top:1");
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(
+            st.tensor("backbone.head.weight").unwrap().shape(),
+            [2, 3, 1, 1]
+        );
+        // A missing backbone tensor is named.
+        let bad = with_description(&bytes, |d| {
+            d["finetuned"]["tensor_names"] = serde_json::json!(["head.weight", "nope"])
+        });
+        assert!(
+            err(&bad).contains("no tensor backbone.nope"),
+            "{}",
+            err(&bad)
         );
     }
 

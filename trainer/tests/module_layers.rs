@@ -15,8 +15,9 @@ const LAYERS: &[(&str, usize)] = &[
     ("onnx", 2),
     ("model_file", 2),
     ("backbone", 3),
-    ("export", 4),
-    ("benchmark", 4),
+    ("finetune", 4),
+    ("export", 5),
+    ("benchmark", 5),
 ];
 
 type Module = Vec<String>;

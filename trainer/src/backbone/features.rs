@@ -167,6 +167,10 @@ pub struct FeatureOptions {
     pub cache_dir: Option<PathBuf>,
     /// Show a progress bar on stderr.
     pub progress: bool,
+    /// Keep spatial maps: the feature value may be N x C x H x W, each row holding an image's
+    /// C x H x W values (the activations a fine-tuning run caches). Otherwise every dimension
+    /// after C must be 1.
+    pub maps: bool,
 }
 
 impl Default for FeatureOptions {
@@ -177,6 +181,7 @@ impl Default for FeatureOptions {
             max_pixels: DEFAULT_MAX_PIXELS,
             cache_dir: None,
             progress: true,
+            maps: false,
         }
     }
 }
@@ -278,11 +283,22 @@ pub fn preprocess_batch(
     p: &Preprocess,
     max_pixels: u64,
 ) -> Result<Vec<f32>> {
+    let indices: Vec<usize> = indices.collect();
+    preprocess_indices(images, &indices, p, max_pixels)
+}
+
+/// Preprocesses images `indices` (any order) of `images` into one NCHW batch, in parallel.
+pub fn preprocess_indices(
+    images: &dyn ImageSource,
+    indices: &[usize],
+    p: &Preprocess,
+    max_pixels: u64,
+) -> Result<Vec<f32>> {
     let item = p.output_len();
     let mut batch = vec![0f32; indices.len() * item];
     batch
         .par_chunks_mut(item)
-        .zip(indices.into_par_iter())
+        .zip(indices.par_iter().copied())
         .try_for_each(|(out, i)| -> Result<()> {
             let result = match images.load(i)? {
                 Pixels::Encoded(bytes) => preprocess_into(&bytes, p, max_pixels, out),
@@ -299,6 +315,7 @@ pub struct Extractor {
     input_name: String,
     feature_output: String,
     preprocess: Preprocess,
+    maps: bool,
 }
 
 impl Extractor {
@@ -308,7 +325,14 @@ impl Extractor {
             input_name: backbone.input_name.clone(),
             feature_output: backbone.feature_output.clone(),
             preprocess: backbone.preprocess,
+            maps: false,
         })
+    }
+
+    /// An extractor whose rows may be whole activation maps (C x H x W values per image).
+    pub fn with_maps(mut self, maps: bool) -> Self {
+        self.maps = maps;
+        self
     }
 
     /// Features of `n` preprocessed images (`batch` = n x 3 x S x S): (D, n x D values).
@@ -331,7 +355,7 @@ impl Extractor {
         );
         let d: usize = out.shape[1..].iter().product();
         ensure!(
-            out.shape[2..].iter().all(|&x| x == 1),
+            self.maps || out.shape[2..].iter().all(|&x| x == 1),
             "feature output \"{}\" has shape {:?}: not one vector per image",
             self.feature_output,
             out.shape
@@ -367,7 +391,7 @@ pub fn extract_features(
     };
 
     let n = images.len();
-    let mut extractor = Extractor::new(backbone, opts.intra_threads)?;
+    let mut extractor = Extractor::new(backbone, opts.intra_threads)?.with_maps(opts.maps);
     let bar = if opts.progress {
         let bar = ProgressBar::new(n as u64);
         bar.set_style(

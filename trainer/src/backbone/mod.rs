@@ -1,16 +1,22 @@
-//! Backbones: the frozen networks whose features the hash head learns from, as ONNX graphs.
+//! Backbones: the networks whose features the hash head learns from, as ONNX graphs.
 //!
 //! - EfficientNet-Lite0 is imported from its PyTorch weights ([`torch`] reads the legacy
-//!   `torch.save` format with the safe [`pickle`] subset; [`efficientnet`] builds the graph).
-//! - Any other ONNX model with one image input and a named feature value can be used as is.
+//!   `torch.save` format with the safe [`pickle`] subset; [`folded`] folds BatchNorm into the
+//!   convolutions of the network [`architecture`] describes; [`efficientnet`] builds the graph,
+//!   whole or up to a stage boundary). Fine-tuning (`crate::finetune`) trains the same folded
+//!   weights and rebuilds the graph from them ([`Backbone::from_weights`]).
+//! - Any other ONNX model with one image input and a named feature value can be used as is
+//!   (frozen).
 //!
 //! [`mod@file`] writes and reads backbone files (the ONNX model with how to use it in its
 //! metadata). [`features`] runs a backbone over image sets with ONNX Runtime, batched, with the shared
 //! preprocessing of `ics_encoder::preprocess`, and caches the result on disk.
 
+pub mod architecture;
 pub mod efficientnet;
 pub mod features;
 pub mod file;
+pub mod folded;
 pub mod pickle;
 pub mod torch;
 
@@ -74,6 +80,17 @@ impl Backbone {
             Preprocess::efficientnet_lite(size),
             description,
         )
+    }
+
+    /// An EfficientNet-Lite backbone built from folded weights (e.g. fine-tuned ones) for
+    /// `preprocess.size` px inputs, described as `description`.
+    pub fn from_weights(
+        weights: &folded::NetworkWeights,
+        preprocess: Preprocess,
+        description: String,
+    ) -> Result<Self> {
+        let model = efficientnet::build(weights, preprocess.size)?;
+        Self::from_model(model, efficientnet::FEATURES, preprocess, description)
     }
 
     /// A backbone from any ONNX file: `feature_output` must be a value of its graph (declared

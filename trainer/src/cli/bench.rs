@@ -6,7 +6,10 @@
 //! 2. imports EfficientNet-Lite0 at the canvas size, extracts features of every split once
 //!    (cached in the work folder) and measures the extraction speed on a fresh sample;
 //! 3. cosine ranking of the raw features (the float baseline);
-//! 4. trains ICS and CSQ (same configuration, same code) at each code length, mAP@R each;
+//! 4. trains ICS and CSQ (same configuration, same code) at each code length, mAP@R each, for
+//!    each `--finetune` mode: `none` (the head on the cached features) and fine-tuned rows
+//!    (`top:N`, `all`: the backbone trains too, `--finetune-epochs` epochs, images/s
+//!    recorded);
 //! 5. trains ICS on the area benchmark and compares its learned weights with the true area
 //!    shares (Spearman, top-1, KL; raw and class-normalised; against uniform weights);
 //! 6. writes `bench.json`, `bench.md` (the table and the targets), the PNG plots and the
@@ -21,14 +24,15 @@ use clap::ValueEnum;
 use ics_train::backbone::file::{save_backbone_file, BackboneFile};
 use ics_train::backbone::{Backbone, FeatureOptions};
 use ics_train::benchmark::{
-    compose_options, find, speed_probe, targets, AreaResult, BenchReport, BenchSize, Extraction,
-    FeatureSpeed,
+    compose_options, find, modes, speed_probe, targets, AreaResult, BenchReport, BenchSize,
+    Extraction, FeatureSpeed, FinetuneRun,
 };
 use ics_train::data::{ComposeOptions, Sources};
 use ics_train::eval::cosine::cosine_map_at_r;
 use ics_train::eval::size_ratio::DIFFERENT_SIZES;
 use ics_train::eval::{EvalSet, ModelEval};
-use ics_train::ics::{Method, TrainConfig};
+use ics_train::finetune::FinetuneInputs;
+use ics_train::ics::{Checkpointing, FinetuneMode, Method, TrainConfig};
 use ics_train::model_file::{BackboneRecord, ModelFile};
 use ndarray::Array2;
 
@@ -37,7 +41,9 @@ use super::compose::{compose_logged, SourceArgs};
 use super::data::{split_features, DataArgs, LoadedSplit, SplitName};
 use super::eval::{evaluate_model, model_line, share_points, write_plots, SharePoints};
 use super::plots;
-use super::train::{agreement_line, train_logged, ConfigArgs};
+use super::train::{
+    agreement_line, parse_finetune, train_finetuned_logged, train_logged, ConfigArgs, MethodArg,
+};
 use super::ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +91,33 @@ pub struct Args {
     /// Skip the CSQ runs.
     #[arg(long)]
     pub no_csq: bool,
+    /// Fine-tuning modes to train, each a row group of the table: none (the head on frozen
+    /// features), top:N, all; e.g. none,top:2.
+    #[arg(
+        long,
+        value_name = "MODE,MODE",
+        value_delimiter = ',',
+        default_value = "none",
+        value_parser = parse_finetune
+    )]
+    pub finetune: Vec<FinetuneMode>,
+    /// Epochs of the fine-tuned rows [default: the configuration's epochs]; they are evaluated
+    /// after the last epoch only.
+    #[arg(long, value_name = "N")]
+    pub finetune_epochs: Option<usize>,
+    /// Code lengths of the fine-tuned rows [default: those of --bits].
+    #[arg(long, value_name = "K,K", value_delimiter = ',')]
+    pub finetune_bits: Vec<usize>,
+    /// Methods of the fine-tuned rows (ics, csq) [default: ICS, and CSQ unless --no-csq].
+    #[arg(long, value_name = "M,M", value_delimiter = ',', value_enum)]
+    pub finetune_methods: Vec<MethodArg>,
+    /// Checkpoint folder of the fine-tuned rows (one subfolder per row; with --resume an
+    /// interrupted row continues).
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Resume the fine-tuned rows from --checkpoint-dir where a checkpoint exists.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume: bool,
     /// Skip the area benchmark.
     #[arg(long)]
     pub no_area: bool,
@@ -212,13 +245,13 @@ pub fn run(args: Args) -> Result<()> {
         args.r,
     )?;
     let cosine = float_baseline(&set, bb.feature_dim);
-    let models = train_lengths(&args, &base, &inputs, &splits.train, &set)?;
+    let (models, finetune_runs) = train_lengths(&args, &base, &inputs, &splits, &set, &work)?;
     let area = match &splits.area {
         Some(a) => Some(area_benchmark(&args, &base, &inputs, a)?),
         None => None,
     };
     let (area, shares) = area.unzip();
-    let targets = targets(&models, cosine, area.as_ref(), &speed);
+    let targets = targets(&models, cosine, area.as_ref(), &speed, &finetune_runs);
     let report = BenchReport {
         size,
         trainer_version: env!("CARGO_PKG_VERSION").into(),
@@ -235,6 +268,7 @@ pub fn run(args: Args) -> Result<()> {
         cosine_map_at_r: cosine,
         base_config: base,
         models,
+        finetune_runs,
         area,
         targets,
         total_seconds: started.elapsed().as_secs_f64(),
@@ -249,7 +283,14 @@ fn base_config(args: &Args, size: BenchSize) -> Result<TrainConfig> {
         ics_codes::code::check_bits(b).map_err(|e| anyhow::anyhow!("--bits {b}: {e}"))?;
     }
     ensure!(!args.bits.is_empty(), "--bits: no code length");
-    let mut base = args.config.build(None, None)?;
+    ensure!(!args.finetune.is_empty(), "--finetune: no mode");
+    for &b in &args.finetune_bits {
+        ics_codes::code::check_bits(b).map_err(|e| anyhow::anyhow!("--finetune-bits {b}: {e}"))?;
+    }
+    if let Some(e) = args.finetune_epochs {
+        ensure!(e >= 1, "--finetune-epochs 0: must be >= 1");
+    }
+    let mut base = args.config.build(None, None, None)?;
     if size == BenchSize::Small {
         // A small head and fewer epochs keep the test run (debug build) in seconds; flags win.
         if args.config.hidden.is_none() && args.config.config.is_none() {
@@ -428,55 +469,184 @@ fn float_baseline(set: &EvalSet, feature_dim: usize) -> f64 {
     cosine
 }
 
-/// Step 4: ICS and CSQ at each code length, evaluated and saved as model files.
+/// Step 4: ICS and CSQ at each code length for each fine-tuning mode, evaluated and saved as
+/// model files; the fine-tuning runs' speed.
 fn train_lengths(
     args: &Args,
     base: &TrainConfig,
     inputs: &Inputs,
-    train: &Split,
+    splits: &Splits,
     set: &EvalSet,
-) -> Result<Vec<ModelEval>> {
+    work: &Path,
+) -> Result<(Vec<ModelEval>, Vec<FinetuneRun>)> {
     let methods: Vec<Method> = if args.no_csq {
         vec![Method::Ics]
     } else {
         vec![Method::Ics, Method::Csq]
     };
+    let train = &splits.train;
     let mut models = Vec::new();
-    for &bits in &args.bits {
-        for &method in &methods {
-            let config = TrainConfig {
-                bits,
-                method,
-                ..base.clone()
+    let mut runs = Vec::new();
+    let tuned_methods: Vec<Method> = if args.finetune_methods.is_empty() {
+        methods.clone()
+    } else {
+        args.finetune_methods
+            .iter()
+            .map(|m| match m {
+                MethodArg::Ics => Method::Ics,
+                MethodArg::Csq => Method::Csq,
+            })
+            .collect()
+    };
+    for &mode in &args.finetune {
+        let (lengths, methods) = if mode.trains_backbone() {
+            let b = if args.finetune_bits.is_empty() {
+                &args.bits
+            } else {
+                &args.finetune_bits
             };
-            let name = format!(
-                "{}{bits}",
-                if method == Method::Ics { "ics" } else { "csq" }
-            );
-            let model = train_logged(
-                &format!("[{name}] "),
-                train.features.view(),
-                train.split.dataset.labels().view(),
-                &config,
-                Some(set),
-            )?;
-            let e = evaluate_model(&name, None, &model, set, Some(&train.split))?;
-            ui::log(model_line(&e));
-            let file = args.out.join("models").join(format!("{name}.icsm"));
-            ModelFile {
-                model,
-                class_names: train.split.dataset.class_names().to_vec(),
-                backbone: Some(inputs.record.clone()),
-                data: Some(inputs.data.record()?),
+            (b, &tuned_methods)
+        } else {
+            (&args.bits, &methods)
+        };
+        for &bits in lengths {
+            for &method in methods {
+                let mut config = TrainConfig {
+                    bits,
+                    method,
+                    ..base.clone()
+                };
+                config.finetune.mode = mode;
+                let mut name = format!(
+                    "{}{bits}",
+                    if method == Method::Ics { "ics" } else { "csq" }
+                );
+                if !mode.trains_backbone() {
+                    let model = train_logged(
+                        &format!("[{name}] "),
+                        train.features.view(),
+                        train.split.dataset.labels().view(),
+                        &config,
+                        Some(set),
+                        None,
+                    )?;
+                    let e = evaluate_model(&name, None, &model, set, Some(&train.split))?;
+                    ui::log(model_line(&e));
+                    let file = args.out.join("models").join(format!("{name}.icsm"));
+                    ModelFile {
+                        model,
+                        class_names: train.split.dataset.class_names().to_vec(),
+                        backbone: Some(inputs.record.clone()),
+                        data: Some(inputs.data.record()?),
+                        finetuned: None,
+                    }
+                    .save(&file)?;
+                    models.push(ModelEval {
+                        file: Some(file),
+                        ..e
+                    });
+                    continue;
+                }
+                name = format!("{name}-{}", mode.to_string().replace(':', ""));
+                if let Some(e) = args.finetune_epochs {
+                    config.epochs = e;
+                    config.lr_step_epochs = config.lr_step_epochs.min(e);
+                    config.warmup_epochs = config.warmup_epochs.min(e.saturating_sub(1));
+                }
+                // One evaluation, after the last epoch: each costs a forward pass of the
+                // trained part over every query and database image.
+                config.eval_every = config.epochs;
+                config.validate()?;
+                let (e, run) = finetune_row(args, &config, &name, inputs, splits, work)?;
+                models.push(e);
+                runs.push(run);
             }
-            .save(&file)?;
-            models.push(ModelEval {
-                file: Some(file),
-                ..e
-            });
         }
     }
-    Ok(models)
+    Ok((models, runs))
+}
+
+/// One fine-tuned row: trains, evaluates on the fine-tuned features, saves the model file.
+fn finetune_row(
+    args: &Args,
+    config: &TrainConfig,
+    name: &str,
+    inputs: &Inputs,
+    splits: &Splits,
+    work: &Path,
+) -> Result<(ModelEval, FinetuneRun)> {
+    let fopts = FeatureOptions {
+        batch_size: args.batch,
+        intra_threads: args.ort_threads,
+        cache_dir: Some(work.join("features")),
+        progress: !ui::quiet(),
+        ..FeatureOptions::default()
+    };
+    let finputs = FinetuneInputs {
+        backbone: &inputs.backbone.backbone,
+        train: &splits.train.split.dataset,
+        eval: Some((&splits.query.split.dataset, &splits.database.split.dataset)),
+        r: args.r,
+        features: fopts,
+    };
+    let checkpointing = args.checkpoint_dir.as_ref().map(|d| Checkpointing {
+        dir: d.join(name),
+        every: 1,
+        resume: args.resume
+            && d.join(name)
+                .join(ics_train::ics::checkpoint::FILE_NAME)
+                .is_file(),
+    });
+    let out = train_finetuned_logged(
+        &format!("[{name}] "),
+        &finputs,
+        config,
+        checkpointing.as_ref(),
+    )?;
+    let (qf, dbf) = out
+        .eval_features
+        .as_ref()
+        .context("a fine-tuned row is evaluated")?;
+    let fset = EvalSet::new(
+        qf.view(),
+        splits.query.split.dataset.labels().view(),
+        dbf.view(),
+        splits.database.split.dataset.labels().view(),
+        args.r,
+    )?;
+    let e = evaluate_model(name, None, &out.model, &fset, Some(&splits.train.split))?;
+    ui::log(model_line(&e));
+    let file = args.out.join("models").join(format!("{name}.icsm"));
+    let run = FinetuneRun {
+        name: name.to_string(),
+        mode: config.finetune.mode.to_string(),
+        method: config.method,
+        bits: config.bits,
+        train_images: splits.train.split.dataset.len(),
+        image_size: inputs.backbone.backbone.preprocess.size,
+        epochs: config.epochs,
+        trained_parameters: out.trained_parameters,
+        images_per_second: out.images_per_second(),
+        network_seconds: out.times.network_seconds,
+        input_seconds: out.times.input_seconds,
+        prepare_seconds: out.prepare_seconds,
+        train_seconds: out.model.history().iter().map(|h| h.seconds).sum(),
+    };
+    ModelFile {
+        finetuned: Some(out.record(&config.finetune.mode.to_string())?),
+        model: out.model,
+        class_names: splits.train.split.dataset.class_names().to_vec(),
+        backbone: Some(inputs.record.clone()),
+        data: Some(inputs.data.record()?),
+    }
+    .save(&file)?;
+    Ok((
+        ModelEval {
+            file: Some(file),
+            ..e
+        },
+        run,
+    ))
 }
 
 /// Step 5: ICS at the longest length on the area benchmark, its weights against the areas;
@@ -488,16 +658,18 @@ fn area_benchmark(
     area: &Split,
 ) -> Result<(AreaResult, SharePoints)> {
     let bits = *args.bits.iter().max().expect("non-empty");
-    let config = TrainConfig {
+    let mut config = TrainConfig {
         bits,
         method: Method::Ics,
         ..base.clone()
     };
+    config.finetune = Default::default();
     let model = train_logged(
         "[area] ",
         area.features.view(),
         area.split.dataset.labels().view(),
         &config,
+        None,
         None,
     )?;
     let areas = area
@@ -527,6 +699,7 @@ fn area_benchmark(
         class_names: area.split.dataset.class_names().to_vec(),
         backbone: Some(inputs.record.clone()),
         data: Some(inputs.area_data.record()?),
+        finetuned: None,
     }
     .save(&file)?;
     Ok((result, shares))
@@ -582,35 +755,95 @@ fn markdown(b: &BenchReport) -> String {
     bits.dedup();
     let _ = writeln!(
         s,
-        "| bits | ICS mAP | CSQ mAP | ICS - CSQ (points) | random codes | ICS train s | CSQ train s |"
+        "| backbone | bits | ICS mAP | CSQ mAP | ICS - CSQ (points) | random codes | ICS train s | CSQ train s |"
     );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
-    for &k in &bits {
-        let i = find(&b.models, Method::Ics, k);
-        let c = find(&b.models, Method::Csq, k);
-        let f = |m: Option<&ModelEval>| {
-            m.and_then(|m| m.map())
-                .map_or("-".into(), |v| format!("{v:.4}"))
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    for mode in modes(&b.models) {
+        let label = match mode {
+            FinetuneMode::None => "frozen (head only)".to_string(),
+            m => format!("fine-tuned {m}"),
         };
-        let secs = |m: Option<&ModelEval>| {
-            m.map_or("-".into(), |m| format!("{:.1}", m.report.train_seconds))
-        };
-        let diff = match (i.and_then(|m| m.map()), c.and_then(|m| m.map())) {
-            (Some(a), Some(b)) => format!("{:+.2}", 100.0 * (a - b)),
-            _ => "-".into(),
-        };
-        let random = i
-            .or(c)
-            .and_then(|m| m.report.retrieval.as_ref())
-            .map_or("-".into(), |r| format!("{:.4}", r.random_codes_map_at_r));
+        for &k in &bits {
+            let i = find(&b.models, mode, Method::Ics, k);
+            let c = find(&b.models, mode, Method::Csq, k);
+            if i.is_none() && c.is_none() {
+                continue;
+            }
+            let f = |m: Option<&ModelEval>| {
+                m.and_then(|m| m.map())
+                    .map_or("-".into(), |v| format!("{v:.4}"))
+            };
+            let secs = |m: Option<&ModelEval>| {
+                m.map_or("-".into(), |m| format!("{:.1}", m.report.train_seconds))
+            };
+            let diff = match (i.and_then(|m| m.map()), c.and_then(|m| m.map())) {
+                (Some(a), Some(b)) => format!("{:+.2}", 100.0 * (a - b)),
+                _ => "-".into(),
+            };
+            let random = i
+                .or(c)
+                .and_then(|m| m.report.retrieval.as_ref())
+                .map_or("-".into(), |r| format!("{:.4}", r.random_codes_map_at_r));
+            let _ = writeln!(
+                s,
+                "| {label} | {k} | {} | {} | {diff} | {random} | {} | {} |",
+                f(i),
+                f(c),
+                secs(i),
+                secs(c)
+            );
+        }
+    }
+    if !b.finetune_runs.is_empty() {
         let _ = writeln!(
             s,
-            "| {k} | {} | {} | {diff} | {random} | {} | {} |",
-            f(i),
-            f(c),
-            secs(i),
-            secs(c)
+            "\nFine-tuning runs (backbone and head trained together; images/s through the \
+             trained part's forward + backward passes):\n"
         );
+        let _ = writeln!(
+            s,
+            "| model | mode | images | px | epochs | trained parameters | images/s fwd+bwd | network s | inputs s | preparing s | epochs s | total s |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
+        for r in &b.finetune_runs {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                r.name,
+                r.mode,
+                r.train_images,
+                r.image_size,
+                r.epochs,
+                r.trained_parameters,
+                r.images_per_second,
+                r.network_seconds,
+                r.input_seconds,
+                r.prepare_seconds,
+                r.train_seconds,
+                r.total_seconds()
+            );
+        }
+        for m in b
+            .models
+            .iter()
+            .filter(|m| m.report.config.finetune.mode.trains_backbone())
+        {
+            if let Some(a) = &m.report.agreement {
+                let _ = writeln!(
+                    s,
+                    "\n{}: weights vs pixel-area shares on its {} multi-label training canvases: \
+                     Spearman {:.3} (uniform {:.3}), top-1 {:.3}.",
+                    m.name,
+                    a.images,
+                    a.raw.learned.spearman,
+                    a.raw.uniform.spearman,
+                    a.raw.learned.top1
+                );
+            }
+        }
     }
     let _ = writeln!(
         s,
@@ -699,6 +932,21 @@ fn markdown(b: &BenchReport) -> String {
         c.centres,
         c.seed
     );
+    if let Some(m) = b
+        .models
+        .iter()
+        .find(|m| m.report.config.finetune.mode.trains_backbone())
+    {
+        let c = &m.report.config;
+        let _ = writeln!(
+            s,
+            "Fine-tuned rows: {} epochs (evaluated after the last), backbone learning rate \
+             x{} of the head's, BatchNorm frozen (folded), augmentation {}.",
+            c.epochs,
+            c.finetune.backbone_lr_scale,
+            if c.finetune.augment { "on" } else { "off" }
+        );
+    }
     let _ = writeln!(s, "\n| target | wanted | measured | met |");
     let _ = writeln!(s, "|---|---|---|---|");
     for t in &b.targets {

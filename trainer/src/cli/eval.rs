@@ -12,6 +12,7 @@ use ics_train::backbone::file::BackboneFile;
 use ics_train::codes::PackedCodes;
 use ics_train::eval::cosine::cosine_map_at_r;
 use ics_train::eval::{EvalSet, ModelEval};
+use ics_train::finetune::model_backbone;
 use ics_train::ics::{IcsModel, InstanceWeights, Method};
 use ics_train::model_file::ModelFile;
 use ndarray::ArrayView2;
@@ -126,19 +127,37 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         args.data.clone()
     };
-    let bb_path = match (&args.backbone, &first.backbone) {
-        (Some(p), _) => p.clone(),
-        (None, Some(rec)) => rec.path.clone(),
-        (None, None) => bail!(
-            "{} records no backbone; give --backbone FILE",
+    let bb = if first.finetuned.is_some() {
+        ensure!(
+            args.backbone.is_none(),
+            "{} carries its fine-tuned backbone; --backbone does not apply",
             files[0].0.display()
-        ),
+        );
+        model_backbone(first, None)?
+    } else {
+        let bb_path = match (&args.backbone, &first.backbone) {
+            (Some(p), _) => p.clone(),
+            (None, Some(rec)) => rec.path.clone(),
+            (None, None) => bail!(
+                "{} records no backbone; give --backbone FILE",
+                files[0].0.display()
+            ),
+        };
+        BackboneFile::load(&bb_path)?
     };
-    let bb = BackboneFile::load(&bb_path)?;
+    let bb_path = bb.path.clone();
     for (path, f) in &files {
-        if let Some(rec) = &f.backbone {
+        if f.finetuned.is_some() {
+            // Each fine-tuned model has its own network: one evaluation each.
             ensure!(
-                rec.sha256 == bb.backbone.sha256,
+                model_backbone(f, None)?.backbone.sha256 == bb.backbone.sha256,
+                "{} and {} have different backbones (fine-tuned): evaluate each on its own",
+                path.display(),
+                files[0].0.display()
+            );
+        } else if let Some(rec) = &f.backbone {
+            ensure!(
+                first.finetuned.is_none() && rec.sha256 == bb.backbone.sha256,
                 "{} was trained on features of backbone {} (sha256 {:.12}...), but {} has sha256 \
                  {:.12}...: evaluate each with its own backbone",
                 path.display(),

@@ -9,13 +9,15 @@
 //! and ONNX Runtime runs it on a sample (images of the model's training data when they are
 //! still there, else generated images): its codes must equal the trainer's own forward pass
 //! (backbone features, then the Rust head) bit for bit, apart from outputs within 1e-4 of 0
-//! whose sign float rounding may flip (reported).
+//! whose sign float rounding may flip (reported). A fine-tuned model exports the backbone it
+//! carries, and the check runs its trained network (burn) as the reference.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Result};
 use ics_train::backbone::file::BackboneFile;
 use ics_train::export::{check_onnx, write_onnx, CheckResult, ExportOptions, SampleImages};
+use ics_train::finetune::model_backbone;
 use ics_train::model_file::ModelFile;
 
 use super::data::{DataArgs, SplitName};
@@ -62,6 +64,15 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     let mf = ModelFile::load(&args.model)?;
+    if mf.finetuned.is_some() {
+        ensure!(
+            args.backbone.is_none(),
+            "{} carries its fine-tuned backbone; --backbone does not apply",
+            args.model.display()
+        );
+        let bb = model_backbone(&mf, None)?;
+        return report(export(&mf, Some(&bb), &args)?);
+    }
     let bb_path = match (&args.backbone, &mf.backbone) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(rec)) => Some(rec.path.clone()),
@@ -96,7 +107,11 @@ pub fn run(args: Args) -> Result<()> {
             b.backbone.sha256
         );
     }
-    let result = export(&mf, bb.as_ref(), &args)?;
+    report(export(&mf, bb.as_ref(), &args)?)
+}
+
+/// Logs the check's result.
+fn report(result: Option<CheckResult>) -> Result<()> {
     match result {
         Some(c) => ui::log(format!(
             "check: {} of {} sample codes ({}) equal between ONNX Runtime and the trainer's \
@@ -139,7 +154,7 @@ pub fn export(
         return Ok(None);
     }
     let samples = sample_images(mf, args.check);
-    check_onnx(&mf.model, bb, &written, &opts, &samples).map(Some)
+    check_onnx(mf, bb, &written, &opts, &samples).map(Some)
 }
 
 /// A sample of images: the model's training images if still there, else generated ones.

@@ -7,7 +7,7 @@
 //! | `data compose` | composes the multi-label benchmark ([`compose`]) |
 //! | `backbone import` | EfficientNet-Lite0 from its `.pth`, or any ONNX backbone, to a backbone file ([`backbone`]) |
 //! | `features` | extracts (and caches) backbone features of a dataset ([`features`]) |
-//! | `train` | trains an ICS or CSQ hash head, writes a model file and a JSON report ([`train`]) |
+//! | `train` | trains an ICS or CSQ hash head (on frozen features, or fine-tuning the backbone with `--finetune`), writes a model file and a JSON report ([`train`]) |
 //! | `eval` | mAP@R, PR curves, weight-vs-area agreement; JSON, markdown and PNG plots ([`eval`]) |
 //! | `export` | one ONNX file (backbone + head, or head alone) with the model contract, checked ([`export`]) |
 //! | `encode` | hash codes of images with an exported model, as hex ([`encode`]) |
@@ -75,7 +75,8 @@ pub enum Command {
     Backbone(BackboneCommand),
     /// Extract backbone features of a dataset's splits into the feature cache.
     Features(features::Args),
-    /// Train a hash head (ICS, or the CSQ baseline) on cached backbone features.
+    /// Train a hash head (ICS, or the CSQ baseline) on cached backbone features, or with the
+    /// backbone fine-tuned along (--finetune top:N|all).
     Train(train::Args),
     /// Evaluate model files: mAP@R, PR curves, weight-vs-area agreement, plots.
     Eval(eval::Args),

@@ -1,6 +1,8 @@
 //! `ics-train train`: trains a hash head (ICS or CSQ) on cached backbone features of the
-//! training split, logs one line per epoch (mAP@R on query vs database when both splits are
-//! given), and writes the model file and a JSON report.
+//! training split, or with `--finetune top:N|all` the backbone along with it
+//! ([`ics_train::finetune`]); logs one line per epoch (mAP@R on query vs database when both
+//! splits are given), optionally checkpoints every epoch (`--checkpoint-dir`, `--resume`), and
+//! writes the model file (with the fine-tuned backbone, if any) and a JSON report.
 
 use std::path::{Path, PathBuf};
 
@@ -8,8 +10,11 @@ use anyhow::{Context, Result};
 use clap::ValueEnum;
 use ics_train::backbone::file::BackboneFile;
 use ics_train::eval::{EvalSet, TrainReport};
+use ics_train::finetune::{train_finetuned, FinetuneInputs, FinetuneOutcome};
+use ics_train::ics::train::validate_data;
 use ics_train::ics::{
-    self, CentreMethod, EpochEval, EpochLog, IcsModel, Method, TrainConfig, WeightUpdate,
+    self, CentreMethod, Checkpointing, EpochEval, EpochLog, FinetuneMode, FrozenFeatures, IcsModel,
+    Method, TrainConfig, WeightUpdate,
 };
 use ics_train::model_file::{BackboneRecord, ModelFile};
 use ndarray::ArrayView2;
@@ -101,6 +106,14 @@ pub struct ConfigArgs {
     /// Evaluate mAP@R every N epochs (and after the last) [default: 5].
     #[arg(long, value_name = "N")]
     pub eval_every: Option<usize>,
+    /// Fine-tuning: the backbone's learning rate as a multiple of --lr [default: 0.2; CSQ's
+    /// 0.05 suits its 90 epochs, 0.2 measured better for short CPU runs].
+    #[arg(long, value_name = "F")]
+    pub backbone_lr_scale: Option<f64>,
+    /// Fine-tuning: augment training images (random crop by up to 1/8 of the side, edges
+    /// replicated, and horizontal flip), drawn per image and epoch.
+    #[arg(long)]
+    pub augment: bool,
 }
 
 /// Parses `--hidden`: `1024`, `2048,2048`, `none` (or empty).
@@ -119,9 +132,14 @@ pub fn parse_hidden(s: &str) -> Result<Vec<usize>> {
 }
 
 impl ConfigArgs {
-    /// The configuration: defaults, then --config, then the flags, then `bits` and `method`
-    /// when given; validated.
-    pub fn build(&self, bits: Option<usize>, method: Option<Method>) -> Result<TrainConfig> {
+    /// The configuration: defaults, then --config, then the flags, then `bits`, `method` and
+    /// the fine-tuning mode when given; validated.
+    pub fn build(
+        &self,
+        bits: Option<usize>,
+        method: Option<Method>,
+        finetune: Option<FinetuneMode>,
+    ) -> Result<TrainConfig> {
         let mut c = match &self.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -179,6 +197,15 @@ impl ConfigArgs {
         if self.centre_min_distance.is_some() {
             c.centre_min_distance = self.centre_min_distance;
         }
+        if let Some(m) = finetune {
+            c.finetune.mode = m;
+        }
+        if let Some(f) = self.backbone_lr_scale {
+            c.finetune.backbone_lr_scale = f;
+        }
+        if self.augment {
+            c.finetune.augment = true;
+        }
         c.validate().context("training configuration")?;
         Ok(c)
     }
@@ -213,6 +240,57 @@ pub struct Args {
     /// No evaluation during training, even with query and database splits.
     #[arg(long)]
     pub no_eval: bool,
+    /// Which backbone layers train with the head: none (the head learns on frozen features,
+    /// computed once), top:N (the last N of EfficientNet-Lite0's 7 MBConv stages and its
+    /// head convolution; the activations below are computed once and cached), or all
+    /// [default: none]. Fine-tuning needs an EfficientNet-Lite0 backbone file.
+    #[arg(long, value_name = "none|top:N|all", value_parser = parse_finetune)]
+    pub finetune: Option<FinetuneMode>,
+    #[command(flatten)]
+    pub checkpoints: CheckpointArgs,
+}
+
+/// Checkpoints of a training run.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct CheckpointArgs {
+    /// Write the training state to DIR/checkpoint.icsc after every --checkpoint-every epochs
+    /// (and after the last), so that --resume can continue an interrupted run.
+    #[arg(long, value_name = "DIR")]
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Epochs between checkpoints.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        requires = "checkpoint_dir"
+    )]
+    pub checkpoint_every: usize,
+    /// Continue from the checkpoint in --checkpoint-dir; the result equals an unbroken run's.
+    #[arg(long, requires = "checkpoint_dir")]
+    pub resume: bool,
+}
+
+impl CheckpointArgs {
+    /// The loop's checkpointing, if asked for.
+    pub fn checkpointing(&self) -> Result<Option<Checkpointing>> {
+        let Some(dir) = &self.checkpoint_dir else {
+            return Ok(None);
+        };
+        anyhow::ensure!(
+            self.checkpoint_every >= 1,
+            "--checkpoint-every 0: must be >= 1"
+        );
+        Ok(Some(Checkpointing {
+            dir: dir.clone(),
+            every: self.checkpoint_every,
+            resume: self.resume,
+        }))
+    }
+}
+
+/// `--finetune`: `none`, `top:N` or `all`.
+pub fn parse_finetune(s: &str) -> Result<FinetuneMode> {
+    s.parse()
 }
 
 /// `epoch  3/30 lr 1.0e-3 loss 0.41234 (centre 0.38120, quant 0.20110, weight entropy 0.512,
@@ -243,11 +321,15 @@ pub fn train_logged(
     labels: ArrayView2<u8>,
     config: &TrainConfig,
     eval: Option<&EvalSet>,
+    checkpointing: Option<&Checkpointing>,
 ) -> Result<IcsModel> {
     let r = eval.map_or(0, |e| e.r);
     let bar = ui::bar(config.epochs as u64, &format!("{tag}train"), "epochs");
     let eval = eval.map(|e| e as &dyn EpochEval);
-    let model = ics::train(features, labels, config, eval, |l| {
+    config.validate()?;
+    validate_data(features, labels)?;
+    let mut source = FrozenFeatures::new(features);
+    let model = ics::train_source(&mut source, labels, config, eval, checkpointing, |l| {
         ui::log_with(&bar, epoch_line(tag, l, config, r));
         bar.inc(1);
     });
@@ -267,12 +349,61 @@ pub fn train_logged(
     Ok(model)
 }
 
+/// Fine-tunes with a progress bar over epochs and one log line per epoch, then one line
+/// with the trained part's speed.
+pub fn train_finetuned_logged(
+    tag: &str,
+    inputs: &FinetuneInputs,
+    config: &TrainConfig,
+    checkpointing: Option<&Checkpointing>,
+) -> Result<FinetuneOutcome> {
+    let r = inputs.eval.map_or(0, |_| inputs.r);
+    ui::log(format!(
+        "{tag}fine-tuning {} ({}), backbone lr x{}{}",
+        config.finetune.mode,
+        ics_train::finetune::device::describe(),
+        config.finetune.backbone_lr_scale,
+        if config.finetune.augment {
+            ", augmented"
+        } else {
+            ""
+        }
+    ));
+    let bar = ui::bar(config.epochs as u64, &format!("{tag}fine-tune"), "epochs");
+    let out = train_finetuned(inputs, config, checkpointing, |l| {
+        ui::log_with(&bar, epoch_line(tag, l, config, r));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let out = out?;
+    let total: f64 = out.model.history().iter().map(|e| e.seconds).sum();
+    ui::log(format!(
+        "{tag}trained {:?} {} bits, head {:?}, backbone {} ({} parameters trained), {} epochs on \
+         {} images in {} (+{} preparing); forward + backward {:.1} images/s",
+        config.method,
+        config.bits,
+        config.hidden,
+        config.finetune.mode,
+        out.trained_parameters,
+        config.epochs,
+        inputs.train.len(),
+        ui::duration(total),
+        ui::duration(out.prepare_seconds),
+        out.images_per_second()
+    ));
+    Ok(out)
+}
+
 pub fn run(args: Args) -> Result<()> {
     let method = args.method.map(|m| match m {
         MethodArg::Ics => Method::Ics,
         MethodArg::Csq => Method::Csq,
     });
-    let config = args.config.build(args.bits, method)?;
+    let config = args.config.build(args.bits, method, args.finetune)?;
+    let checkpointing = args.checkpoints.checkpointing()?;
+    if config.finetune.mode.trains_backbone() {
+        return run_finetune(&args, &config, checkpointing.as_ref());
+    }
     // Data first: a bad list file is reported before the slower backbone load.
     let train = args.data.load(SplitName::Train)?;
     let bb = BackboneFile::load(&args.backbone)?;
@@ -312,6 +443,7 @@ pub fn run(args: Args) -> Result<()> {
         train.dataset.labels().view(),
         &config,
         eval.as_ref(),
+        checkpointing.as_ref(),
     )?;
 
     let file = ModelFile {
@@ -324,16 +456,91 @@ pub fn run(args: Args) -> Result<()> {
             feature_dim: bb.feature_dim,
         }),
         data: Some(args.data.record()?),
+        finetuned: None,
     };
     file.save(&args.out)?;
+    write_report(&args, &file, eval.as_ref(), &train)
+}
+
+/// `train --finetune top:N|all`: the backbone trains with the head.
+fn run_finetune(
+    args: &Args,
+    config: &TrainConfig,
+    checkpointing: Option<&Checkpointing>,
+) -> Result<()> {
+    let train = args.data.load(SplitName::Train)?;
+    let bb = BackboneFile::load(&args.backbone)?;
+    let opts = args.features.options(&args.data)?;
+    let eval_splits =
+        if !args.no_eval && args.data.has(SplitName::Query) && args.data.has(SplitName::Database) {
+            let q = args.data.load(SplitName::Query)?;
+            let db = args.data.load(SplitName::Database)?;
+            anyhow::ensure!(
+                q.dataset.num_classes() == train.dataset.num_classes()
+                    && db.dataset.num_classes() == train.dataset.num_classes(),
+                "class counts differ: train {}, query {}, database {}",
+                train.dataset.num_classes(),
+                q.dataset.num_classes(),
+                db.dataset.num_classes()
+            );
+            Some((q, db))
+        } else {
+            None
+        };
+    let inputs = FinetuneInputs {
+        backbone: &bb.backbone,
+        train: &train.dataset,
+        eval: eval_splits
+            .as_ref()
+            .map(|(q, db)| (&q.dataset, &db.dataset)),
+        r: args.r,
+        features: opts,
+    };
+    let out = train_finetuned_logged("", &inputs, config, checkpointing)?;
+    let file = ModelFile {
+        finetuned: Some(out.record(&config.finetune.mode.to_string())?),
+        model: out.model,
+        class_names: train.dataset.class_names().to_vec(),
+        backbone: Some(BackboneRecord {
+            path: std::fs::canonicalize(&args.backbone)?,
+            sha256: bb.backbone.sha256.clone(),
+            description: bb.backbone.description.clone(),
+            feature_dim: bb.feature_dim,
+        }),
+        data: Some(args.data.record()?),
+    };
+    file.save(&args.out)?;
+    let eval = match (&eval_splits, &out.eval_features) {
+        (Some((q, db)), Some((qf, dbf))) => Some(EvalSet::new(
+            qf.view(),
+            q.dataset.labels().view(),
+            dbf.view(),
+            db.dataset.labels().view(),
+            args.r,
+        )?),
+        _ => None,
+    };
+    write_report(args, &file, eval.as_ref(), &train)
+}
+
+/// The JSON report of a trained model file and its log lines.
+fn write_report(
+    args: &Args,
+    file: &ModelFile,
+    eval: Option<&EvalSet>,
+    train: &super::data::LoadedSplit,
+) -> Result<()> {
     let mut report = TrainReport::new(&file.model);
-    if let Some(e) = &eval {
+    if let Some(e) = eval {
         report = report.with_retrieval(&file.model, e, false);
     }
     if let Some(areas) = train.dataset.areas() {
         report = report.with_agreement(&file.model, areas.pixel.view())?;
     }
-    let report_path = args.report.unwrap_or_else(|| report_path_for(&args.out));
+    let report_path = args
+        .report
+        .clone()
+        .unwrap_or_else(|| report_path_for(&args.out));
     std::fs::write(&report_path, report.to_json() + "\n")
         .with_context(|| format!("cannot write {}", report_path.display()))?;
     if let Some(r) = &report.retrieval {

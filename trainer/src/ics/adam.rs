@@ -1,9 +1,10 @@
-//! Adam (Kingma & Ba, 2015) for the hash head, as PyTorch's `torch.optim.Adam` computes it
-//! (bias-corrected moments, `ε` added after the square root, optional L2 `weight_decay`
-//! added to the gradient), here applied to weight matrices only, not biases.
+//! Adam (Kingma & Ba, 2015) as PyTorch's `torch.optim.Adam` computes it (bias-corrected
+//! moments, `ε` added after the square root, optional L2 `weight_decay` added to the
+//! gradient), over a list of flat parameter tensors: the hash head's (where the decay applies
+//! to weight matrices only, not biases) and a fine-tuned backbone's.
 //!
 //! The update is element-wise, so it is split over rayon in fixed-size chunks: the result
-//! does not depend on the thread count.
+//! does not depend on the thread count. [`AdamState`] is what a checkpoint keeps.
 
 use rayon::prelude::*;
 
@@ -13,61 +14,110 @@ use super::real::Real;
 /// Elements per parallel chunk of the update.
 const CHUNK: usize = 1 << 14;
 
-/// Adam's state for one head.
-#[derive(Clone, Debug)]
+/// Adam's state for a list of parameter tensors.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Adam<T> {
     beta1: f64,
     beta2: f64,
     eps: f64,
     weight_decay: f64,
-    steps: i32,
-    /// First and second moments, one vector per parameter tensor in head order.
-    m: Vec<Vec<T>>,
-    v: Vec<Vec<T>>,
+    state: AdamState<T>,
+}
+
+/// The moments and the step count: everything Adam carries from one step to the next.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdamState<T> {
+    pub steps: i32,
+    /// First and second moments, one vector per parameter tensor.
+    pub m: Vec<Vec<T>>,
+    pub v: Vec<Vec<T>>,
 }
 
 impl<T: Real> Adam<T> {
     /// Zero moments for `head`; β = (0.9, 0.999), ε = 1e-8 (the usual defaults).
     pub fn new(head: &mut HashHead<T>, weight_decay: f64) -> Adam<T> {
         let sizes: Vec<usize> = head.parameters_mut().iter().map(|p| p.len()).collect();
+        Self::for_sizes(&sizes, weight_decay)
+    }
+
+    /// Zero moments for parameter tensors of `sizes` elements.
+    pub fn for_sizes(sizes: &[usize], weight_decay: f64) -> Adam<T> {
         Adam {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
             weight_decay,
-            steps: 0,
-            m: sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
-            v: sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
+            state: AdamState {
+                steps: 0,
+                m: sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
+                v: sizes.iter().map(|&n| vec![T::zero(); n]).collect(),
+            },
         }
     }
 
     /// Number of steps taken.
     pub fn steps(&self) -> i32 {
-        self.steps
+        self.state.steps
     }
 
-    /// One update of every parameter of `head` with gradients `grads` at learning rate `lr`.
+    /// The state a checkpoint keeps.
+    pub fn state(&self) -> &AdamState<T> {
+        &self.state
+    }
+
+    /// Continues from a saved state (same tensor sizes).
+    pub fn restore(&mut self, state: AdamState<T>) -> anyhow::Result<()> {
+        let sizes = |s: &AdamState<T>| -> Vec<(usize, usize)> {
+            s.m.iter()
+                .zip(&s.v)
+                .map(|(m, v)| (m.len(), v.len()))
+                .collect()
+        };
+        anyhow::ensure!(
+            sizes(&state) == sizes(&self.state) && state.steps >= 0,
+            "the saved optimiser state does not fit these parameters"
+        );
+        self.state = state;
+        Ok(())
+    }
+
+    /// One update of every parameter of `head` with gradients `grads` at learning rate `lr`;
+    /// weight decay on the weight matrices only.
     pub fn step(&mut self, head: &mut HashHead<T>, grads: &Grads<T>, lr: f64) {
-        self.steps += 1;
+        // Even indices are weight matrices (see HashHead::parameters_mut).
+        self.step_slices(head.parameters_mut(), grads.flat(), |idx| idx % 2 == 0, lr);
+    }
+
+    /// One update of `params` (in the order of the sizes given at creation) with `grads` at
+    /// learning rate `lr`; `decays(i)` says whether tensor `i` gets the weight decay.
+    pub fn step_slices(
+        &mut self,
+        params: Vec<&mut [T]>,
+        grads: Vec<&[T]>,
+        decays: impl Fn(usize) -> bool,
+        lr: f64,
+    ) {
+        assert_eq!(params.len(), self.state.m.len(), "parameter tensors");
+        assert_eq!(grads.len(), self.state.m.len(), "gradient tensors");
+        self.state.steps += 1;
         let (b1, b2) = (self.beta1, self.beta2);
         // Bias corrections folded into the step size and ε, as torch does.
-        let c1 = 1.0 - b1.powi(self.steps);
-        let c2 = 1.0 - b2.powi(self.steps);
+        let c1 = 1.0 - b1.powi(self.state.steps);
+        let c2 = 1.0 - b2.powi(self.state.steps);
         let step = T::from_f64(lr / c1);
         let sqrt_c2 = T::from_f64(c2.sqrt());
         let eps = T::from_f64(self.eps);
         let (tb1, tb2) = (T::from_f64(b1), T::from_f64(b2));
         let (ob1, ob2) = (T::from_f64(1.0 - b1), T::from_f64(1.0 - b2));
-        let grads = grads.flat();
-        let params = head.parameters_mut();
+        let state = &mut self.state;
         for (idx, ((p, g), (m, v))) in params
             .into_iter()
             .zip(grads)
-            .zip(self.m.iter_mut().zip(self.v.iter_mut()))
+            .zip(state.m.iter_mut().zip(state.v.iter_mut()))
             .enumerate()
         {
-            // Even indices are weight matrices (see HashHead::parameters_mut).
-            let wd = if idx % 2 == 0 {
+            assert_eq!((p.len(), g.len()), (m.len(), m.len()), "tensor {idx}");
+            let wd = if decays(idx) {
                 T::from_f64(self.weight_decay)
             } else {
                 T::zero()

@@ -9,12 +9,16 @@
 //!   ICS and CSQ targets, and their gradients.
 //! - [`head`], [`matmul`], [`adam`]: the MLP hash head with hand-written back-propagation
 //!   (generic over `f32`/`f64` via [`real`]), rayon-split matrix products, Adam.
-//! - [`config`], [`train`](mod@train), [`model`]: validated parameters, the training loop, the trained
-//!   model (encode, layers for the ONNX exporter).
+//! - [`config`], [`train`](mod@train), [`model`]: validated parameters (fine-tuning included),
+//!   the training loop, the trained model (encode, layers for the ONNX exporter).
+//! - [`source`]: where the loop's feature rows come from (precomputed features, or a backbone
+//!   `crate::finetune` trains along); [`checkpoint`]: the loop's state after an epoch, to
+//!   resume a run exactly.
 //! - [`synthetic`]: synthetic features with known labels and areas (tests, timing examples).
 
 pub mod adam;
 pub mod centres;
+pub mod checkpoint;
 pub mod config;
 pub mod head;
 pub mod loss;
@@ -22,6 +26,7 @@ pub mod matmul;
 pub mod model;
 pub mod real;
 pub mod simplex;
+pub mod source;
 pub mod synthetic;
 pub mod train;
 pub mod weights;
@@ -30,8 +35,10 @@ pub mod weights;
 mod gradcheck;
 
 pub use centres::{CentreStats, Centres};
-pub use config::{CentreMethod, Method, TrainConfig, WeightUpdate};
+pub use checkpoint::{Checkpoint, Checkpointing};
+pub use config::{CentreMethod, Finetune, FinetuneMode, Method, TrainConfig, WeightUpdate};
 pub use head::{Activation, HashHead, Linear};
 pub use model::{EpochLog, IcsModel};
-pub use train::{train, EpochEval};
+pub use source::{FeatureSource, FrozenFeatures, SourceState};
+pub use train::{train, train_source, EpochEval};
 pub use weights::InstanceWeights;

@@ -1,41 +1,52 @@
-//! The training loop: ICS (or the CSQ baseline) on precomputed feature vectors.
+//! The training loop: ICS (or the CSQ baseline) on the feature rows of a [`FeatureSource`]:
+//! precomputed features of a frozen backbone ([`train`]) or a backbone trained along
+//! ([`train_source`]).
 //!
 //! Per epoch the training set is shuffled (seeded) and cut into mini-batches. Per mini-batch:
-//! 1. forward the head (dropout on) to get logits `z` and codes `u = tanh z`;
+//! 1. the source gives the batch's feature rows; forward the head (dropout on) to get logits
+//!    `z` and codes `u = tanh z`;
 //! 2. ICS, after the warm-up epochs: with the network fixed, update that batch's per-image
 //!    weights from the per-label losses `l(u_i, c_k)` (`n_pgd` PGD steps, or the closed form);
 //! 3. targets: ICS `c̄_i = Σ_k w_ik c_k` (soft), CSQ `sign(mean_k c_k)` with the run's
 //!    tie-break vector;
-//! 4. one Adam step on the head for `mean_i [l(u_i, c̄_i) + λ_q quant(u_i)]`.
+//! 4. one optimiser step on the network for `mean_i [l(u_i, c̄_i) + λ_q quant(u_i)]`: Adam on
+//!    the head and, when the source trains (fine-tuning), `∂L/∂features` back to the source,
+//!    which steps its backbone.
 //!
 //! Reproducible: the centres, the initial weights, the shuffles, dropout and the CSQ
 //! tie-break come from separate streams of one seed, and every parallel reduction has a
-//! fixed order, so the same seed and data give bit-identical heads and codes.
+//! fixed order, so the same seed and data give bit-identical heads and codes. With
+//! [`Checkpointing`], the loop's whole state is written after each epoch and a resumed run
+//! continues exactly where the checkpoint left it ([`super::checkpoint`]).
 
 use std::time::Instant;
 
 use super::adam::Adam;
 use super::centres::Centres;
+use super::checkpoint::{Checkpoint, Checkpointing};
 use super::config::{rng, Method, Stream, TrainConfig, WeightUpdate};
 use super::head::HashHead;
 use super::loss::{batch_objective, csq_centroids, label_losses, soft_centroids, BatchLoss};
 use super::model::{encode_packed, EpochLog, IcsModel};
+use super::source::{FeatureSource, FrozenFeatures};
 use super::weights::InstanceWeights;
 use crate::codes::PackedCodes;
 use anyhow::{bail, ensure, Result};
 use ndarray::{ArrayView2, Axis};
 use rand::seq::SliceRandom;
 use rand::Rng;
+use sha2::{Digest, Sha256};
 
 /// An evaluation the training loop runs on its evaluation epochs (every `eval_every` epochs
 /// and after the last), recorded in [`EpochLog::map`]. The loop knows no retrieval protocol:
 /// `eval::EvalSet` implements this with mAP@R of the query codes against the database codes.
 pub trait EpochEval {
-    /// Columns of the features it encodes (must be those of the training features).
+    /// Columns of the rows it encodes: the training features', or, when the source trains,
+    /// its evaluation inputs' ([`FeatureSource::eval_input_dim`]).
     fn feature_dim(&self) -> usize;
     /// Classes of its labels (must be those of the training labels).
     fn classes(&self) -> usize;
-    /// The score of the current head; `encode` gives the packed codes of feature rows.
+    /// The score of the current network; `encode` gives the packed codes of its rows.
     fn score(&self, encode: &dyn Fn(ArrayView2<f32>) -> PackedCodes) -> f64;
 }
 
@@ -52,7 +63,6 @@ pub fn validate_data<L: Copy + Into<u8>>(
         "{n} feature rows but {} label rows",
         labels.nrows()
     );
-    ensure!(labels.ncols() >= 1, "labels have no columns (no classes)");
     if let Some(i) = features
         .rows()
         .into_iter()
@@ -60,7 +70,14 @@ pub fn validate_data<L: Copy + Into<u8>>(
     {
         bail!("feature row {i} is not finite (NaN or infinity)");
     }
-    let mut lists = Vec::with_capacity(n);
+    label_lists(labels)
+}
+
+/// Each image's label list from multi-hot 0/1 labels. Errors name the row.
+pub fn label_lists<L: Copy + Into<u8>>(labels: ArrayView2<L>) -> Result<Vec<Vec<usize>>> {
+    ensure!(labels.nrows() >= 1, "no training images");
+    ensure!(labels.ncols() >= 1, "labels have no columns (no classes)");
+    let mut lists = Vec::with_capacity(labels.nrows());
     for (i, row) in labels.rows().into_iter().enumerate() {
         let mut l = Vec::new();
         for (k, &v) in row.iter().enumerate() {
@@ -87,23 +104,71 @@ pub fn train<L: Copy + Into<u8>>(
     labels: ArrayView2<L>,
     config: &TrainConfig,
     eval: Option<&dyn EpochEval>,
+    on_epoch: impl FnMut(&EpochLog),
+) -> Result<IcsModel> {
+    config.validate()?;
+    validate_data(features, labels)?;
+    let mut source = FrozenFeatures::new(features);
+    train_source(&mut source, labels, config, eval, None, on_epoch)
+}
+
+/// What identifies a run's data: the source's fingerprint and the labels.
+fn run_fingerprint(source: &dyn FeatureSource, lists: &[Vec<usize>], classes: usize) -> String {
+    let mut h = Sha256::new();
+    h.update(source.fingerprint().as_bytes());
+    h.update((classes as u64).to_le_bytes());
+    for l in lists {
+        for &k in l {
+            h.update((k as u64).to_le_bytes());
+        }
+        h.update([0xff]);
+    }
+    ics_codes::code::to_hex(&h.finalize())
+}
+
+/// Trains a hash head (and whatever `source` trains) on the rows `source` gives, with
+/// multi-hot `labels` (n, C). With `checkpointing`, the loop's state is written after every
+/// `every` epochs and after the last, and `resume` continues from the folder's checkpoint.
+pub fn train_source<L: Copy + Into<u8>>(
+    source: &mut dyn FeatureSource,
+    labels: ArrayView2<L>,
+    config: &TrainConfig,
+    eval: Option<&dyn EpochEval>,
+    checkpointing: Option<&Checkpointing>,
     mut on_epoch: impl FnMut(&EpochLog),
 ) -> Result<IcsModel> {
     config.validate()?;
-    let lists = validate_data(features, labels)?;
-    let (n, d) = features.dim();
+    let lists = label_lists(labels)?;
+    let n = source.len();
+    let d = source.feature_dim();
+    ensure!(n >= 1, "no training images");
+    ensure!(
+        labels.nrows() == n,
+        "{n} training images but {} label rows",
+        labels.nrows()
+    );
+    ensure!(
+        config.finetune.mode.trains_backbone() == source.trains(),
+        "finetune mode {} with a source that {} the backbone",
+        config.finetune.mode,
+        if source.trains() { "trains" } else { "freezes" }
+    );
     let classes = labels.ncols();
     if let Some(e) = eval {
         ensure!(
-            e.feature_dim() == d,
-            "evaluation features have {} dimensions, training features {d}",
-            e.feature_dim()
+            e.feature_dim() == source.eval_input_dim(),
+            "evaluation features have {} dimensions, the training source's {}",
+            e.feature_dim(),
+            source.eval_input_dim()
         );
         ensure!(
             e.classes() == classes,
             "evaluation labels have {} classes, training labels {classes}",
             e.classes()
         );
+    }
+    if let Some(c) = checkpointing {
+        ensure!(c.every >= 1, "checkpoint every 0 epochs: must be >= 1");
     }
     let ics = config.method == Method::Ics;
     if ics && config.weight_update == WeightUpdate::Pgd {
@@ -119,6 +184,7 @@ pub fn train<L: Copy + Into<u8>>(
             config.lambda_r
         );
     }
+    let fingerprint = checkpointing.map(|_| run_fingerprint(source, &lists, classes));
 
     let centres = Centres::build(
         config.centres,
@@ -135,7 +201,7 @@ pub fn train<L: Copy + Into<u8>>(
         &mut rng(config.seed, Stream::Init),
     );
     let mut adam = Adam::new(&mut head, config.weight_decay);
-    let mut weights = InstanceWeights::uniform(lists, classes);
+    let mut weights = InstanceWeights::uniform(lists.clone(), classes);
     let tie_break: Vec<f32> = {
         let mut r = rng(config.seed, Stream::TieBreak);
         (0..config.bits)
@@ -146,15 +212,43 @@ pub fn train<L: Copy + Into<u8>>(
     let mut dropout_rng = rng(config.seed, Stream::Dropout);
     let mut order: Vec<usize> = (0..n).collect();
     let mut history = Vec::with_capacity(config.epochs);
+    let mut first_epoch = 0;
 
-    for epoch in 0..config.epochs {
+    if let Some(c) = checkpointing.filter(|c| c.resume) {
+        let cp = Checkpoint::load(&c.file())?;
+        cp.check_resumes(
+            config,
+            fingerprint.as_deref().expect("set with checkpointing"),
+        )?;
+        ensure!(
+            cp.head.input_dim() == d && cp.head.bits() == config.bits,
+            "the checkpoint's head does not fit this run"
+        );
+        ensure!(
+            cp.order.len() == n && cp.weights.dim() == (n, classes),
+            "the checkpoint is for {} images of {} classes, this run has {n} of {classes}",
+            cp.weights.nrows(),
+            cp.weights.ncols()
+        );
+        head = cp.head;
+        adam.restore(cp.adam)?;
+        weights = InstanceWeights::from_parts(cp.weights, lists)?;
+        order = cp.order;
+        shuffle_rng.set_word_pos(cp.shuffle_word_pos);
+        dropout_rng.set_word_pos(cp.dropout_word_pos);
+        history = cp.history;
+        source.restore(cp.source)?;
+        first_epoch = cp.epochs_done;
+    }
+
+    for epoch in first_epoch..config.epochs {
         let started = Instant::now();
         let lr = config.lr_at(epoch);
         let update_weights = ics && epoch >= config.warmup_epochs;
         order.shuffle(&mut shuffle_rng);
         let (mut sum, mut neg_entropy) = (BatchLoss::default(), 0.0);
         for batch in order.chunks(config.batch_size) {
-            let x = features.select(Axis(0), batch);
+            let x = source.batch(batch, epoch)?;
             let cache = head.forward_train(x, Some(&mut dropout_rng));
 
             if update_weights {
@@ -185,8 +279,11 @@ pub fn train<L: Copy + Into<u8>>(
                 targets.view(),
                 config.lambda_q,
             );
-            let (grads, _) = head.backward(&cache, dz.view(), false);
+            let (grads, dx) = head.backward(&cache, dz.view(), source.trains());
             adam.step(&mut head, &grads, lr);
+            if let Some(dx) = dx {
+                source.backward(dx.view(), epoch)?;
+            }
 
             let b = batch.len() as f64;
             sum.centre += loss.centre * b;
@@ -199,7 +296,10 @@ pub fn train<L: Copy + Into<u8>>(
         let epoch_no = epoch + 1;
         let evaluate = epoch_no % config.eval_every == 0 || epoch_no == config.epochs;
         let map = match eval {
-            Some(e) if evaluate => Some(e.score(&|x| encode_packed(&head, x))),
+            Some(e) if evaluate => {
+                let src: &dyn FeatureSource = source;
+                Some(e.score(&|x| encode_packed(&head, src.eval_features(x).view())))
+            }
             _ => None,
         };
         let nf = n as f64;
@@ -215,8 +315,26 @@ pub fn train<L: Copy + Into<u8>>(
             map,
             seconds: started.elapsed().as_secs_f64(),
         };
+        history.push(log.clone());
+        if let Some(c) = checkpointing {
+            if epoch_no % c.every == 0 || epoch_no == config.epochs {
+                Checkpoint {
+                    epochs_done: epoch_no,
+                    config: config.clone(),
+                    fingerprint: fingerprint.clone().expect("set with checkpointing"),
+                    head: head.clone(),
+                    adam: adam.state().clone(),
+                    weights: weights.matrix().to_owned(),
+                    order: order.clone(),
+                    shuffle_word_pos: shuffle_rng.get_word_pos(),
+                    dropout_word_pos: dropout_rng.get_word_pos(),
+                    history: history.clone(),
+                    source: source.state(),
+                }
+                .save(&c.file())?;
+            }
+        }
         on_epoch(&log);
-        history.push(log);
     }
     Ok(IcsModel::new(
         config.clone(),

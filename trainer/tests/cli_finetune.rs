@@ -1,0 +1,236 @@
+//! `ics-train train --finetune` end to end on a tiny EfficientNet-Lite backbone file: training
+//! with checkpoints, resuming, exporting (the check against the trained network), evaluating;
+//! and bad fine-tuning options give clear errors.
+
+mod cli_util;
+
+use std::path::{Path, PathBuf};
+
+use cli_util::{bin, fails, fresh_dir, ok, s, toy_backbone, write_png};
+use ics_encoder::preprocess::{Preprocess, ResizeMode};
+use ics_train::backbone::architecture::Architecture;
+use ics_train::backbone::file::save_backbone_file;
+use ics_train::backbone::folded::NetworkWeights;
+use ics_train::backbone::Backbone;
+use ics_train::model_file::ModelFile;
+
+/// A backbone file of the tiny EfficientNet-Lite at 16 px.
+fn tiny_backbone(dir: &Path) -> PathBuf {
+    let w = NetworkWeights::random(&Architecture::tiny(), 11);
+    let p = Preprocess {
+        size: 16,
+        resize: ResizeMode::Stretch,
+        mean: [127.0; 3],
+        std: [128.0; 3],
+    };
+    let bb = Backbone::from_weights(&w, p, "tiny-efficientnet@16px".into()).unwrap();
+    let path = dir.join("tiny.onnx");
+    save_backbone_file(&bb, &path, 1).unwrap();
+    path
+}
+
+/// A list file of `n` 16-px PNGs with 2 classes.
+fn list(dir: &Path, name: &str, n: u32) -> PathBuf {
+    let img = dir.join("img");
+    std::fs::create_dir_all(&img).unwrap();
+    let mut text = String::new();
+    for i in 0..n {
+        write_png(&img.join(format!("{name}{i}.png")), 16, i);
+        let labels = ["1 0", "0 1", "1 1"][i as usize % 3];
+        text.push_str(&format!("img/{name}{i}.png {labels}\n"));
+    }
+    let path = dir.join(format!("{name}.txt"));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn finetune_train_resume_export_eval() {
+    let dir = fresh_dir("finetune");
+    let bb = tiny_backbone(&dir);
+    let (train, query, db) = (
+        list(&dir, "train", 12),
+        list(&dir, "query", 4),
+        list(&dir, "db", 6),
+    );
+    let model = dir.join("m.icsm");
+    let ckpt = dir.join("ckpt");
+    let args = |epochs: &'static str, out: &Path| -> Vec<String> {
+        [
+            "train",
+            "--backbone",
+            s(&bb),
+            "--train",
+            s(&train),
+            "--query",
+            s(&query),
+            "--database",
+            s(&db),
+            "--bits",
+            "8",
+            "--hidden",
+            "none",
+            "--epochs",
+            epochs,
+            "--warmup-epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--finetune",
+            "top:2",
+            "--backbone-lr-scale",
+            "0.5",
+            "--augment",
+            "--r",
+            "5",
+            "--checkpoint-dir",
+            s(&ckpt),
+            "--out",
+            s(out),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect()
+    };
+    let a = args("2", &model);
+    let (_, err) = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(err.contains("fine-tuning top:2"), "{err}");
+    assert!(err.contains("images/s"), "{err}");
+    assert!(ckpt.join("checkpoint.icsc").is_file());
+    let mf = ModelFile::load(&model).unwrap();
+    let f = mf.finetuned.as_ref().expect("a fine-tuned model");
+    assert_eq!(f.mode, "top:2");
+    assert_eq!(mf.model.config().finetune.backbone_lr_scale, 0.5);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("m.report.json")).unwrap()).unwrap();
+    assert!(
+        report["retrieval"]["map_at_r"].as_f64().is_some(),
+        "{report}"
+    );
+
+    // Extending the run by one epoch from its checkpoint.
+    let longer = dir.join("m3.icsm");
+    let mut a = args("3", &longer);
+    a.push("--resume".into());
+    let (_, err) = ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        err.contains("epoch 3/3") && !err.contains("epoch 1/3"),
+        "{err}"
+    );
+    assert_eq!(ModelFile::load(&longer).unwrap().model.history().len(), 3);
+
+    // Export: the fine-tuned backbone goes into the ONNX file, checked against the network.
+    let onnx = dir.join("m.onnx");
+    let (_, err) = ok(&[
+        "export",
+        "--model",
+        s(&model),
+        "--out",
+        s(&onnx),
+        "--check",
+        "6",
+    ]);
+    assert!(err.contains("check: 6 of 6"), "{err}");
+    let e = fails(&[
+        "export",
+        "--model",
+        s(&model),
+        "--backbone",
+        s(&bb),
+        "--out",
+        s(&onnx),
+    ]);
+    assert!(e.contains("carries its fine-tuned backbone"), "{e}");
+    // Eval uses the model's own backbone.
+    let (_, err) = ok(&[
+        "eval",
+        "--model",
+        s(&model),
+        "--out",
+        s(&dir.join("eval")),
+        "--r",
+        "5",
+        "--no-plots",
+    ]);
+    assert!(err.contains("mAP@5"), "{err}");
+}
+
+#[test]
+fn bad_finetune_options_say_why() {
+    let dir = fresh_dir("finetune-errors");
+    let bb = tiny_backbone(&dir);
+    let train = list(&dir, "train", 6);
+    let model = dir.join("m.icsm");
+    let train_with = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--backbone",
+            s(&bb),
+            "--train",
+            s(&train),
+            "--bits",
+            "8",
+            "--epochs",
+            "1",
+            "--out",
+            s(&model),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let run = |extra: &[&str]| {
+        let a = train_with(extra);
+        fails(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // More stages than the network has.
+    let e = run(&["--finetune", "top:99"]);
+    assert!(
+        e.contains("top:99") && e.contains("3 MBConv stages") && e.contains("1..=3"),
+        "{e}"
+    );
+    // Augmentation of frozen features.
+    let e = run(&["--augment"]);
+    assert!(e.contains("augment needs a fine-tuning mode"), "{e}");
+    // A backbone that is not an EfficientNet-Lite.
+    let toy = toy_backbone(&dir);
+    let a: Vec<String> = train_with(&["--finetune", "all"])
+        .into_iter()
+        .map(|x| if x == s(&bb) { s(&toy).to_string() } else { x })
+        .collect();
+    let e = fails(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        e.contains("fine-tuning needs an EfficientNet-Lite0 backbone"),
+        "{e}"
+    );
+    // Resuming without a checkpoint.
+    let e = run(&[
+        "--finetune",
+        "top:1",
+        "--checkpoint-dir",
+        s(&dir.join("empty")),
+        "--resume",
+    ]);
+    assert!(e.contains("no checkpoint to resume"), "{e}");
+    // Usage errors (exit 2) with the reason: N = 0, garbage, --resume alone.
+    for (flags, says) in [
+        (&["--finetune", "top:0"][..], "N >= 1"),
+        (&["--finetune", "everything"][..], "expected none, top:N"),
+        (&["--finetune", "top:two"][..], "whole number"),
+        (&["--resume"][..], "--checkpoint-dir"),
+    ] {
+        let a = train_with(flags);
+        let out = bin().args(&a).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(says), "{flags:?}: {err}");
+    }
+    let out = bin()
+        .args(["bench", "--small", "--out", s(&dir), "--finetune", "top:0"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("N >= 1"));
+}
