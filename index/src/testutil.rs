@@ -171,3 +171,23 @@ pub(crate) fn queries(rng: &mut SmallRng, codes: &[Vec<u8>], nb: usize) -> Vec<V
         })
         .collect()
 }
+
+/// A radius search with a second radius condition returns exactly the rows that meet both,
+/// in distance order.
+pub(crate) fn check_filters(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], q: &[u8], f: &[u8]) {
+    let (got, _) = search_all(
+        rel,
+        Query {
+            code: q.to_vec(),
+            max_distance: 6,
+            filters: vec![(f.to_vec(), 5)],
+        },
+    );
+    let want: HashSet<Tid> = rows
+        .iter()
+        .filter(|(c, _)| hamming(q, c) <= 6 && hamming(f, c) <= 5)
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(got.iter().map(|r| r.0).collect::<HashSet<_>>(), want);
+    assert!(got.windows(2).all(|w| w[0].1 <= w[1].1));
+}

@@ -11,8 +11,7 @@ use crate::lists::vacuum::bulk_delete;
 use crate::lists::verify::verify;
 use crate::relation::{MemRelation, Relation};
 use crate::search::Query;
-use crate::testutil::{check_query, check_verify, clustered, search_all, tid, uniform};
-use ics_codes::hamming::hamming;
+use crate::testutil::{check_filters, check_query, check_verify, clustered, tid, uniform};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashSet};
@@ -199,22 +198,7 @@ fn filters_and_combined_radius_knn() {
         .collect();
     let rel = MemRelation::new();
     build(&rel, &rows, nb, 30, 500);
-    let q = codes[7].clone();
-    let f = codes[8].clone();
-    let (got, _) = search_all(
-        &rel,
-        Query {
-            code: q.clone(),
-            max_distance: 6,
-            filters: vec![(f.clone(), 5)],
-        },
-    );
-    let want: HashSet<Tid> = rows
-        .iter()
-        .filter(|(c, _)| hamming(&q, c) <= 6 && hamming(&f, c) <= 5)
-        .map(|r| r.1)
-        .collect();
-    assert_eq!(got.iter().map(|r| r.0).collect::<HashSet<_>>(), want);
+    check_filters(&rel, &rows, &codes[7], &codes[8]);
 }
 
 #[test]

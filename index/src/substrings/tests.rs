@@ -5,15 +5,14 @@
 use crate::format::{Tid, INVALID_BLOCK};
 use crate::open::{open, Opened};
 use crate::relation::{MemRelation, Relation};
-use crate::search::Query;
 use crate::spill::MemSpill;
 use crate::substrings::build::{build, build_empty, VecRows};
 use crate::substrings::vacuum::{bulk_delete, merge, reclaim};
 use crate::testutil::{
-    check_query, check_verify, clustered, multilabel, queries, query, search_all, tid, uniform,
+    check_filters, check_query, check_verify, clustered, multilabel, queries, query, search_all,
+    tid, uniform,
 };
 use crate::verify::verify;
-use ics_codes::hamming::hamming;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::{BTreeMap, HashSet};
@@ -358,22 +357,7 @@ fn filters_and_a_radius_with_knn() {
         .collect();
     let rel = MemRelation::new();
     build_from(&rel, &rows, nb, 0, 1 << 20);
-    let (q, f) = (codes[7].clone(), codes[8].clone());
-    let (got, _) = search_all(
-        &rel,
-        Query {
-            code: q.clone(),
-            max_distance: 6,
-            filters: vec![(f.clone(), 5)],
-        },
-    );
-    let want: HashSet<Tid> = rows
-        .iter()
-        .filter(|(c, _)| hamming(&q, c) <= 6 && hamming(&f, c) <= 5)
-        .map(|r| r.1)
-        .collect();
-    assert_eq!(got.iter().map(|r| r.0).collect::<HashSet<_>>(), want);
-    assert!(got.windows(2).all(|w| w[0].1 <= w[1].1));
+    check_filters(&rel, &rows, &codes[7], &codes[8]);
 }
 
 #[test]
