@@ -191,3 +191,17 @@ pub(crate) fn check_filters(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], q: &[u8]
     assert_eq!(got.iter().map(|r| r.0).collect::<HashSet<_>>(), want);
     assert!(got.windows(2).all(|w| w[0].1 <= w[1].1));
 }
+
+/// Index rows of `codes`: row `i` at [`tid`]`(i)`.
+pub(crate) fn rows_of(codes: &[Vec<u8>]) -> Vec<(Vec<u8>, Tid)> {
+    codes
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.clone(), tid(i)))
+        .collect()
+}
+
+/// The live rows of an index holding `rows`, as the checks expect them.
+pub(crate) fn live_of(rows: &[(Vec<u8>, Tid)]) -> BTreeMap<Tid, Vec<u8>> {
+    rows.iter().map(|(c, t)| (*t, c.clone())).collect()
+}

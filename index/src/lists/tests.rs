@@ -11,7 +11,9 @@ use crate::lists::vacuum::bulk_delete;
 use crate::lists::verify::verify;
 use crate::relation::{MemRelation, Relation};
 use crate::search::Query;
-use crate::testutil::{check_filters, check_query, check_verify, clustered, tid, uniform};
+use crate::testutil::{
+    check_filters, check_query, check_verify, clustered, live_of, rows_of, tid, uniform,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, HashSet};
@@ -42,14 +44,10 @@ fn exact_on_random_and_clustered_codes_of_every_length() {
             } else {
                 uniform(&mut rng, n, nb)
             };
-            let rows: Vec<(Vec<u8>, Tid)> = codes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.clone(), tid(i)))
-                .collect();
+            let rows = rows_of(&codes);
             let rel = MemRelation::new();
             build(&rel, &rows, nb, default_lists(n as u64), 700);
-            let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+            let live = live_of(&rows);
             check_verify(&rel, &live);
             for qi in 0..6 {
                 // Queries: stored codes (distance 0 exists), perturbed ones and random ones.
@@ -78,7 +76,7 @@ fn duplicates_share_entries_and_long_posting_lists_split() {
     assert_eq!(report.tids, 5001);
     let max = crate::lists::layout::entry::max_tids(nb) as u64;
     assert_eq!(report.entries, 5000u64.div_ceil(max) + 1);
-    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    let live = live_of(&rows);
     check_query(&rel, &live, &code, &[0, 1, 64]);
 }
 
@@ -90,11 +88,7 @@ fn inserts_after_build_and_into_an_empty_index() {
     for start_empty in [false, true] {
         let rel = MemRelation::new();
         let split = if start_empty { 0 } else { 1500 };
-        let rows: Vec<(Vec<u8>, Tid)> = codes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.clone(), tid(i)))
-            .collect();
+        let rows = rows_of(&codes);
         if start_empty {
             crate::lists::build::build_empty(&rel, nb);
         } else {
@@ -111,8 +105,7 @@ fn inserts_after_build_and_into_an_empty_index() {
             };
             insert(&rel, &dir.meta, &dir.centroids, &c, *t, &mut scratch);
         }
-        let mut live: BTreeMap<Tid, Vec<u8>> =
-            rows[..split].iter().map(|(c, t)| (*t, c.clone())).collect();
+        let mut live = live_of(&rows[..split]);
         // The expectation is what verify collects, checked here to hold every row.
         let report = verify(&rel, true).unwrap();
         assert!(report.problems.is_empty(), "{:?}", report.problems);
@@ -133,11 +126,7 @@ fn vacuum_removes_dead_unlinks_recycles_and_shrinks_radii() {
     let mut rng = SmallRng::seed_from_u64(9);
     let nb = 8;
     let codes = clustered(&mut rng, 6000, nb, 6, 0.06);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build(&rel, &rows, nb, 20, 2000);
     let before = verify(&rel, false).unwrap();
@@ -191,11 +180,7 @@ fn filters_and_combined_radius_knn() {
     let mut rng = SmallRng::seed_from_u64(3);
     let nb = 4;
     let codes = clustered(&mut rng, 2000, nb, 5, 0.05);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build(&rel, &rows, nb, 30, 500);
     check_filters(&rel, &rows, &codes[7], &codes[8]);
@@ -206,11 +191,7 @@ fn search_skips_far_lists() {
     let mut rng = SmallRng::seed_from_u64(21);
     let nb = 8;
     let codes = clustered(&mut rng, 20_000, nb, 40, 1.0 / 32.0);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build(&rel, &rows, nb, default_lists(rows.len() as u64), 100_000);
     let dir = Directory::read(&rel).unwrap();
@@ -239,11 +220,7 @@ fn verify_detects_a_radius_too_small() {
     let mut rng = SmallRng::seed_from_u64(4);
     let nb = 8;
     let codes = uniform(&mut rng, 500, nb);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build(&rel, &rows, nb, 3, 1000);
     let dir = Directory::read(&rel).unwrap();
@@ -357,11 +334,7 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
     let mut rng = SmallRng::seed_from_u64(8);
     let nb = 8;
     let codes = clustered(&mut rng, 3000, nb, 4, 0.03);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build(&rel, &rows[..500], nb, 4, 1000);
     let dir = Directory::read(&rel).unwrap();
@@ -383,7 +356,7 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
         at += size;
     }
     assert_eq!(at, rows.len());
-    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    let live = live_of(&rows);
     check_verify(&rel, &live);
     let q = codes[10].clone();
     check_query(&rel, &live, &q, &[0, 2, 5, 9]);

@@ -9,8 +9,8 @@ use crate::spill::MemSpill;
 use crate::substrings::build::{build, build_empty, VecRows};
 use crate::substrings::vacuum::{bulk_delete, merge, reclaim};
 use crate::testutil::{
-    check_filters, check_query, check_verify, clustered, multilabel, queries, query, search_all,
-    tid, uniform,
+    check_filters, check_query, check_verify, clustered, live_of, multilabel, queries, query,
+    rows_of, search_all, tid, uniform,
 };
 use crate::verify::verify;
 use rand::rngs::SmallRng;
@@ -48,16 +48,11 @@ fn exact_on_uniform_clustered_and_mixed_codes_of_every_length() {
                     c
                 }
             };
-            let rows: Vec<(Vec<u8>, Tid)> = codes
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.clone(), tid(i)))
-                .collect();
+            let rows = rows_of(&codes);
             for m in [0u32, 1, 4.min(nb as u32 * 8)] {
                 let rel = MemRelation::new();
                 build_from(&rel, &rows, nb, m, 1 << 20);
-                let live: BTreeMap<Tid, Vec<u8>> =
-                    rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+                let live = live_of(&rows);
                 check_verify(&rel, &live);
                 for q in queries(&mut rng, &codes, nb) {
                     check_query(&rel, &live, &q, &radii);
@@ -72,11 +67,7 @@ fn small_radii_probe_the_tables_and_large_k_switches_to_a_linear_pass() {
     let mut rng = SmallRng::seed_from_u64(3);
     let nb = 8;
     let codes = uniform(&mut rng, 60_000, nb);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows, nb, 0, 1 << 24);
     let Opened::Substrings(runs) = open(&rel).unwrap() else {
@@ -106,14 +97,10 @@ fn multilabel_neighbours_are_found_in_the_tables() {
     let mut rng = SmallRng::seed_from_u64(5);
     let nb = 8;
     let codes = multilabel(&mut rng, 40_000, nb, 80, 0.1);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows, nb, 0, 1 << 24);
-    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    let live = live_of(&rows);
     for q in queries(&mut rng, &codes, nb).into_iter().take(3) {
         check_query(&rel, &live, &q, &[0, 3, 8]);
     }
@@ -124,15 +111,10 @@ fn inserts_go_to_the_tail_and_merges_fold_them_in() {
     let mut rng = SmallRng::seed_from_u64(7);
     for nb in [2usize, 8, 16] {
         let codes = multilabel(&mut rng, 6000, nb, 20, 0.08);
-        let rows: Vec<(Vec<u8>, Tid)> = codes
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.clone(), tid(i)))
-            .collect();
+        let rows = rows_of(&codes);
         let rel = MemRelation::new();
         build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
-        let mut live: BTreeMap<Tid, Vec<u8>> =
-            rows[..2000].iter().map(|(c, t)| (*t, c.clone())).collect();
+        let mut live = live_of(&rows[..2000]);
         // Batches of several sizes, some spanning pages.
         let mut at = 2000;
         for size in [1usize, 7, 300, 1692] {
@@ -201,11 +183,7 @@ fn deletes_leave_tombstones_until_a_merge_drops_them() {
     let mut rng = SmallRng::seed_from_u64(9);
     let nb = 8;
     let codes = clustered(&mut rng, 5000, nb, 6, 0.06);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows[..4000], nb, 0, 1 << 20);
     let flat: Vec<u8> = rows[4000..].iter().flat_map(|(c, _)| c.clone()).collect();
@@ -286,17 +264,13 @@ fn an_interrupted_merge_leaves_a_valid_index_and_its_pages_are_reclaimed() {
     let mut rng = SmallRng::seed_from_u64(17);
     let nb = 8;
     let codes = uniform(&mut rng, 4000, nb);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
     let flat: Vec<u8> = rows[2000..].iter().flat_map(|(c, _)| c.clone()).collect();
     let tids: Vec<Tid> = rows[2000..].iter().map(|r| r.1).collect();
     crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new()).unwrap();
-    let live: BTreeMap<Tid, Vec<u8>> = rows.iter().map(|(c, t)| (*t, c.clone())).collect();
+    let live = live_of(&rows);
     // A cancel request in the middle of writing the new tables.
     let mut calls = 0;
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -350,11 +324,7 @@ fn filters_and_a_radius_with_knn() {
     let mut rng = SmallRng::seed_from_u64(19);
     let nb = 4;
     let codes = multilabel(&mut rng, 3000, nb, 8, 0.05);
-    let rows: Vec<(Vec<u8>, Tid)> = codes
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.clone(), tid(i)))
-        .collect();
+    let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows, nb, 0, 1 << 20);
     check_filters(&rel, &rows, &codes[7], &codes[8]);
