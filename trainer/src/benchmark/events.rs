@@ -42,7 +42,3 @@ pub enum BenchEvent<'a> {
 pub trait BenchObserver: Observer {
     fn bench(&mut self, event: BenchEvent<'_>);
 }
-
-impl BenchObserver for crate::workflow::Silent {
-    fn bench(&mut self, _: BenchEvent<'_>) {}
-}

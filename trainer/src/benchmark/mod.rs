@@ -34,8 +34,7 @@ use std::time::Instant;
 use anyhow::Result;
 
 pub use events::{BenchEvent, BenchObserver};
-pub use features::speed_probe;
-pub use output::{markdown, write_report, Written};
+pub use output::{write_report, Written};
 pub use plan::{compose_options, BenchPlan};
 pub use record::{
     AreaResult, BenchReport, BenchSize, Extraction, FeatureSpeed, FinetuneRun, Target,
