@@ -20,8 +20,11 @@
 //!    head: the trained network, the frozen prefix and its cached activations, augmentation,
 //!    the training loop's feature source, a whole run.
 //! 6. [`export`]: the ONNX export (backbone + head, the model contract) and its check against
-//!    the trainer's forward pass in ONNX Runtime. [`benchmark`]: the benchmark as data
-//!    (what `ics-train bench` composes, measures, records and checks).
+//!    the trainer's forward pass in ONNX Runtime. [`workflow`]: what the commands do between
+//!    parsing and printing (loading data and features, the `train` and `eval` runs), telling
+//!    an observer what happens instead of printing.
+//! 7. [`benchmark`]: the benchmark (`ics-train bench`), step by step: what it
+//!    composes, measures, records and checks, and the run itself.
 
 // No unsafe code in the trainer. `deny`, not `forbid`: ndarray's `s!` macro expands to an
 // `allow(unsafe_code)` of its own, which `forbid` would refuse.
@@ -37,5 +40,6 @@ pub mod finetune;
 pub mod ics;
 pub mod model_file;
 pub mod onnx;
+pub mod workflow;
 
 pub use ics_codes::code;

@@ -41,6 +41,7 @@ use safetensors::tensor::TensorView;
 use safetensors::{Dtype, SafeTensorError, SafeTensors};
 use serde::{Deserialize, Serialize};
 
+use crate::data::split::{absolute, DataSpec};
 use crate::ics::{
     CentreMethod, Centres, EpochLog, HashHead, IcsModel, InstanceWeights, Linear, TrainConfig,
 };
@@ -84,6 +85,36 @@ pub struct DataRecord {
     pub classes_file: Option<PathBuf>,
     /// Areas file of the training split.
     pub train_areas_file: Option<PathBuf>,
+}
+
+impl DataRecord {
+    /// What a model file records of `spec`: the same data with every path made absolute, so
+    /// later commands find it from any folder (an error names a path that does not exist).
+    pub fn of(spec: &DataSpec) -> Result<DataRecord> {
+        let abs = |p: &Option<PathBuf>| p.as_deref().map(absolute).transpose();
+        Ok(DataRecord {
+            composed_dir: abs(&spec.composed_dir)?,
+            train_file: abs(&spec.train_file)?,
+            query_file: abs(&spec.query_file)?,
+            database_file: abs(&spec.database_file)?,
+            image_root: abs(&spec.image_root)?,
+            classes_file: abs(&spec.classes_file)?,
+            train_areas_file: abs(&spec.train_areas_file)?,
+        })
+    }
+
+    /// The data the record points to.
+    pub fn spec(&self) -> DataSpec {
+        DataSpec {
+            composed_dir: self.composed_dir.clone(),
+            train_file: self.train_file.clone(),
+            query_file: self.query_file.clone(),
+            database_file: self.database_file.clone(),
+            image_root: self.image_root.clone(),
+            classes_file: self.classes_file.clone(),
+            train_areas_file: self.train_areas_file.clone(),
+        }
+    }
 }
 
 /// A fine-tuned backbone carried by the model file: the network's architecture, its
@@ -682,5 +713,24 @@ mod tests {
         let bad = with_description(&bytes, |d| d["layers"] = 3.into());
         let e = err(&bad);
         assert!(e.contains("no tensor head.2.weight"), "{e}");
+    }
+
+    #[test]
+    fn data_records_hold_absolute_paths() {
+        let dir = std::env::temp_dir().join(format!("ics-train-record-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let spec = DataSpec {
+            train_file: Some(dir.join(".").join("..").join(dir.file_name().unwrap())),
+            ..DataSpec::default()
+        };
+        let rec = DataRecord::of(&spec).unwrap();
+        let abs = std::fs::canonicalize(&dir).unwrap();
+        assert_eq!(rec.train_file.as_deref(), Some(abs.as_path()));
+        assert_eq!(rec.spec().train_file, Some(abs));
+        assert!(rec.spec().query_file.is_none() && rec.composed_dir.is_none());
+        let missing = DataSpec::composed(dir.join("missing"));
+        let err = format!("{:#}", DataRecord::of(&missing).unwrap_err());
+        assert!(err.contains("missing not found"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -17,7 +17,8 @@ const LAYERS: &[(&str, usize)] = &[
     ("backbone", 3),
     ("finetune", 4),
     ("export", 5),
-    ("benchmark", 5),
+    ("workflow", 5),
+    ("benchmark", 6),
 ];
 
 type Module = Vec<String>;

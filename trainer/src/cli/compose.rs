@@ -1,12 +1,14 @@
-//! `ics-train data compose`: the multi-label benchmark composer (`ics_train::data::compose`).
+//! `ics-train data compose`: the multi-label benchmark composer (`ics_train::data::compose`,
+//! through [`ics_train::workflow::compose_into`]).
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::ValueEnum;
-use ics_train::data::{compose, ComposeOptions, ComposeSummary, SourcePaths, Sources};
+use ics_train::data::{ComposeOptions, SourcePaths};
+use ics_train::workflow::{compose_into, load_sources};
 
-use super::ui;
+use super::printer::Printer;
 
 /// Starting point of the options; every option given on the command line overrides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -54,18 +56,8 @@ pub struct SourceArgs {
 }
 
 impl SourceArgs {
-    pub fn load(&self) -> Result<Sources> {
-        let sp = ui::spinner("loading Fashion-MNIST and MNIST sources");
-        let sources = Sources::load(&SourcePaths::new(&self.fashion_dir, &self.mnist_csv))
-            .context("loading the source images (run scripts/setup.sh if they are missing)");
-        sp.finish_and_clear();
-        let sources = sources?;
-        ui::log(format!(
-            "sources: {} instances of {} classes",
-            sources.len(),
-            sources.class_names().len()
-        ));
-        Ok(sources)
+    pub fn paths(&self) -> SourcePaths {
+        SourcePaths::new(&self.fashion_dir, &self.mnist_csv)
     }
 }
 
@@ -139,46 +131,8 @@ impl Args {
 pub fn run(args: Args) -> Result<()> {
     let opts = args.options();
     opts.validate()?;
-    let sources = args.sources.load()?;
-    compose_logged(&sources, &opts, &args.out)?;
+    let mut printer = Printer::default();
+    let sources = load_sources(&args.sources.paths(), &mut printer)?;
+    compose_into(&sources, &opts, &args.out, &mut printer)?;
     Ok(())
-}
-
-/// Composes with a spinner and logs one line per split.
-pub fn compose_logged(
-    sources: &Sources,
-    opts: &ComposeOptions,
-    out: &std::path::Path,
-) -> Result<ComposeSummary> {
-    let total = opts.train + opts.query + opts.database;
-    let sp = ui::spinner(format!(
-        "composing {total} canvases of {} px into {}",
-        opts.canvas,
-        out.display()
-    ));
-    let summary = compose(sources, opts, out);
-    sp.finish_and_clear();
-    let summary = summary?;
-    for s in &summary.splits {
-        if s.canvases == 0 {
-            continue;
-        }
-        ui::log(format!(
-            "{:>8}: {:>6} canvases, instances per canvas {:?}, {} distinct source instances of {} \
-             available, {} shrunk layouts",
-            s.split.name(),
-            s.canvases,
-            s.instances_per_canvas,
-            s.distinct_instances_used,
-            s.pool_instances,
-            s.shrunk_layouts
-        ));
-    }
-    ui::log(format!(
-        "composed {total} canvases ({:.1} MB of PNG) in {} into {}",
-        summary.png_bytes as f64 / 1e6,
-        ui::duration(summary.seconds),
-        out.display()
-    ));
-    Ok(summary)
 }

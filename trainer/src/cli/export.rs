@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Result};
 use ics_train::backbone::file::BackboneFile;
+use ics_train::data::{DataSpec, SplitName};
 use ics_train::export::{check_onnx, write_onnx, CheckResult, ExportOptions, SampleImages};
 use ics_train::finetune::model_backbone;
 use ics_train::model_file::ModelFile;
 
-use super::data::{DataArgs, SplitName};
 use super::ui;
 
 #[derive(Debug, clap::Args)]
@@ -160,14 +160,14 @@ pub fn export(
 /// A sample of images: the model's training images if still there, else generated ones.
 fn sample_images(mf: &ModelFile, n: usize) -> SampleImages {
     if let Some(data) = &mf.data {
-        if let Some(files) = training_files(&DataArgs::from(data), n) {
+        if let Some(files) = training_files(&data.spec(), n) {
             return SampleImages::Files(files);
         }
     }
     SampleImages::generated(n)
 }
 
-fn training_files(data: &DataArgs, n: usize) -> Option<Vec<PathBuf>> {
+fn training_files(data: &DataSpec, n: usize) -> Option<Vec<PathBuf>> {
     let split = data.load(SplitName::Train).ok()?;
     let paths = split.paths().ok()?;
     let take: Vec<PathBuf> = paths.into_iter().take(n).collect();

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 use ics_train::backbone::file::BackboneFile;
+use ics_train::data::SplitName;
+use ics_train::workflow::{features_of, load_split};
 
-use super::data::{split_features, DataArgs, FeatureArgs, SplitName};
+use super::data::{DataArgs, FeatureArgs, SplitArg};
+use super::printer::Printer;
 use super::ui;
 
 #[derive(Debug, clap::Args)]
@@ -19,34 +22,36 @@ pub struct Args {
     pub data: DataArgs,
     /// Splits to extract [default: every split the data has].
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub splits: Vec<SplitName>,
+    pub splits: Vec<SplitArg>,
     #[command(flatten)]
     pub features: FeatureArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let opts = args.features.options(&args.data)?;
+    let data = args.data.spec();
+    let opts = args.features.settings().options(&data)?;
     let splits: Vec<SplitName> = if args.splits.is_empty() {
         SplitName::ALL
             .into_iter()
-            .filter(|&s| args.data.has(s))
+            .filter(|&s| data.has(s))
             .collect()
     } else {
-        args.splits.clone()
+        args.splits.iter().map(|&s| s.into()).collect()
     };
     anyhow::ensure!(
         !splits.is_empty(),
         "no split to extract: give --data DIR or --train/--query/--database FILE"
     );
+    let mut printer = Printer::default();
     // Data first: a bad list file is reported before the slower backbone load.
     let loaded = splits
         .into_iter()
-        .map(|s| args.data.load(s))
+        .map(|s| load_split(&data, s, &mut printer))
         .collect::<Result<Vec<_>>>()?;
     let bb = BackboneFile::load(&args.backbone)?;
     let (mut images, mut seconds) = (0, 0.0);
     for split in &loaded {
-        let ex = split_features(&bb.backbone, split, &opts)?;
+        let ex = features_of(&bb.backbone, split, &opts, &mut printer)?;
         if !ex.from_cache {
             images += ex.features.nrows();
             seconds += ex.preprocess_s + ex.inference_s;

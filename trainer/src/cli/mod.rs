@@ -20,12 +20,14 @@
 pub mod backbone;
 pub mod bench;
 pub mod compose;
+pub mod config;
 pub mod data;
 pub mod encode;
 pub mod eval;
 pub mod export;
 pub mod features;
 pub mod plots;
+pub mod printer;
 pub mod sheet;
 pub mod train;
 pub mod ui;

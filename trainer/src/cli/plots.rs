@@ -1,4 +1,5 @@
-//! PNG plots (plotters, drawn into an RGB buffer, written with the `png` crate).
+//! PNG plots (plotters, drawn into an RGB buffer, written with the `png` crate), and the
+//! plots of an evaluation ([`write_plots`]: `eval` and `bench`).
 //!
 //! Text needs a TrueType font, loaded at run time (plotters' `ab_glyph` backend does no font
 //! discovery): `--font FILE`, default DejaVu Sans from Debian's `fonts-dejavu-core`.
@@ -7,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context, Result};
+use ics_train::eval::{ModelEval, SharePoints};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -200,4 +202,146 @@ fn tick(v: f64, span: f64) -> String {
     } else {
         format!("{v:.2}")
     }
+}
+
+/// Writes the plots that the evaluations support; returns their paths.
+pub fn write_plots(
+    dir: &Path,
+    evals: &[ModelEval],
+    cosine: Option<f64>,
+    shares: Option<&SharePoints>,
+    r: usize,
+) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    // mAP vs bits, one line per method.
+    let mut by_method: std::collections::BTreeMap<&str, Vec<(f64, f64)>> = Default::default();
+    let mut random: std::collections::BTreeMap<usize, f64> = Default::default();
+    for e in evals {
+        if let Some(rr) = &e.report.retrieval {
+            by_method
+                .entry(e.report.config.method.label())
+                .or_default()
+                .push((rr.bits as f64, rr.map_at_r));
+            random.insert(rr.bits, rr.random_codes_map_at_r);
+        }
+    }
+    if !by_method.is_empty() {
+        let bits: Vec<f64> = random.keys().map(|&b| b as f64).collect();
+        let (bmin, bmax) = (bits[0], *bits.last().expect("non-empty"));
+        let span = (bmax - bmin).max(16.0);
+        let x = (bmin - span * 0.08)..(bmax + span * 0.08);
+        let mut series: Vec<Series> = by_method
+            .into_iter()
+            .enumerate()
+            .map(|(i, (name, mut pts))| {
+                pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+                Series {
+                    name: name.to_string(),
+                    points: pts,
+                    color: PALETTE[i % PALETTE.len()],
+                    markers: true,
+                    thin: false,
+                }
+            })
+            .collect();
+        if let Some(c) = cosine {
+            series.push(Series {
+                name: "cosine, raw float features".into(),
+                points: vec![(x.start, c), (x.end, c)],
+                color: PALETTE[2],
+                markers: false,
+                thin: true,
+            });
+        }
+        series.push(Series {
+            name: "random codes".into(),
+            points: random.iter().map(|(&b, &m)| (b as f64, m)).collect(),
+            color: PALETTE[7],
+            markers: true,
+            thin: true,
+        });
+        let ylabel = format!("mAP@{r}");
+        let path = dir.join("map_vs_bits.png");
+        line_chart(
+            &path,
+            &Axes {
+                title: &format!("mAP@{r} vs code length"),
+                x_label: "bits",
+                y_label: &ylabel,
+                x,
+                y: 0.0..1.0,
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+            &series,
+        )?;
+        written.push(path);
+    }
+    // PR curves by Hamming radius.
+    let series: Vec<Series> = evals
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            let rr = e.report.retrieval.as_ref()?;
+            Some(Series {
+                name: format!("{} {} bits", e.report.config.method.label(), rr.bits),
+                points: rr
+                    .pr_curve
+                    .iter()
+                    .map(|p| (p.recall, p.precision))
+                    .collect(),
+                color: PALETTE[i % PALETTE.len()],
+                markers: false,
+                thin: false,
+            })
+        })
+        .collect();
+    if !series.is_empty() {
+        let path = dir.join("pr_curves.png");
+        line_chart(
+            &path,
+            &Axes {
+                title: "Precision-recall by Hamming radius",
+                x_label: "recall",
+                y_label: "precision",
+                x: 0.0..1.0,
+                y: 0.0..1.0,
+                legend: SeriesLabelPosition::UpperRight,
+            },
+            &series,
+        )?;
+        written.push(path);
+    }
+    if let Some(s) = shares {
+        let groups: Vec<Series> = s
+            .groups
+            .iter()
+            .enumerate()
+            .map(|(i, (k, pts))| Series {
+                name: if *k >= 4 {
+                    "4+ labels".into()
+                } else {
+                    format!("{k} labels")
+                },
+                points: pts.clone(),
+                color: PALETTE[i % PALETTE.len()],
+                markers: true,
+                thin: false,
+            })
+            .collect();
+        let path = dir.join("weights_vs_area.png");
+        scatter_chart(
+            &path,
+            &Axes {
+                title: "Learned ICS weight vs true area share (training images)",
+                x_label: "area share of the label's instance",
+                y_label: "learned weight",
+                x: 0.0..1.0,
+                y: 0.0..1.0,
+                legend: SeriesLabelPosition::UpperLeft,
+            },
+            &groups,
+        )?;
+        written.push(path);
+    }
+    Ok(written)
 }

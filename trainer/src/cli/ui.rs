@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `1.23 s`, `4 min 05 s`.
+pub use ics_train::eval::format_duration as duration;
+
 static QUIET: AtomicBool = AtomicBool::new(false);
 
 /// Turns progress bars off for the rest of the process.
@@ -56,25 +59,4 @@ pub fn spinner(msg: impl Into<String>) -> ProgressBar {
     bar.set_message(msg.into());
     bar.enable_steady_tick(Duration::from_millis(200));
     bar
-}
-
-/// `1.23 s`, `4 min 05 s`.
-pub fn duration(seconds: f64) -> String {
-    if seconds < 60.0 {
-        format!("{seconds:.2} s")
-    } else {
-        let s = seconds.round() as u64;
-        format!("{} min {:02} s", s / 60, s % 60)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(duration(1.234), "1.23 s");
-        assert_eq!(duration(245.4), "4 min 05 s");
-    }
 }

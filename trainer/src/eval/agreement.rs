@@ -52,6 +52,25 @@ pub struct AgreementReport {
     pub class_normalised: AgreementComparison,
 }
 
+impl AgreementReport {
+    /// One line: `weights vs area shares on N multi-label images: Spearman .. (uniform ..),
+    /// top-1 .., KL ..; class-normalised Spearman ..` (logs and summaries).
+    pub fn summary(&self) -> String {
+        format!(
+            "weights vs area shares on {} multi-label images: Spearman {:.3} (uniform {:.3}), \
+             top-1 {:.3} (uniform {:.3}), KL {:.4} (uniform {:.4}); class-normalised Spearman {:.3}",
+            self.images,
+            self.raw.learned.spearman,
+            self.raw.uniform.spearman,
+            self.raw.learned.top1,
+            self.raw.uniform.top1,
+            self.raw.learned.kl,
+            self.raw.uniform.kl,
+            self.class_normalised.learned.spearman
+        )
+    }
+}
+
 /// Compares `weights` with per-image, per-class areas `areas` (images, classes), `A_ik >= 0`
 /// (0 where class `k` is absent; the entries off an image's labels are ignored).
 pub fn weight_area_agreement(
@@ -296,6 +315,14 @@ mod tests {
         let kl1 =
             0.1f64 * (0.1f64 / 0.5).ln() + 0.2 * (0.2f64 / 0.3).ln() + 0.7 * (0.7f64 / 0.2).ln();
         assert!((r.raw.learned.kl - (kl0 + kl1) / 2.0).abs() < 1e-9);
+        let line = r.summary();
+        assert!(
+            line.starts_with(
+                "weights vs area shares on 2 multi-label images: Spearman 0.000 \
+                 (uniform 0.000), top-1 0.500 (uniform 0.417)"
+            ),
+            "{line}"
+        );
 
         // Class-normalised: class means over labelled images: class 0: (30+10+0)/3,
         // class 1: 15, class 2: (70+5+0)/3 = 25. Image 1 becomes 10/13.33, 20/15, 70/25

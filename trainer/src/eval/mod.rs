@@ -7,7 +7,8 @@
 //! - [`cosine`]: mAP@R of the raw features by cosine similarity (the float baseline).
 //! - [`agreement`]: learned weights against ground-truth area shares; [`size_ratio`]: the
 //!   same by how different the instance sizes of an image are.
-//! - [`report`]: the JSON report of a run.
+//! - [`report`]: the JSON report of a run; [`summary`]: what `ics-train eval` writes (JSON and
+//!   markdown); [`shares`]: the points of the weights-vs-area plot.
 
 pub mod agreement;
 pub mod cosine;
@@ -16,7 +17,9 @@ pub mod map;
 pub mod pr;
 pub mod report;
 pub mod set;
+pub mod shares;
 pub mod size_ratio;
+pub mod summary;
 
 #[cfg(test)]
 mod training_tests;
@@ -26,3 +29,5 @@ pub use labels::LabelSets;
 pub use map::map_at_r;
 pub use report::{ModelEval, RetrievalReport, TrainReport};
 pub use set::EvalSet;
+pub use shares::{share_points, SharePoints};
+pub use summary::{format_duration, summary_markdown, EvalSummary};

@@ -20,6 +20,24 @@ pub enum Method {
     Csq,
 }
 
+impl Method {
+    /// `ICS`, `CSQ`: how tables and plots name the method.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Ics => "ICS",
+            Method::Csq => "CSQ",
+        }
+    }
+
+    /// `ics`, `csq`: how model names begin (`ics64`).
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Method::Ics => "ics",
+            Method::Csq => "csq",
+        }
+    }
+}
+
 /// How the class hash centres are built (ICS.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,229 +1,10 @@
-//! The benchmark of the issue (`ics-train bench`) as data: which canvases it composes, the
-//! feature-speed probe, what it records (`bench.json`: [`BenchReport`]) and the targets it
-//! checks. The command runs the steps and prints; nothing here writes to the terminal.
-//!
-//! 1. the 20-class benchmark (full: 10,000 train, 2,000 query, 20,000 database canvases of
-//!    128 px with 1-3 instances) and the area benchmark (training canvases with 2-3 classes of
-//!    widely different sizes): [`compose_options`];
-//! 2. EfficientNet-Lite0 features of every split, and the extraction speed on a fresh
-//!    sample: [`speed_probe`];
-//! 3. cosine ranking of the raw features (the float baseline);
-//! 4. ICS and CSQ (same configuration, same code) at each code length, mAP@R each, for each
-//!    fine-tuning mode asked for (`none`: the head on frozen features; `top:N`, `all`: the
-//!    backbone trains too, [`FinetuneRun`] records its speed);
-//! 5. ICS on the area benchmark, its learned weights against the true area shares
-//!    ([`AreaResult`]);
-//! 6. the targets ([`targets`]).
+//! The targets of the issue, checked against a run ([`targets`]), and finding a row of the
+//! table ([`find`], [`modes`]).
 
-use anyhow::Result;
-use serde::Serialize;
-
-use crate::backbone::{extract_features, Backbone, FeatureOptions};
-use crate::data::{ClassAreas, ComposeOptions, Dataset};
-use crate::eval::agreement::{weight_area_agreement, AgreementReport};
-use crate::eval::size_ratio::{size_ratio_breakdown, RatioBin, DIFFERENT_SIZES};
+use super::record::{AreaResult, FeatureSpeed, FinetuneRun, Target};
+use crate::eval::size_ratio::DIFFERENT_SIZES;
 use crate::eval::ModelEval;
-use crate::ics::{FinetuneMode, IcsModel, Method, TrainConfig};
-
-/// Benchmark size.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BenchSize {
-    /// The issue's benchmark.
-    Full,
-    /// A seconds-scale run for tests: 64 px canvases, 200 / 50 / 200 (+ 200 area) canvases.
-    Small,
-}
-
-/// The composition options of the main and the area benchmark; `area_train` overrides the
-/// area benchmark's training canvases (full 10,000, small 200).
-pub fn compose_options(
-    size: BenchSize,
-    seed: u64,
-    area_train: Option<usize>,
-) -> (ComposeOptions, ComposeOptions) {
-    let main = match size {
-        BenchSize::Full => ComposeOptions::default(),
-        BenchSize::Small => ComposeOptions::small(),
-    };
-    let mut area = ComposeOptions::area_benchmark();
-    if size == BenchSize::Small {
-        area.canvas = 64;
-        area.min_size = 14;
-        area.max_size = 56;
-    }
-    area.train = area_train.unwrap_or(match size {
-        BenchSize::Full => 10_000,
-        BenchSize::Small => 200,
-    });
-    area.query = 0;
-    area.database = 0;
-    (
-        ComposeOptions { seed, ..main },
-        ComposeOptions {
-            // A different seed stream from the main benchmark's canvases.
-            seed: seed.wrapping_add(1),
-            ..area
-        },
-    )
-}
-
-/// Feature extraction speed, measured without the cache.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FeatureSpeed {
-    /// Images of the probe (fresh extraction, no cache).
-    pub images: usize,
-    pub ms_per_image: f64,
-    pub preprocess_ms_per_image: f64,
-    pub inference_ms_per_image: f64,
-    pub batch: usize,
-    pub ort_threads: usize,
-}
-
-/// Extraction speed on the first `n` images of `images` (at least 1, at most all), after one
-/// warm-up batch (session creation, first-run allocations) outside the measurement.
-pub fn speed_probe(
-    bb: &Backbone,
-    images: &Dataset,
-    n: usize,
-    batch: usize,
-    ort_threads: usize,
-) -> Result<FeatureSpeed> {
-    let n = n.min(images.len()).max(1);
-    let idx: Vec<usize> = (0..n).collect();
-    let sample = images.subset(&idx, "speed probe")?;
-    let opts = FeatureOptions {
-        batch_size: batch,
-        intra_threads: ort_threads,
-        cache_dir: None,
-        progress: false,
-        ..FeatureOptions::default()
-    };
-    let warm = sample.subset(&(0..batch.min(n)).collect::<Vec<_>>(), "warm-up")?;
-    extract_features(bb, &warm, &opts)?;
-    let ex = extract_features(bb, &sample, &opts)?;
-    let per = |s: f64| 1e3 * s / n as f64;
-    Ok(FeatureSpeed {
-        images: n,
-        ms_per_image: per(ex.preprocess_s + ex.inference_s),
-        preprocess_ms_per_image: per(ex.preprocess_s),
-        inference_ms_per_image: per(ex.inference_s),
-        batch,
-        ort_threads,
-    })
-}
-
-/// One split's feature extraction (from the cache or not).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Extraction {
-    pub split: String,
-    pub images: usize,
-    pub from_cache: bool,
-    pub seconds: f64,
-}
-
-/// The weight-vs-area result of the area benchmark.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AreaResult {
-    pub images: usize,
-    pub bits: usize,
-    pub train_seconds: f64,
-    /// Pixel-area shares (foreground pixels of each instance).
-    pub pixel: AgreementReport,
-    /// Box-area shares (w x h of each pasted box).
-    pub boxed: AgreementReport,
-    /// Mean Spearman (learned weights vs pixel-area shares) by how different the instance
-    /// sizes of a canvas are: the smallest ratio between consecutive sorted areas.
-    pub by_size_ratio: Vec<RatioBin>,
-    /// The same on the canvases whose instances all differ at least [`DIFFERENT_SIZES`]-fold in
-    /// area ("labels of different sizes"); uniform weights score 0 there too.
-    pub different_sizes: RatioBin,
-}
-
-impl AreaResult {
-    /// `model`'s learned weights against the `areas` of its training images.
-    pub fn evaluate(model: &IcsModel, areas: &ClassAreas) -> Result<AreaResult> {
-        let pixel = weight_area_agreement(model.weights(), areas.pixel.view())?;
-        let boxed = weight_area_agreement(model.weights(), areas.boxed.view())?;
-        let ratios = size_ratio_breakdown(model.weights(), areas.pixel.view());
-        Ok(AreaResult {
-            images: areas.pixel.nrows(),
-            bits: model.bits(),
-            train_seconds: model.history().iter().map(|e| e.seconds).sum(),
-            pixel,
-            boxed,
-            by_size_ratio: ratios.bins,
-            different_sizes: ratios.different_sizes,
-        })
-    }
-}
-
-/// A target of the issue, and whether the run met it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Target {
-    pub name: String,
-    pub wanted: String,
-    pub measured: String,
-    pub met: bool,
-}
-
-/// How a fine-tuning run of the benchmark went: its speed and time.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FinetuneRun {
-    /// The model's name (`ics64-top2`).
-    pub name: String,
-    pub mode: String,
-    pub method: Method,
-    pub bits: usize,
-    pub train_images: usize,
-    pub image_size: u32,
-    pub epochs: usize,
-    /// Backbone parameters trained.
-    pub trained_parameters: usize,
-    /// Training images per second through the trained part's forward and backward passes
-    /// (and the backbone's Adam step).
-    pub images_per_second: f64,
-    /// Seconds in those passes, and preparing inputs (preprocessing, augmentation, the
-    /// frozen prefix per batch), over the whole run.
-    pub network_seconds: f64,
-    pub input_seconds: f64,
-    /// Seconds before the first epoch (weights, the frozen prefix's cached activations).
-    pub prepare_seconds: f64,
-    /// Seconds of the epochs (per-epoch evaluation included).
-    pub train_seconds: f64,
-}
-
-impl FinetuneRun {
-    /// Preparation and training together: the fine-tuning's wall time.
-    pub fn total_seconds(&self) -> f64 {
-        self.prepare_seconds + self.train_seconds
-    }
-}
-
-/// Everything one benchmark run measured (`bench.json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct BenchReport {
-    pub size: BenchSize,
-    pub trainer_version: String,
-    pub backbone: String,
-    pub data: String,
-    pub area_data: Option<String>,
-    pub r: usize,
-    pub train_images: usize,
-    pub queries: usize,
-    pub database: usize,
-    pub feature_dim: usize,
-    pub feature_speed: FeatureSpeed,
-    pub extractions: Vec<Extraction>,
-    pub cosine_map_at_r: f64,
-    pub base_config: TrainConfig,
-    pub models: Vec<ModelEval>,
-    /// The fine-tuning runs among `models`, with their speed.
-    pub finetune_runs: Vec<FinetuneRun>,
-    pub area: Option<AreaResult>,
-    pub targets: Vec<Target>,
-    pub total_seconds: f64,
-}
+use crate::ics::{FinetuneMode, Method};
 
 /// The evaluation of `method` at `bits` bits trained with fine-tuning `mode`.
 pub fn find(
@@ -415,14 +196,15 @@ pub fn targets(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::eval::{RetrievalReport, TrainReport};
     use crate::ics::synthetic::make;
     use crate::ics::train;
+    use crate::ics::TrainConfig;
 
     /// A model evaluation of `method` at 16 bits with the given mAP and training time.
-    fn evaluation(method: Method, map: f64, seconds: f64) -> ModelEval {
+    pub(crate) fn evaluation(method: Method, map: f64, seconds: f64) -> ModelEval {
         let data = make(30, 4, 2, 1, 0.3, 1);
         let config = TrainConfig {
             bits: 16,
@@ -460,7 +242,7 @@ mod tests {
         }
     }
 
-    fn speed(ms: f64) -> FeatureSpeed {
+    pub(crate) fn speed(ms: f64) -> FeatureSpeed {
         FeatureSpeed {
             images: 1,
             ms_per_image: ms,
@@ -501,7 +283,7 @@ mod tests {
         assert!(t.iter().all(|t| !t.met), "{t:?}");
     }
 
-    fn finetune_run(name: &str, mode: &str, seconds: f64) -> FinetuneRun {
+    pub(crate) fn finetune_run(name: &str, mode: &str, seconds: f64) -> FinetuneRun {
         FinetuneRun {
             name: name.into(),
             mode: mode.into(),
@@ -561,21 +343,5 @@ mod tests {
         assert!(!get("ICS ahead of CSQ at 16 bits, fine-tuned top:2").met);
         assert!(!get("fine-tuned (top:2) ICS 16 bits").met);
         assert!(get("ics16-top2 fine-tuning").met);
-    }
-
-    #[test]
-    fn small_benchmark_options_fit_their_canvases() {
-        for size in [BenchSize::Full, BenchSize::Small] {
-            let (main, area) = compose_options(size, 7, None);
-            main.validate().unwrap();
-            area.validate().unwrap();
-            assert_eq!((main.seed, area.seed), (7, 8));
-            assert_eq!((area.query, area.database), (0, 0));
-            assert_eq!(area.min_instances, 2);
-        }
-        let (main, area) = compose_options(BenchSize::Small, 0, Some(33));
-        assert_eq!((main.canvas, area.canvas, area.train), (64, 64, 33));
-        let (_, area) = compose_options(BenchSize::Full, 0, None);
-        assert_eq!(area.train, 10_000);
     }
 }
