@@ -6,7 +6,8 @@
 //! 1. [`codes`]: sets of packed hash codes laid out for the Hamming kernels (`ics` encodes
 //!    into them, `eval` scores them). [`data`]: datasets users have (list files, COCO json)
 //!    and the composed multi-label benchmark built from offline images, with exact per-class
-//!    areas; where the offline data is (`ICS_DATA_DIR`).
+//!    areas; where the offline data is (`ICS_DATA_DIR`). [`files`]: writing a file whole or
+//!    not at all.
 //! 2. [`ics`]: hash centres, instance weights (PGD on the simplex), the hash head and its
 //!    hand-written back-propagation, the training loop (ICS and the CSQ baseline); training
 //!    calls an evaluation through [`ics::EpochEval`] without knowing its protocol.
@@ -36,6 +37,7 @@ pub mod codes;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod files;
 pub mod finetune;
 pub mod ics;
 pub mod model_file;

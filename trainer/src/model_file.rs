@@ -32,7 +32,6 @@
 //! which a version-2 reader would ignore, encoding with the wrong network).
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -283,19 +282,7 @@ impl ModelFile {
     /// Writes the file (through a temporary file and a rename).
     pub fn save(&self, path: &Path) -> Result<()> {
         let bytes = self.to_bytes()?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let tmp = path.with_extension("icsm.tmp");
-        {
-            let f = std::fs::File::create(&tmp)
-                .with_context(|| format!("creating {}", tmp.display()))?;
-            let mut w = std::io::BufWriter::new(f);
-            w.write_all(&bytes)
-                .and_then(|()| w.flush())
-                .with_context(|| format!("writing {}", tmp.display()))?;
-        }
-        std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+        crate::files::write_atomically(path, |w| w.write_all(&bytes))
     }
 
     /// Reads a model file; errors name the file.

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, usize)] = &[
     ("codes", 0),
     ("data", 0),
+    ("files", 0),
     ("ics", 1),
     ("eval", 2),
     ("onnx", 2),

@@ -9,7 +9,6 @@
 //!
 //! Cache file: `ICSFEAT1` (8 bytes), the 32-byte key, n and D as u64 LE, then n x D f32 LE.
 
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -287,14 +286,7 @@ pub fn read_cache(path: &Path, key: &[u8; 32]) -> Result<Option<Array2<f32>>> {
 
 /// Writes a cache file atomically (temporary file, then rename).
 pub fn write_cache(path: &Path, key: &[u8; 32], features: &Array2<f32>) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let tmp = path.with_extension("tmp");
-    {
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut w = BufWriter::new(f);
+    crate::files::write_atomically(path, |w| {
         w.write_all(CACHE_MAGIC)?;
         w.write_all(key)?;
         w.write_all(&(features.nrows() as u64).to_le_bytes())?;
@@ -302,9 +294,8 @@ pub fn write_cache(path: &Path, key: &[u8; 32], features: &Array2<f32>) -> Resul
         for v in features.iter() {
             w.write_all(&v.to_le_bytes())?;
         }
-        w.flush()?;
-    }
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+        Ok(())
+    })
 }
 
 /// Preprocesses images `indices` of `images` into one NCHW batch, in parallel.

@@ -25,9 +25,8 @@ pub use head::{append_head, head_layers, head_model, merge_backbone_head, DenseL
 /// Writes a model to `path` (through a temporary file and a rename, so a reader never sees a
 /// half-written model).
 pub fn save_model(model: &ModelProto, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("onnx.tmp");
-    std::fs::write(&tmp, model.to_bytes()).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
+    let bytes = model.to_bytes();
+    crate::files::write_atomically(path, |w| w.write_all(&bytes))
 }
 
 /// Reads an ONNX file.
