@@ -375,7 +375,7 @@ mod tests {
     use crate::backbone::file::save_backbone_file;
     use crate::backbone::Backbone;
     use crate::ics::synthetic::make;
-    use crate::ics::{train, TrainConfig};
+    use crate::ics::{train_silently, TrainConfig};
     use crate::onnx::{model, GraphBuilder};
     use ics_encoder::onnx_proto::Dim;
     use ics_encoder::preprocess::{Preprocess, ResizeMode};
@@ -392,14 +392,7 @@ mod tests {
             batch_size: 8,
             ..TrainConfig::default()
         };
-        let model = train(
-            data.features.view(),
-            data.labels.view(),
-            &config,
-            None,
-            |_| {},
-        )
-        .unwrap();
+        let model = train_silently(data.features.view(), data.labels.view(), &config).unwrap();
         ModelFile {
             model,
             class_names: vec!["a".into(), "b".into(), "c".into()],

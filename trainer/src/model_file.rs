@@ -483,7 +483,7 @@ fn version_error(version: u32) -> String {
 mod tests {
     use super::*;
     use crate::ics::synthetic::make;
-    use crate::ics::train;
+    use crate::ics::train_silently;
 
     fn model_file() -> ModelFile {
         let data = make(60, 8, 3, 2, 0.5, 4);
@@ -496,14 +496,7 @@ mod tests {
             batch_size: 16,
             ..TrainConfig::default()
         };
-        let model = train(
-            data.features.view(),
-            data.labels.view(),
-            &config,
-            None,
-            |_| {},
-        )
-        .unwrap();
+        let model = train_silently(data.features.view(), data.labels.view(), &config).unwrap();
         ModelFile {
             model,
             class_names: vec!["a".into(), "b".into(), "c".into()],

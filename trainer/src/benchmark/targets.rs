@@ -200,7 +200,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::eval::{RetrievalReport, TrainReport};
     use crate::ics::synthetic::make;
-    use crate::ics::train;
+    use crate::ics::train_silently;
     use crate::ics::TrainConfig;
 
     /// A model evaluation of `method` at 16 bits with the given mAP and training time.
@@ -214,14 +214,7 @@ pub(crate) mod tests {
             warmup_epochs: 0,
             ..TrainConfig::default()
         };
-        let model = train(
-            data.features.view(),
-            data.labels.view(),
-            &config,
-            None,
-            |_| {},
-        )
-        .unwrap();
+        let model = train_silently(data.features.view(), data.labels.view(), &config).unwrap();
         let mut report = TrainReport::new(&model);
         report.train_seconds = seconds;
         report.retrieval = Some(RetrievalReport {

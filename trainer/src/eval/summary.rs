@@ -74,7 +74,7 @@ mod tests {
     use super::*;
     use crate::eval::{AgreementReport, RetrievalReport, TrainReport};
     use crate::ics::synthetic::make;
-    use crate::ics::{train, Method, TrainConfig};
+    use crate::ics::{train_silently, Method, TrainConfig};
 
     fn evaluation(method: Method, agreement: bool) -> ModelEval {
         let data = make(20, 4, 2, 1, 0.3, 1);
@@ -86,14 +86,7 @@ mod tests {
             warmup_epochs: 0,
             ..TrainConfig::default()
         };
-        let model = train(
-            data.features.view(),
-            data.labels.view(),
-            &config,
-            None,
-            |_| {},
-        )
-        .unwrap();
+        let model = train_silently(data.features.view(), data.labels.view(), &config).unwrap();
         let mut report = TrainReport::new(&model);
         report.train_seconds = 2.0;
         report.retrieval = Some(RetrievalReport {

@@ -9,7 +9,7 @@ use super::set::EvalSet;
 use super::weight_area_agreement;
 use crate::ics::synthetic::Synthetic;
 use crate::ics::train::tests::{data, small_config};
-use crate::ics::{train, InstanceWeights, Method, TrainConfig, WeightUpdate};
+use crate::ics::{train, train_silently, InstanceWeights, Method, TrainConfig, WeightUpdate};
 
 fn eval_set<'a>(train: &'a Synthetic, test: &'a Synthetic) -> EvalSet<'a> {
     EvalSet::new(
@@ -84,14 +84,8 @@ fn learned_weights_track_area_shares() {
     // rank labels by area and be closer to the shares than uniform weights.
     let (train_set, _) = data();
     let config = small_config();
-    let model = train(
-        train_set.features.view(),
-        train_set.labels.view(),
-        &config,
-        None,
-        |_| {},
-    )
-    .unwrap();
+    let model =
+        train_silently(train_set.features.view(), train_set.labels.view(), &config).unwrap();
     let r = weight_area_agreement(model.weights(), train_set.areas.view()).unwrap();
     assert!(r.raw.learned.spearman > 0.5, "{r:?}");
     assert!(r.raw.learned.top1 > r.raw.uniform.top1 + 0.2, "{r:?}");
@@ -103,12 +97,10 @@ fn learned_weights_track_area_shares() {
         lambda_r: 0.01,
         ..small_config()
     };
-    let model = train(
+    let model = train_silently(
         train_set.features.view(),
         train_set.labels.view(),
         &collapsed,
-        None,
-        |_| {},
     )
     .unwrap();
     let c = weight_area_agreement(model.weights(), train_set.areas.view()).unwrap();

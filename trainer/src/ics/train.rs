@@ -96,6 +96,15 @@ pub fn label_lists<L: Copy + Into<u8>>(labels: ArrayView2<L>) -> Result<Vec<Vec<
     Ok(lists)
 }
 
+/// [`train`] with no evaluation and no epoch log: what tests and examples call.
+pub fn train_silently<L: Copy + Into<u8>>(
+    features: ArrayView2<f32>,
+    labels: ArrayView2<L>,
+    config: &TrainConfig,
+) -> Result<IcsModel> {
+    train(features, labels, config, None, |_| {})
+}
+
 /// Trains a hash head on `features` (n, d) with multi-hot `labels` (n, C) of 0/1 (`u8` or
 /// `bool`). `eval`, if given, is scored every `config.eval_every` epochs and after the last;
 /// `on_epoch` is called once per epoch.
@@ -383,14 +392,8 @@ pub(crate) mod tests {
                 epochs: 4,
                 ..small_config()
             };
-            let model = train(
-                train_set.features.view(),
-                train_set.labels.view(),
-                &config,
-                None,
-                |_| {},
-            )
-            .unwrap();
+            let model = train_silently(train_set.features.view(), train_set.labels.view(), &config)
+                .unwrap();
             for i in 0..600 {
                 let w = model.weights().on_labels(i);
                 let u = 1.0 / w.len() as f64;
@@ -449,14 +452,8 @@ pub(crate) mod tests {
             warmup_epochs: 0,
             ..TrainConfig::default()
         };
-        let model = train(
-            train_set.features.view(),
-            train_set.labels.view(),
-            &config,
-            None,
-            |_| {},
-        )
-        .unwrap();
+        let model =
+            train_silently(train_set.features.view(), train_set.labels.view(), &config).unwrap();
         let u = model.forward(train_set.features.view());
         assert_eq!(u.dim(), (100, 16));
         assert!(u.iter().all(|v| v.abs() < 1.0));
@@ -496,7 +493,7 @@ pub(crate) mod tests {
             ..TrainConfig::default()
         };
         let err = |f: &Array2<f32>, l: &Array2<u8>| {
-            train(f.view(), l.view(), &c, None, |_| {})
+            train_silently(f.view(), l.view(), &c)
                 .unwrap_err()
                 .to_string()
         };
