@@ -36,7 +36,24 @@ pub trait Relation {
     fn xid_is_old(&self, xid: u64) -> bool;
     /// Honour a cancel request in long loops (CHECK_FOR_INTERRUPTS in PostgreSQL).
     fn check_interrupts(&self) {}
+    /// Ends a scan that found `block` recycled under it. Substring tables of a replaced
+    /// generation stay until no snapshot can read them, so on a primary this never happens;
+    /// a hot standby without `hot_standby_feedback` may replay their recycling under its own
+    /// queries, which must then fail, never return wrong rows. PostgreSQL raises a
+    /// serialization failure (40001, as for its own recovery conflicts: retry the query).
+    fn page_recycled_under_scan(&self, block: BlockNumber) -> ! {
+        panic!("{}", recycled_message(block))
+    }
 }
+
+/// The error of [`Relation::page_recycled_under_scan`].
+pub fn recycled_message(block: BlockNumber) -> String {
+    format!("mih: block {block} was recycled while this scan was reading the index")
+}
+
+/// What to do about [`Relation::page_recycled_under_scan`].
+pub const RECYCLED_HINT: &str =
+    "Run the query again. On a hot standby, hot_standby_feedback = on prevents this.";
 
 /// Pages a [`MemRelation::new`] can hold (1 GB of index: far beyond any unit test).
 pub const MEM_RELATION_PAGES: usize = 1 << 17;

@@ -245,4 +245,12 @@ impl Relation for PgRelation {
     fn check_interrupts(&self) {
         pgrx::check_for_interrupts!();
     }
+
+    fn page_recycled_under_scan(&self, block: BlockNumber) -> ! {
+        crate::fmgr::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_T_R_SERIALIZATION_FAILURE,
+            ics_index::relation::recycled_message(block),
+            Some(ics_index::relation::RECYCLED_HINT),
+        )
+    }
 }

@@ -69,18 +69,22 @@ impl Runs {
         Ok(())
     }
 
-    /// Checks that `page` is still the `kind` page of table `j` of this generation. Pages of
-    /// a generation a merge replaced stay intact until no snapshot can be reading them, so on
-    /// a primary this always holds; a hot standby replays recycling without waiting for its
-    /// own queries, and a query overtaken that way must fail rather than return wrong rows.
-    fn expect(&self, page: &crate::page::Page, block: BlockNumber, kind: Kind, j: usize) {
+    /// Checks that `page` is still the `kind` page of table `j` of this generation (see
+    /// [`Relation::page_recycled_under_scan`] for when it is not).
+    fn expect<R: Relation>(
+        &self,
+        rel: &R,
+        page: &crate::page::Page,
+        block: BlockNumber,
+        kind: Kind,
+        j: usize,
+    ) {
         let ok = Special::read(page).is_some_and(|s| {
             s.kind == kind && s.table as usize == j && s.generation == self.sub.generation
         });
-        assert!(
-            ok,
-            "mih: block {block} was recycled while this scan was reading the index (on a hot standby, hot_standby_feedback prevents this); run the query again"
-        );
+        if !ok {
+            rel.page_recycled_under_scan(block);
+        }
     }
 
     pub fn code_bytes(&self) -> usize {
@@ -124,7 +128,7 @@ impl Runs {
             if cached.as_ref().is_none_or(|(b, _)| *b != block) {
                 cached = None; // release the previous page before taking the next
                 let page = rel.read(block);
-                self.expect(&page, block, Kind::Slots, j);
+                self.expect(rel, &page, block, Kind::Slots, j);
                 cached = Some((block, page));
             }
             layout::u32_at(&cached.as_ref().unwrap().1, i)
@@ -157,7 +161,7 @@ impl Runs {
             let p = at / cap;
             let block = self.rec_block(j, p);
             let page = rel.read(block);
-            self.expect(&page, block, Kind::Records, j);
+            self.expect(rel, &page, block, Kind::Records, j);
             pages += 1;
             let lo = at - p * cap;
             let hi = (to as usize - p * cap).min(cap);
@@ -219,7 +223,7 @@ pub fn for_tail_pages<R: Relation>(
         assert!(seen <= rel.nblocks() as usize, "a cycle in a tail chain");
         let s = Special::read(&page).filter(|s| s.kind == Kind::Tail);
         let Some(s) = s else {
-            panic!("mih: block {block} was recycled while this scan was reading the index (on a hot standby, hot_standby_feedback prevents this); run the query again");
+            rel.page_recycled_under_scan(block);
         };
         let n = s.count as usize;
         let codes = layout::codes(&page, code_bytes, 0, n);

@@ -391,3 +391,26 @@ fn empty_indexes_fit_one_page() {
         assert_eq!(m.nblocks(), 1);
     }
 }
+
+/// What a hot standby without `hot_standby_feedback` can do: replay a merge and the reuse of
+/// the old generation's pages under a scan that still follows them. The scan must fail (40001
+/// in PostgreSQL), never return rows from pages that are no longer its tables.
+#[test]
+#[should_panic(expected = "was recycled while this scan was reading the index")]
+fn a_scan_whose_pages_were_recycled_under_it_fails() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    let nb = 8;
+    let codes = uniform(&mut rng, 3000, nb);
+    let rel = MemRelation::new();
+    build_from(&rel, &rows_of(&codes), nb, 0, 1 << 20);
+    let opened = open(&rel).unwrap();
+    let Opened::Substrings(runs) = &opened else {
+        panic!("substring tables")
+    };
+    let pages = runs.pages.clone();
+    let mut s = crate::search::Search::new(opened, query(&codes[0], 3));
+    for b in pages {
+        *rel.write(b) = *crate::page::Page::zeroed();
+    }
+    s.next(&rel);
+}
