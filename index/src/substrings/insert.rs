@@ -81,7 +81,7 @@ pub fn insert_batch<R: Relation>(rel: &R, codes: &[u8], tids: &[Tid]) -> Result<
 }
 
 /// Writes rows `from..` to new tail pages chained behind `prev`; returns the newest page.
-fn fill_new_pages<R: Relation>(
+pub(crate) fn fill_new_pages<R: Relation>(
     rel: &R,
     mut prev: u32,
     generation: u32,
@@ -95,6 +95,10 @@ fn fill_new_pages<R: Relation>(
     while at < tids.len() {
         let (block, mut page) = rel.new_page();
         init_page(&mut page, Kind::Tail, 0, generation, prev);
+        // The birth stamp lets VACUUM tell a page an insert has not linked *yet* (its
+        // transaction is running, so the stamp is not old) from one it never will (a crash or
+        // an error between writing the page and linking it): see vacuum::reclaim.
+        layout::set_birth(&mut page, rel.next_xid());
         let n = (tids.len() - at).min(cap);
         for i in 0..n {
             layout::set_record(

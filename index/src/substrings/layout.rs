@@ -16,8 +16,9 @@
 //! TableHeader: start u32 | bits u32 (the substring) | slot_bits u32 | records u32 |
 //!   rec_first u32 | slot_first u32 (page-list positions of its records and slot pages).
 //! Special: prev u32 | flags u16 | page_id u16 = 0xFF8B | deleted_xid u64 (as every data
-//!   page, crate::format::DataOpaque) | count u32 | kind u8 | table u8 | reserved u16 |
-//!   generation u32 | reserved u32.
+//!   page, crate::format::DataOpaque; on a live tail page: the next transaction id when the
+//!   page was made, its *birth*, 0 if unknown) | count u32 | kind u8 | table u8 |
+//!   reserved u16 | generation u32 | reserved u32.
 //!
 //! Contents, by kind (all arrays packed from the start of the contents, capacity fixed by the
 //! code length; pd_lower = pd_upper, so Generic WAL diffs the whole page):
@@ -148,6 +149,14 @@ pub fn init_page(page: &mut Page, kind: Kind, table: u8, generation: u32, prev: 
     // No hole: the arrays fill the page, Generic WAL diffs all of it.
     let upper = page.upper();
     page.set_lower(upper);
+}
+
+/// Stamps a live tail page with the transaction id counter at its making (see
+/// `vacuum::reclaim`); kept in the `deleted_xid` field, which only deleted pages use otherwise.
+pub fn set_birth(page: &mut Page, next_xid: u64) {
+    let mut s = Special::read(page).expect("a substring page");
+    s.deleted_xid = next_xid;
+    s.write(page);
 }
 
 /// Sets a page's record count.

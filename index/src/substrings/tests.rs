@@ -7,6 +7,7 @@ use crate::open::{open, Opened};
 use crate::relation::{MemRelation, Relation};
 use crate::spill::MemSpill;
 use crate::substrings::build::{build, build_empty, VecRows};
+use crate::substrings::layout::Special;
 use crate::substrings::vacuum::{bulk_delete, merge, reclaim};
 use crate::testutil::{
     check_filters, check_query, check_verify, clustered, live_of, multilabel, queries, query,
@@ -413,4 +414,77 @@ fn a_scan_whose_pages_were_recycled_under_it_fails() {
         *rel.write(b) = *crate::page::Page::zeroed();
     }
     s.next(&rel);
+}
+
+/// An insert that wrote new tail pages and then crashed (or failed) before linking them
+/// leaves orphans: VACUUM must leave them while their insert may still link them, then mark
+/// them deleted and recycle them, never touching the linked tail.
+#[test]
+fn orphaned_tail_pages_are_reclaimed_once_no_insert_can_link_them() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let nb = 8;
+    let codes = uniform(&mut rng, 4000, nb);
+    let rows = rows_of(&codes);
+    let rel = MemRelation::new();
+    build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
+    let flat = |rows: &[(Vec<u8>, Tid)]| {
+        rows.iter()
+            .flat_map(|(c, _)| c.clone())
+            .collect::<Vec<u8>>()
+    };
+    let tids = |rows: &[(Vec<u8>, Tid)]| rows.iter().map(|r| r.1).collect::<Vec<Tid>>();
+    let linked_rows = &rows[2000..3000];
+    crate::insert::insert_batch(
+        &rel,
+        &open(&rel).unwrap(),
+        &flat(linked_rows),
+        &tids(linked_rows),
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let live = live_of(&rows[..3000]);
+    // The crashed insert: its pages are written, the metapage never learns of them.
+    let Opened::Substrings(runs) = open(&rel).unwrap() else {
+        panic!("substring tables")
+    };
+    let lost = &rows[3000..];
+    let newest = crate::substrings::insert::fill_new_pages(
+        &rel,
+        INVALID_BLOCK,
+        runs.sub.generation,
+        nb,
+        &flat(lost),
+        &tids(lost),
+        0,
+    );
+    let mut orphans = Vec::new();
+    let mut at = newest;
+    while at != INVALID_BLOCK {
+        orphans.push(at);
+        at = Special::read(&rel.read(at)).unwrap().prev;
+    }
+    assert!(orphans.len() >= 2, "{orphans:?}");
+    let deleted = |b: u32| Special::read(&rel.read(b)).unwrap().is_deleted();
+    // While a transaction as old as the pages runs, their insert may still link them.
+    rel.horizon.set(rel.next_xid());
+    reclaim(&rel).unwrap();
+    assert!(orphans.iter().all(|&b| !deleted(b)));
+    // Once every transaction that saw them made is over, they are orphans: marked deleted,
+    // then recycled; the linked tail keeps every row.
+    rel.advance_xid(10);
+    rel.horizon.set(rel.next_xid());
+    reclaim(&rel).unwrap();
+    assert!(orphans.iter().all(|&b| deleted(b)));
+    check_verify(&rel, &live);
+    check_query(&rel, &live, &codes[2500], &[0, 8]);
+    rel.advance_xid(10);
+    rel.horizon.set(rel.next_xid());
+    reclaim(&rel).unwrap();
+    let free = rel.free_pages();
+    assert!(
+        orphans.iter().all(|b| free.contains(b)),
+        "{orphans:?} {free:?}"
+    );
+    check_verify(&rel, &live);
+    check_query(&rel, &live, &codes[2500], &[0, 8]);
 }

@@ -399,7 +399,8 @@ fn clear_retired<R: Relation>(rel: &R) -> Result<(), FormatError> {
 }
 
 /// Finishes what merges left: pages of other generations of tables and a retired tail chain
-/// are marked deleted; deleted pages no snapshot can reach go to the free space map.
+/// are marked deleted; so are orphaned tail pages (written by an insert that crashed or failed
+/// before linking them); deleted pages no snapshot can reach go to the free space map.
 /// Returns the pages handed to the free space map.
 pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
     let (_, sub) = meta_of(rel)?;
@@ -420,6 +421,8 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
             .copied()
             .collect()
     };
+    let linked = linked_tail_pages(rel)?;
+    let mut orphans = Vec::new();
     let mut recycled = 0;
     for block in 1..rel.nblocks() {
         rel.check_interrupts();
@@ -433,18 +436,41 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
         let Some(s) = Special::read(&page) else {
             continue;
         };
+        let born_before_every_transaction = s.deleted_xid != 0 && rel.xid_is_old(s.deleted_xid);
         if s.is_deleted() {
             if rel.xid_is_old(s.deleted_xid) {
                 drop(page);
                 rel.record_free_page(block);
                 recycled += 1;
             }
-        } else if s.kind != Kind::Tail && !current.contains(&block) {
-            drop(page);
-            mark_deleted(rel, &[block]);
+        } else if s.kind != Kind::Tail {
+            if !current.contains(&block) {
+                drop(page);
+                mark_deleted(rel, &[block]);
+            }
+        } else if !linked.contains(&block) && born_before_every_transaction {
+            orphans.push(block);
         }
     }
+    // An unlinked tail page born before every running transaction was written by an insert
+    // that ended, and an insert links its pages before it ends unless it crashed or failed.
+    // The chains are read again because such an insert may have linked its pages after the
+    // first reading (only inserts change them while VACUUM runs, and only by adding pages).
+    if !orphans.is_empty() {
+        let linked = linked_tail_pages(rel)?;
+        orphans.retain(|b| !linked.contains(b));
+        mark_deleted(rel, &orphans);
+    }
     Ok(recycled)
+}
+
+/// Every page of the tail chains the metapage links (current, sealed, retired).
+fn linked_tail_pages<R: Relation>(rel: &R) -> Result<HashSet<BlockNumber>, FormatError> {
+    let (_, sub) = meta_of(rel)?;
+    Ok([sub.tail, sub.sealed, sub.retired]
+        .into_iter()
+        .flat_map(|head| chain_blocks(rel, head))
+        .collect())
 }
 
 /// Removes every TID for which `is_dead` is true; if none remains, retires every page and
