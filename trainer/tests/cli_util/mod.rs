@@ -52,14 +52,33 @@ pub fn fails(args: &[&str]) -> String {
     err
 }
 
-/// A fresh, empty folder for one test.
-pub fn fresh_dir(name: &str) -> PathBuf {
+/// A fresh, empty folder for one test, removed when the test passes (kept when it fails, to
+/// look at).
+pub fn fresh_dir(name: &str) -> TestDir {
     let dir = std::env::temp_dir().join(format!("ics-cli-{name}-{}", std::process::id()));
     if dir.exists() {
         std::fs::remove_dir_all(&dir).unwrap();
     }
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TestDir(dir)
+}
+
+/// See [`fresh_dir`].
+pub struct TestDir(PathBuf);
+
+impl std::ops::Deref for TestDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 pub fn s(p: &Path) -> &str {
