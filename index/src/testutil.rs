@@ -205,3 +205,25 @@ pub(crate) fn rows_of(codes: &[Vec<u8>]) -> Vec<(Vec<u8>, Tid)> {
 pub(crate) fn live_of(rows: &[(Vec<u8>, Tid)]) -> BTreeMap<Tid, Vec<u8>> {
     rows.iter().map(|(c, t)| (*t, c.clone())).collect()
 }
+
+/// The live rows of an index holding `rows` once the `dead` TIDs are deleted.
+pub(crate) fn live_except(rows: &[(Vec<u8>, Tid)], dead: &HashSet<Tid>) -> BTreeMap<Tid, Vec<u8>> {
+    rows.iter()
+        .filter(|r| !dead.contains(&r.1))
+        .map(|(c, t)| (*t, c.clone()))
+        .collect()
+}
+
+/// `rows` as the insert functions take them: the codes one after another, and the TIDs.
+pub(crate) fn split_rows(rows: &[(Vec<u8>, Tid)]) -> (Vec<u8>, Vec<Tid>) {
+    (
+        rows.iter().flat_map(|(c, _)| c.clone()).collect(),
+        rows.iter().map(|r| r.1).collect(),
+    )
+}
+
+/// Inserts `rows` through the strategy-agnostic insert, as `aminsert` does.
+pub(crate) fn insert_rows(rel: &MemRelation, rows: &[(Vec<u8>, Tid)]) {
+    let (codes, tids) = split_rows(rows);
+    crate::insert::insert_batch(rel, &open(rel).unwrap(), &codes, &tids, &mut Vec::new()).unwrap();
+}

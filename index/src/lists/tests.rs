@@ -12,7 +12,8 @@ use crate::lists::verify::verify;
 use crate::relation::{MemRelation, Relation};
 use crate::search::Query;
 use crate::testutil::{
-    check_filters, check_query, check_verify, clustered, live_of, rows_of, tid, uniform,
+    check_filters, check_query, check_verify, clustered, live_except, live_of, rows_of, split_rows,
+    tid, uniform,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -140,11 +141,7 @@ fn vacuum_removes_dead_unlinks_recycles_and_shrinks_radii() {
     assert_eq!(stats.tids_removed, dead.len() as u64);
     assert_eq!(stats.tids_remaining, (rows.len() - dead.len()) as u64);
     assert!(stats.pages_unlinked > 0, "{stats:?}");
-    let live: BTreeMap<Tid, Vec<u8>> = rows
-        .iter()
-        .filter(|r| !dead.contains(&r.1))
-        .map(|(c, t)| (*t, c.clone()))
-        .collect();
+    let live = live_except(&rows, &dead);
     check_verify(&rel, &live);
     let after = verify(&rel, false).unwrap();
     assert!(after.data_pages < before.data_pages);
@@ -343,8 +340,7 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
     let mut at = 500;
     for size in [1usize, 7, 300, 2192] {
         let batch = &rows[at..at + size];
-        let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
-        let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
+        let (flat, tids) = split_rows(batch);
         crate::lists::insert::insert_batch(
             &rel,
             &dir.meta,

@@ -10,8 +10,8 @@ use crate::substrings::build::{build, build_empty, VecRows};
 use crate::substrings::layout::Special;
 use crate::substrings::vacuum::{bulk_delete, merge, reclaim};
 use crate::testutil::{
-    check_filters, check_query, check_verify, clustered, live_of, multilabel, queries, query,
-    rows_of, search_all, tid, uniform,
+    check_filters, check_query, check_verify, clustered, insert_rows, live_except, live_of,
+    multilabel, queries, query, rows_of, search_all, split_rows, tid, uniform,
 };
 use crate::verify::verify;
 use rand::rngs::SmallRng;
@@ -120,10 +120,7 @@ fn inserts_go_to_the_tail_and_merges_fold_them_in() {
         let mut at = 2000;
         for size in [1usize, 7, 300, 1692] {
             let batch = &rows[at..at + size];
-            let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
-            let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
-            let opened = open(&rel).unwrap();
-            crate::insert::insert_batch(&rel, &opened, &flat, &tids, &mut Vec::new()).unwrap();
+            insert_rows(&rel, batch);
             for (c, t) in batch {
                 live.insert(*t, c.clone());
             }
@@ -158,10 +155,7 @@ fn inserts_go_to_the_tail_and_merges_fold_them_in() {
         let free = rel.free_pages().len();
         let nblocks = rel.nblocks();
         let batch = &rows[at..];
-        let flat: Vec<u8> = batch.iter().flat_map(|(c, _)| c.clone()).collect();
-        let tids: Vec<Tid> = batch.iter().map(|r| r.1).collect();
-        crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new())
-            .unwrap();
+        insert_rows(&rel, batch);
         for (c, t) in batch {
             live.insert(*t, c.clone());
         }
@@ -187,9 +181,7 @@ fn deletes_leave_tombstones_until_a_merge_drops_them() {
     let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows[..4000], nb, 0, 1 << 20);
-    let flat: Vec<u8> = rows[4000..].iter().flat_map(|(c, _)| c.clone()).collect();
-    let tids: Vec<Tid> = rows[4000..].iter().map(|r| r.1).collect();
-    crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new()).unwrap();
+    insert_rows(&rel, &rows[4000..]);
     // Delete 30% of the rows, from the tables and the tail.
     let dead: HashSet<Tid> = rows
         .iter()
@@ -199,11 +191,7 @@ fn deletes_leave_tombstones_until_a_merge_drops_them() {
     let stats = bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
     assert_eq!(stats.tids_removed, dead.len() as u64);
     assert_eq!(stats.tids_remaining, (rows.len() - dead.len()) as u64);
-    let live: BTreeMap<Tid, Vec<u8>> = rows
-        .iter()
-        .filter(|r| !dead.contains(&r.1))
-        .map(|(c, t)| (*t, c.clone()))
-        .collect();
+    let live = live_except(&rows, &dead);
     check_verify(&rel, &live);
     let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
     assert!(report.tombstones > 0);
@@ -268,9 +256,7 @@ fn an_interrupted_merge_leaves_a_valid_index_and_its_pages_are_reclaimed() {
     let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
-    let flat: Vec<u8> = rows[2000..].iter().flat_map(|(c, _)| c.clone()).collect();
-    let tids: Vec<Tid> = rows[2000..].iter().map(|r| r.1).collect();
-    crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &flat, &tids, &mut Vec::new()).unwrap();
+    insert_rows(&rel, &rows[2000..]);
     let live = live_of(&rows);
     // A cancel request in the middle of writing the new tables.
     let mut calls = 0;
@@ -427,34 +413,20 @@ fn orphaned_tail_pages_are_reclaimed_once_no_insert_can_link_them() {
     let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
-    let flat = |rows: &[(Vec<u8>, Tid)]| {
-        rows.iter()
-            .flat_map(|(c, _)| c.clone())
-            .collect::<Vec<u8>>()
-    };
-    let tids = |rows: &[(Vec<u8>, Tid)]| rows.iter().map(|r| r.1).collect::<Vec<Tid>>();
-    let linked_rows = &rows[2000..3000];
-    crate::insert::insert_batch(
-        &rel,
-        &open(&rel).unwrap(),
-        &flat(linked_rows),
-        &tids(linked_rows),
-        &mut Vec::new(),
-    )
-    .unwrap();
+    insert_rows(&rel, &rows[2000..3000]);
     let live = live_of(&rows[..3000]);
     // The crashed insert: its pages are written, the metapage never learns of them.
     let Opened::Substrings(runs) = open(&rel).unwrap() else {
         panic!("substring tables")
     };
-    let lost = &rows[3000..];
+    let (lost_codes, lost_tids) = split_rows(&rows[3000..]);
     let newest = crate::substrings::insert::fill_new_pages(
         &rel,
         INVALID_BLOCK,
         runs.sub.generation,
         nb,
-        &flat(lost),
-        &tids(lost),
+        &lost_codes,
+        &lost_tids,
         0,
     );
     let mut orphans = Vec::new();
