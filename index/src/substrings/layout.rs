@@ -131,6 +131,12 @@ impl Special {
     pub fn is_deleted(&self) -> bool {
         self.flags & FLAG_DELETED != 0
     }
+
+    /// A live tail page's birth stamp ([`set_birth`]), if it has one.
+    pub fn birth(&self) -> Option<u64> {
+        (self.kind == Kind::Tail && !self.is_deleted() && self.deleted_xid != 0)
+            .then_some(self.deleted_xid)
+    }
 }
 
 /// Initialises an empty page of `kind`.

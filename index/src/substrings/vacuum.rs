@@ -436,7 +436,6 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
         let Some(s) = Special::read(&page) else {
             continue;
         };
-        let born_before_every_transaction = s.deleted_xid != 0 && rel.xid_is_old(s.deleted_xid);
         if s.is_deleted() {
             if rel.xid_is_old(s.deleted_xid) {
                 drop(page);
@@ -448,7 +447,7 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
                 drop(page);
                 mark_deleted(rel, &[block]);
             }
-        } else if !linked.contains(&block) && born_before_every_transaction {
+        } else if !linked.contains(&block) && s.birth().is_some_and(|b| rel.xid_is_old(b)) {
             orphans.push(block);
         }
     }
