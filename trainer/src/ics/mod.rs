@@ -40,5 +40,5 @@ pub use config::{CentreMethod, Finetune, FinetuneMode, Method, TrainConfig, Weig
 pub use head::{Activation, HashHead, Linear};
 pub use model::{EpochLog, IcsModel};
 pub use source::{FeatureSource, FrozenFeatures, SourceState};
-pub use train::{train, train_silently, train_source, EpochEval};
+pub use train::{train, train_checkpointed, train_silently, train_source, EpochEval};
 pub use weights::InstanceWeights;

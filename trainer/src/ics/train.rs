@@ -115,10 +115,22 @@ pub fn train<L: Copy + Into<u8>>(
     eval: Option<&dyn EpochEval>,
     on_epoch: impl FnMut(&EpochLog),
 ) -> Result<IcsModel> {
+    train_checkpointed(features, labels, config, eval, None, on_epoch)
+}
+
+/// [`train`], writing its state after each epoch (and resuming from it) with `checkpointing`.
+pub fn train_checkpointed<L: Copy + Into<u8>>(
+    features: ArrayView2<f32>,
+    labels: ArrayView2<L>,
+    config: &TrainConfig,
+    eval: Option<&dyn EpochEval>,
+    checkpointing: Option<&Checkpointing>,
+    on_epoch: impl FnMut(&EpochLog),
+) -> Result<IcsModel> {
     config.validate()?;
     validate_data(features, labels)?;
     let mut source = FrozenFeatures::new(features);
-    train_source(&mut source, labels, config, eval, None, on_epoch)
+    train_source(&mut source, labels, config, eval, checkpointing, on_epoch)
 }
 
 /// What identifies a run's data: the source's fingerprint and the labels.

@@ -13,8 +13,7 @@ use crate::backbone::file::BackboneFile;
 use crate::data::{DataSpec, LoadedSplit, SplitName};
 use crate::eval::{EvalSet, ModelEval, TrainReport};
 use crate::finetune::{train_finetuned, FinetuneInputs, FinetuneOutcome};
-use crate::ics::train::validate_data;
-use crate::ics::{self, Checkpointing, EpochEval, FrozenFeatures, IcsModel, TrainConfig};
+use crate::ics::{self, Checkpointing, EpochEval, IcsModel, TrainConfig};
 use crate::model_file::{DataRecord, ModelFile};
 
 /// Trains a head on frozen `features` ([`ics::train_source`]), evaluated every
@@ -31,20 +30,14 @@ pub fn train_head(
     let r = eval.map_or(0, |e| e.r);
     obs.event(Event::Begin(Task::Train { tag, config }));
     let eval = eval.map(|e| e as &dyn EpochEval);
-    let model = config
-        .validate()
-        .and_then(|()| validate_data(features, labels))
-        .and_then(|_| {
-            let mut source = FrozenFeatures::new(features);
-            ics::train_source(&mut source, labels, config, eval, checkpointing, |log| {
-                obs.event(Event::Epoch {
-                    tag,
-                    log,
-                    config,
-                    r,
-                })
-            })
-        });
+    let model = ics::train_checkpointed(features, labels, config, eval, checkpointing, |log| {
+        obs.event(Event::Epoch {
+            tag,
+            log,
+            config,
+            r,
+        })
+    });
     obs.event(Event::End);
     let model = model?;
     obs.event(Event::Trained {
