@@ -22,6 +22,7 @@
 //!   untyped, empty `hashcode` column learns it from its first rows.
 
 use crate::page::{Page, HEADER_SIZE};
+use crate::relation::Relation;
 use zerocopy::byteorder::native_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -29,6 +30,14 @@ pub const MAGIC: u32 = u32::from_le_bytes(*b"MIH\x01");
 pub const VERSION: u32 = 2;
 pub const INVALID_BLOCK: u32 = u32::MAX;
 pub const META_BLOCK: u32 = 0;
+
+/// The metapage of a relation a build starts from empty, exclusively locked for the build to
+/// write.
+pub fn new_metapage<R: Relation>(rel: &R) -> R::Write<'_> {
+    let (block, page) = rel.new_page();
+    assert_eq!(block, META_BLOCK, "a build starts from an empty relation");
+    page
+}
 pub const FIRST_DIR_BLOCK: u32 = 1;
 /// page_id of a list data page.
 pub const PAGE_ID: u16 = 0xFF8A;

@@ -54,14 +54,7 @@ impl<'r, R: Relation> Builder<'r, R> {
         assert!(!centroids.is_empty() && centroids.len().is_multiple_of(code_bytes));
         let lists = centroids.len() / code_bytes;
         let meta = Meta::new(code_bytes, lists, 0);
-        let (b, mut p) = rel.new_page();
-        assert_eq!(
-            b,
-            format::META_BLOCK,
-            "a build starts from an empty relation"
-        );
-        meta.write(&mut p);
-        drop(p);
+        meta.write(&mut format::new_metapage(rel));
         for d in 0..meta.dir_pages {
             let (b, mut p) = rel.new_page();
             assert_eq!(b, format::FIRST_DIR_BLOCK + d);
@@ -204,14 +197,7 @@ impl<'r, R: Relation> Builder<'r, R> {
 /// no lists; the first insert fixes the length ([`crate::lists::insert::fix_code_length`]).
 pub fn build_unsized<R: Relation>(rel: &R) {
     let meta = Meta::new(0, 0, 0);
-    let (b, mut p) = rel.new_page();
-    assert_eq!(
-        b,
-        format::META_BLOCK,
-        "a build starts from an empty relation"
-    );
-    meta.write(&mut p);
-    drop(p);
+    meta.write(&mut format::new_metapage(rel));
     let (b, mut p) = rel.new_page();
     assert_eq!(b, format::FIRST_DIR_BLOCK);
     crate::lists::layout::init_dir_page(&meta, &mut p, 0);

@@ -322,12 +322,7 @@ pub fn write_tables<R: Relation, S: Spill>(
 
 /// Starts a build into an empty relation: the metapage at block 0 (rewritten at the end).
 fn start_build<R: Relation>(rel: &R, code_bytes: usize) {
-    let (b, mut p) = rel.new_page();
-    assert_eq!(
-        b,
-        crate::format::META_BLOCK,
-        "a build starts from an empty relation"
-    );
+    let mut p = crate::format::new_metapage(rel);
     SubMeta::empty().write(&Meta::new_substrings(code_bytes, 0), &mut p);
 }
 
