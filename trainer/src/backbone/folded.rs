@@ -91,7 +91,9 @@ pub struct NetworkWeights {
 }
 
 /// The shape of each convolution of `arch`, in network order, with empty values.
-fn layout(arch: &Architecture) -> (FoldedConv, Vec<BlockWeights>, FoldedConv) {
+/// The network of `arch` with every convolution's shape and no tensors yet (no classifier):
+/// what each reader fills, in [`NetworkWeights::convs_mut`] order.
+fn unfilled(arch: &Architecture) -> NetworkWeights {
     let conv = |name: String, out, in_per_group, kernel, stride, groups| FoldedConv {
         name,
         weight: Vec::new(),
@@ -126,7 +128,13 @@ fn layout(arch: &Architecture) -> (FoldedConv, Vec<BlockWeights>, FoldedConv) {
         1,
         1,
     );
-    (stem, blocks, head)
+    NetworkWeights {
+        arch: arch.clone(),
+        stem,
+        blocks,
+        head,
+        classifier: None,
+    }
 }
 
 /// The lukemelas (PyTorch) names of a convolution and its BatchNorm.
@@ -236,31 +244,18 @@ impl NetworkWeights {
     /// Folds a lukemelas-named PyTorch state dict of `arch` (e.g. EfficientNet-Lite0's `.pth`).
     pub fn from_state_dict(sd: &StateDict, arch: &Architecture) -> Result<NetworkWeights> {
         arch.validate()?;
-        let (mut stem, mut blocks, mut head) = layout(arch);
-        let (c, b) = torch_names(&stem.name);
-        fold_into(sd, &c, &b, &mut stem)?;
-        for blk in &mut blocks {
-            for conv in [
-                blk.expand.as_mut(),
-                Some(&mut blk.depthwise),
-                Some(&mut blk.project),
-            ]
-            .into_iter()
-            .flatten()
-            {
-                let (c, b) = torch_names(&conv.name);
-                fold_into(sd, &c, &b, conv)?;
-            }
+        let mut w = unfilled(arch);
+        for conv in w.convs_mut() {
+            let (c, b) = torch_names(&conv.name);
+            fold_into(sd, &c, &b, conv)?;
         }
         ensure!(
-            !sd.contains_key(&format!("_blocks.{}._project_conv.weight", blocks.len())),
+            !sd.contains_key(&format!("_blocks.{}._project_conv.weight", w.blocks.len())),
             "the weights have more than {} blocks: not {}",
-            blocks.len(),
+            w.blocks.len(),
             arch.name
         );
-        let (c, b) = torch_names(&head.name);
-        fold_into(sd, &c, &b, &mut head)?;
-        let classifier = match sd.get("_fc.bias") {
+        w.classifier = match sd.get("_fc.bias") {
             Some(t) => {
                 let classes = t.shape.first().copied().unwrap_or(0);
                 Some(Classifier {
@@ -270,13 +265,6 @@ impl NetworkWeights {
                 })
             }
             None => None,
-        };
-        let w = NetworkWeights {
-            arch: arch.clone(),
-            stem,
-            blocks,
-            head,
-            classifier,
         };
         w.check()?;
         Ok(w)
@@ -308,15 +296,7 @@ impl NetworkWeights {
                 .map_err(|e| anyhow::anyhow!("initializer {name}: {e}"))
         };
         let mut named = Vec::new();
-        let (stem, blocks, head) = layout(arch);
-        let mut convs = vec![stem];
-        for b in blocks {
-            convs.extend(b.expand);
-            convs.push(b.depthwise);
-            convs.push(b.project);
-        }
-        convs.push(head);
-        for c in &convs {
+        for c in unfilled(arch).convs() {
             let w = format!("{}.weight", c.name);
             let b = format!("{}.bias", c.name);
             named.push((w.clone(), read(&w, &c.weight_shape())?));
@@ -357,14 +337,7 @@ impl NetworkWeights {
     ) -> Result<NetworkWeights> {
         arch.validate()?;
         let mut map: HashMap<String, Vec<f32>> = tensors.into_iter().collect();
-        let (stem, blocks, head) = layout(arch);
-        let mut w = NetworkWeights {
-            arch: arch.clone(),
-            stem,
-            blocks,
-            head,
-            classifier: None,
-        };
+        let mut w = unfilled(arch);
         for c in w.convs_mut() {
             let take = |map: &mut HashMap<String, Vec<f32>>, key: String| {
                 map.remove(&key)
@@ -383,14 +356,7 @@ impl NetworkWeights {
     /// Seeded random weights (He-uniform convolutions, small biases), for tests.
     pub fn random(arch: &Architecture, seed: u64) -> NetworkWeights {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let (stem, blocks, head) = layout(arch);
-        let mut w = NetworkWeights {
-            arch: arch.clone(),
-            stem,
-            blocks,
-            head,
-            classifier: None,
-        };
+        let mut w = unfilled(arch);
         for c in w.convs_mut() {
             let fan_in = (c.in_per_group * c.kernel * c.kernel) as f32;
             let bound = (6.0 / fan_in).sqrt();
