@@ -23,13 +23,7 @@ BASE_PORT=${ICS_SCENARIO_PORT:-28830}
 read -r -a strategies <<<"${ICS_MIH_STRATEGIES:-lists substrings}"
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(replica crash concurrency vacuum security)
-n=0
-failures=0
-ok_() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
-check() { # check DESCRIPTION EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok_ "$1"; else not_ok "$1: expected '$2', got '$3'"; fi
-}
+source tests/cluster/tap.sh
 q() { local port=$1; shift; psql_at "$port" -d scen -tA "$@"; }
 
 # Schema and helpers every scenario uses.
@@ -369,6 +363,4 @@ for s in "${scenarios[@]}"; do
         done
     fi
 done
-echo "1..$n"
-echo "cluster scenarios: $((n - failures)) passed, $failures failed"
-[ "$failures" = 0 ]
+tap_finish "cluster scenarios"

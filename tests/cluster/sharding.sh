@@ -20,13 +20,7 @@ source scripts/shards.sh
 
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(shards models)
-n=0
-failures=0
-ok_() { n=$((n + 1)); echo "ok $n - $*"; }
-not_ok() { n=$((n + 1)); failures=$((failures + 1)); echo "not ok $n - $*"; }
-check() { # check DESCRIPTION EXPECTED ACTUAL
-    if [ "$2" = "$3" ]; then ok_ "$1"; else not_ok "$1: expected '$2', got '$3'"; fi
-}
+source tests/cluster/tap.sh
 # fixtures FOLDER: encoder fixtures where the servers' OS user can read them.
 fixtures() {
     install -d -m 0755 "$1"
@@ -199,6 +193,4 @@ echo "TAP version 13"
 for s in "${scenarios[@]}"; do
     "scenario_$s"
 done
-echo "1..$n"
-echo "sharding scenario: $((n - failures)) passed, $failures failed"
-[ "$failures" = 0 ]
+tap_finish "sharding scenario"
