@@ -69,14 +69,16 @@ CREATE FUNCTION mih_verify(index regclass, check_heap boolean DEFAULT true,
                            OUT lists integer, OUT nonempty_lists integer, OUT max_radius integer,
                            OUT substrings integer, OUT generation bigint, OUT tail_rows bigint,
                            OUT tombstones bigint, OUT data_pages bigint, OUT entries bigint,
-                           OUT tids bigint, OUT heap_rows bigint, OUT problems text[])
+                           OUT tids bigint, OUT heap_rows bigint, OUT nulls bigint,
+                           OUT heap_nulls bigint, OUT problems text[])
     LANGUAGE sql VOLATILE STRICT PARALLEL RESTRICTED
     AS $$
         SELECT (j->>'ok')::boolean, (j->>'code_bits')::int, j->>'strategy',
                (j->>'lists')::int, (j->>'nonempty_lists')::int, (j->>'max_radius')::int,
                (j->>'substrings')::int, (j->>'generation')::bigint, (j->>'tail_rows')::bigint,
                (j->>'tombstones')::bigint, (j->>'data_pages')::bigint, (j->>'entries')::bigint,
-               (j->>'tids')::bigint, (j->>'heap_rows')::bigint,
+               (j->>'tids')::bigint, (j->>'heap_rows')::bigint, (j->>'nulls')::bigint,
+               (j->>'heap_nulls')::bigint,
                ARRAY(SELECT jsonb_array_elements_text(j->'problems'))
         FROM (SELECT mih_verify_json($1, $2)::jsonb AS j) v
     $$;

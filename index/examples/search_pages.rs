@@ -109,8 +109,10 @@ fn main() {
                             code: q.to_be_bytes().to_vec(),
                             max_distance: r,
                             filters: vec![],
+                            nulls: false,
                         },
-                    );
+                    )
+                    .unwrap();
                     let mut got = 0;
                     while got < k && s.next(rel).is_some() {
                         got += 1;

@@ -1,4 +1,4 @@
-//! The on-disk format of a `mih` index: what both strategies share (format version 2). All
+//! The on-disk format of a `mih` index: what both strategies share (format version 3). All
 //! pages use PostgreSQL's standard page layout (see [`crate::page`]); integers are in native
 //! byte order (as PostgreSQL's own pages), TIDs in `ItemPointerData` layout.
 //!
@@ -14,6 +14,12 @@
 //!   tables). `strategy`: 0 lists, 1 substring tables. Version 1 (lists only) had 0 in that
 //!   word, so a version-1 index reads as a lists index and needs no REINDEX.
 //!
+//! Metapage special space (version 3; none before): nulls u32 (newest page of the chain of
+//! rows whose code is NULL, see [`crate::nulls`], or InvalidBlockNumber) | reserved u32.
+//! Versions 1 and 2 did not index NULL codes: such an index keeps answering radius queries
+//! and taking inserts, but a k-NN scan, which must return the NULL rows last, refuses it
+//! ([`FormatError::NullsNotIndexed`]) until a REINDEX writes version 3.
+//!
 //! Every data page's special space starts with the same 16 bytes ([`DataOpaque`]):
 //!   prev u32 (next older page of a chain, or InvalidBlockNumber) | flags u16 |
 //!   page_id u16 (0xFF8A a list page, 0xFF8B a substring-table page) | deleted_xid u64 (the
@@ -27,7 +33,11 @@ use zerocopy::byteorder::native_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"MIH\x01");
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The first version whose indexes hold the rows with NULL codes.
+pub const NULLS_VERSION: u32 = 3;
+/// Special space of a version-3 metapage.
+pub const META_SPECIAL_SIZE: usize = 8;
 pub const INVALID_BLOCK: u32 = u32::MAX;
 pub const META_BLOCK: u32 = 0;
 
@@ -43,6 +53,8 @@ pub const FIRST_DIR_BLOCK: u32 = 1;
 pub const PAGE_ID: u16 = 0xFF8A;
 /// page_id of a substring-table page.
 pub const SUBSTRING_PAGE_ID: u16 = 0xFF8B;
+/// page_id of a page of the NULL-code chain ([`crate::nulls`]).
+pub const NULLS_PAGE_ID: u16 = 0xFF8C;
 pub const DATA_SPECIAL_SIZE: usize = 16;
 pub const META_SIZE: usize = 40;
 
@@ -150,6 +162,11 @@ pub struct Meta {
     /// Rows seen by the last build (for statistics; inserts do not update it).
     pub build_rows: u64,
     pub strategy: Strategy,
+    /// The on-disk format version (kept when the metapage is rewritten: an older index does
+    /// not become a newer one without a REINDEX).
+    pub version: u32,
+    /// Version 3: the newest page of the NULL-code chain, or [`INVALID_BLOCK`].
+    pub nulls: u32,
 }
 
 /// Why a page cannot be read as what it should be.
@@ -159,7 +176,13 @@ pub enum FormatError {
     BadMagic(u32),
     UnsupportedVersion(u32),
     BadMeta(String),
-    NotDataPage { block: u32 },
+    NotDataPage {
+        block: u32,
+    },
+    /// A k-NN scan of an index written before NULL codes were indexed.
+    NullsNotIndexed {
+        version: u32,
+    },
 }
 
 impl std::fmt::Display for FormatError {
@@ -174,6 +197,10 @@ impl std::fmt::Display for FormatError {
             }
             FormatError::BadMeta(why) => write!(f, "the metapage is inconsistent: {why}"),
             FormatError::NotDataPage { block } => write!(f, "block {block} is not a mih data page"),
+            FormatError::NullsNotIndexed { version } => write!(
+                f,
+                "the index has on-disk format version {version}, which does not hold the rows whose code is NULL, so it cannot order every row by distance"
+            ),
         }
     }
 }
@@ -194,7 +221,30 @@ impl Meta {
             record_size: record_size as u32,
             build_rows,
             strategy: Strategy::Lists,
+            version: VERSION,
+            nulls: INVALID_BLOCK,
         }
+    }
+
+    /// This description, with the format version and NULL-code chain of `old` (the metapage
+    /// being rewritten): resets and length fixes keep the index's NULL rows and format.
+    pub fn keeping(self, old: &Meta) -> Meta {
+        Meta {
+            version: old.version,
+            nulls: old.nulls,
+            ..self
+        }
+    }
+
+    /// Points a version-3 metapage to a new newest page of the NULL-code chain (the rest of
+    /// the metapage as it is).
+    pub fn set_nulls(page: &mut Page, nulls: u32) {
+        page.special_mut()[..4].copy_from_slice(&nulls.to_ne_bytes());
+    }
+
+    /// Whether the index holds the rows whose code is NULL (version 3 on).
+    pub fn holds_nulls(&self) -> bool {
+        self.version >= NULLS_VERSION
     }
 
     /// A substring-tables index (its tables are described in its own metapage section).
@@ -207,15 +257,21 @@ impl Meta {
             record_size: 0,
             build_rows,
             strategy: Strategy::Substrings,
+            version: VERSION,
+            nulls: INVALID_BLOCK,
         }
     }
 
     /// Initialises `page` as the metapage with these contents (pd_lower past them).
     pub fn write(&self, page: &mut Page) {
-        page.init(0);
+        page.init(if self.holds_nulls() {
+            META_SPECIAL_SIZE
+        } else {
+            0
+        });
         let bytes = MetaBytes {
             magic: MAGIC.into(),
-            version: VERSION.into(),
+            version: self.version.into(),
             code_bytes: self.code_bytes.into(),
             lists: self.lists.into(),
             dir_pages: self.dir_pages.into(),
@@ -225,6 +281,9 @@ impl Meta {
             strategy: self.strategy.to_word().into(),
         };
         page.contents_mut()[..META_SIZE].copy_from_slice(bytes.as_bytes());
+        if self.holds_nulls() {
+            Meta::set_nulls(page, self.nulls);
+        }
         page.set_lower(HEADER_SIZE + META_SIZE);
     }
 
@@ -244,7 +303,22 @@ impl Meta {
         let strategy = Strategy::from_word(b.strategy.get()).ok_or_else(|| {
             FormatError::BadMeta(format!("unknown strategy {}", b.strategy.get()))
         })?;
+        let version = b.version.get();
+        let nulls = if version >= NULLS_VERSION {
+            let sp = page.special();
+            if sp.len() != META_SPECIAL_SIZE {
+                return Err(FormatError::BadMeta(format!(
+                    "{} bytes of metapage special space",
+                    sp.len()
+                )));
+            }
+            u32::from_ne_bytes(sp[..4].try_into().expect("4 bytes"))
+        } else {
+            INVALID_BLOCK
+        };
         let meta = Meta {
+            version,
+            nulls,
             code_bytes: b.code_bytes.get(),
             lists: b.lists.get(),
             dir_pages: b.dir_pages.get(),
@@ -260,7 +334,8 @@ impl Meta {
                 meta.build_rows,
             ),
             Strategy::Substrings => Meta::new_substrings(meta.code_bytes as usize, meta.build_rows),
-        };
+        }
+        .keeping(&meta);
         // Lists with length 0: an empty index whose code length is not known yet, no lists.
         let lists_ok = strategy != Strategy::Lists || (meta.code_bytes == 0) == (meta.lists == 0);
         if !lists_ok || meta != expect {

@@ -13,6 +13,7 @@
 //!
 //! - [`page`]: PostgreSQL's page layout in Rust. [`format`]: the metapage and what all pages
 //!   share (diagrams there and in each strategy's `layout`).
+//! - [`nulls`]: the rows whose code is NULL (returned last by k-NN searches).
 //! - [`pending`]: inserted rows not yet written, with their subtransaction levels;
 //!   [`sample`]: the build's reservoir sample of codes; [`sort`] and [`spill`]: external
 //!   sorting in bounded memory; [`selectivity`]: radius selectivity for the planner.
@@ -22,6 +23,7 @@
 pub mod format;
 pub mod insert;
 pub mod lists;
+pub mod nulls;
 pub mod open;
 pub mod page;
 pub mod pending;

@@ -18,11 +18,19 @@ pub trait Relation {
     type Write<'a>: DerefMut<Target = Page>
     where
         Self: 'a;
+    type Pair<'a>: PagePair
+    where
+        Self: 'a;
 
     /// The page at `block`, share-locked while the guard lives.
     fn read(&self, block: BlockNumber) -> Self::Read<'_>;
     /// The page at `block`, exclusively locked; changes are logged when the guard drops.
     fn write(&self, block: BlockNumber) -> Self::Write<'_>;
+    /// Two pages changed as one: `first` (a guard not changed yet) and `second`, locked
+    /// exclusively after it. Their changes become one WAL record when the guard drops, so
+    /// crash recovery replays both or neither (for counts that must agree with the pages
+    /// they describe).
+    fn join<'a>(&'a self, first: Self::Write<'a>, second: BlockNumber) -> Self::Pair<'a>;
     /// A page for new use (a recycled free page or a new block at the end), exclusively
     /// locked; the caller initialises it (it is logged as a full image).
     fn new_page(&self) -> (BlockNumber, Self::Write<'_>);
@@ -46,6 +54,12 @@ pub trait Relation {
     }
 }
 
+/// Two exclusively locked pages whose changes are logged together ([`Relation::join`]).
+pub trait PagePair {
+    /// Both pages, for changing.
+    fn pages(&mut self) -> (&mut Page, &mut Page);
+}
+
 /// The error of [`Relation::page_recycled_under_scan`].
 pub fn recycled_message(block: BlockNumber) -> String {
     format!("mih: block {block} was recycled while this scan was reading the index")
@@ -61,6 +75,11 @@ pub const MEM_RELATION_PAGES: usize = 1 << 17;
 /// An in-memory relation. `RefCell` borrows stand in for buffer locks: a test that would
 /// deadlock or race in PostgreSQL panics here instead. Pages live in a slice of fixed capacity
 /// that never moves, so a guard can borrow one page while another is added, without unsafe.
+///
+/// For crash tests it counts *records* (what one WAL record would log in PostgreSQL: the
+/// changes of one write guard or [`Relation::join`]ed pair) and, with
+/// [`MemRelation::crash_after`], keeps a copy of the pages as they are after that many
+/// records: what crash recovery would rebuild from the WAL written up to there.
 pub struct MemRelation {
     pages: Box<[OnceCell<RefCell<Box<Page>>>]>,
     len: Cell<usize>,
@@ -68,6 +87,16 @@ pub struct MemRelation {
     xid: Cell<u64>,
     /// Unlinked pages stamped with an xid below this may be recycled.
     pub horizon: Cell<u64>,
+    records: Cell<u64>,
+    crash_at: Cell<Option<u64>>,
+    /// Pages of guards alive now, as they were before the guard: at a crash, their changes
+    /// are not logged yet.
+    before: RefCell<std::collections::HashMap<BlockNumber, Box<Page>>>,
+    crash_image: RefCell<Option<Vec<Box<Page>>>>,
+}
+
+fn copy_page(p: &Page) -> Box<Page> {
+    Box::new(Page(p.0))
 }
 
 impl Default for MemRelation {
@@ -89,7 +118,80 @@ impl MemRelation {
             free: RefCell::new(Vec::new()),
             xid: Cell::new(100),
             horizon: Cell::new(0),
+            records: Cell::new(0),
+            crash_at: Cell::new(None),
+            before: RefCell::new(Default::default()),
+            crash_image: RefCell::new(None),
         }
+    }
+
+    /// A relation holding `pages` (a crash image).
+    pub fn from_pages(pages: Vec<Box<Page>>) -> MemRelation {
+        let rel = MemRelation::new();
+        for p in pages {
+            let (_, mut w) = rel.new_page();
+            w.0.copy_from_slice(&p.0);
+        }
+        rel
+    }
+
+    /// Records (logged changes) so far.
+    pub fn records(&self) -> u64 {
+        self.records.get()
+    }
+
+    /// Keeps the pages as they are once `records` more records have been written
+    /// ([`MemRelation::crash_image`]).
+    pub fn crash_after(&self, records: u64) {
+        self.crash_at.set(Some(self.records.get() + records));
+        *self.crash_image.borrow_mut() = None;
+    }
+
+    /// The relation as crash recovery would leave it at the point [`MemRelation::crash_after`]
+    /// named (`None`: fewer records were written).
+    pub fn crash_image(&self) -> Option<MemRelation> {
+        self.crash_image
+            .borrow()
+            .as_ref()
+            .map(|pages| MemRelation::from_pages(pages.iter().map(|p| copy_page(p)).collect()))
+    }
+
+    fn tracking(&self) -> bool {
+        self.crash_at
+            .get()
+            .is_some_and(|at| at > self.records.get())
+    }
+
+    fn guard_opened(&self, block: BlockNumber, page: &Page) {
+        if self.tracking() {
+            self.before.borrow_mut().insert(block, copy_page(page));
+        }
+    }
+
+    /// One record, of `done` (pages whose guards are finishing, still borrowed by them).
+    fn record(&self, done: &[(BlockNumber, &Page)]) {
+        let n = self.records.get() + 1;
+        self.records.set(n);
+        if self.crash_at.get() != Some(n) {
+            return;
+        }
+        let before = self.before.borrow();
+        let image = (0..self.len.get() as BlockNumber)
+            .map(|b| {
+                if let Some((_, p)) = done.iter().find(|(d, _)| *d == b) {
+                    copy_page(p)
+                } else if let Some(p) = before.get(&b) {
+                    copy_page(p)
+                } else {
+                    copy_page(&self.cell(b).borrow())
+                }
+            })
+            .collect();
+        *self.crash_image.borrow_mut() = Some(image);
+    }
+
+    fn guard_closed(&self, block: BlockNumber) {
+        self.before.borrow_mut().remove(&block);
     }
 
     fn cell(&self, block: BlockNumber) -> &RefCell<Box<Page>> {
@@ -113,16 +215,103 @@ impl MemRelation {
     }
 }
 
+/// An exclusively locked in-memory page (see [`MemRelation`] for records).
+pub struct MemWrite<'a> {
+    rel: &'a MemRelation,
+    block: BlockNumber,
+    /// `None` once handed to a [`MemPair`].
+    page: Option<std::cell::RefMut<'a, Box<Page>>>,
+    changed: bool,
+}
+
+impl Deref for MemWrite<'_> {
+    type Target = Page;
+    fn deref(&self) -> &Page {
+        self.page.as_ref().expect("a live guard")
+    }
+}
+
+impl DerefMut for MemWrite<'_> {
+    fn deref_mut(&mut self) -> &mut Page {
+        self.changed = true;
+        self.page.as_mut().expect("a live guard")
+    }
+}
+
+impl Drop for MemWrite<'_> {
+    fn drop(&mut self) {
+        if let Some(page) = &self.page {
+            if self.changed {
+                self.rel.record(&[(self.block, page)]);
+            }
+            self.rel.guard_closed(self.block);
+        }
+    }
+}
+
+/// Two in-memory pages changed as one record.
+pub struct MemPair<'a> {
+    rel: &'a MemRelation,
+    blocks: [BlockNumber; 2],
+    first: std::cell::RefMut<'a, Box<Page>>,
+    second: std::cell::RefMut<'a, Box<Page>>,
+    changed: bool,
+}
+
+impl PagePair for MemPair<'_> {
+    fn pages(&mut self) -> (&mut Page, &mut Page) {
+        self.changed = true;
+        (&mut self.first, &mut self.second)
+    }
+}
+
+impl Drop for MemPair<'_> {
+    fn drop(&mut self) {
+        if self.changed {
+            self.rel.record(&[
+                (self.blocks[0], &self.first),
+                (self.blocks[1], &self.second),
+            ]);
+        }
+        self.rel.guard_closed(self.blocks[0]);
+        self.rel.guard_closed(self.blocks[1]);
+    }
+}
+
 impl Relation for MemRelation {
     type Read<'a> = std::cell::Ref<'a, Page>;
-    type Write<'a> = std::cell::RefMut<'a, Page>;
+    type Write<'a> = MemWrite<'a>;
+    type Pair<'a> = MemPair<'a>;
 
     fn read(&self, block: BlockNumber) -> Self::Read<'_> {
         std::cell::Ref::map(self.cell(block).borrow(), |b| &**b)
     }
 
     fn write(&self, block: BlockNumber) -> Self::Write<'_> {
-        std::cell::RefMut::map(self.cell(block).borrow_mut(), |b| &mut **b)
+        let page = self.cell(block).borrow_mut();
+        self.guard_opened(block, &page);
+        MemWrite {
+            rel: self,
+            block,
+            page: Some(page),
+            changed: false,
+        }
+    }
+
+    fn join<'a>(&'a self, mut first: MemWrite<'a>, second: BlockNumber) -> MemPair<'a> {
+        assert!(!first.changed, "join a page before changing it");
+        let block = first.block;
+        // The lock (borrow) passes to the pair; the emptied guard records nothing.
+        let page = first.page.take().expect("a live guard");
+        let second_page = self.cell(second).borrow_mut();
+        self.guard_opened(second, &second_page);
+        MemPair {
+            rel: self,
+            blocks: [block, second],
+            first: page,
+            second: second_page,
+            changed: false,
+        }
     }
 
     fn new_page(&self) -> (BlockNumber, Self::Write<'_>) {

@@ -1,8 +1,10 @@
 //! Exact search, whatever the strategy: k-NN in distance order, radius, or both, with
 //! optional extra radius filters. Every returned distance is exact; nothing needs
-//! rechecking against the heap.
+//! rechecking against the heap. A k-NN search without radius conditions returns every row,
+//! as a sequential scan of `ORDER BY code <~> q` does: the rows whose code is NULL come last,
+//! with no distance (see [`crate::nulls`]).
 
-use crate::format::Tid;
+use crate::format::{FormatError, Tid};
 use crate::open::Opened;
 use crate::relation::Relation;
 
@@ -16,6 +18,9 @@ pub struct Query {
     pub max_distance: u32,
     /// Further conditions `hamming(code, centre) <= radius`, all of which must hold.
     pub filters: Vec<(Vec<u8>, u32)>,
+    /// Return the rows whose code is NULL after all others (a k-NN search without radius
+    /// conditions, which a NULL code can never meet).
+    pub nulls: bool,
 }
 
 impl Query {
@@ -23,10 +28,13 @@ impl Query {
     /// hold, and the ORDER BY code if any, over codes of `code_bytes`. The search is driven by
     /// the ORDER BY code when there is one, else by the first condition; a condition centred
     /// on the driving code becomes its distance bound, the others filter. Without either,
-    /// every row (driven from the all-zeros code).
+    /// every row (driven from the all-zeros code). `ordered`: the scan has an ORDER BY (its
+    /// code may be NULL, then `order` is `None` and every distance is NULL); without
+    /// conditions it returns the NULL-code rows too.
     pub fn from_keys(
         conditions: Vec<(Vec<u8>, u32)>,
         order: Option<Vec<u8>>,
+        ordered: bool,
         code_bytes: usize,
     ) -> Query {
         let code = match (order, conditions.first()) {
@@ -38,6 +46,7 @@ impl Query {
             code,
             max_distance: u32::MAX,
             filters: Vec::new(),
+            nulls: ordered && conditions.is_empty(),
         };
         for (centre, radius) in conditions {
             if centre == query.code {
@@ -64,35 +73,72 @@ pub struct SearchStats {
     pub entries_checked: usize,
 }
 
-/// A search in progress over either strategy.
-pub enum Search {
+/// The codes' part of a search, by strategy.
+enum Codes {
     Lists(crate::lists::search::Search),
     Substrings(Box<crate::substrings::search::Search>),
 }
 
+/// A search in progress over either strategy.
+pub struct Search {
+    /// `None`: the index has no code length yet (no codes).
+    codes: Option<Codes>,
+    /// The NULL-code rows, once the codes are exhausted (when the query asks for them).
+    nulls: Option<crate::nulls::Cursor>,
+    empty_stats: SearchStats,
+}
+
 impl Search {
-    /// A search of the index `opened` describes (`query`'s codes have its length).
-    pub fn new(opened: Opened, query: Query) -> Search {
-        match opened {
-            Opened::Lists(dir) => Search::Lists(crate::lists::search::Search::new(&dir, query)),
-            Opened::Substrings(runs) => Search::Substrings(Box::new(
-                crate::substrings::search::Search::over(runs, query),
-            )),
+    /// A search of the index `opened` describes (`query`'s codes have its length). An index
+    /// that does not hold its NULL-code rows (an older format) cannot answer a query that
+    /// must return them.
+    pub fn new(opened: Opened, query: Query) -> Result<Search, FormatError> {
+        let meta = opened.meta();
+        if query.nulls && !meta.holds_nulls() {
+            return Err(FormatError::NullsNotIndexed {
+                version: meta.version,
+            });
         }
+        let nulls = query.nulls.then(crate::nulls::Cursor::new);
+        let codes = match opened {
+            _ if opened.code_bytes() == 0 => None,
+            Opened::Lists(dir) => {
+                Some(Codes::Lists(crate::lists::search::Search::new(&dir, query)))
+            }
+            Opened::Substrings(runs) => Some(Codes::Substrings(Box::new(
+                crate::substrings::search::Search::over(runs, query),
+            ))),
+        };
+        Ok(Search {
+            codes,
+            nulls,
+            empty_stats: SearchStats::default(),
+        })
     }
 
-    /// The next row in increasing distance, or `None` when the search is exhausted.
-    pub fn next<R: Relation>(&mut self, rel: &R) -> Option<(Tid, u32)> {
-        match self {
-            Search::Lists(s) => s.next(rel),
-            Search::Substrings(s) => s.next(rel),
+    /// The next row in increasing distance (`None`: a NULL code, after every other), or
+    /// `None` when the search is exhausted.
+    pub fn next<R: Relation>(&mut self, rel: &R) -> Option<(Tid, Option<u32>)> {
+        let hit = match &mut self.codes {
+            Some(Codes::Lists(s)) => s.next(rel),
+            Some(Codes::Substrings(s)) => s.next(rel),
+            None => None,
+        };
+        if let Some((tid, d)) = hit {
+            return Some((tid, Some(d)));
+        }
+        let cursor = self.nulls.as_mut()?;
+        match cursor.next(rel) {
+            Ok(t) => t.map(|t| (t, None)),
+            Err(e) => panic!("mih: {e}"),
         }
     }
 
     pub fn stats(&self) -> &SearchStats {
-        match self {
-            Search::Lists(s) => &s.stats,
-            Search::Substrings(s) => &s.stats,
+        match &self.codes {
+            Some(Codes::Lists(s)) => &s.stats,
+            Some(Codes::Substrings(s)) => &s.stats,
+            None => &self.empty_stats,
         }
     }
 }
@@ -107,22 +153,32 @@ mod tests {
         let q = Query::from_keys(
             vec![(vec![1], 5), (vec![2], 3), (vec![1], 4)],
             Some(vec![1]),
+            true,
             1,
         );
         assert_eq!(
-            (q.code, q.max_distance, q.filters),
-            (vec![1], 4, vec![(vec![2], 3)])
+            (q.code, q.max_distance, q.filters, q.nulls),
+            (vec![1], 4, vec![(vec![2], 3)], false)
         );
         // Without ORDER BY the first condition drives.
-        let q = Query::from_keys(vec![(vec![7], 2), (vec![8], 1)], None, 1);
+        let q = Query::from_keys(vec![(vec![7], 2), (vec![8], 1)], None, false, 1);
         assert_eq!(
             (q.code, q.max_distance, q.filters),
             (vec![7], 2, vec![(vec![8], 1)])
         );
         // An ORDER BY alone: no bound; nothing at all: every row from zeros.
-        let q = Query::from_keys(vec![], Some(vec![3, 3]), 2);
-        assert_eq!((q.max_distance, q.filters.len()), (u32::MAX, 0));
-        let q = Query::from_keys(vec![], None, 2);
-        assert_eq!((q.code, q.max_distance), (vec![0, 0], u32::MAX));
+        // An ORDER BY alone returns the NULL-code rows too, also ORDER BY a NULL code.
+        let q = Query::from_keys(vec![], Some(vec![3, 3]), true, 2);
+        assert_eq!(
+            (q.max_distance, q.filters.len(), q.nulls),
+            (u32::MAX, 0, true)
+        );
+        let q = Query::from_keys(vec![], None, true, 2);
+        assert_eq!(
+            (q.code, q.max_distance, q.nulls),
+            (vec![0, 0], u32::MAX, true)
+        );
+        let q = Query::from_keys(vec![], None, false, 2);
+        assert!(!q.nulls);
     }
 }

@@ -145,8 +145,9 @@ pub fn choose(
                 code: sample[qi * nb..(qi + 1) * nb].to_vec(),
                 max_distance: u32::MAX,
                 filters: Vec::new(),
+                nulls: false,
             };
-            let mut s = Search::new(open(rel).expect("built just now"), q);
+            let mut s = Search::new(open(rel).expect("built just now"), q).expect("no NULLs");
             for _ in 0..k {
                 if s.next(rel).is_none() {
                     break;

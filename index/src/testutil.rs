@@ -83,10 +83,10 @@ pub(crate) fn clustered(
 }
 
 pub(crate) fn search_all(rel: &MemRelation, q: Query) -> (Vec<(Tid, u32)>, SearchStats) {
-    let mut s = Search::new(open(rel).unwrap(), q);
+    let mut s = Search::new(open(rel).unwrap(), q).unwrap();
     let mut out = Vec::new();
-    while let Some(r) = s.next(rel) {
-        out.push(r);
+    while let Some((t, d)) = s.next(rel) {
+        out.push((t, d.expect("no NULL codes here")));
     }
     (out, s.stats().clone())
 }
@@ -96,6 +96,7 @@ pub(crate) fn query(code: &[u8], max_distance: u32) -> Query {
         code: code.to_vec(),
         max_distance,
         filters: vec![],
+        nulls: false,
     }
 }
 
@@ -132,10 +133,10 @@ pub(crate) fn check_query(
             continue;
         }
         // A search asked for only k rows: the k-th distance matches (ties).
-        let mut s = Search::new(open(rel).unwrap(), query(q, u32::MAX));
+        let mut s = Search::new(open(rel).unwrap(), query(q, u32::MAX)).unwrap();
         let mut last = 0;
         for _ in 0..k {
-            last = s.next(rel).expect("k rows").1;
+            last = s.next(rel).expect("k rows").1.expect("a code");
         }
         assert_eq!(last, truth[k - 1].0, "k-th distance for k={k}");
     }
@@ -181,6 +182,7 @@ pub(crate) fn check_filters(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], q: &[u8]
             code: q.to_vec(),
             max_distance: 6,
             filters: vec![(f.to_vec(), 5)],
+            nulls: false,
         },
     );
     let want: HashSet<Tid> = rows

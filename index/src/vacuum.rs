@@ -26,15 +26,19 @@ pub struct CleanupStats {
     pub merge: Option<crate::substrings::vacuum::MergeStats>,
 }
 
-/// Removes every TID for which `is_dead` is true.
+/// Removes every TID for which `is_dead` is true (the rows whose code is NULL included).
 pub fn bulk_delete<R: Relation>(
     rel: &R,
     is_dead: &mut dyn FnMut(Tid) -> bool,
 ) -> Result<VacuumStats, FormatError> {
-    match crate::open::strategy(rel)? {
+    let mut stats = match crate::open::strategy(rel)? {
         Strategy::Lists => crate::lists::vacuum::bulk_delete(rel, is_dead),
         Strategy::Substrings => crate::substrings::vacuum::bulk_delete(rel, is_dead),
-    }
+    }?;
+    let (removed, remaining) = crate::nulls::bulk_delete(rel, is_dead)?;
+    stats.tids_removed += removed;
+    stats.tids_remaining += remaining;
+    Ok(stats)
 }
 
 /// After VACUUM's bulk deletes (or without them): recycles what earlier VACUUMs unlinked, and

@@ -24,9 +24,14 @@ pub struct Report {
     /// Stored entries (posting lists, or records) and live TIDs.
     pub entries: u64,
     pub tids: u64,
+    /// Rows whose code is NULL, and the pages holding them.
+    pub nulls: u64,
+    pub null_pages: u64,
     pub problems: Vec<String>,
     /// Every (TID, code) in the index, when asked for (to compare with the heap).
     pub contents: Vec<(Tid, Vec<u8>)>,
+    /// Every TID of a row whose code is NULL, when asked for.
+    pub null_contents: Vec<Tid>,
 }
 
 impl Default for Report {
@@ -45,8 +50,11 @@ impl Default for Report {
             data_pages: 0,
             entries: 0,
             tids: 0,
+            nulls: 0,
+            null_pages: 0,
             problems: Vec::new(),
             contents: Vec::new(),
+            null_contents: Vec::new(),
         }
     }
 }
@@ -58,8 +66,14 @@ pub fn verify<R: Relation, S: Spill>(
     budget: usize,
     collect: bool,
 ) -> Result<Report, FormatError> {
-    match crate::open::open(rel)? {
+    let mut report = match crate::open::open(rel)? {
         Opened::Lists(_) => crate::lists::verify::verify(rel, collect),
         Opened::Substrings(_) => crate::substrings::verify::verify(rel, spill, budget, collect),
-    }
+    }?;
+    let nulls = crate::nulls::verify(rel, collect)?;
+    report.nulls = nulls.tids;
+    report.null_pages = nulls.pages;
+    report.problems.extend(nulls.problems);
+    report.null_contents = nulls.contents;
+    Ok(report)
 }

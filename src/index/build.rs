@@ -1,6 +1,7 @@
 //! CREATE INDEX / REINDEX: sample the table, choose the strategy, load every code.
 //!
-//! Two heap scans: the first draws a reservoir sample of codes, on which the strategy is
+//! Two heap scans: the first draws a reservoir sample of codes (and sorts aside the TIDs of
+//! rows whose code is NULL, written last as the index's NULL-code chain), on which the strategy is
 //! chosen (by measuring both, unless `WITH (strategy = ...)` says) and, for lists, the
 //! centroids are trained; the second loads all rows: into their lists in batches sized from
 //! `maintenance_work_mem`, or into an external sort (spilling to temporary files beyond
@@ -60,28 +61,32 @@ unsafe fn declared_code_bytes(index: pg_sys::Relation) -> Option<usize> {
     }
 }
 
+/// Pass 1's state: the sample, and the TIDs of rows whose code is NULL.
+struct SampleState<'s> {
+    sample: Reservoir,
+    nulls: Sorter<'s, PgSpill>,
+}
+
 #[pgrx::pg_guard]
 unsafe extern "C-unwind" fn sample_callback(
     _index: pg_sys::Relation,
-    _tid: pg_sys::ItemPointer,
+    tid: pg_sys::ItemPointer,
     values: *mut pg_sys::Datum,
     isnull: *mut bool,
     _alive: bool,
     state: *mut std::ffi::c_void,
 ) {
-    // SAFETY: `state` is the Reservoir ambuild passed; `values`/`isnull` hold the one indexed
-    // column of the row being scanned.
-    let (s, code) = unsafe {
+    // SAFETY: `state` is the SampleState ambuild passed; `values`/`isnull`/`tid` describe the
+    // one indexed column of the row being scanned.
+    unsafe {
+        let s = &mut *(state as *mut SampleState);
         if *isnull {
+            s.nulls.push(&tid_of(tid).to_bytes());
             return;
         }
-        (
-            &mut *(state as *mut Reservoir),
-            varlena_bytes(*values, &*values),
-        )
-    };
-    if let Err(m) = s.add(code) {
-        length_mismatch(m.expected, m.found, "a code");
+        if let Err(m) = s.sample.add(varlena_bytes(*values, &*values)) {
+            length_mismatch(m.expected, m.found, "a code");
+        }
     }
 }
 
@@ -185,9 +190,13 @@ pub unsafe extern "C-unwind" fn ambuild(
         // Rows this transaction inserted before a REINDEX or TRUNCATE: the build reads them
         // (or their absence) from the table.
         super::pending::discard(index);
-        // Pass 1: a sample of the codes (and their length).
+        // Pass 1: a sample of the codes (and their length), and the rows whose code is NULL.
         progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_SAMPLING);
-        let mut sample = Reservoir::new(SAMPLE_ROWS, declared_code_bytes(index).unwrap_or(0), SEED);
+        let spill = PgSpill;
+        let mut pass1 = SampleState {
+            sample: Reservoir::new(SAMPLE_ROWS, declared_code_bytes(index).unwrap_or(0), SEED),
+            nulls: Sorter::new(&spill, Tid::SIZE, maintenance_budget() / 4),
+        };
         pg_sys::table_index_build_scan(
             heap,
             index,
@@ -195,18 +204,19 @@ pub unsafe extern "C-unwind" fn ambuild(
             true,
             true,
             Some(sample_callback),
-            &mut sample as *mut Reservoir as *mut _,
+            &mut pass1 as *mut SampleState as *mut _,
             std::ptr::null_mut(),
         );
+        let SampleState { sample, nulls } = pass1;
         let rel = PgRelation::for_build(index);
         let requested = options::strategy(index);
         let heap_tuples;
         let index_tuples;
         if sample.seen() == 0 {
-            // No rows: an index without lists or tables (the length unknown, if the column
-            // does not fix it).
+            // No codes: an index without lists or tables (the length unknown, if the column
+            // does not fix it), perhaps with NULL codes.
             build_empty_into(&rel, sample.code_bytes(), requested);
-            heap_tuples = 0.0;
+            heap_tuples = nulls.len() as f64;
             index_tuples = 0.0;
         } else {
             let nb = sample.code_bytes();
@@ -233,7 +243,6 @@ pub unsafe extern "C-unwind" fn ambuild(
                 choice.substrings_pages
             );
             let budget = maintenance_budget();
-            let spill = PgSpill;
             let load = match choice.strategy {
                 Strategy::Lists => {
                     // Batches that fit maintenance_work_mem next to one open page per list.
@@ -314,6 +323,19 @@ pub unsafe extern "C-unwind" fn ambuild(
                 }
             }
         }
+        // The NULL-code chain, after the strategy's pages (its build wrote the metapage).
+        let mut nulls = nulls.finish();
+        let null_rows = ics_index::nulls::build(&rel, &mut || {
+            let mut batch = Vec::new();
+            while batch.len() < ics_index::nulls::CAPACITY {
+                match nulls.next_record() {
+                    Some(r) => batch.push(Tid::from_bytes(r)),
+                    None => break,
+                }
+            }
+            (!batch.is_empty()).then_some(batch)
+        })
+        .unwrap_or_else(|e| super::format_error(index, e));
         if needs_wal(index) {
             progress(pg_sys::PROGRESS_CREATEIDX_SUBPHASE, PHASE_WAL);
             pg_sys::log_newpage_range(
@@ -326,7 +348,7 @@ pub unsafe extern "C-unwind" fn ambuild(
         }
         let mut result = pgrx::PgBox::<pg_sys::IndexBuildResult>::alloc0();
         result.heap_tuples = heap_tuples;
-        result.index_tuples = index_tuples;
+        result.index_tuples = index_tuples + null_rows as f64;
         result.into_pg()
     }
 }

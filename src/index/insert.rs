@@ -37,7 +37,9 @@ pub unsafe extern "C-unwind" fn aminsert(
     // `values`/`isnull`, its heap TID and the statement's IndexInfo, whose ii_AmCache we own.
     unsafe {
         if *isnull {
-            return false; // NULL codes are not indexed
+            // Kept for k-NN scans, which return every row (see ics_index::nulls).
+            super::pending::add_null(index, tid_of(heap_tid));
+            return false;
         }
         let rel = PgRelation::new(index);
         let code = crate::fmgr::varlena_bytes(*values, &*values);

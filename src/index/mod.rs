@@ -43,6 +43,13 @@ pub const STRATEGY_DISTANCE: u16 = 2; // ORDER BY code <~> q
 pub unsafe fn format_error(index: pgrx::pg_sys::Relation, e: FormatError) -> ! {
     // SAFETY: as the caller promises.
     let name = unsafe { relation_name(index) };
+    if let FormatError::NullsNotIndexed { .. } = e {
+        raise(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!("index \"{name}\" cannot be used for ORDER BY code <~> q: {e}"),
+            Some(&format!("REINDEX INDEX {name}; (an index of this version of ics_hash holds the rows whose code is NULL)")),
+        )
+    }
     raise(
         PgSqlErrorCode::ERRCODE_INDEX_CORRUPTED,
         format!("index \"{name}\" cannot be read: {e}"),

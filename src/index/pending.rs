@@ -46,7 +46,7 @@ fn limit(code_bytes: usize) -> usize {
 pub unsafe fn buffered_length(index: pg_sys::Relation) -> Option<usize> {
     // SAFETY: as the caller promises.
     let oid = unsafe { oid_of(index) };
-    BUFFERS.with(|b| b.borrow().get(&oid).map(|buf| buf.code_bytes()))
+    BUFFERS.with(|b| b.borrow().get(&oid).and_then(|buf| buf.code_bytes()))
 }
 
 /// Buffers one row for `index`, writing the buffer when it is full.
@@ -54,6 +54,20 @@ pub unsafe fn buffered_length(index: pg_sys::Relation) -> Option<usize> {
 /// # Safety
 /// `index` is an open mih index, locked for inserts (RowExclusiveLock) by the caller.
 pub unsafe fn add(index: pg_sys::Relation, code: &[u8], tid: Tid) {
+    // SAFETY: as the caller promises.
+    unsafe { add_row(index, |buf, level| buf.push(code, tid, level)) }
+}
+
+/// Buffers one row whose code is NULL for `index`.
+///
+/// # Safety
+/// As for [`add`].
+pub unsafe fn add_null(index: pg_sys::Relation, tid: Tid) {
+    // SAFETY: as the caller promises.
+    unsafe { add_row(index, |buf, level| buf.push_null(tid, level)) }
+}
+
+unsafe fn add_row(index: pg_sys::Relation, push: impl FnOnce(&mut PendingRows, i32)) {
     register_callbacks();
     // SAFETY: reads transaction state.
     let level = unsafe { pg_sys::GetCurrentTransactionNestLevel() };
@@ -61,11 +75,9 @@ pub unsafe fn add(index: pg_sys::Relation, code: &[u8], tid: Tid) {
     let oid = unsafe { oid_of(index) };
     let full = BUFFERS.with(|b| {
         let mut buffers = b.borrow_mut();
-        let buf = buffers
-            .entry(oid)
-            .or_insert_with(|| PendingRows::new(code.len()));
-        buf.push(code, tid, level);
-        buf.len() >= limit(buf.code_bytes())
+        let buf = buffers.entry(oid).or_default();
+        push(buf, level);
+        buf.len() >= limit(buf.code_bytes().unwrap_or(0))
     });
     if full {
         // SAFETY: as above.
@@ -84,26 +96,30 @@ pub unsafe fn flush(index: pg_sys::Relation) {
         return;
     };
     let rel = PgRelation::new(index);
-    // SAFETY: `index` is open (the caller's), here and below.
-    let mut opened = unsafe { or_format_error(index, open(&rel)) };
-    if opened.code_bytes() == 0 {
-        // The first rows ever written fix the length (a concurrent writer may win: then the
-        // check below applies to us).
+    if let Some(code_bytes) = buf.code_bytes() {
+        // SAFETY: `index` is open (the caller's), here and below.
+        let mut opened = unsafe { or_format_error(index, open(&rel)) };
+        if opened.code_bytes() == 0 {
+            // The first rows ever written fix the length (a concurrent writer may win: then the
+            // check below applies to us).
+            // SAFETY: as above.
+            opened = unsafe { or_format_error(index, fix_code_length(&rel, code_bytes)) };
+        }
+        if opened.code_bytes() != code_bytes {
+            length_mismatch(opened.code_bytes(), code_bytes, "a code");
+        }
+        let mut scratch = Vec::new();
+        let (codes, tids) = buf.rows();
         // SAFETY: as above.
-        opened = unsafe { or_format_error(index, fix_code_length(&rel, buf.code_bytes())) };
+        unsafe {
+            or_format_error(
+                index,
+                insert_batch(&rel, &opened, codes, tids, &mut scratch),
+            )
+        };
     }
-    if opened.code_bytes() != buf.code_bytes() {
-        length_mismatch(opened.code_bytes(), buf.code_bytes(), "a code");
-    }
-    let mut scratch = Vec::new();
-    let (codes, tids) = buf.rows();
     // SAFETY: as above.
-    unsafe {
-        or_format_error(
-            index,
-            insert_batch(&rel, &opened, codes, tids, &mut scratch),
-        )
-    };
+    unsafe { or_format_error(index, ics_index::nulls::append(&rel, &buf.nulls())) };
 }
 
 /// Drops `index`'s buffered rows (its rebuild reads them from the table).

@@ -5,12 +5,14 @@
 //!   with Generic WAL; dropping the guard finishes the record (one record per page), or
 //!   aborts it when unwinding from an error, so a failed operation leaves the page as it was.
 //!   A guard never mutated writes no WAL.
+//! - [`PgRelation::join`]: two exclusively locked pages whose changes become one Generic WAL
+//!   record (both registered in one GenericXLogState), replayed all or nothing.
 //! - In build mode (`wal: false`) pages are changed in place and marked dirty; the build logs
 //!   the finished relation with `log_newpage_range`.
 
 use ics_index::format::{DataOpaque, FLAG_DELETED};
 use ics_index::page::Page;
-use ics_index::relation::{BlockNumber, Relation};
+use ics_index::relation::{BlockNumber, PagePair, Relation};
 use pgrx::pg_sys;
 use std::ops::{Deref, DerefMut};
 
@@ -157,6 +159,61 @@ impl Drop for WriteGuard<'_> {
     }
 }
 
+/// Two exclusively locked pages logged as one record; see the module docs.
+pub struct PairGuard<'r> {
+    rel: &'r PgRelation,
+    bufs: [pg_sys::Buffer; 2],
+    /// Whether the first page is new (logged as a full image, as `new_page` asks).
+    first_full_image: bool,
+    state: *mut pg_sys::GenericXLogState,
+    pages: [*mut Page; 2],
+    dirty: bool,
+}
+
+impl PagePair for PairGuard<'_> {
+    fn pages(&mut self) -> (&mut Page, &mut Page) {
+        if self.rel.wal && self.state.is_null() {
+            let first_flags = if self.first_full_image {
+                pg_sys::GENERIC_XLOG_FULL_IMAGE as i32
+            } else {
+                0
+            };
+            // SAFETY: both buffers are exclusively locked; the images live until Finish/Abort.
+            unsafe {
+                self.state = pg_sys::GenericXLogStart(self.rel.rel);
+                self.pages[0] =
+                    pg_sys::GenericXLogRegisterBuffer(self.state, self.bufs[0], first_flags)
+                        as *mut Page;
+                self.pages[1] =
+                    pg_sys::GenericXLogRegisterBuffer(self.state, self.bufs[1], 0) as *mut Page;
+            }
+        }
+        self.dirty = true;
+        // SAFETY: two distinct pinned, exclusively locked pages; we hold the only references.
+        unsafe { (&mut *self.pages[0], &mut *self.pages[1]) }
+    }
+}
+
+impl Drop for PairGuard<'_> {
+    fn drop(&mut self) {
+        // SAFETY: we hold both pins and exclusive locks; the Generic WAL state is ours.
+        unsafe {
+            if !self.state.is_null() {
+                if std::thread::panicking() {
+                    pg_sys::GenericXLogAbort(self.state);
+                } else {
+                    pg_sys::GenericXLogFinish(self.state);
+                }
+            } else if self.dirty {
+                pg_sys::MarkBufferDirty(self.bufs[0]);
+                pg_sys::MarkBufferDirty(self.bufs[1]);
+            }
+            pg_sys::UnlockReleaseBuffer(self.bufs[1]);
+            pg_sys::UnlockReleaseBuffer(self.bufs[0]);
+        }
+    }
+}
+
 impl PgRelation {
     fn write_guard(&self, buf: pg_sys::Buffer, full_image: bool) -> WriteGuard<'_> {
         // SAFETY: a pinned, locked buffer of a block-sized page.
@@ -175,6 +232,7 @@ impl PgRelation {
 impl Relation for PgRelation {
     type Read<'a> = ReadGuard;
     type Write<'a> = WriteGuard<'a>;
+    type Pair<'a> = PairGuard<'a>;
 
     fn read(&self, block: BlockNumber) -> ReadGuard {
         let buf = self.buffer(block, pg_sys::BUFFER_LOCK_SHARE);
@@ -186,6 +244,32 @@ impl Relation for PgRelation {
     fn write(&self, block: BlockNumber) -> WriteGuard<'_> {
         let buf = self.buffer(block, pg_sys::BUFFER_LOCK_EXCLUSIVE);
         self.write_guard(buf, false)
+    }
+
+    fn join<'a>(&'a self, first: WriteGuard<'a>, second: BlockNumber) -> PairGuard<'a> {
+        assert!(
+            first.state.is_null() && !first.dirty,
+            "join a page before changing it"
+        );
+        let (buf, full_image) = (first.buf, first.full_image);
+        // The pin and lock pass to the pair.
+        std::mem::forget(first);
+        let second_buf = self.buffer(second, pg_sys::BUFFER_LOCK_EXCLUSIVE);
+        // SAFETY: pinned, locked buffers of block-sized pages.
+        let pages = unsafe {
+            [
+                pg_sys::BufferGetPage(buf) as *mut Page,
+                pg_sys::BufferGetPage(second_buf) as *mut Page,
+            ]
+        };
+        PairGuard {
+            rel: self,
+            bufs: [buf, second_buf],
+            first_full_image: full_image,
+            state: std::ptr::null_mut(),
+            pages,
+            dirty: false,
+        }
     }
 
     fn new_page(&self) -> (BlockNumber, WriteGuard<'_>) {

@@ -3,7 +3,10 @@
 //! Conditions: `code <@ hamming_ball(q, r)` (strategy 1, what `hamming_within(code, q, r)`
 //! becomes), any number, all must hold. Ordering: `code <~> q` (strategy 2). The search is
 //! driven by the ORDER BY code when there is one, else by the first condition; the other
-//! conditions filter. Results are exact (distances included), so nothing is rechecked for
+//! conditions filter. An ORDER BY without conditions returns every row, as a sequential scan
+//! does: the rows whose code is NULL last, with a NULL distance (NULLS LAST of an ascending
+//! order); a condition never matches a NULL code. Each (re)scan counts in
+//! `pg_stat_*_indexes.idx_scan`. Results are exact (distances included), so nothing is rechecked for
 //! MVCC snapshots; for others (where a vacuumed TID could be reused by a new row before the
 //! heap fetch) the executor rechecks the conditions.
 
@@ -20,7 +23,7 @@ use pgrx::PgMemoryContexts;
 struct ScanState {
     /// Set up at the first fetch after (re)scan; `None` before.
     search: Option<Search>,
-    /// No row can match (a NULL condition, or an index without codes yet).
+    /// No row can match (a NULL condition).
     empty: bool,
     /// ORDER BY a NULL code: rows come in no order with NULL distances.
     null_order: bool,
@@ -77,6 +80,37 @@ pub unsafe extern "C-unwind" fn amrescan(
     }
 }
 
+/// `pgstat_count_index_scan(index)`, a macro pgrx has no binding for: one more scan in
+/// `pg_stat_*_indexes.idx_scan`, as btree counts each of its scans. The counter's field is
+/// named differently per PostgreSQL major version; this is the one place that names it.
+///
+/// # Safety
+/// `index` is an open relation.
+unsafe fn count_index_scan(index: pg_sys::Relation) {
+    // SAFETY: as the caller promises; pgstat_info is set up by pgstat_assoc_relation when the
+    // relation's statistics are enabled (pgstat_should_count_relation).
+    unsafe {
+        if (*index).pgstat_info.is_null() {
+            if !(*index).pgstat_enabled {
+                return;
+            }
+            pg_sys::pgstat_assoc_relation(index);
+            if (*index).pgstat_info.is_null() {
+                return;
+            }
+        }
+        let info = &mut *(*index).pgstat_info;
+        #[cfg(feature = "pg15")]
+        {
+            info.t_counts.t_numscans += 1;
+        }
+        #[cfg(not(feature = "pg15"))]
+        {
+            info.counts.numscans += 1;
+        }
+    }
+}
+
 /// Reads the scan keys into a query (once per rescan).
 unsafe fn start(scan: pg_sys::IndexScanDesc) {
     // SAFETY: `scan` is ours; its keys were copied by amrescan and hold this opclass's
@@ -85,6 +119,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
         let st = state(scan);
         st.started = true;
         let index = (*scan).indexRelation;
+        count_index_scan(index);
         // This backend's own buffered rows must be found.
         super::pending::flush(index);
         let rel = PgRelation::new(index);
@@ -118,12 +153,9 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
             }
             order.get_or_insert_with(|| code.to_vec());
         }
-        if nb == 0 {
-            st.empty = true;
-            return;
-        }
-        let query = Query::from_keys(conditions, order, nb);
-        st.search = Some(Search::new(opened, query));
+        let ordered = (*scan).numberOfOrderBys > 0;
+        let query = Query::from_keys(conditions, order, ordered, nb);
+        st.search = Some(Search::new(opened, query).unwrap_or_else(|e| format_error(index, e)));
     }
 }
 
@@ -154,8 +186,8 @@ pub unsafe extern "C-unwind" fn amgettuple(
         set_tid(&mut (*scan).xs_heaptid, tid);
         (*scan).xs_recheck = !is_mvcc((*scan).xs_snapshot);
         if (*scan).numberOfOrderBys > 0 {
-            *(*scan).xs_orderbyvals = pg_sys::Datum::from(distance as i32);
-            *(*scan).xs_orderbynulls = st.null_order;
+            *(*scan).xs_orderbyvals = pg_sys::Datum::from(distance.unwrap_or(0) as i32);
+            *(*scan).xs_orderbynulls = st.null_order || distance.is_none();
             (*scan).xs_recheckorderby = false;
         }
         true

@@ -67,6 +67,7 @@ unsafe fn owns(oid: pg_sys::Oid) -> bool {
 
 struct HeapState {
     rows: Vec<(Tid, Vec<u8>)>,
+    nulls: Vec<Tid>,
 }
 
 #[pgrx::pg_guard]
@@ -82,7 +83,9 @@ unsafe extern "C-unwind" fn heap_callback(
     // row being scanned, valid for the duration of the callback.
     unsafe {
         let s = &mut *(state as *mut HeapState);
-        if alive && !*isnull {
+        if alive && *isnull {
+            s.nulls.push(tid_of(tid));
+        } else if alive {
             s.rows
                 .push((tid_of(tid), varlena_bytes(*values, &*values).to_vec()));
         }
@@ -114,12 +117,16 @@ sql_function! {
             let mut report = ics_index::verify::verify(&rel, &PgSpill, maintenance_budget(), check_heap)
                 .unwrap_or_else(|e| format_error(index, e));
             let mut heap_rows: i64 = -1;
+            let mut heap_nulls: i64 = -1;
+            let meta_holds_nulls = ics_index::open::open(&rel)
+                .map(|o| o.meta().holds_nulls())
+                .unwrap_or_else(|e| format_error(index, e));
             if check_heap {
                 let heap = pg_sys::table_open((*(*index).rd_index).indrelid, pg_sys::AccessShareLock as i32);
                 let info = pg_sys::BuildIndexInfo(index);
                 // An MVCC snapshot: the rows this transaction sees (amcheck does the same).
                 (*info).ii_Concurrent = true;
-                let mut state = HeapState { rows: Vec::new() };
+                let mut state = HeapState { rows: Vec::new(), nulls: Vec::new() };
                 pg_sys::table_index_build_scan(
                     heap,
                     index,
@@ -132,6 +139,18 @@ sql_function! {
                 );
                 pg_sys::table_close(heap, pg_sys::AccessShareLock as i32);
                 heap_rows = state.rows.len() as i64;
+                heap_nulls = state.nulls.len() as i64;
+                // Rows whose code is NULL (an older format does not hold them).
+                let null_set: std::collections::HashSet<Tid> = report.null_contents.iter().copied().collect();
+                if null_set.len() != report.null_contents.len() {
+                    report.problems.push(format!("{} TIDs appear in the NULL-code chain more than once", report.null_contents.len() - null_set.len()));
+                }
+                if meta_holds_nulls {
+                    let missing = state.nulls.iter().filter(|t| !null_set.contains(t)).count();
+                    if missing > 0 {
+                        report.problems.push(format!("{missing} heap rows whose code is NULL are not in the index"));
+                    }
+                }
                 let contents = std::mem::take(&mut report.contents);
                 let entries = contents.len();
                 let in_index: HashMap<Tid, Vec<u8>> = contents.into_iter().collect();
@@ -177,6 +196,8 @@ sql_function! {
                 "entries": report.entries,
                 "tids": report.tids,
                 "heap_rows": (heap_rows >= 0).then_some(heap_rows),
+                "nulls": report.nulls,
+                "heap_nulls": (heap_nulls >= 0).then_some(heap_nulls),
                 "problems": report.problems,
             })
             .to_string();

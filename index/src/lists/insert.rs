@@ -165,7 +165,7 @@ pub fn fix_code_length<R: Relation>(
     if current.code_bytes != 0 {
         return Ok(current);
     }
-    let meta = Meta::new(code_bytes, 1, 0);
+    let meta = Meta::new(code_bytes, 1, 0).keeping(&current);
     debug_assert_eq!(meta.dir_pages, current.dir_pages);
     {
         let mut dir = rel.write(FIRST_DIR_BLOCK);

@@ -56,9 +56,9 @@ pub fn reset_if_all_dead<R: Relation>(
         }
     }
     // The metapage last: until it changes, the old (empty) lists are still a valid index.
-    let meta = Meta::new(0, 0, 0);
-    debug_assert_eq!(meta.strategy, crate::format::Strategy::Lists);
     let mut meta_page = rel.write(META_BLOCK);
+    let meta = Meta::new(0, 0, 0).keeping(&Meta::read(&meta_page)?);
+    debug_assert_eq!(meta.strategy, crate::format::Strategy::Lists);
     {
         let mut d = rel.write(FIRST_DIR_BLOCK);
         init_dir_page(&meta, &mut d, 0);

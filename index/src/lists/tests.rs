@@ -199,6 +199,7 @@ fn search_skips_far_lists() {
             code: codes[3].clone(),
             max_distance: u32::MAX,
             filters: vec![],
+            nulls: false,
         },
     );
     for _ in 0..10 {

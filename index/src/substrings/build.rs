@@ -393,6 +393,6 @@ pub fn fix_code_length<R: Relation>(
         generation: sub.generation,
         ..SubMeta::empty()
     }
-    .write(&Meta::new_substrings(code_bytes, 0), &mut mp);
+    .write(&Meta::new_substrings(code_bytes, 0).keeping(&meta), &mut mp);
     Ok(())
 }

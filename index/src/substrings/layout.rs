@@ -251,6 +251,7 @@ const TABLE_HEADER_SIZE: usize = std::mem::size_of::<TableHeader>();
 /// tables): about 3.9 million run pages, a 30 GB index.
 pub const MAX_MAP_PAGES: usize = (PAGE_SIZE
     - HEADER_SIZE
+    - crate::format::META_SPECIAL_SIZE
     - META_SIZE
     - SUB_HEADER_SIZE
     - crate::substrings::plan::MAX_SUBSTRINGS as usize * TABLE_HEADER_SIZE)

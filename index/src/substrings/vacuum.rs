@@ -2,7 +2,9 @@
 //! recycled.
 //!
 //! - [`bulk_delete`]: a dead row's record in table 0 gets a tombstone TID in place (positions
-//!   in a table must not move: the slot pages point at them); dead rows leave tail pages.
+//!   in a table must not move: the slot pages point at them), and the metapage's tombstone
+//!   count grows in the same WAL record, so no crash leaves them apart; dead rows leave tail
+//!   pages.
 //!   The other tables keep the code: its rows are looked up in table 0 when it is found.
 //! - [`merge`]: when the tail or the tombstones have grown enough, writes a new generation of
 //!   tables from the live rows (table 0 is read in order, the tail sorted and merged in),
@@ -16,7 +18,7 @@
 
 use crate::format::{DataOpaque, FormatError, Meta, Tid, FLAG_DELETED, INVALID_BLOCK, META_BLOCK};
 use crate::page::Page;
-use crate::relation::{BlockNumber, Relation};
+use crate::relation::{BlockNumber, PagePair, Relation};
 use crate::spill::Spill;
 use crate::substrings::build::{push_row, row_sorter, write_tables, RowStream, SortedRows};
 use crate::substrings::layout::{self, capacity, Kind, Special, SubMeta, TOMBSTONE};
@@ -76,7 +78,7 @@ pub fn bulk_delete<R: Relation>(
         let t0 = *runs.table(0);
         for p in 0..t0.rec_pages(cap) {
             rel.check_interrupts();
-            let mut guard = rel.write(runs.rec_block(0, p));
+            let guard = rel.write(runs.rec_block(0, p));
             let n = (t0.records as usize - p * cap).min(cap);
             let dead: Vec<usize> = (0..n)
                 .filter(|&i| {
@@ -85,11 +87,18 @@ pub fn bulk_delete<R: Relation>(
                 })
                 .collect();
             if !dead.is_empty() {
-                let page: &mut Page = &mut guard;
+                // The page's tombstones and the metapage's count, in one record (lock order:
+                // the page, then the metapage, as inserts take them).
+                let mut pair = rel.join(guard, META_BLOCK);
+                let (page, mp) = pair.pages();
+                let meta = Meta::read(mp)?;
+                let mut sub = SubMeta::read(mp).map_err(FormatError::BadMeta)?;
                 for &i in &dead {
                     let at = cap * nb + i * Tid::SIZE;
                     page.contents_mut()[at..at + Tid::SIZE].copy_from_slice(&TOMBSTONE.to_bytes());
                 }
+                sub.tombstones += dead.len() as u64;
+                sub.write(&meta, mp);
                 tombstoned += dead.len() as u64;
             }
         }
@@ -120,12 +129,7 @@ pub fn bulk_delete<R: Relation>(
     }
     stats.tids_removed += tombstoned;
     let sub = if tombstoned > 0 {
-        let mut mp = rel.write(META_BLOCK);
-        let meta = Meta::read(&mp)?;
-        let mut sub = SubMeta::read(&mp).map_err(FormatError::BadMeta)?;
-        sub.tombstones += tombstoned;
-        sub.write(&meta, &mut mp);
-        sub
+        meta_of(rel)?.1
     } else {
         runs.sub.clone()
     };
@@ -493,10 +497,11 @@ pub fn reset_if_all_dead<R: Relation>(
     mark_deleted(rel, &old);
     // The metapage last: until it changes, the old (empty) index is still valid.
     let mut mp = rel.write(META_BLOCK);
+    let old_meta = Meta::read(&mp)?;
     SubMeta {
         generation: runs.sub.generation.wrapping_add(1),
         ..SubMeta::empty()
     }
-    .write(&Meta::new_substrings(0, 0), &mut mp);
+    .write(&Meta::new_substrings(0, 0).keeping(&old_meta), &mut mp);
     Ok(true)
 }

@@ -24,7 +24,7 @@ EXPLAIN (COSTS OFF) SELECT * FROM img;
 EXPLAIN (COSTS OFF) SELECT count(*) FROM img WHERE hamming_within(code, '0123456789abcdef', 40);
 EXPLAIN (COSTS OFF) SELECT id FROM img WHERE hamming_within(code, code, 3);
 
--- Results: the nearest rows come first, ties by distance, NULL codes never returned.
+-- Results: the nearest rows come first, ties by distance, NULL codes last (as without the index).
 SELECT label, hamming(code, (SELECT code FROM img WHERE id = 5)) AS d
   FROM img ORDER BY hamming(code, (SELECT code FROM img WHERE id = 5)), id LIMIT 3;
 SELECT count(*) AS within_0 FROM img WHERE hamming_within(code, (SELECT code FROM img WHERE id = 5), 0);
