@@ -14,37 +14,45 @@ BEGIN
 END
 $$;
 
--- The registry. Rows are written by ics_model_load/ics_model_drop only (privileges below);
--- pg_dump saves them (pg_extension_config_dump), so models back up and replicate with the
--- database. Everyone may read: encoding is not privileged and needs the model's bytes.
-CREATE TABLE ics_model_registry (
-    name text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 63),
+-- The registry. Rows are written by ics_model_load/ics_model_drop only; pg_dump saves them
+-- (pg_extension_config_dump), so models back up and replicate with the database. It lives in
+-- the extension's own schema ics_hash_private, on which nobody but its owner has any privilege
+-- (no USAGE for PUBLIC): grants such as GRANT ... ON ALL TABLES IN SCHEMA public never reach
+-- it, and the model bytes are not readable by ordinary roles. They see the metadata through
+-- the view ics_models; ics_encode reads a model's bytes as the table's owner, for that one
+-- query only (src/encoder/registry.rs).
+CREATE SCHEMA ics_hash_private;
+REVOKE ALL ON SCHEMA ics_hash_private FROM PUBLIC;
+COMMENT ON SCHEMA ics_hash_private IS
+    'ics_hash: the encoder model registry (ics_model_registry); no privileges for PUBLIC, read it through the view ics_models';
+CREATE TABLE ics_hash_private.ics_model_registry (
+    name text PRIMARY KEY CHECK (pg_catalog.length(name) BETWEEN 1 AND 63),
     onnx bytea NOT NULL,
     sha256 text NOT NULL CHECK (sha256 = pg_catalog.encode(pg_catalog.sha256(onnx), 'hex')),
     bits integer NOT NULL CHECK (bits BETWEEN 8 AND 4096 AND bits % 8 = 0),
     input_kind text NOT NULL CHECK (input_kind IN ('image', 'features')),
     contract jsonb NOT NULL,
-    created timestamptz NOT NULL DEFAULT now(),
+    created timestamptz NOT NULL DEFAULT pg_catalog.now(),
     created_by name NOT NULL DEFAULT current_user
 );
 -- ONNX weights do not compress: store them out of line without trying.
-ALTER TABLE ics_model_registry ALTER COLUMN onnx SET STORAGE EXTERNAL;
-CREATE INDEX ics_model_registry_sha256 ON ics_model_registry (sha256);
-SELECT pg_catalog.pg_extension_config_dump('ics_model_registry', '');
-REVOKE ALL ON ics_model_registry FROM PUBLIC;
-GRANT SELECT ON ics_model_registry TO PUBLIC;
-COMMENT ON TABLE ics_model_registry IS
-    'ics_hash encoder models: ONNX bytes exported by ics-train, their sha256 and parsed contract; written by ics_model_load/ics_model_drop, dumped by pg_dump';
-COMMENT ON COLUMN ics_model_registry.name IS 'model name, as given to ics_encode(..., model) and ics_hash.model';
-COMMENT ON COLUMN ics_model_registry.onnx IS 'the ONNX model bytes (backbone and hash head, contract in its metadata)';
-COMMENT ON COLUMN ics_model_registry.sha256 IS 'sha256 of the bytes, lowercase hex: the model''s identity (session caches are keyed by it)';
-COMMENT ON COLUMN ics_model_registry.bits IS 'code length in bits';
-COMMENT ON COLUMN ics_model_registry.input_kind IS 'image (ics_encode(bytea)) or features (ics_encode(real[], model))';
-COMMENT ON COLUMN ics_model_registry.contract IS 'the ics_hash.* metadata contract as parsed and validated at load';
-COMMENT ON COLUMN ics_model_registry.created IS 'when the model was loaded';
-COMMENT ON COLUMN ics_model_registry.created_by IS 'the role that loaded it';
+ALTER TABLE ics_hash_private.ics_model_registry ALTER COLUMN onnx SET STORAGE EXTERNAL;
+CREATE INDEX ics_model_registry_sha256 ON ics_hash_private.ics_model_registry (sha256);
+SELECT pg_catalog.pg_extension_config_dump('ics_hash_private.ics_model_registry', '');
+REVOKE ALL ON ics_hash_private.ics_model_registry FROM PUBLIC;
+COMMENT ON TABLE ics_hash_private.ics_model_registry IS
+    'ics_hash encoder models: ONNX bytes exported by ics-train, their sha256 and parsed contract; written by ics_model_load/ics_model_drop, dumped by pg_dump; not readable by PUBLIC (see the view ics_models)';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.name IS 'model name, as given to ics_encode(..., model) and ics_hash.model';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.onnx IS 'the ONNX model bytes (backbone and hash head, contract in its metadata)';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.sha256 IS 'sha256 of the bytes, lowercase hex: the model''s identity (session caches are keyed by it)';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.bits IS 'code length in bits';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.input_kind IS 'image (ics_encode(bytea)) or features (ics_encode(real[], model))';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.contract IS 'the ics_hash.* metadata contract as parsed and validated at load';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.created IS 'when the model was loaded';
+COMMENT ON COLUMN ics_hash_private.ics_model_registry.created_by IS 'the role that loaded it';
 
-CREATE VIEW ics_models AS
+-- The metadata of every model, for everyone (no bytes: size_bytes is their length).
+CREATE VIEW @extschema@.ics_models AS
 SELECT name,
        bits,
        input_kind,
@@ -56,37 +64,37 @@ SELECT name,
        created,
        created_by,
        contract
-  FROM ics_model_registry;
-GRANT SELECT ON ics_models TO PUBLIC;
-COMMENT ON VIEW ics_models IS
+  FROM ics_hash_private.ics_model_registry;
+GRANT SELECT ON @extschema@.ics_models TO PUBLIC;
+COMMENT ON VIEW @extschema@.ics_models IS
     'the loaded encoder models: name, code length, input kind and size (image side in pixels or feature count), bytes, sha256, trainer version, backbone, when and by whom, parsed contract';
 
-CREATE FUNCTION ics_model_load(name text, onnx bytea, replace boolean DEFAULT false)
-    RETURNS ics_models
+CREATE FUNCTION @extschema@.ics_model_load(name text, onnx bytea, replace boolean DEFAULT false)
+    RETURNS @extschema@.ics_models
     AS 'MODULE_PATHNAME', 'ics_model_load' LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION ics_model_load(text, bytea, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ics_model_load(text, bytea, boolean) TO ics_hash_admin;
-COMMENT ON FUNCTION ics_model_load(text, bytea, boolean) IS
+REVOKE ALL ON FUNCTION @extschema@.ics_model_load(text, bytea, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.ics_model_load(text, bytea, boolean) TO ics_hash_admin;
+COMMENT ON FUNCTION @extschema@.ics_model_load(text, bytea, boolean) IS
     'registers an ONNX model exported by ics-train under a name after validating it (ONNX, ics_hash.* contract against the graph, ONNX Runtime interface, one trial run); superusers and ics_hash_admin only; an existing name is an error (42710) unless replace';
 
-CREATE FUNCTION ics_model_drop(name text, missing_ok boolean DEFAULT false) RETURNS boolean
+CREATE FUNCTION @extschema@.ics_model_drop(name text, missing_ok boolean DEFAULT false) RETURNS boolean
     AS 'MODULE_PATHNAME', 'ics_model_drop' LANGUAGE C VOLATILE PARALLEL UNSAFE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp;
-REVOKE ALL ON FUNCTION ics_model_drop(text, boolean) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION ics_model_drop(text, boolean) TO ics_hash_admin;
-COMMENT ON FUNCTION ics_model_drop(text, boolean) IS
+REVOKE ALL ON FUNCTION @extschema@.ics_model_drop(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.ics_model_drop(text, boolean) TO ics_hash_admin;
+COMMENT ON FUNCTION @extschema@.ics_model_drop(text, boolean) IS
     'removes a model; a missing name is an error (42704) unless missing_ok (then false); superusers and ics_hash_admin only';
 
-CREATE FUNCTION ics_encoder_info() RETURNS jsonb
+CREATE FUNCTION @extschema@.ics_encoder_info() RETURNS jsonb
     AS 'MODULE_PATHNAME', 'ics_encoder_info' LANGUAGE C VOLATILE PARALLEL RESTRICTED;
-COMMENT ON FUNCTION ics_encoder_info() IS
+COMMENT ON FUNCTION @extschema@.ics_encoder_info() IS
     'this backend''s encoder: ONNX Runtime library, version and providers (loading it if needed), GPU presence, settings, CUDA slots (cluster-wide bound, this backend''s slot), and each cached model with the execution provider it runs on and why, and on CUDA its device memory limit and arena statistics';
 
 -- Backends holding a CUDA slot (ics_hash.max_cuda_sessions; src/encoder/slots.rs): slot n is
 -- a session-level advisory lock outside every database (database 0, which no
 -- pg_advisory_lock call can name), classid 1229149000 ('ICSH'), objid n, objsubid 2.
-CREATE VIEW ics_cuda_sessions AS
+CREATE VIEW @extschema@.ics_cuda_sessions AS
 SELECT l.objid::bigint::integer AS slot,
        l.pid,
        a.datname,
@@ -97,39 +105,39 @@ SELECT l.objid::bigint::integer AS slot,
   LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
  WHERE l.locktype = 'advisory' AND l.database = 0 AND l.classid = 1229149000
    AND l.objsubid = 2 AND l.granted;
-GRANT SELECT ON ics_cuda_sessions TO PUBLIC;
-COMMENT ON VIEW ics_cuda_sessions IS
+GRANT SELECT ON @extschema@.ics_cuda_sessions TO PUBLIC;
+COMMENT ON VIEW @extschema@.ics_cuda_sessions IS
     'the backends of the cluster that hold a CUDA slot (at most ics_hash.max_cuda_sessions): slot number, pid, database, user, application, connection time';
 
 -- ics_encode is STABLE: it reads the registry (and ics_hash.* settings), so a query evaluates
 -- ics_encode($1) once and ORDER BY hamming(code, ics_encode($1)) LIMIT k can use a mih index.
 -- COST tells the planner that a call runs a neural network.
-CREATE FUNCTION ics_encode(image bytea) RETURNS hashcode
+CREATE FUNCTION @extschema@.ics_encode(image bytea) RETURNS @extschema@.hashcode
     AS 'MODULE_PATHNAME', 'ics_encode_image_default'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10000;
-COMMENT ON FUNCTION ics_encode(bytea) IS
+COMMENT ON FUNCTION @extschema@.ics_encode(bytea) IS
     'hash code of an image (JPEG, PNG, WebP, BMP or GIF bytes) with the model ics_hash.model, or the only loaded model';
 
-CREATE FUNCTION ics_encode(image bytea, model text) RETURNS hashcode
+CREATE FUNCTION @extschema@.ics_encode(image bytea, model text) RETURNS @extschema@.hashcode
     AS 'MODULE_PATHNAME', 'ics_encode_image'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 10000;
-COMMENT ON FUNCTION ics_encode(bytea, text) IS
+COMMENT ON FUNCTION @extschema@.ics_encode(bytea, text) IS
     'hash code of an image (JPEG, PNG, WebP, BMP or GIF bytes) with the named image model';
 
-CREATE FUNCTION ics_encode(features real[], model text) RETURNS hashcode
+CREATE FUNCTION @extschema@.ics_encode(features real[], model text) RETURNS @extschema@.hashcode
     AS 'MODULE_PATHNAME', 'ics_encode_features'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
-COMMENT ON FUNCTION ics_encode(real[], text) IS
+COMMENT ON FUNCTION @extschema@.ics_encode(real[], text) IS
     'hash code of a feature vector with the named feature-input model (the array length must be the model''s feature count)';
 
-CREATE FUNCTION ics_encode_batch(images bytea[]) RETURNS hashcode[]
+CREATE FUNCTION @extschema@.ics_encode_batch(images bytea[]) RETURNS @extschema@.hashcode[]
     AS 'MODULE_PATHNAME', 'ics_encode_batch_default'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100000;
-COMMENT ON FUNCTION ics_encode_batch(bytea[]) IS
+COMMENT ON FUNCTION @extschema@.ics_encode_batch(bytea[]) IS
     'hash codes of many images at once with the default model: images decoded in parallel, one network run per ics_hash.batch_size images; element i of the result is the code of images[i] (NULL for NULL)';
 
-CREATE FUNCTION ics_encode_batch(images bytea[], model text) RETURNS hashcode[]
+CREATE FUNCTION @extschema@.ics_encode_batch(images bytea[], model text) RETURNS @extschema@.hashcode[]
     AS 'MODULE_PATHNAME', 'ics_encode_batch'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100000;
-COMMENT ON FUNCTION ics_encode_batch(bytea[], text) IS
+COMMENT ON FUNCTION @extschema@.ics_encode_batch(bytea[], text) IS
     'hash codes of many images at once with the named model: images decoded in parallel, one network run per ics_hash.batch_size images; element i of the result is the code of images[i] (NULL for NULL)';

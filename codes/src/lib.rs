@@ -4,9 +4,12 @@
 //!
 //! - [`code`]: length rules, the hex text form, bit order, packing signs into bits.
 //! - [`hamming`]: Hamming distance kernels (scalar reference, word-wise, runtime-dispatched SIMD).
+//! - [`echo`]: user text quoted in error messages, cut to 80 characters (shared by every error
+//!   of the extension that repeats what a user passed).
 
 // Only the SIMD kernels (hamming::x86) may use unsafe code, each block with its reason.
 #![deny(unsafe_code)]
 
 pub mod code;
+pub mod echo;
 pub mod hamming;

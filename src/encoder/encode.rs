@@ -1,6 +1,6 @@
 //! `ics_encode` and `ics_encode_batch`: image bytes (or a feature vector) in, `hashcode` out.
 //!
-//! The functions are STABLE: the model they use is looked up by name in the registry table
+//! The functions are STABLE: the model they use is looked up by name in the view `ics_models`
 //! once per call site and query (the answer is kept in `fn_extra`, which lives as long as the
 //! query's FmgrInfo), so `ORDER BY hamming(code, ics_encode($1)) LIMIT 10` encodes the query
 //! image once and the planner can hand the code to the mih index. The session itself is
@@ -29,7 +29,8 @@ use crate::hashcode;
 /// What a call site remembers for the rest of its query.
 #[derive(Default)]
 struct CallCache {
-    table: Option<String>,
+    /// The view `ics_models`, schema-qualified.
+    view: Option<String>,
     /// (explicit name or the `ics_hash.model` value at lookup, resolved model)
     models: Vec<((bool, Option<String>), ModelRef)>,
 }
@@ -75,19 +76,18 @@ unsafe fn call_cache<'a>(fcinfo: pg_sys::FunctionCallInfo) -> &'a mut CallCache 
     }
 }
 
-/// The registry table and the model named `name` (or the default model), resolved once per
-/// call site and query.
+/// The model named `name` (or the default model), resolved once per call site and query.
 ///
 /// # Safety
 /// `fcinfo` is the current call's, of one of this file's functions (see [`call_cache`]).
-unsafe fn model_for(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> (String, ModelRef) {
+unsafe fn model_for(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> ModelRef {
     // SAFETY: the caller's promise is call_cache's; the borrow `cache` ends with this call.
     let cache = unsafe { call_cache(fcinfo) };
-    if cache.table.is_none() {
+    if cache.view.is_none() {
         // SAFETY: `fcinfo` is the current call's.
-        cache.table = Some(unsafe { registry::registry_table(fcinfo) });
+        cache.view = Some(unsafe { registry::models_view(fcinfo) });
     }
-    let table = cache.table.clone().expect("set above");
+    let view = cache.view.clone().expect("set above");
     let key = match name {
         Some(n) => (true, Some(n.to_string())),
         None => (false, gucs::model()),
@@ -97,18 +97,17 @@ unsafe fn model_for(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> (St
         .iter()
         .find(|(k, _)| *k == key)
         .map(|(_, m)| m.clone());
-    let m = match found {
+    match found {
         Some(m) => m,
         None => {
-            let m = registry::resolve(&table, name);
+            let m = registry::resolve(&view, name);
             if cache.models.len() >= 8 {
                 cache.models.remove(0);
             }
             cache.models.push((key, m.clone()));
             m
         }
-    };
-    (table, m)
+    }
 }
 
 /// Argument `n` as a Rust string (a copy).
@@ -185,9 +184,9 @@ fn batch_options() -> BatchOptions {
 }
 
 /// Images through the model `m`: their codes, concatenated.
-fn encode_with(table: &str, m: &ModelRef, images: &[&[u8]]) -> Result<(String, Vec<u8>), Failure> {
+fn encode_with(m: &ModelRef, images: &[&[u8]]) -> Result<(String, Vec<u8>), Failure> {
     let opts = batch_options();
-    registry::with_ready(table, m, |s| {
+    registry::with_ready(m, |s| {
         if !matches!(s.contract.input, ModelInput::Image(_)) {
             return Err(wrong_kind(s));
         }
@@ -203,7 +202,7 @@ fn encode_with(table: &str, m: &ModelRef, images: &[&[u8]]) -> Result<(String, V
 /// argument 0 is a non-NULL `bytea`.
 unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
     // SAFETY: the current call of one of this file's functions.
-    let (table, m) = unsafe { model_for(fcinfo, name) };
+    let m = unsafe { model_for(fcinfo, name) };
     // SAFETY: argument 0 is a non-NULL bytea, a varlena (the caller's promise).
     let bytes = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 0) };
     let key = (m.sha256.clone(), gucs::max_image_pixels());
@@ -214,7 +213,7 @@ unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
     if let Some(code) = remembered {
         return hashcode::code_datum(&code);
     }
-    let code = match encode_with(&table, &m, &[bytes]) {
+    let code = match encode_with(&m, &[bytes]) {
         Ok((_, code)) => code,
         Err(Failure::Batch(BatchError { error, .. })) => {
             super::raise(name_the_model(error, &m.name))
@@ -324,7 +323,7 @@ sql_function! {
         // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
         // SAFETY: the current call of one of this file's functions.
-        let (table, m) = unsafe { model_for(fcinfo, Some(&name)) };
+        let m = unsafe { model_for(fcinfo, Some(&name)) };
         // SAFETY: argument 0 is a non-NULL real[] (STRICT): float4, 4 bytes, by value, 'i'.
         let items = unsafe { deconstruct(fmgr::arg(fcinfo, 0), pg_sys::FLOAT4OID, 4, true, b'i') };
         if items.ndim > 1 {
@@ -350,7 +349,7 @@ sql_function! {
             );
         }
         let limit = gucs::encoder_memory_limit();
-        let outcome = registry::with_ready(&table, &m, |s| {
+        let outcome = registry::with_ready(&m, |s| {
             let ModelInput::Features { dim } = s.contract.input else {
                 return Err(wrong_kind(s));
             };
@@ -380,7 +379,7 @@ sql_function! {
 /// returns `hashcode[]`: argument 0 is a non-NULL `bytea[]`.
 unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
     // SAFETY: the current call of one of this file's functions.
-    let (table, m) = unsafe { model_for(fcinfo, name) };
+    let m = unsafe { model_for(fcinfo, name) };
     // SAFETY: argument 0 is a non-NULL bytea[] (the caller's promise): varlena elements,
     // aligned 'i'.
     let items = unsafe { deconstruct(fmgr::arg(fcinfo, 0), pg_sys::BYTEAOID, -1, false, b'i') };
@@ -405,7 +404,7 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
         .map(|(i, (d, _))| (i, unsafe { fmgr::varlena_bytes(*d, &items) }))
         .collect();
     let slices: Vec<&[u8]> = images.iter().map(|(_, b)| *b).collect();
-    let packed = match encode_with(&table, &m, &slices) {
+    let packed = match encode_with(&m, &slices) {
         Ok((_, codes)) => codes,
         // Subscripts of the input array, not positions among its non-NULL images.
         Err(Failure::Batch(BatchError {

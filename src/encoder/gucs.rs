@@ -94,7 +94,8 @@ pub fn register() {
         c"Empty means the library scripts/setup.sh installs, else $ORT_DYLIB_PATH. Read once per backend, at its first encoder call.",
         &ONNXRUNTIME_LIBRARY,
         GucContext::Suset,
-        GucFlags::default(),
+        // A server file path: shown (SHOW, pg_settings) to superusers and pg_read_all_settings.
+        GucFlags::SUPERUSER_ONLY,
     );
     GucRegistry::define_int_guc(
         c"ics_hash.intra_op_threads",

@@ -1,6 +1,7 @@
-//! The model registry: the extension-owned table `ics_model_registry` (sql/encoder.sql) and the
-//! SQL functions over it: `ics_model_load`, `ics_model_drop`, `ics_encoder_info`, plus the
-//! lookups `ics_encode` makes (name -> sha256 once per query, bytes once per backend).
+//! The model registry: the extension-owned table `ics_hash_private.ics_model_registry`
+//! (sql/encoder.sql) and the SQL functions over it: `ics_model_load`, `ics_model_drop`,
+//! `ics_encoder_info`, plus the lookups `ics_encode` makes (name -> sha256 once per query,
+//! through the view `ics_models`; bytes once per backend, from the table itself).
 //!
 //! Loading validates everything that can be checked before the model is used: the bytes are
 //! ONNX, the `ics_hash.*` contract is complete and consistent with the graph as written
@@ -9,10 +10,17 @@
 //! session built for that check stays in this backend's cache.
 //!
 //! All queries go through SPI (`pgrx::spi`, which closes the connection however the closure
-//! ends) against the schema the extension lives in (the schema of the calling function), so
-//! `search_path` does not matter. Loading and dropping are `SECURITY DEFINER` and granted to
-//! superusers and the role `ics_hash_admin` only. Two loads of one name at once: the second
-//! waits for the first's row (`ON CONFLICT`) and fails with 42710 like any duplicate.
+//! ends) and name everything with its schema (the table's fixed one, the view's that of the
+//! calling function, operators `pg_catalog`'s), so `search_path` does not matter. Loading and
+//! dropping are `SECURITY DEFINER` and granted to superusers and the role `ics_hash_admin`
+//! only. Two loads of one name at once: the second waits for the first's row (`ON CONFLICT`)
+//! and fails with 42710 like any duplicate.
+//!
+//! Who reads what: the table's schema has no privileges for PUBLIC, so ordinary roles see the
+//! metadata through `ics_models` only. `ics_encode` needs a model's bytes for any role: it reads
+//! them as the table's owner in [`fetch_onnx`], the one elevated statement (see
+//! [`as_registry_owner`] for why that is safe). Every model name an error repeats is cut to 80
+//! characters ([`echo`]).
 
 use std::ffi::CStr;
 
@@ -27,6 +35,7 @@ use pgrx::{pg_sys, AllocatedByRust, FromDatum, IntoDatum, PgSqlErrorCode};
 use super::sessions;
 use super::{gucs, OrRaise};
 use crate::fmgr::{self, raise, sql_function};
+use ics_codes::echo::echo;
 
 /// Longest model name (PostgreSQL's identifier length).
 pub const MAX_NAME_BYTES: usize = 63;
@@ -38,11 +47,19 @@ pub struct ModelRef {
     pub sha256: String,
 }
 
-/// The registry table, schema-qualified, for the extension the function `fcinfo` belongs to.
+/// The registry's schema: the extension's own, without privileges for PUBLIC.
+pub const REGISTRY_SCHEMA: &CStr = c"ics_hash_private";
+/// The registry table, in [`REGISTRY_SCHEMA`].
+pub const REGISTRY_TABLE: &CStr = c"ics_model_registry";
+/// The registry table, schema-qualified, as SPI statements name it.
+const REGISTRY: &str = "ics_hash_private.ics_model_registry";
+
+/// The view `ics_models`, schema-qualified, for the extension the function `fcinfo` belongs
+/// to (the view lives in the extension's schema, wherever that is).
 ///
 /// # Safety
 /// `fcinfo` is the current call's (its `flinfo` is read), of a function of this extension.
-pub unsafe fn registry_table(fcinfo: pg_sys::FunctionCallInfo) -> String {
+pub unsafe fn models_view(fcinfo: pg_sys::FunctionCallInfo) -> String {
     // SAFETY: `fcinfo` and its `flinfo` are the current call's (the caller's promise);
     // get_namespace_name returns NULL (checked) or a palloc'd C string, copied here.
     unsafe {
@@ -57,7 +74,72 @@ pub unsafe fn registry_table(fcinfo: pg_sys::FunctionCallInfo) -> String {
             );
         }
         let schema = CStr::from_ptr(schema).to_string_lossy().into_owned();
-        format!("{}.ics_model_registry", quote_identifier(schema))
+        format!("{}.ics_models", quote_identifier(schema))
+    }
+}
+
+/// Runs `f`, a read of the registry table, as the table's owner; the caller's identity is back
+/// when `f` returns or unwinds (and PostgreSQL restores it on abort anyway).
+///
+/// Why this is safe: `f` runs one fixed statement of ours in which every name is
+/// schema-qualified (table, operator), with the caller's values passed as parameters, so
+/// nothing the caller controls (search_path, objects in their schemas, the text of a query)
+/// is looked up or run with the owner's rights; no trigger, rule or policy applies to a read of
+/// that table, and only its owner (who is trusted) could add one. The switch is
+/// `SECURITY_LOCAL_USERID_CHANGE` (SET ROLE and SET SESSION AUTHORIZATION refuse to run inside
+/// it) plus `SECURITY_RESTRICTED_OPERATION` (no temporary objects, no session-state changes),
+/// the way PostgreSQL itself runs maintenance code as a table's owner. The bytes go to the
+/// session cache only; they are never returned to the caller.
+fn as_registry_owner<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(pg_sys::Oid, i32);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            // SAFETY: puts back the identity read below; a plain store that cannot fail.
+            unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
+        }
+    }
+    let owner = registry_owner();
+    let (mut user, mut context) = (pg_sys::InvalidOid, 0i32);
+    // SAFETY: reads the current identity into the two locals.
+    unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
+    let _restore = Restore(user, context);
+    let restricted = context
+        | pg_sys::SECURITY_LOCAL_USERID_CHANGE as i32
+        | pg_sys::SECURITY_RESTRICTED_OPERATION as i32;
+    // SAFETY: switches the current user for the statement in `f`; `_restore` switches back.
+    unsafe { pg_sys::SetUserIdAndSecContext(owner, restricted) };
+    f()
+}
+
+/// The owner of the registry table. Raises 42P01 when there is no such table of this
+/// extension: before `ALTER EXTENSION ics_hash UPDATE` moved it there, a table of that name
+/// that someone else created must not be read (or trusted) as the registry.
+fn registry_owner() -> pg_sys::Oid {
+    // SAFETY: catalog lookups by name (no privilege checks: the names are ours, not the
+    // caller's); the relation is opened with AccessShareLock, which the read that follows takes
+    // anyway, and closed keeping the lock to the end of the transaction as a query would.
+    unsafe {
+        let ns = pg_sys::get_namespace_oid(REGISTRY_SCHEMA.as_ptr(), true);
+        let rel = if ns == pg_sys::InvalidOid {
+            pg_sys::InvalidOid
+        } else {
+            pg_sys::get_relname_relid(REGISTRY_TABLE.as_ptr(), ns)
+        };
+        let extension = pg_sys::get_extension_oid(c"ics_hash".as_ptr(), true);
+        let ours = rel != pg_sys::InvalidOid
+            && extension != pg_sys::InvalidOid
+            && pg_sys::getExtensionOfObject(pg_sys::RelationRelationId, rel) == extension;
+        if !ours {
+            raise(
+                PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
+                format!("the model registry {REGISTRY} does not exist"),
+                Some("Update the extension: ALTER EXTENSION ics_hash UPDATE."),
+            );
+        }
+        let relation = pg_sys::relation_open(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let owner = (*(*relation).rd_rel).relowner;
+        pg_sys::relation_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
+        owner
     }
 }
 
@@ -92,12 +174,12 @@ fn spi_failed(e: pgrx::spi::SpiError, sql: &str) -> ! {
 
 /// Finds the model `ics_encode` should use: `name`, else `ics_hash.model`, else the only one.
 /// Raises 42704 or 22023 when there is none or no single one.
-pub fn resolve(table: &str, name: Option<&str>) -> ModelRef {
+pub fn resolve(view: &str, name: Option<&str>) -> ModelRef {
     let from_guc = name.is_none();
     let wanted = name.map(str::to_string).or_else(gucs::model);
     Spi::connect(|client| match &wanted {
         Some(n) => {
-            let q = format!("SELECT sha256 FROM {table} WHERE name = $1");
+            let q = format!("SELECT sha256 FROM {view} WHERE name OPERATOR(pg_catalog.=) $1");
             let sha = client
                 .select(q.as_str(), None, &[n.as_str().into()])
                 .and_then(|t| {
@@ -121,14 +203,14 @@ pub fn resolve(table: &str, name: Option<&str>) -> ModelRef {
                     };
                     raise(
                         PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                        format!("model \"{n}\"{how} does not exist"),
+                        format!("model \"{}\"{how} does not exist", echo(n)),
                         Some("SELECT name FROM ics_models lists the loaded models; ics_model_load(name, onnx) adds one."),
                     )
                 }
             }
         }
         None => {
-            let q = format!("SELECT name, sha256 FROM {table} ORDER BY name LIMIT 6");
+            let q = format!("SELECT name, sha256 FROM {view} ORDER BY name LIMIT 6");
             let rows: Vec<(String, String)> = client
                 .select(q.as_str(), None, &[])
                 .and_then(|t| {
@@ -168,20 +250,23 @@ pub fn resolve(table: &str, name: Option<&str>) -> ModelRef {
     })
 }
 
-/// The ONNX bytes of the model whose sha256 is `sha256` (raises 42704 when it is gone).
-pub fn fetch_onnx(table: &str, sha256: &str) -> Vec<u8> {
-    let q = format!("SELECT onnx FROM {table} WHERE sha256 = $1 LIMIT 1");
-    let bytes = Spi::connect(|client| {
-        client
-            .select(q.as_str(), None, &[sha256.into()])
-            .and_then(|t| {
-                if t.is_empty() {
-                    Ok(None)
-                } else {
-                    t.first().get_one::<Vec<u8>>()
-                }
-            })
-            .unwrap_or_else(|e| spi_failed(e, &q))
+/// The ONNX bytes of the model whose sha256 is `sha256` (raises 42704 when it is gone), read
+/// as the registry's owner: any role may encode, but only the owner may read the table.
+pub fn fetch_onnx(sha256: &str) -> Vec<u8> {
+    let q = format!("SELECT onnx FROM {REGISTRY} WHERE sha256 OPERATOR(pg_catalog.=) $1 LIMIT 1");
+    let bytes = as_registry_owner(|| {
+        Spi::connect(|client| {
+            client
+                .select(q.as_str(), None, &[sha256.into()])
+                .and_then(|t| {
+                    if t.is_empty() {
+                        Ok(None)
+                    } else {
+                        t.first().get_one::<Vec<u8>>()
+                    }
+                })
+                .unwrap_or_else(|e| spi_failed(e, &q))
+        })
     });
     bytes.unwrap_or_else(|| {
         raise(
@@ -194,11 +279,10 @@ pub fn fetch_onnx(table: &str, sha256: &str) -> Vec<u8> {
 
 /// Runs `f` on the ready session of a resolved model (built once per backend).
 pub fn with_ready<R>(
-    table: &str,
     m: &ModelRef,
     f: impl FnOnce(&mut ics_encoder::session::EncoderSession) -> R,
 ) -> Result<R, EncoderError> {
-    sessions::with_session(&m.name, &m.sha256, || Ok(fetch_onnx(table, &m.sha256)), f)
+    sessions::with_session(&m.name, &m.sha256, || Ok(fetch_onnx(&m.sha256)), f)
 }
 
 /// The parsed contract as JSON (the registry's `contract` column).
@@ -239,8 +323,8 @@ fn check_name(name: &str) {
     if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
         raise(
             PgSqlErrorCode::ERRCODE_INVALID_NAME,
-            format!("invalid model name \"{name}\": it must have 1 to {MAX_NAME_BYTES} bytes and not be blank"),
-            None,
+            format!("invalid model name \"{}\": it must have 1 to {MAX_NAME_BYTES} bytes and not be blank", echo(name)),
+            Some("Choose a shorter name (at most 63 bytes, like an identifier)."),
         );
     }
 }
@@ -272,14 +356,14 @@ sql_function! {
         // the graph loads, its interface is the contract's, and trial runs give rows of
         // `bits` values (they also measure the model's memory).
         let built = sessions::build(&name, onnx)
-            .map_err(|e| e.context(format!("cannot load model \"{name}\"")))
+            .map_err(|e| e.context(format!("cannot load model \"{}\"", echo(&name))))
             .or_raise();
         let contract = &built.session.contract;
         let contract_text = contract_json(contract).to_string();
         let (bits, kind) = (contract.bits as i32, contract.input.kind());
 
         // SAFETY: the current call's fcinfo.
-        let table = unsafe { registry_table(fcinfo) };
+        let view = unsafe { models_view(fcinfo) };
         // SAFETY: with noerr = false GetUserNameFromId raises rather than return NULL; the
         // name is palloc'd and copied here.
         let who = unsafe {
@@ -294,12 +378,11 @@ sql_function! {
             "DO NOTHING"
         };
         let insert = format!(
-            "INSERT INTO {table} (name, onnx, sha256, bits, input_kind, contract, created_by) \
+            "INSERT INTO {REGISTRY} (name, onnx, sha256, bits, input_kind, contract, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}"
         );
-        let view = table.replace(".ics_model_registry", ".ics_models");
         // The whole row, as one value of the view's row type (what the function returns).
-        let select = format!("SELECT v FROM {view} AS v WHERE v.name = $1");
+        let select = format!("SELECT v FROM {view} AS v WHERE v.name OPERATOR(pg_catalog.=) $1");
         let row = Spi::connect_mut(|client| {
             let args: [DatumWithOid; 7] = [
                 name.as_str().into(),
@@ -317,7 +400,7 @@ sql_function! {
             if written == 0 {
                 fmgr::raise(
                     PgSqlErrorCode::ERRCODE_DUPLICATE_OBJECT,
-                    format!("model \"{name}\" already exists"),
+                    format!("model \"{}\" already exists", echo(&name)),
                     Some("Drop it with ics_model_drop(name) first, or pass replace => true."),
                 );
             }
@@ -350,9 +433,7 @@ sql_function! {
             let missing_ok = !(*fcinfo).args.as_slice(2)[1].isnull && fmgr::arg(fcinfo, 1).value() != 0;
             (name, missing_ok)
         };
-        // SAFETY: the current call's fcinfo.
-        let table = unsafe { registry_table(fcinfo) };
-        let delete = format!("DELETE FROM {table} WHERE name = $1 RETURNING sha256");
+        let delete = format!("DELETE FROM {REGISTRY} WHERE name OPERATOR(pg_catalog.=) $1 RETURNING sha256");
         let dropped: Option<String> = Spi::connect_mut(|client| {
             client
                 .update(delete.as_str(), None, &[name.as_str().into()])
@@ -365,21 +446,36 @@ sql_function! {
                 fmgr::datum_bool(true)
             }
             None if missing_ok => {
-                pgrx::notice!("model \"{name}\" does not exist, skipping");
+                pgrx::notice!("model \"{}\" does not exist, skipping", echo(&name));
                 fmgr::datum_bool(false)
             }
             None => raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
-                format!("model \"{name}\" does not exist"),
+                format!("model \"{}\" does not exist", echo(&name)),
                 Some("SELECT name FROM ics_models lists the loaded models."),
             ),
         }
     }
 }
 
-/// The encoder's state in this backend (`ics_encoder_info()`).
+/// What `ics_encoder_info()` shows in place of a server file path to a role that is not a
+/// superuser.
+const HIDDEN_PATH: &str = "(shown to superusers only)";
+
+/// The encoder's state in this backend (`ics_encoder_info()`). The server-side path of the
+/// ONNX Runtime library (where it is loaded from, a pending one, a load error naming it) is
+/// shown to superusers only: it is the server's file layout, and choosing it is theirs alone.
 pub fn info() -> serde_json::Value {
     use ics_encoder::{memory, runtime};
+    // SAFETY: reads the current user's catalog entry (a syscache lookup).
+    let show_paths = unsafe { pg_sys::superuser() };
+    let path = |p: &std::path::Path| {
+        if show_paths {
+            p.display().to_string()
+        } else {
+            HIDDEN_PATH.to_string()
+        }
+    };
     let choice = sessions::library_choice();
     let (gpu, gpu_detail) = runtime::gpu_present();
     let mem = memory::stats();
@@ -403,10 +499,7 @@ pub fn info() -> serde_json::Value {
         Ok(rt) => {
             let cuda = rt.has_provider(runtime::CUDA_PROVIDER);
             obj.insert("onnxruntime_loaded".into(), true.into());
-            obj.insert(
-                "onnxruntime_library".into(),
-                rt.library.display().to_string().into(),
-            );
+            obj.insert("onnxruntime_library".into(), path(&rt.library).into());
             obj.insert("onnxruntime_library_source".into(), rt.source.into());
             obj.insert("onnxruntime_version".into(), rt.version.clone().into());
             obj.insert(
@@ -426,7 +519,7 @@ pub fn info() -> serde_json::Value {
                     "pending_library".into(),
                     format!(
                         "{} (from {}) applies to new connections",
-                        p.display(),
+                        path(&p),
                         choice.source
                     )
                     .into(),
@@ -435,12 +528,16 @@ pub fn info() -> serde_json::Value {
         }
         Err(e) => {
             obj.insert("onnxruntime_loaded".into(), false.into());
+            let mut message = e.message;
+            if let Some(p) = choice.path.as_deref().filter(|_| !show_paths) {
+                message = message.replace(&p.display().to_string(), HIDDEN_PATH);
+            }
             obj.insert(
                 "onnxruntime_library".into(),
-                choice.path.map(|p| p.display().to_string()).into(),
+                choice.path.as_deref().map(path).into(),
             );
             obj.insert("onnxruntime_library_source".into(), choice.source.into());
-            obj.insert("error".into(), e.message.into());
+            obj.insert("error".into(), message.into());
         }
     }
     obj.insert("cuda_slots".into(), super::slots::describe());

@@ -176,8 +176,10 @@ pub fn settle(needed: bool) {
 /// The slot state for `ics_encoder_info()`.
 pub fn describe() -> serde_json::Value {
     let in_use = pgrx::spi::Spi::get_one::<i64>(&format!(
-        "SELECT count(*) FROM pg_catalog.pg_locks WHERE locktype = 'advisory' AND database = 0 \
-         AND classid = {SLOT_CLASS} AND objsubid = 2 AND granted"
+        "SELECT pg_catalog.count(*) FROM pg_catalog.pg_locks \
+         WHERE locktype OPERATOR(pg_catalog.=) 'advisory' AND database OPERATOR(pg_catalog.=) 0 \
+         AND classid OPERATOR(pg_catalog.=) {SLOT_CLASS} AND objsubid OPERATOR(pg_catalog.=) 2 \
+         AND granted"
     ))
     .ok()
     .flatten();

@@ -21,17 +21,8 @@ use crate::fmgr::{self, raise};
 use ics_codes::code;
 use pgrx::{pg_sys, PgSqlErrorCode};
 
-/// The longest piece of a bad input echoed in an error message (a 100 MB input must not put
-/// 100 MB into the message, the log and the client's buffer).
-const ECHO_LIMIT: usize = 80;
-
-/// `text`, cut to [`ECHO_LIMIT`] characters for an error message.
-pub(crate) fn echo(text: &str) -> String {
-    match text.char_indices().nth(ECHO_LIMIT) {
-        Some((cut, _)) => format!("{}...", &text[..cut]),
-        None => text.to_string(),
-    }
-}
+/// Bad input is echoed cut to 80 characters (one helper for every echo of user text).
+pub(crate) use ics_codes::echo::echo;
 
 /// The code passed as argument `n`, borrowed from the call.
 ///

@@ -10,7 +10,9 @@
 #             coordinator session answers exactly again
 #   models    the model registry replicates: a streaming standby lists the primary's models
 #             (loaded before and after the base backup, and a drop), encodes with them, gets
-#             the primary's codes, and refuses ics_model_load (read-only, 25006)
+#             the primary's codes (also for a plain role, who cannot read the registry's
+#             bytes), and refuses ics_model_load (read-only, 25006); pg_dump and pg_restore
+#             carry the models into a new database
 # Ports 28844-28849 (ICS_SHARDING_PORT moves them). Usage: tests/cluster/sharding.sh [scenario...]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -168,6 +170,10 @@ scenario_models() {
     # Registry changes after the base backup reach the standby through the WAL stream.
     pq -c "SELECT name FROM ics_model_load('late', pg_read_binary_file('$fx/tiny_image.onnx'))" \
         -c "SELECT ics_model_drop('doomed')" >/dev/null
+    # A plain role, and images it may read (it cannot read server files).
+    pq -c "CREATE ROLE ics_models_plain" \
+        -c "CREATE TABLE images AS SELECT f, pg_read_binary_file('$fx/' || f) AS img FROM unnest(ARRAY['cat.png', 'cup.jpg']) f" \
+        -c "GRANT SELECT ON images TO PUBLIC" >/dev/null
     local target
     target=$(pq -c "SELECT pg_current_wal_lsn()")
     for _ in $(seq 1 100); do
@@ -182,6 +188,23 @@ scenario_models() {
     check "models: the standby encodes with them (the trainer's golden codes)" \
         "237cd006bb5a66cc a378c40e3a1a658c" "$(sq -c "$code")"
     check "models: ... equal to the primary's codes" "$(pq -c "$code")" "$(sq -c "$code")"
+    # A fresh standby backend (no cached session): the role reads no registry bytes itself,
+    # ics_encode reads them on its behalf.
+    local plain="SET ROLE ics_models_plain; SELECT string_agg(ics_encode(img, CASE f WHEN 'cat.png' THEN 'late' ELSE 'early' END)::text, ' ' ORDER BY f) FROM images"
+    check "models: a plain role encodes on the standby" \
+        "237cd006bb5a66cc a378c40e3a1a658c" "$(sq -c "$plain")"
+    check "models: ... and cannot read the registry's bytes there (42501)" 1 \
+        "$("$PG_BIN/psql" -h 127.0.0.1 -p "$s" -U postgres -X -d models -tA -v VERBOSITY=sqlstate \
+            -c "SET ROLE ics_models_plain" -c "SELECT onnx FROM ics_hash_private.ics_model_registry" 2>&1 | grep -c '42501')"
+    # pg_dump saves the registry's rows (an extension configuration table) and pg_restore
+    # puts them back under a new CREATE EXTENSION.
+    psql_at "$p" -d postgres -c "CREATE DATABASE models_restored" >/dev/null
+    "$PG_BIN/pg_dump" -h 127.0.0.1 -p "$p" -U postgres -d models -Fc -f "$ICS_RUN_DIR/shardprimary/models.dump"
+    "$PG_BIN/pg_restore" -h 127.0.0.1 -p "$p" -U postgres -d models_restored "$ICS_RUN_DIR/shardprimary/models.dump"
+    check "models: pg_dump and pg_restore carry the models" "$(pq -c "$list")" \
+        "$(psql_at "$p" -d models_restored -tA -c "$list")"
+    check "models: ... which encode in the restored database" "$(pq -c "$code")" \
+        "$(psql_at "$p" -d models_restored -tA -c "$code")"
     check "models: ics_model_load on the standby is refused (read-only, 25006)" 1 \
         "$("$PG_BIN/psql" -h 127.0.0.1 -p "$s" -U postgres -X -d models -tA -v VERBOSITY=sqlstate \
             -c "SELECT ics_model_load('nope', pg_read_binary_file('$fx/tiny_features.onnx'))" 2>&1 | grep -c '25006')"

@@ -120,7 +120,7 @@ SELECT ics_encode(fixture('cat.jpg'), 'tiny_image') = (SELECT code FROM golden_i
 SELECT count(*) AS user_sees_models FROM ics_models;
 SELECT sqlstate_of($$SELECT ics_model_load('mine', fixture('tiny_features.onnx'))$$);
 SELECT sqlstate_of($$SELECT ics_model_drop('tiny_image')$$);
-SELECT sqlstate_of($$DELETE FROM ics_model_registry$$);
+SELECT sqlstate_of($$DELETE FROM ics_hash_private.ics_model_registry$$);
 RESET ROLE;
 SET ROLE regress_ics_loader;
 SELECT name, created_by FROM ics_model_load('loaded_by_admin', fixture('tiny_features.onnx'));

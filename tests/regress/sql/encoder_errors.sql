@@ -51,14 +51,14 @@ SELECT cat_ok();
 -- ics_model_load refuses it, and so does a backend building a session for one that was
 -- written into the table behind the loader's back.
 SELECT sqlstate_of($$SELECT ics_model_load('wrong_bits', fixture('wrong_bits.onnx'))$$);
-INSERT INTO ics_model_registry (name, onnx, sha256, bits, input_kind, contract)
+INSERT INTO ics_hash_private.ics_model_registry (name, onnx, sha256, bits, input_kind, contract)
 SELECT 'wrong_bits', fixture('wrong_bits.onnx'), encode(sha256(fixture('wrong_bits.onnx')), 'hex'),
        16, 'features', '{}';
 SELECT sqlstate_of($$SELECT ics_encode('{1,2,3,4,5,6,7,8}'::real[], 'wrong_bits')$$);
 -- The table checks the sha256 of what is written into it.
-SELECT sqlstate_of($$INSERT INTO ics_model_registry (name, onnx, sha256, bits, input_kind, contract)
+SELECT sqlstate_of($$INSERT INTO ics_hash_private.ics_model_registry (name, onnx, sha256, bits, input_kind, contract)
                      VALUES ('forged', '\x00', 'abc', 8, 'features', '{}')$$);
-DELETE FROM ics_model_registry WHERE name = 'wrong_bits';
+DELETE FROM ics_hash_private.ics_model_registry WHERE name = 'wrong_bits';
 
 -- Still healthy.
 SELECT cat_ok();
