@@ -313,8 +313,9 @@ fn is_default_domain(d: &str) -> bool {
     d.is_empty() || d == "ai.onnx"
 }
 
-/// Checks every node of `model` against `policy`. Returns the operator types outside
-/// [`ALLOWED`] that the model uses (each one named in the policy), sorted.
+/// Checks every node of `model` against `policy`. Returns the operator types the model needs
+/// the policy for (outside [`ALLOWED`], or listed but in a form only the policy accepts),
+/// sorted.
 pub fn check_operators(
     model: &ModelProto,
     policy: &OperatorPolicy,
@@ -432,35 +433,40 @@ impl Walk<'_> {
                 .iter()
                 .find(|(o, _)| listed && *o == n.op_type)
                 .map(|(_, r)| *r);
-            match rule {
-                Some(Rule::ConstantOperand(which)) if !extra => {
+            let violation = match rule {
+                Some(Rule::ConstantOperand(which)) => {
                     let constant = which
                         .iter()
                         .any(|&i| input(i).is_some_and(|v| v.origin == Origin::Constant));
-                    if !constant {
+                    (!constant).then(|| {
                         let names: Vec<String> = which
                             .iter()
                             .filter_map(|&i| n.input.get(i))
                             .map(|s| format!("\"{}\"", shown(s)))
                             .collect();
-                        return Err(refuse(format!(
+                        format!(
                             "multiplies run-time tensors ({}): only a constant weight (an initializer) keeps its cost fixed",
                             names.join(" and ")
-                        )));
-                    }
+                        )
+                    })
                 }
-                Some(Rule::SizeFromShapesOnly(which)) if !extra => {
-                    if let Some(&i) = which
-                        .iter()
-                        .find(|&&i| input(i).is_some_and(|v| v.origin == Origin::Values))
-                    {
-                        return Err(refuse(format!(
+                Some(Rule::SizeFromShapesOnly(which)) => which
+                    .iter()
+                    .find(|&&i| input(i).is_some_and(|v| v.origin == Origin::Values))
+                    .map(|&i| {
+                        format!(
                             "sizes its output from the values of \"{}\", which the input chooses",
                             shown(&n.input[i])
-                        )));
-                    }
+                        )
+                    }),
+                None => None,
+            };
+            if let Some(reason) = violation {
+                if !extra {
+                    return Err(refuse(reason));
                 }
-                _ => {}
+                // Accepted only because the policy names it.
+                self.beyond.push(op.clone());
             }
             // Subgraphs (only in operators a superuser named) are checked too; they see the
             // values around them.
@@ -694,7 +700,16 @@ mod tests {
         assert!(err.node.contains("graph \"body\""), "{err}");
         // A listed operator in the extra list drops its structural rule.
         let mm = vec![node("Relu", &["x"], "r"), node("MatMul", &["x", "r"], "y")];
-        assert!(check_operators(&model(mm), &OperatorPolicy::with_extra("MatMul")).is_ok());
+        assert_eq!(
+            check_operators(&model(mm), &OperatorPolicy::with_extra("MatMul")),
+            Ok(vec!["MatMul".to_string()])
+        );
+        // Used in its listed form, it needs no extra.
+        let mm = vec![node("MatMul", &["x", "w"], "y")];
+        assert_eq!(
+            check_operators(&model(mm), &OperatorPolicy::with_extra("MatMul")),
+            Ok(vec![])
+        );
         assert!(p.allows_all(&["Loop".into()]));
         assert!(!OperatorPolicy::strict().allows_all(&["Loop".into()]));
     }

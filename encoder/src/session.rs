@@ -64,9 +64,9 @@ pub struct EncoderSession {
     pub profile: MemoryProfile,
     pub runs: u64,
     pub items: u64,
-    /// Operator types outside [`crate::operators::ALLOWED`] the model uses (each allowed by
-    /// the policy it was built under): a caller keeping sessions re-checks them against its
-    /// policy of the moment.
+    /// Operator types the model needed its policy for (outside
+    /// [`crate::operators::ALLOWED`], or in a form only the policy accepts): a caller keeping
+    /// sessions re-checks them against its policy of the moment.
     pub operators_beyond_list: Vec<String>,
 }
 
