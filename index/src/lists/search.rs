@@ -87,6 +87,11 @@ impl Search {
             rel.check_interrupts();
             let page = rel.read(block);
             self.stats.pages_read += 1;
+            // Unlinked pages are recycled only once no snapshot can reach them, so on a
+            // primary this is always a list page; a hot standby may have replayed its reuse.
+            if !DataOpaque::is_data_page(&page) {
+                rel.page_recycled_under_scan(block);
+            }
             let opaque = DataOpaque::read(&page);
             // A page VACUUM unlinked while we were on our way holds nothing; its prev link
             // still leads back into the chain.
