@@ -128,7 +128,8 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
             &flat,
             &tids,
             &mut scratch,
-        );
+        )
+        .unwrap();
         at += size;
     }
     assert_eq!(at, rows.len());
@@ -142,7 +143,7 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
             block: t.block + 50_000,
             offset: t.offset,
         };
-        insert(&rel, &dir.meta, &dir.centroids, c, t2, &mut scratch);
+        insert(&rel, &dir.meta, &dir.centroids, c, t2, &mut scratch).unwrap();
     }
     let before = verify(&rel, false).unwrap();
     bulk_delete(&rel, &mut |_| false).unwrap();
@@ -158,3 +159,85 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
 }
 
 crate::suite::contract_suite!(crate::format::Strategy::Lists);
+
+/// Bytes on a list page that cannot be what the format says reach every verb as the same
+/// [`FormatError`] (PostgreSQL: index corrupted, REINDEX), never as a panic of its own: a line
+/// pointer outside the page, an entry whose length does not match its TID count, a header
+/// whose offsets are out of order; and a chain link to a page that is no list page is, for a
+/// scan, a page recycled under it (40001).
+#[test]
+fn a_corrupt_list_page_reaches_every_verb_as_a_format_error() {
+    use crate::format::{FormatError, FIRST_DIR_BLOCK};
+    use crate::page::HEADER_SIZE;
+    let mut rng = SmallRng::seed_from_u64(4);
+    let nb = 8;
+    let codes = uniform(&mut rng, 500, nb);
+    let rows = rows_of(&codes);
+    let scan_panic = |rel: &MemRelation, q: &[u8]| -> String {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::testutil::search_all(rel, crate::testutil::query(q, u32::MAX))
+        }));
+        let e = r.expect_err("the scan fails");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    type Corrupt = fn(&mut crate::page::Page);
+    let cases: [(&str, Corrupt); 4] = [
+        ("a line pointer is item 1 at 8190", |p| {
+            let raw = 8190u32 | (1 << 15) | (100 << 17);
+            p.0[HEADER_SIZE..HEADER_SIZE + 4].copy_from_slice(&raw.to_ne_bytes());
+        }),
+        ("an entry's length is", |p| {
+            let raw = u32::from_ne_bytes(p.0[HEADER_SIZE..HEADER_SIZE + 4].try_into().unwrap());
+            let off = (raw & 0x7fff) as usize;
+            p.0[off..off + 2].copy_from_slice(&0u16.to_ne_bytes());
+        }),
+        ("pd_lower, pd_upper, pd_special is 9000", |p| {
+            p.0[12..14].copy_from_slice(&9000u16.to_ne_bytes());
+        }),
+        ("was recycled while this scan", |p| {
+            let mut o = crate::format::DataOpaque::read(p);
+            o.prev = FIRST_DIR_BLOCK;
+            o.write(p);
+        }),
+    ];
+    for (want, corrupt) in cases {
+        let rel = MemRelation::new();
+        build(&rel, &rows, nb, 3, 1000);
+        let dir = Directory::read(&rel).unwrap();
+        let block = dir.tails[0];
+        corrupt(&mut rel.write(block));
+        let msg = scan_panic(&rel, dir.centroid(0));
+        assert!(msg.contains(want), "{want}: {msg}");
+        let vacuum = crate::vacuum::bulk_delete(&rel, &mut |_| false).unwrap_err();
+        let inserted = insert(
+            &rel,
+            &dir.meta,
+            &dir.centroids,
+            dir.centroid(0),
+            tid(9999),
+            &mut Vec::new(),
+        );
+        let problems = verify(&rel, false).unwrap().problems;
+        if want.starts_with("was recycled") {
+            // The tail is intact; the link it holds leads to the directory.
+            assert_eq!(
+                vacuum,
+                FormatError::NotDataPage {
+                    block: FIRST_DIR_BLOCK
+                }
+            );
+            assert!(
+                problems.iter().any(|p| p.contains("link to block 1")),
+                "{problems:?}"
+            );
+            continue;
+        }
+        assert!(
+            matches!(&vacuum, FormatError::BadField { block: b, .. } if *b == block),
+            "{vacuum:?}"
+        );
+        assert!(vacuum.to_string().contains(want), "{want}: {vacuum}");
+        assert_eq!(inserted, Err(vacuum));
+        assert!(!problems.is_empty());
+    }
+}

@@ -11,7 +11,7 @@
 
 use crate::format::{DataOpaque, FormatError, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::lists::directory::Directory;
-use crate::lists::layout::{entry, ListRecord};
+use crate::lists::layout::{check_data_page, entry, ListRecord};
 use crate::page::Page;
 use crate::relation::{PagePair, Relation};
 use crate::vacuum::VacuumStats;
@@ -116,6 +116,7 @@ pub fn bulk_delete<R: Relation>(
         };
         let centroid = dir.centroid(l);
 
+        check_data_page(&tail_guard, tail_block, nb)?;
         // The tail's own changes wait for the end of the walk, to be logged with the radius.
         let c = clean(&tail_guard, nb, centroid, is_dead);
         let tail_bodies = c.bodies;
@@ -132,7 +133,7 @@ pub fn bulk_delete<R: Relation>(
         while block != INVALID_BLOCK {
             rel.check_interrupts();
             let mut page = rel.write(block);
-            let opaque = DataOpaque::read(&page);
+            let opaque = check_data_page(&page, block, nb)?;
             let c = clean(&page, nb, centroid, is_dead);
             stats.tids_removed += c.removed;
             let emptied = opaque.flags & FLAG_DELETED != 0 || c.remaining == 0;
@@ -207,11 +208,11 @@ pub fn recycle<R: Relation>(rel: &R, first_data_block: u32) -> u64 {
             recycled += 1;
             continue;
         }
-        let o = DataOpaque::read(&page);
-        if DataOpaque::is_data_page(&page)
-            && o.flags & FLAG_DELETED != 0
-            && rel.xid_is_old(o.deleted_xid)
-        {
+        // Only list pages are read: any other page here is left alone, never recycled.
+        if DataOpaque::is_data_page(&page) && {
+            let o = DataOpaque::read(&page);
+            o.flags & FLAG_DELETED != 0 && rel.xid_is_old(o.deleted_xid)
+        } {
             drop(page);
             rel.record_free_page(block);
             recycled += 1;
