@@ -185,6 +185,13 @@ pub enum FormatError {
         block: u32,
         why: &'static str,
     },
+    /// A field of page `block` whose stored value the format does not allow.
+    BadField {
+        block: u32,
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
     /// A k-NN scan of an index written before NULL codes were indexed.
     NullsNotIndexed {
         version: u32,
@@ -204,6 +211,12 @@ impl std::fmt::Display for FormatError {
             FormatError::BadMeta(why) => write!(f, "the metapage is inconsistent: {why}"),
             FormatError::NotDataPage { block } => write!(f, "block {block} is not a mih data page"),
             FormatError::BadPage { block, why } => write!(f, "block {block} is inconsistent: {why}"),
+            FormatError::BadField {
+                block,
+                field,
+                expected,
+                found,
+            } => write!(f, "block {block}: {field} is {found}, expected {expected}"),
             FormatError::NullsNotIndexed { version } => write!(
                 f,
                 "the index has on-disk format version {version}, which does not hold the rows whose code is NULL, so it cannot order every row by distance"

@@ -16,15 +16,7 @@ pub fn insert_batch<R: Relation>(
 ) -> Result<(), FormatError> {
     match opened {
         Opened::Lists(dir) => {
-            crate::lists::insert::insert_batch(
-                rel,
-                &dir.meta,
-                &dir.centroids,
-                codes,
-                tids,
-                scratch,
-            );
-            Ok(())
+            crate::lists::insert::insert_batch(rel, &dir.meta, &dir.centroids, codes, tids, scratch)
         }
         Opened::Substrings(_) => crate::substrings::insert::insert_batch(rel, codes, tids),
     }

@@ -43,4 +43,6 @@ pub mod vacuum;
 pub mod verify;
 
 #[cfg(test)]
+mod suite;
+#[cfg(test)]
 mod testutil;

@@ -7,8 +7,8 @@
 //! cannot deadlock. The covering radius is raised before the entry becomes visible, so no scan
 //! can see an entry outside its list's radius.
 
-use crate::format::{Meta, Tid, INVALID_BLOCK};
-use crate::lists::layout::{entry, init_data_page, ListRecord};
+use crate::format::{FormatError, Meta, Tid, INVALID_BLOCK};
+use crate::lists::layout::{check_data_page, entry, init_data_page, ListRecord};
 use crate::page::{maxalign, Page};
 use crate::relation::Relation;
 use ics_codes::hamming::nearest;
@@ -21,8 +21,8 @@ pub fn insert<R: Relation>(
     code: &[u8],
     tid: Tid,
     scratch: &mut Vec<u32>,
-) {
-    insert_batch(rel, meta, centroids, code, &[tid], scratch);
+) -> Result<(), FormatError> {
+    insert_batch(rel, meta, centroids, code, &[tid], scratch)
 }
 
 /// Inserts many rows (`codes` contiguous, one per TID): grouped by list, equal codes merged
@@ -35,7 +35,7 @@ pub fn insert_batch<R: Relation>(
     codes: &[u8],
     tids: &[Tid],
     scratch: &mut Vec<u32>,
-) {
+) -> Result<(), FormatError> {
     let nb = meta.code_bytes as usize;
     assert_eq!(codes.len(), tids.len() * nb);
     let code = |i: u32| &codes[i as usize * nb..(i as usize + 1) * nb];
@@ -88,13 +88,20 @@ pub fn insert_batch<R: Relation>(
                 bodies.push(entry::encode(code(first), chunk));
             }
         }
-        append_to_list(rel, meta, list as usize, max_d as u16, &bodies);
+        append_to_list(rel, meta, list as usize, max_d as u16, &bodies)?;
         start = end;
     }
+    Ok(())
 }
 
 /// Appends `bodies` to list `l`, whose codes are all within `max_d` of its centroid.
-fn append_to_list<R: Relation>(rel: &R, meta: &Meta, l: usize, max_d: u16, bodies: &[Vec<u8>]) {
+fn append_to_list<R: Relation>(
+    rel: &R,
+    meta: &Meta,
+    l: usize,
+    max_d: u16,
+    bodies: &[Vec<u8>],
+) -> Result<(), FormatError> {
     let (dir_block, offset) = meta.record_location(l);
     loop {
         let seen = ListRecord::read(meta, &rel.read(dir_block), offset);
@@ -108,9 +115,10 @@ fn append_to_list<R: Relation>(rel: &R, meta: &Meta, l: usize, max_d: u16, bodie
             }
             let tail = fill_new_pages(rel, INVALID_BLOCK, bodies);
             ListRecord::write_radius_tail(meta, &mut dir, offset, now.radius.max(max_d), tail);
-            return;
+            return Ok(());
         }
         let mut tail = rel.write(seen.tail);
+        check_data_page(&tail, seen.tail, meta.code_bytes as usize)?;
         let now = ListRecord::read(meta, &rel.read(dir_block), offset);
         if now.tail != seen.tail {
             continue; // another insert added a newer page meanwhile
@@ -134,7 +142,7 @@ fn append_to_list<R: Relation>(rel: &R, meta: &Meta, l: usize, max_d: u16, bodie
             let cur = ListRecord::read(meta, &dir, offset);
             ListRecord::write_radius_tail(meta, &mut dir, offset, cur.radius.max(max_d), new_tail);
         }
-        return;
+        return Ok(());
     }
 }
 
