@@ -86,7 +86,7 @@ regress() {
             for t in ${line#test:}; do
                 ext=$(sed -nE 's/^CREATE EXTENSION ([a-z_]+);.*/\1/p' "tests/regress/sql/$t.sql" | grep -v '^ics_hash$' | head -n 1 || true)
                 if [ -n "$ext" ] && [ ! -f "$("$PG_CONFIG" --sharedir)/extension/$ext.control" ]; then
-                    info "left out on PostgreSQL $major: $t (its server has no $ext)"
+                    info "left out on PostgreSQL $major: $t (its server has no $ext)" >&2
                 else
                     kept+=("$t")
                 fi
