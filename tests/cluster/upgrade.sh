@@ -224,6 +224,16 @@ SQL
     local ver
     ver=$(psql_at "$shard" -d scen -tA -c "SELECT extversion FROM pg_extension WHERE extname = 'ics_hash'")
     local old_bin=$PG_BIN
+    # PostgreSQL 15.20 as packaged here keeps an internal attribute option, pg_attver, on every
+    # column; its own pg_dump leaves it out, but 18's pg_dump (which pg_upgrade runs) copies it
+    # and 18 rejects it ("unrecognized parameter"), so any table fails the schema restore.
+    # Not ics_hash's: the old cluster's user columns lose the option before the upgrade.
+    local db
+    for db in $(psql_at "$shard" -d postgres -tA -c "SELECT datname FROM pg_database WHERE datallowconn"); do
+        psql_at "$shard" -d "$db" -c "SET allow_system_table_mods = on" -c "
+            UPDATE pg_attribute SET attoptions = (SELECT array_agg(o) FROM unnest(attoptions) o WHERE o NOT LIKE 'pg_attver=%')
+             WHERE attrelid >= 16384 AND attoptions::text LIKE '%pg_attver=%'" >/dev/null
+    done
     cluster_stop "$old"
 
     use_pg 18
