@@ -165,7 +165,7 @@ use_pg 15
 step "end to end: the main job on small data (scripts/demo.sh --small)"
 # Compose, train, export, load, encode, index, query, and the check that mAP@1000 through SQL
 # equals the trainer's (the demo fails when it does not).
-if ICS_DEMO_FRESH=1 ICS_DEMO_PORT=28836 ICS_DEMO_CLUSTER=e2e bash scripts/demo.sh --small >target/e2e.log 2>&1; then
+if ICS_DEMO_FRESH=1 ICS_DEMO_PORT=${ICS_E2E_PORT:-28836} ICS_DEMO_CLUSTER=e2e bash scripts/demo.sh --small >target/e2e.log 2>&1; then
     count 15 1
     grep -E 'mAP@1000|equal the trainer' target/e2e.log | sed 's/^/    /'
     cluster_destroy e2e
