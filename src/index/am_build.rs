@@ -175,17 +175,30 @@ pub unsafe extern "C-unwind" fn ambuild(
 /// buffer manager does not handle init forks; see contrib/bloom).
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
-    // SAFETY: PostgreSQL passes the open unlogged index; its init fork is written through
-    // smgr as contrib/bloom does, page by page from our in-memory copy.
+    // An empty index is a metapage, a directory page and at most one data page.
+    let mem = MemRelation::with_capacity(4);
+    // SAFETY: PostgreSQL passes the open unlogged index.
+    let code_bytes = unsafe { super::index_code_bytes(index) };
+    // SAFETY: as above.
+    let strategy = unsafe { am_options::options(index) }.strategy;
+    build_empty(&mem, code_bytes.expect("ambuild refuses an untyped column"), strategy);
+    // SAFETY: the open unlogged index; its init fork is written from our in-memory copy.
+    unsafe { write_init_fork(index, &mem) }
+}
+
+/// Page by page through smgr, each page WAL-logged, then synced: the write bypasses shared
+/// buffers, so a checkpoint would neither flush it nor order it after its WAL record. (Since
+/// 17, contrib/bloom uses the bulk write API, which does the same; pgrx 0.18 has no bindings
+/// for it, and smgrwrite, log_newpage and smgrimmedsync remain on every supported major.)
+unsafe fn write_init_fork(index: pg_sys::Relation, mem: &MemRelation) {
+    // SAFETY: `index` is open (the caller's promise); every page is a full block of ours.
     unsafe {
-        // An empty index is a metapage, a directory page and at most one data page.
-        let mem = MemRelation::with_capacity(4);
-        build_empty(
-            &mem,
-            super::index_code_bytes(index).expect("ambuild refuses an untyped column"),
-            am_options::options(index).strategy,
-        );
         let smgr = pg_sys::RelationGetSmgr(index);
+        // PostgreSQL 16 renamed RelFileNode to RelFileLocator.
+        #[cfg(feature = "pg15")]
+        let locator = &mut (*smgr).smgr_rnode.node;
+        #[cfg(not(feature = "pg15"))]
+        let locator = &mut (*smgr).smgr_rlocator.locator;
         for block in 0..mem.nblocks() {
             let mut page = mem.write(block);
             let ptr = page.0.as_mut_ptr() as pg_sys::Page;
@@ -194,16 +207,11 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
                 smgr,
                 pg_sys::ForkNumber::INIT_FORKNUM,
                 block,
-                ptr as *mut _,
+                // `char *` on 15, `const void *` since 16.
+                ptr as _,
                 true,
             );
-            pg_sys::log_newpage(
-                &mut (*smgr).smgr_rnode.node,
-                pg_sys::ForkNumber::INIT_FORKNUM,
-                block,
-                ptr,
-                true,
-            );
+            pg_sys::log_newpage(locator, pg_sys::ForkNumber::INIT_FORKNUM, block, ptr, true);
         }
         pg_sys::smgrimmedsync(smgr, pg_sys::ForkNumber::INIT_FORKNUM);
     }

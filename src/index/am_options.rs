@@ -88,27 +88,43 @@ pub fn register() {
     }
 }
 
+/// Where build_reloptions puts one option in `MihOptions`.
+fn parse_elt(
+    name: &'static std::ffi::CStr,
+    opttype: pg_sys::relopt_type::Type,
+    offset: usize,
+) -> pg_sys::relopt_parse_elt {
+    pg_sys::relopt_parse_elt {
+        optname: name.as_ptr(),
+        opttype,
+        offset: offset as i32,
+        // PostgreSQL 18: where to record whether the option was set; 0 = not recorded.
+        #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+        isset_offset: 0,
+    }
+}
+
 #[pgrx::pg_guard]
 pub unsafe extern "C-unwind" fn amoptions(
     reloptions: pg_sys::Datum,
     validate: bool,
 ) -> *mut pg_sys::bytea {
     let table = [
-        pg_sys::relopt_parse_elt {
-            optname: c"lists".as_ptr(),
-            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
-            offset: std::mem::offset_of!(MihOptions, lists) as i32,
-        },
-        pg_sys::relopt_parse_elt {
-            optname: c"strategy".as_ptr(),
-            opttype: pg_sys::relopt_type::RELOPT_TYPE_ENUM,
-            offset: std::mem::offset_of!(MihOptions, strategy) as i32,
-        },
-        pg_sys::relopt_parse_elt {
-            optname: c"substrings".as_ptr(),
-            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
-            offset: std::mem::offset_of!(MihOptions, substrings) as i32,
-        },
+        parse_elt(
+            c"lists",
+            pg_sys::relopt_type::RELOPT_TYPE_INT,
+            std::mem::offset_of!(MihOptions, lists),
+        ),
+        parse_elt(
+            c"strategy",
+            pg_sys::relopt_type::RELOPT_TYPE_ENUM,
+            std::mem::offset_of!(MihOptions, strategy),
+        ),
+        parse_elt(
+            c"substrings",
+            pg_sys::relopt_type::RELOPT_TYPE_INT,
+            std::mem::offset_of!(MihOptions, substrings),
+        ),
     ];
     // SAFETY: parses into a palloc'd MihOptions laid out as declared in `table`.
     unsafe {

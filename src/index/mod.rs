@@ -125,9 +125,14 @@ pub unsafe fn tid_of(tid: pg_sys::ItemPointer) -> Tid {
 pub unsafe fn needs_wal(rel: pg_sys::Relation) -> bool {
     // SAFETY: plain fields of an open relation and a GUC.
     unsafe {
+        // PostgreSQL 16 renamed relfilenode to relfilelocator.
+        #[cfg(feature = "pg15")]
+        let first_subid = (*rel).rd_firstRelfilenodeSubid;
+        #[cfg(not(feature = "pg15"))]
+        let first_subid = (*rel).rd_firstRelfilelocatorSubid;
         (*(*rel).rd_rel).relpersistence == pg_sys::RELPERSISTENCE_PERMANENT as std::ffi::c_char
             && (pg_sys::wal_level >= pg_sys::WalLevel::WAL_LEVEL_REPLICA as i32
-                || ((*rel).rd_createSubid == 0 && (*rel).rd_firstRelfilenodeSubid == 0))
+                || ((*rel).rd_createSubid == 0 && first_subid == 0))
     }
 }
 
@@ -139,7 +144,11 @@ pub unsafe fn needs_wal(rel: pg_sys::Relation) -> bool {
 pub unsafe fn index_code_bytes(index: pg_sys::Relation) -> Option<usize> {
     // SAFETY: an open index has one attribute, described in rd_att.
     unsafe {
+        // PostgreSQL 18 moved the attributes behind TupleDescAttr (compact_attrs first).
+        #[cfg(any(feature = "pg15", feature = "pg16"))]
         let att = (*(*index).rd_att).attrs.as_slice(1)[0];
+        #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+        let att = *pg_sys::TupleDescAttr((*index).rd_att, 0);
         (att.atttypmod > 0).then_some(att.atttypmod as usize / 8)
     }
 }
