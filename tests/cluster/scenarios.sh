@@ -116,15 +116,22 @@ SQL
     # Wait until the standby has replayed everything.
     local target
     target=$(q "$p" -c "SELECT pg_current_wal_lsn()")
-    for _ in $(seq 1 100); do
-        [ "$(q "$s" -c "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn")" = t ] && break
+    local replayed=f
+    for _ in $(seq 1 300); do
+        replayed=$(q "$s" -c "SELECT pg_last_wal_replay_lsn() >= '$target'::pg_lsn")
+        [ "$replayed" = t ] && break
         sleep 0.2
     done
+    check "replica[$strategy]: the standby replayed the primary's WAL within 60 s" t "$replayed"
     local sig
     sig=$(cat <<'SQL'
 SELECT count(*) || ' ' || md5(string_agg(r, ',' ORDER BY n)) FROM (
     SELECT row_number() OVER () AS n,
-           (SELECT array_agg(id)::text FROM (SELECT id FROM t ORDER BY code <~> c.code LIMIT 25) s) ||
+           -- The 25 nearest: ids inside the 25th distance in (distance, id) order, and only the
+           -- distance of rows at it (which of several rows tied there come back is free).
+           (SELECT string_agg(CASE WHEN d < m THEN id::text ELSE 'd' || d END, ',' ORDER BY d, id)
+              FROM (SELECT id, d, max(d) OVER () AS m
+                      FROM (SELECT id, code <~> c.code AS d FROM t ORDER BY code <~> c.code LIMIT 25) s0) s) ||
            (SELECT array_agg(id ORDER BY id)::text FROM t WHERE hamming_within(code, c.code, 4)) AS r
     FROM (SELECT code FROM t WHERE code IS NOT NULL ORDER BY id LIMIT 30) c) x
 SQL
