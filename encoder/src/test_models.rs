@@ -234,6 +234,23 @@ pub fn slow_features_model() -> Vec<u8> {
     model(graph, &c)
 }
 
+/// A graph from the `image` input (`N x 3 x size x size`) to 16 bits named `hash`.
+fn image_graph(size: i64) -> GraphProto {
+    GraphProto {
+        input: vec![ValueInfoProto::tensor(
+            "image",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(16)],
+        )],
+        ..Default::default()
+    }
+}
+
 /// An image model (`size` px, EfficientNet-Lite preprocessing) whose first layer is a
 /// 3x3 convolution to 64 channels at full resolution: a run holds at least 64·size²·4 bytes
 /// per image (1 MB at 64 px), then global pooling and a 64 -> 16-bit head.
@@ -249,16 +266,6 @@ pub fn wide_image_model(size: u32) -> Vec<u8> {
         .collect();
     let graph = GraphProto {
         name: "wide_image".into(),
-        input: vec![ValueInfoProto::tensor(
-            "image",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(16)],
-        )],
         initializer: vec![
             TensorProto::from_f32("conv_w", &[64, 3, 3, 3], &conv_w),
             TensorProto::from_f32("conv_b", &[64], &[0.01; 64]),
@@ -286,7 +293,7 @@ pub fn wide_image_model(size: u32) -> Vec<u8> {
             node("Gemm", &["flat", "head_w", "head_b"], "z", vec![]),
             node("Tanh", &["z"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..image_graph(s)
     };
     model(graph, &c)
 }
@@ -305,16 +312,6 @@ pub fn heavy_image_model(size: u32, width: i64) -> Vec<u8> {
         .collect();
     let graph = GraphProto {
         name: "heavy_image".into(),
-        input: vec![ValueInfoProto::tensor(
-            "image",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(16)],
-        )],
         initializer: vec![
             TensorProto::from_i64("big_shape", &[2], &[3 * s * s, width]),
             TensorProto::from_i64("sum_axes", &[1], &[1]),
@@ -349,7 +346,7 @@ pub fn heavy_image_model(size: u32, width: i64) -> Vec<u8> {
             node("Add", &["z", "nothing"], "z2", vec![]),
             node("Tanh", &["z2"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..image_graph(s)
     };
     model(graph, &c)
 }
