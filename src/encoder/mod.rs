@@ -17,7 +17,8 @@
 //! - [`registry`]: the SQL functions that load, drop and describe models.
 //! - [`encode`]: `ics_encode` and `ics_encode_batch`.
 //!
-//! Errors carry specific SQLSTATEs ([`raise`] maps `ics_encoder::ErrorKind`); every failure
+//! Errors carry specific SQLSTATEs ([`raise`] maps `ics_encoder::ErrorKind`) and a hint in the
+//! server's words ([`hint`], from the facts of `ics_encoder::Cause`); every failure
 //! leaves the backend usable (Rust state is unwound, cached sessions stay valid). A run or a
 //! batch interrupted by a cancel, a statement timeout or a terminate stops within an operator
 //! or an image, and PostgreSQL then reports its own error for the interrupt.

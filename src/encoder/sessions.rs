@@ -272,6 +272,8 @@ pub fn describe_all() -> Vec<serde_json::Value> {
                     }),
                     "run_bytes_fixed": s.profile.run_fixed,
                     "run_bytes_per_item": s.profile.run_per_item,
+                    // null: items are not capped (the trial runs were too fast to time).
+                    "max_items_per_run": (s.max_items_per_run != usize::MAX).then_some(s.max_items_per_run),
                     "runs": s.runs,
                     "items": s.items,
                 })
