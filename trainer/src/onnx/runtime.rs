@@ -25,12 +25,8 @@ pub const DEFAULT_LIBRARY: &str =
 
 /// The library the trainer loads: `$ORT_DYLIB_PATH` when set, else the installed default.
 pub fn library_choice() -> LibraryChoice {
-    let env = std::env::var(LIBRARY_ENV).ok();
     LibraryChoice::resolve(&[
-        Candidate::Setting {
-            value: env.as_deref(),
-            source: LIBRARY_ENV,
-        },
+        Candidate::Env(LIBRARY_ENV),
         Candidate::Installed {
             path: DEFAULT_LIBRARY,
             source: "default",
