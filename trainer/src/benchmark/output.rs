@@ -42,6 +42,7 @@ pub fn markdown(b: &BenchReport) -> String {
         "## ics-train bench ({:?}): {} train / {} query / {} database, {}, mAP@{}\n",
         b.size, b.train_images, b.queries, b.database, b.backbone, b.r
     );
+    let _ = writeln!(s, "Ranking: {}.\n", crate::eval::TIE_RULE);
     let mut bits: Vec<usize> = b
         .models
         .iter()
@@ -88,6 +89,27 @@ pub fn markdown(b: &BenchReport) -> String {
                 secs(i),
                 secs(c)
             );
+        }
+    }
+    if b.models
+        .iter()
+        .any(|m| m.report.config.method == Method::Orthohash)
+    {
+        let _ = writeln!(
+            s,
+            "\n| backbone | bits | OrthoHash mAP | ICS - OrthoHash (points) |\n|---|---:|---:|---:|"
+        );
+        for mode in modes(&b.models) {
+            for &k in &bits {
+                let Some(o) = find(&b.models, mode, Method::Orthohash, k).and_then(|m| m.map())
+                else {
+                    continue;
+                };
+                let diff = find(&b.models, mode, Method::Ics, k)
+                    .and_then(|m| m.map())
+                    .map_or("-".into(), |i| format!("{:+.2}", 100.0 * (i - o)));
+                let _ = writeln!(s, "| {mode} | {k} | {o:.4} | {diff} |");
+            }
         }
     }
     if !b.finetune_runs.is_empty() {
@@ -323,6 +345,10 @@ mod tests {
         assert_eq!(
             lines[0],
             "## ics-train bench (Small): 200 train / 50 query / 200 database, lite0, mAP@10"
+        );
+        assert_eq!(
+            lines[2],
+            "Ranking: Hamming distance ascending, ties by database index ascending (stable)."
         );
         assert!(
             md.contains(
