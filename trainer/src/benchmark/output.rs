@@ -100,6 +100,10 @@ pub fn markdown(b: &BenchReport) -> String {
             "\n| backbone | bits | OrthoHash mAP | ICS - OrthoHash (points) |\n|---|---:|---:|---:|"
         );
         for mode in modes(&b.models) {
+            let label = match mode {
+                FinetuneMode::None => "frozen (head only)".to_string(),
+                m => format!("fine-tuned {m}"),
+            };
             for &k in &bits {
                 let Some(o) = find(&b.models, mode, Method::Orthohash, k).and_then(|m| m.map())
                 else {
@@ -108,7 +112,7 @@ pub fn markdown(b: &BenchReport) -> String {
                 let diff = find(&b.models, mode, Method::Ics, k)
                     .and_then(|m| m.map())
                     .map_or("-".into(), |i| format!("{:+.2}", 100.0 * (i - o)));
-                let _ = writeln!(s, "| {mode} | {k} | {o:.4} | {diff} |");
+                let _ = writeln!(s, "| {label} | {k} | {o:.4} | {diff} |");
             }
         }
     }
@@ -373,6 +377,24 @@ mod tests {
         assert!(md.ends_with("\nTotal wall time: 4 min 05 s.\n"), "{md}");
         assert!(!md.contains("Fine-tuning runs") && !md.contains("Weight vs area"));
         assert!(!md.contains("Fine-tuned rows"));
+    }
+
+    #[test]
+    fn orthohash_rows_get_their_difference_table() {
+        let models = vec![
+            evaluation(Method::Ics, 0.80, 12.0),
+            evaluation(Method::Csq, 0.78, 11.0),
+        ];
+        assert!(!markdown(&report(models.clone(), vec![])).contains("OrthoHash"));
+        let mut with = models;
+        with.push(evaluation(Method::Orthohash, 0.75, 13.0));
+        let md = markdown(&report(with, vec![]));
+        assert!(
+            md.contains(
+                "\n| backbone | bits | OrthoHash mAP | ICS - OrthoHash (points) |\n|---|---:|---:|---:|\n| frozen (head only) | 16 | 0.7500 | +5.00 |\n"
+            ),
+            "{md}"
+        );
     }
 
     #[test]
