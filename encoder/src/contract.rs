@@ -158,6 +158,9 @@ pub enum ContractError {
     Onnx(OnnxError),
     /// The model refers to data outside its bytes (a file, a memory address).
     External(ExternalReference),
+    /// The bytes carry ONNX Runtime's own format marker (`ORTM` at offset 4): ONNX Runtime
+    /// would run the ORT-format graph they also hold instead of the ONNX graph checked here.
+    OrtFormat,
 }
 
 impl fmt::Display for ContractError {
@@ -190,6 +193,10 @@ impl fmt::Display for ContractError {
             }
             ContractError::Onnx(e) => write!(f, "{e}"),
             ContractError::External(e) => write!(f, "{e}"),
+            ContractError::OrtFormat => write!(
+                f,
+                "bytes 4-7 of the model are \"ORTM\", the marker of ONNX Runtime's own model format, which ONNX Runtime would load instead of the ONNX graph"
+            ),
         }
     }
 }
@@ -537,12 +544,23 @@ impl ModelContract {
     /// [`crate::onnx_external`]), parses the contract from their metadata and checks the graph
     /// against it: everything a model loader needs before accepting a model.
     pub fn from_onnx(bytes: &[u8]) -> Result<(Self, ModelProto), ContractError> {
+        // Sessions are built with the ONNX format forced (crate::runtime), but bytes that two
+        // parsers read as two different models are refused outright.
+        if has_ort_format_marker(bytes) {
+            return Err(ContractError::OrtFormat);
+        }
         let model = ModelProto::from_bytes(bytes)?;
         check_self_contained(bytes)?;
         let contract = Self::from_metadata(&model.metadata())?;
         contract.check_graph(&model)?;
         Ok((contract, model))
     }
+}
+
+/// Whether ONNX Runtime would take `bytes` for an ORT-format model when left to guess: its
+/// test is the FlatBuffers file identifier `ORTM` at offset 4.
+pub fn has_ort_format_marker(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(b"ORTM")
 }
 
 fn names(infos: &[TensorInfo]) -> String {
@@ -871,6 +889,23 @@ mod tests {
             &[n(), Dim::Fixed(3), Dim::Symbolic("h".into()), Dim::Unknown],
         );
         c.check_graph(&model_for(&c, free, good_out)).unwrap();
+    }
+
+    #[test]
+    fn ort_format_marker_is_refused() {
+        let plain = crate::test_models::features_model();
+        let bytes = crate::test_models::ort_format_features_model();
+        assert_eq!(&bytes[4..8], b"ORTM");
+        // Both views are valid: protobuf sees the same model.
+        assert_eq!(
+            ModelProto::from_bytes(&bytes).unwrap(),
+            ModelProto::from_bytes(&plain).unwrap()
+        );
+        assert!(ModelContract::from_onnx(&plain).is_ok());
+        let err = ModelContract::from_onnx(&bytes).unwrap_err();
+        assert_eq!(err, ContractError::OrtFormat);
+        assert!(err.to_string().contains("ORTM"), "{err}");
+        assert!(!has_ort_format_marker(b"\x08\x07ORTM"));
     }
 
     #[test]

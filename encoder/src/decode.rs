@@ -162,9 +162,60 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, PreprocessE
 /// (nothing is decoded): the decoded pixels in the file's colour type, a rotated copy, and the
 /// 8-bit RGB result. Lets a caller refuse or schedule an image before allocating for it.
 pub fn decode_memory_bound(bytes: &[u8], max_pixels: u64) -> Result<u64, PreprocessError> {
-    let (decoder, _, width, height) = open_decoder(bytes, max_pixels)?;
+    let (decoder, name, width, height) = open_decoder(bytes, max_pixels)?;
     let bpp = u64::from(decoder.color_type().bytes_per_pixel());
-    Ok(u64::from(width) * u64::from(height) * (2 * bpp + 3))
+    let mut bound = u64::from(width) * u64::from(height) * (2 * bpp + 3);
+    // A GIF's first frame has dimensions of its own, which may exceed the logical screen: the
+    // decoder reads it into an RGBA buffer of the frame's size (through an indexed buffer of
+    // one byte per pixel) before placing it on the screen.
+    if name == "GIF" {
+        if let Some((fw, fh)) = gif_first_frame(bytes) {
+            let pixels = u64::from(fw) * u64::from(fh);
+            if pixels > max_pixels {
+                return Err(PreprocessError::TooManyPixels {
+                    width: u32::from(fw),
+                    height: u32::from(fh),
+                    max_pixels,
+                });
+            }
+            // (plus the LZW decoder's tables and buffers)
+            bound += pixels * 5 + (256 << 10);
+        }
+    }
+    Ok(bound)
+}
+
+/// The dimensions in the first image descriptor of a GIF (after the logical screen, its colour
+/// table and any extension blocks), or None when the file ends or is malformed before one.
+fn gif_first_frame(b: &[u8]) -> Option<(u16, u16)> {
+    let flags = *b.get(10)?;
+    let mut i = 13;
+    if flags & 0x80 != 0 {
+        i += 3 << ((flags & 7) + 1);
+    }
+    loop {
+        match *b.get(i)? {
+            0x2C => {
+                let d = b.get(i + 5..i + 9)?;
+                return Some((
+                    u16::from_le_bytes([d[0], d[1]]),
+                    u16::from_le_bytes([d[2], d[3]]),
+                ));
+            }
+            0x21 => {
+                // Extension: label, then sub-blocks until an empty one.
+                i += 2;
+                loop {
+                    let len = usize::from(*b.get(i)?);
+                    i += 1 + len;
+                    if len == 0 {
+                        break;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// What a walk over a JPEG's marker structure found.

@@ -5,6 +5,7 @@ use std::fmt;
 
 use crate::contract::ContractError;
 use crate::image_error::PreprocessError;
+use crate::operators::OperatorRefusal;
 
 /// What kind of failure, at the granularity of PostgreSQL's error classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,10 +119,20 @@ impl From<&ContractError> for EncoderError {
         match e {
             ContractError::Onnx(_) => EncoderError::new(ErrorKind::InvalidBinary, format!("invalid model: {e}"))
                 .hint("Load a model exported by ics-train (its ONNX metadata carries the ics_hash.* contract keys)."),
+            ContractError::OrtFormat => EncoderError::new(ErrorKind::InvalidBinary, format!("invalid model: {e}"))
+                .hint("ics_hash loads ONNX models only: re-save the model as plain ONNX (onnx.save, or ics-train export), not as an ONNX Runtime .ort file or a file holding both."),
             ContractError::External(_) => EncoderError::new(ErrorKind::NotSupported, format!("invalid model: {e}"))
                 .hint("Export the model with every tensor inside the file (ics-train export does; in Python, onnx.save without save_as_external_data)."),
             _ => EncoderError::new(ErrorKind::InvalidModel, format!("invalid model: {e}"))
                 .hint("Load a model exported by ics-train (its ONNX metadata carries the ics_hash.* contract keys)."),
         }
+    }
+}
+
+impl From<&OperatorRefusal> for EncoderError {
+    fn from(e: &OperatorRefusal) -> Self {
+        EncoderError::new(ErrorKind::NotSupported, format!("invalid model: {e}")).hint(
+            "ics_hash runs only operators whose cost the input cannot blow up, so that a cancel or statement_timeout stops every run (README, Security). A superuser may allow more operator types: SET ics_hash.extra_operators = 'OpType,...' before loading and encoding.",
+        )
     }
 }

@@ -15,6 +15,7 @@
 //! - [`contract`]: the model contract, the `ics_hash.*` ONNX metadata keys and their checks.
 //! - [`onnx_proto`]: the minimal ONNX protobuf messages the exporter writes and the loader reads.
 //! - [`onnx_external`]: proof that model bytes refer to no file or other outside data.
+//! - [`operators`]: the operators a model may use, so that every run can be stopped.
 //!
 //! Running it:
 //! - [`error`]: what can go wrong, as kinds a caller maps to its own error codes.
@@ -37,6 +38,7 @@ pub mod image_error;
 pub mod memory;
 pub mod onnx_external;
 pub mod onnx_proto;
+pub mod operators;
 pub mod preprocess;
 pub mod resize;
 pub mod runtime;

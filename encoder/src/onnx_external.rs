@@ -25,7 +25,13 @@ use prost::encoding::{decode_key, decode_varint, WireType};
 pub const MAX_DEPTH: usize = 32;
 
 /// `TensorProto.DataLocation.EXTERNAL`.
-const DATA_LOCATION_EXTERNAL: u64 = 1;
+const DATA_LOCATION_EXTERNAL: i32 = 1;
+
+/// A `data_location` varint as ONNX Runtime's protobuf reads it: an `int32` enum keeps the low
+/// 32 bits, so `0x1_0000_0001` is EXTERNAL too.
+fn data_location(v: u64) -> i32 {
+    v as u32 as i32
+}
 
 /// Why a model is not self-contained.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +210,9 @@ fn walk(
     let mut buf = bytes;
     while !buf.is_empty() {
         match next_field(&mut buf)? {
-            Field::Varint(14, v) if kind == Kind::Tensor && v == DATA_LOCATION_EXTERNAL => {
+            Field::Varint(14, v)
+                if kind == Kind::Tensor && data_location(v) == DATA_LOCATION_EXTERNAL =>
+            {
                 external.get_or_insert_with(String::new);
             }
             Field::Bytes(tag, payload) => {
@@ -342,6 +350,32 @@ mod tests {
             };
             assert!(check_self_contained(&model_with(g)).is_err());
         }
+    }
+
+    /// `data_location` written as a 64-bit varint whose low 32 bits are 1: ONNX Runtime's int32
+    /// enum reads EXTERNAL.
+    #[test]
+    fn data_location_is_read_as_int32() {
+        let mut t = external_tensor("wide", "global/1260");
+        t.data_location = 0;
+        t.external_data.clear();
+        let mut tensor = t.encode_to_vec();
+        prost::encoding::encode_key(14, WireType::Varint, &mut tensor);
+        prost::encoding::encode_varint((1u64 << 32) | 1, &mut tensor);
+        let mut graph = Vec::new();
+        prost::encoding::bytes::encode(5, &tensor, &mut graph); // GraphProto.initializer
+        let mut model = Vec::new();
+        prost::encoding::bytes::encode(7, &graph, &mut model); // ModelProto.graph
+                                                               // prost truncates like ONNX Runtime does.
+        let decoded = ModelProto::decode(model.as_slice()).unwrap();
+        assert_eq!(decoded.graph.unwrap().initializer[0].data_location, 1);
+        assert!(matches!(
+            check_self_contained(&model),
+            Err(ExternalReference::ExternalData { .. })
+        ));
+        // Values that are not 1 in the low 32 bits stay DEFAULT (0) or an unknown enum value.
+        assert_eq!(data_location(1 << 32), 0);
+        assert_eq!(data_location(u64::MAX), -1);
     }
 
     #[test]

@@ -80,6 +80,20 @@ pub struct OperatorSetIdProto {
     pub version: i64,
 }
 
+/// `FunctionProto`: a model-local function (decoded from [`ModelProto::functions`] by callers
+/// that look inside; only the fields they need).
+#[derive(Clone, PartialEq, Message)]
+pub struct FunctionProto {
+    #[prost(string, tag = "1")]
+    pub name: String,
+    #[prost(message, repeated, tag = "7")]
+    pub node: Vec<NodeProto>,
+    #[prost(string, repeated, tag = "4")]
+    pub input: Vec<String>,
+    #[prost(string, tag = "10")]
+    pub domain: String,
+}
+
 /// `StringStringEntryProto`: one metadata key/value pair.
 #[derive(Clone, PartialEq, Eq, Message)]
 pub struct StringStringEntryProto {

@@ -13,6 +13,8 @@
 //! - Sessions are built from bytes only, after [`crate::contract::ModelContract::from_onnx`]
 //!   (or [`crate::onnx_external::check_self_contained`]) proved those bytes refer to no file:
 //!   ONNX Runtime would resolve external data against the working directory.
+//! - Every session parses its bytes as ONNX (`session.load_model_format = ONNX`): ONNX Runtime
+//!   would otherwise load bytes with `ORTM` at offset 4 in its own format, unchecked.
 
 use std::ffi::{c_char, CStr, CString};
 use std::path::{Path, PathBuf};
@@ -34,6 +36,8 @@ pub const DEFAULT_LIBRARY: &str =
     "/usr/local/lib/ics_hash/onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
 /// The environment variable `ort` itself reads.
 pub const LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
+/// ONNX Runtime's session config key for the model format (`kOrtSessionOptionsConfigLoadModelFormat`).
+pub const LOAD_MODEL_FORMAT_KEY: &str = "session.load_model_format";
 /// ONNX Runtime's names of the providers used here.
 pub const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
 pub const CPU_PROVIDER: &str = "CPUExecutionProvider";
@@ -328,6 +332,11 @@ fn cpu_builder(rt: &Runtime, threads: usize) -> Result<SessionBuilder, String> {
         .map_err(|e| e.to_string())?;
     let b = b.with_intra_threads(threads).map_err(|e| e.to_string())?;
     let b = b.with_inter_threads(1).map_err(|e| e.to_string())?;
+    // Bytes are parsed as ONNX, never guessed: left to guess, ONNX Runtime loads any bytes
+    // with "ORTM" at offset 4 in its own ORT format, a graph no ONNX check has seen.
+    let b = b
+        .with_config_entry(LOAD_MODEL_FORMAT_KEY, "ONNX")
+        .map_err(|e| e.to_string())?;
     // Every CPU allocation through the counting allocator (crate::memory).
     let b = b.with_env_allocators().map_err(|e| e.to_string())?;
     // Idle pool threads sleep instead of spinning: the caller is one of many processes.

@@ -1,5 +1,5 @@
 //! A model ready to encode: its contract (parsed from the bytes, which are proved
-//! self-contained first), an ONNX Runtime session whose inputs and outputs were checked
+//! self-contained first), its operators checked ([`crate::operators`]), an ONNX Runtime session whose inputs and outputs were checked
 //! against the contract, and a measured memory profile. [`EncoderSession::run`] is the one
 //! path from an input tensor to packed codes: run (cancellable, within the memory limit),
 //! check the output's shape and values, pack the signs.
@@ -14,6 +14,7 @@ use ort::value::{TensorElementType, TensorRef, ValueType};
 use crate::cancel::{self, Interrupt};
 use crate::error::{EncoderError, ErrorKind};
 use crate::memory;
+use crate::operators::{check_operators, OperatorPolicy};
 use crate::runtime::{self, CudaOptions, ProviderSetting, Runtime, CUDA_PROVIDER};
 use crate::signals::SignalsBlocked;
 
@@ -63,6 +64,10 @@ pub struct EncoderSession {
     pub profile: MemoryProfile,
     pub runs: u64,
     pub items: u64,
+    /// Operator types the model needed its policy for (outside
+    /// [`crate::operators::ALLOWED`], or in a form only the policy accepts): a caller keeping
+    /// sessions re-checks them against its policy of the moment.
+    pub operators_beyond_list: Vec<String>,
 }
 
 fn interface_error(message: String) -> EncoderError {
@@ -112,7 +117,24 @@ impl EncoderSession {
         opts: SessionOptions,
         cuda: &CudaOptions,
     ) -> Result<EncoderSession, EncoderError> {
-        let (contract, _) = ModelContract::from_onnx(bytes).map_err(|e| EncoderError::from(&e))?;
+        Self::build_checked(rt, bytes, opts, cuda, &OperatorPolicy::strict())
+    }
+
+    /// [`EncoderSession::build_with`] accepting the operators `policy` adds to
+    /// [`crate::operators::ALLOWED`]. Every model's operators are checked before ONNX Runtime
+    /// sees it ([`crate::operators`]: every run must be stoppable).
+    pub fn build_checked(
+        rt: &Runtime,
+        bytes: &[u8],
+        opts: SessionOptions,
+        cuda: &CudaOptions,
+        policy: &OperatorPolicy,
+    ) -> Result<EncoderSession, EncoderError> {
+        let (contract, model) =
+            ModelContract::from_onnx(bytes).map_err(|e| EncoderError::from(&e))?;
+        let operators_beyond_list =
+            check_operators(&model, policy).map_err(|e| EncoderError::from(&e))?;
+        drop(model);
         let started = Instant::now();
         memory::set_limit(opts.memory_limit);
         memory::take_refused();
@@ -144,6 +166,7 @@ impl EncoderSession {
             profile: MemoryProfile::default(),
             runs: 0,
             items: 0,
+            operators_beyond_list,
         };
         s.check_interface()?;
         let _blocked = SignalsBlocked::new();

@@ -6,7 +6,14 @@
 //!   the largest feature), for cancellation;
 //! - [`wide_image_model`]: a 64-channel convolution at full resolution, so a run's memory
 //!   grows by about a megabyte per image at 64 px, for the memory limit;
-//! - [`external_data_model`]: [`features_model`] whose weight lives in an outside file.
+//! - [`external_data_model`]: [`features_model`] whose weight lives in an outside file;
+//! - [`nms_features_model`], [`runtime_matmul_features_model`]: operators a run cannot be
+//!   stopped inside (refused at load, see `crate::operators`);
+//! - [`ort_format_features_model`]: [`features_model`] whose bytes also carry ONNX Runtime's
+//!   own format marker (refused at load).
+//!
+//! [`slow_features_model`] uses a Loop, refused by the default operator list: its tests allow
+//! it explicitly.
 //!
 //! Built on the pgrx-free ONNX messages of `crate::onnx_proto`; no protoc, no Python.
 
@@ -279,4 +286,118 @@ pub fn wide_image_model(size: u32) -> Vec<u8> {
         ..Default::default()
     };
     model(graph, &c)
+}
+
+/// 4 features -> 8 bits like [`features_model`], plus a NonMaxSuppression over boxes made from
+/// the input (its cost grows with the square of the box count) whose result is added times
+/// zero: refused by the operator list.
+pub fn nms_features_model() -> Vec<u8> {
+    let c = contract(8, ModelInput::Features { dim: 4 }, "features");
+    let graph = GraphProto {
+        name: "nms_features".into(),
+        input: vec![ValueInfoProto::tensor(
+            "features",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(4)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(8)],
+        )],
+        initializer: vec![
+            TensorProto::from_f32("w", &[4, 8], &sign_weights()),
+            TensorProto::from_f32("b", &[8], &[0.0; 8]),
+            TensorProto::from_i64("box_axes", &[1], &[0]),
+            TensorProto::from_i64("coord_axes", &[1], &[2]),
+            TensorProto::from_f32("zero", &[], &[0.0]),
+        ],
+        node: vec![
+            // boxes [1, N, 4], scores [1, 1, N]
+            node("Unsqueeze", &["features", "box_axes"], "boxes", vec![]),
+            node(
+                "ReduceSum",
+                &["boxes", "coord_axes"],
+                "score_sum",
+                vec![AttributeProto::int("keepdims", 1)],
+            ),
+            node(
+                "Transpose",
+                &["score_sum"],
+                "scores",
+                vec![AttributeProto::ints("perm", &[0, 2, 1])],
+            ),
+            node("NonMaxSuppression", &["boxes", "scores"], "picked", vec![]),
+            node(
+                "Cast",
+                &["picked"],
+                "picked_f",
+                vec![AttributeProto::int("to", data_type::FLOAT.into())],
+            ),
+            node(
+                "ReduceSum",
+                &["picked_f"],
+                "total",
+                vec![AttributeProto::int("keepdims", 0)],
+            ),
+            node("Mul", &["total", "zero"], "nothing", vec![]),
+            node("Gemm", &["features", "w", "b"], "z", vec![]),
+            node("Add", &["z", "nothing"], "z2", vec![]),
+            node("Tanh", &["z2"], "hash", vec![]),
+        ],
+        ..Default::default()
+    };
+    model(graph, &c)
+}
+
+/// 4 features -> 8 bits like [`features_model`], plus the product of the input with its own
+/// transpose (N x 4 by 4 x N: its cost is the batch squared, two run-time tensors), added
+/// times zero: refused by the operator list.
+pub fn runtime_matmul_features_model() -> Vec<u8> {
+    let c = contract(8, ModelInput::Features { dim: 4 }, "features");
+    let graph = GraphProto {
+        name: "runtime_matmul_features".into(),
+        input: vec![ValueInfoProto::tensor(
+            "features",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(4)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(8)],
+        )],
+        initializer: vec![
+            TensorProto::from_f32("w", &[4, 8], &sign_weights()),
+            TensorProto::from_f32("b", &[8], &[0.0; 8]),
+            TensorProto::from_f32("zero", &[], &[0.0]),
+        ],
+        node: vec![
+            node("Transpose", &["features"], "ft", vec![]),
+            node("MatMul", &["features", "ft"], "gram", vec![]),
+            node(
+                "ReduceSum",
+                &["gram"],
+                "total",
+                vec![AttributeProto::int("keepdims", 0)],
+            ),
+            node("Mul", &["total", "zero"], "nothing", vec![]),
+            node("Gemm", &["features", "w", "b"], "z", vec![]),
+            node("Add", &["z", "nothing"], "z2", vec![]),
+            node("Tanh", &["z2"], "hash", vec![]),
+        ],
+        ..Default::default()
+    };
+    model(graph, &c)
+}
+
+/// [`features_model`] behind a prefix that puts ONNX Runtime's format marker `ORTM` at offset
+/// 4 and stays valid ONNX: unknown fields 15 and 16 (varints, skipped by protobuf parsers),
+/// then an unknown field 10 whose 84 bytes of padding are skipped too. Left to guess the
+/// format, ONNX Runtime would read these bytes as an ORT-format model.
+pub fn ort_format_features_model() -> Vec<u8> {
+    let mut bytes = vec![0x78, 0x00, 0x80, 0x01, b'O', b'R', b'T', b'M'];
+    bytes.extend_from_slice(&[0u8; 83]);
+    bytes.extend_from_slice(&features_model());
+    bytes
 }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use ics_encoder::batch::{encode_images, BatchOptions};
 use ics_encoder::cache::SessionCache;
 use ics_encoder::memory;
+use ics_encoder::operators::OperatorPolicy;
 use ics_encoder::runtime::{self, CudaOptions, LibraryChoice, ProviderSetting, Runtime};
 use ics_encoder::session::{EncoderSession, SessionOptions};
 use ics_encoder::test_models;
@@ -242,8 +243,16 @@ fn stop_requested() -> bool {
 #[test]
 fn a_long_run_stops_when_interrupted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut s = EncoderSession::build(rt(), &test_models::slow_features_model(), opts(usize::MAX))
-        .expect("session");
+    // Its Loop is off the operator list: allowed explicitly.
+    let mut s = EncoderSession::build_checked(
+        rt(),
+        &test_models::slow_features_model(),
+        opts(usize::MAX),
+        &CudaOptions::default(),
+        &OperatorPolicy::with_extra("Loop"),
+    )
+    .expect("session");
+    assert_eq!(s.operators_beyond_list, vec!["Loop".to_string()]);
     // A short run: the slow model's codes are the features model's.
     let codes = s.run(&[200.0, -1.0, 2.0, -0.5], 1, None).unwrap();
     assert_eq!(codes, vec![0b1010_0101]);
@@ -339,4 +348,63 @@ fn the_cache_keeps_one_session_per_model_and_setting_within_its_bounds() {
     assert_eq!(cache.len(), 1, "{one} bytes each, {} limit", 3 * one);
     cache.evict("dd");
     assert!(cache.is_empty());
+}
+
+/// Bytes that are valid ONNX and carry ONNX Runtime's own format marker: the encoder's session
+/// refuses them, and a session built from them directly (the trainer's path for backbones)
+/// reads the ONNX graph, because the format is forced rather than guessed.
+#[test]
+fn ort_format_bytes_are_read_as_onnx_or_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    memory::set_limit(usize::MAX);
+    let bytes = test_models::ort_format_features_model();
+    assert_eq!(&bytes[4..8], b"ORTM");
+    let err = EncoderSession::build(rt(), &bytes, opts(usize::MAX))
+        .err()
+        .expect("refused");
+    assert_eq!(err.kind, ErrorKind::InvalidBinary, "{err}");
+    assert!(err.message.contains("ORTM"), "{err}");
+    let built = runtime::build_session(rt(), &bytes, 1, ProviderSetting::Cpu, "provider")
+        .expect("parsed as ONNX, not as an ORT-format model");
+    let names: Vec<&str> = built.session.inputs().iter().map(|i| i.name()).collect();
+    assert_eq!(names, vec!["features"]);
+}
+
+/// Models with an operator a run cannot be stopped inside are refused before ONNX Runtime
+/// builds anything, unless the policy names the operator.
+#[test]
+fn unstoppable_operators_are_refused() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    memory::set_limit(usize::MAX);
+    for (model, op) in [
+        (test_models::nms_features_model(), "NonMaxSuppression"),
+        (test_models::runtime_matmul_features_model(), "MatMul"),
+        (test_models::slow_features_model(), "Loop"),
+    ] {
+        let err = EncoderSession::build(rt(), &model, opts(usize::MAX))
+            .err()
+            .unwrap_or_else(|| panic!("{op}: accepted"));
+        assert_eq!(err.kind, ErrorKind::NotSupported, "{op}: {err}");
+        assert!(err.message.contains(op), "{op}: {err}");
+        assert!(
+            err.hint
+                .as_deref()
+                .unwrap_or("")
+                .contains("extra_operators"),
+            "{op}"
+        );
+        let mut s = EncoderSession::build_checked(
+            rt(),
+            &model,
+            opts(usize::MAX),
+            &CudaOptions::default(),
+            &OperatorPolicy::with_extra(op),
+        )
+        .unwrap_or_else(|e| panic!("{op} allowed: {e}"));
+        assert_eq!(
+            s.run(&[3.0, -1.0, 2.0, -0.5], 1, None).unwrap(),
+            vec![0b1010_0101],
+            "{op}"
+        );
+    }
 }

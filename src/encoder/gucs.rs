@@ -13,6 +13,7 @@
 //! | `ics_hash.session_cache_size` | 4 | anyone | models kept ready per backend; the least recently used is dropped beyond it (and beyond half the memory limit). One session per model and provider: changing the thread count replaces it |
 //! | `ics_hash.max_cuda_sessions` | 4 | superuser | how many backends of the cluster may hold CUDA sessions at once (slots: [`super::slots`]); -1 no bound, 0 none. Each such backend holds a CUDA context (hundreds of MB of device memory) plus its sessions' arenas, so an unbounded count multiplies device memory by the connections; a few concurrent backends already keep one GPU busy. Others run on the CPU (`auto`, with a NOTICE) or fail with 53000 (`cuda`) |
 //! | `ics_hash.cuda_memory_limit` | 4 GB | superuser | the device memory arena of one CUDA session (ONNX Runtime's `gpu_mem_limit`, grown by what is requested); 0 no limit. With the slots it bounds the device memory of the cluster's encoders to about slots x (context + cached models x this) |
+//! | `ics_hash.extra_operators` | empty | superuser | operator types (`OpType` or `domain:OpType`, comma-separated) a model may use beyond the built-in list of [`ics_encoder::operators::ALLOWED`], in any form. The list keeps every run stoppable by a cancel or timeout; an operator added here may run for as long as its input makes it. Checked when a model is loaded and whenever a backend builds (or reuses) its session |
 //! | `ics_hash.debug_assume_cuda` | off | superuser, not shown | developer option for tests on machines without a GPU: slots are admitted as if CUDA were possible (sessions still run where they can, so on the CPU) |
 
 use std::ffi::CString;
@@ -69,6 +70,7 @@ static ENCODER_MEMORY_LIMIT: GucSetting<i32> =
 static MAX_CUDA_SESSIONS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_CUDA_SESSIONS);
 static CUDA_MEMORY_LIMIT: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_CUDA_MEMORY_LIMIT_MB);
 static DEBUG_ASSUME_CUDA: GucSetting<bool> = GucSetting::<bool>::new(false);
+static EXTRA_OPERATORS: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 
 /// Registers the GUCs (from `_PG_init`: definitions only, nothing is loaded or started).
 pub fn register() {
@@ -177,6 +179,14 @@ pub fn register() {
         GucContext::Suset,
         GucFlags::UNIT_MB,
     );
+    GucRegistry::define_string_guc(
+        c"ics_hash.extra_operators",
+        c"ONNX operator types models may use beyond ics_hash's built-in list (comma-separated OpType or domain:OpType).",
+        c"The built-in list holds operators whose cost the input cannot blow up, so that a cancel or statement_timeout stops every run; an operator named here is accepted in any form. Checked when a model is loaded and when a backend builds or reuses its session.",
+        &EXTRA_OPERATORS,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
     GucRegistry::define_bool_guc(
         c"ics_hash.debug_assume_cuda",
         c"Developer option for tests without a GPU: admit CUDA slots as if CUDA were possible.",
@@ -262,4 +272,11 @@ pub fn cuda_memory_limit() -> usize {
 /// `ics_hash.debug_assume_cuda`.
 pub fn debug_assume_cuda() -> bool {
     DEBUG_ASSUME_CUDA.get()
+}
+
+/// The operator policy of `ics_hash.extra_operators`.
+pub fn operator_policy() -> ics_encoder::operators::OperatorPolicy {
+    ics_encoder::operators::OperatorPolicy::with_extra(
+        &non_empty(EXTRA_OPERATORS.get()).unwrap_or_default(),
+    )
 }

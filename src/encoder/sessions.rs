@@ -72,7 +72,7 @@ fn build_admitted(
 ) -> Result<(EncoderSession, bool), EncoderError> {
     let terms = slots::admit(rt, opts.provider);
     // On failure the caller settles the slot (it may hold the cache).
-    let session = EncoderSession::build_with(rt, bytes, opts, &terms)?;
+    let session = EncoderSession::build_checked(rt, bytes, opts, &terms, &gucs::operator_policy())?;
     if let Some(why) = &terms.refused {
         if session.provider == CPU_PROVIDER {
             pgrx::notice!("ics_hash: model \"{name}\" runs on the CPU: {why}");
@@ -157,7 +157,13 @@ pub fn with_session<R>(
         // A session built and dropped by a failed ics_model_load may have taken the slot.
         settle(cache);
         if let Some(e) = cache.get(sha256, opts.provider, opts.threads) {
-            return Ok(f(&mut e.session));
+            // Built while ics_hash.extra_operators allowed more: rebuilt (and refused) when
+            // the setting of the moment does not.
+            if gucs::operator_policy().allows_all(&e.session.operators_beyond_list) {
+                return Ok(f(&mut e.session));
+            }
+            cache.evict(sha256);
+            settle(cache);
         }
         let bytes = fetch()?;
         // Room first: the new session's weights and prepacked kernels take about twice the

@@ -23,6 +23,9 @@
 //!   (`ics_encoder::test_models`): a run time chosen by the input (cancellation), a megabyte of
 //!   activations per 64-px image (the memory limit), a weight read from `global/1260` (the
 //!   data directory's `pg_authid` file; must be refused);
+//! - `ort_format_features.onnx`, `nms_features.onnx`, `runtime_matmul_features.onnx`: model
+//!   files the loader refuses (ONNX Runtime's format marker in ONNX bytes; operators a run
+//!   cannot be stopped inside);
 //! - `no_contract.onnx`: `tiny_features` without metadata; `bad_graph.onnx`: metadata naming
 //!   an input the graph does not have.
 //!
@@ -383,6 +386,22 @@ fn main() -> Result<()> {
         &out,
         "external_data.onnx",
         &test_models::external_data_model("global/1260"),
+    )?;
+    // Model files the loader must refuse (security_models.sql).
+    write(
+        &out,
+        "ort_format_features.onnx",
+        &test_models::ort_format_features_model(),
+    )?;
+    write(
+        &out,
+        "nms_features.onnx",
+        &test_models::nms_features_model(),
+    )?;
+    write(
+        &out,
+        "runtime_matmul_features.onnx",
+        &test_models::runtime_matmul_features_model(),
     )?;
 
     let total: u64 = std::fs::read_dir(&out)?

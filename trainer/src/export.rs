@@ -15,6 +15,7 @@
 //! its own trained network (burn) from the image on, so the check also holds the exported
 //! backbone to the one that was trained.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use anyhow::{ensure, Context, Result};
@@ -25,7 +26,7 @@ use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::backbone::features::{preprocess_batch, Extractor, ImageSource, Pixels};
+use crate::backbone::features::{preprocess_batch, read_file, Extractor, ImageSource, Pixels};
 use crate::backbone::file::BackboneFile;
 use crate::finetune::device::inference_device;
 use crate::finetune::network::{tensor, to_vec, NetworkTensors, Start};
@@ -349,12 +350,10 @@ impl ImageSource for SampleImages {
             SampleImages::Generated(g) => g.len(),
         }
     }
-    fn load(&self, i: usize) -> Result<Pixels> {
+    fn load(&self, i: usize) -> Result<Pixels<'_>> {
         match self {
-            SampleImages::Files(f) => Ok(Pixels::Encoded(
-                std::fs::read(&f[i]).with_context(|| format!("reading {}", f[i].display()))?,
-            )),
-            SampleImages::Generated(g) => Ok(Pixels::Rgb(g[i].clone())),
+            SampleImages::Files(f) => read_file(&f[i]),
+            SampleImages::Generated(g) => Ok(Pixels::Rgb(Cow::Borrowed(&g[i]))),
         }
     }
     fn fingerprint(&self, i: usize, hasher: &mut Sha256) -> Result<()> {
@@ -376,8 +375,7 @@ mod tests {
     use crate::backbone::Backbone;
     use crate::ics::synthetic::make;
     use crate::ics::{train_silently, TrainConfig};
-    use crate::onnx::{model, GraphBuilder};
-    use ics_encoder::onnx_proto::Dim;
+    use crate::onnx::toy;
     use ics_encoder::preprocess::{Preprocess, ResizeMode};
     use ndarray::array;
 
@@ -402,26 +400,15 @@ mod tests {
         }
     }
 
-    /// A backbone file: `input` (N x 3 x 8 x 8) -> GlobalAveragePool -> 3 features.
+    /// A backbone file of the toy backbone at 8 x 8: 3 features.
     fn toy_backbone(dir: &Path) -> BackboneFile {
-        let mut b = GraphBuilder::new("toy");
-        let dims = [
-            Dim::Symbolic("N".into()),
-            Dim::Fixed(3),
-            Dim::Fixed(8),
-            Dim::Fixed(8),
-        ];
-        let x = b.input("input", &dims).unwrap();
-        b.node_to("GlobalAveragePool", &[&x], "pooled", vec![])
-            .unwrap();
-        b.output("pooled", &[]).unwrap();
         let p = Preprocess {
             size: 8,
             resize: ResizeMode::Stretch,
             mean: [0.0; 3],
             std: [64.0; 3],
         };
-        let bb = Backbone::from_model(model(b.finish(), &[]), "pooled", p, "toy".into()).unwrap();
+        let bb = Backbone::from_model(toy::toy_backbone(8), "pooled", p, "toy".into()).unwrap();
         let path = dir.join("toy-backbone.onnx");
         save_backbone_file(&bb, &path, 1).unwrap();
         BackboneFile::load(&path).unwrap()

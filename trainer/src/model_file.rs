@@ -2,18 +2,15 @@
 //! centres, the per-image weights, the configuration and history, plus where its features
 //! came from (the backbone file and the data), so later commands need only this file.
 //!
-//! # Format, version 3 ([`FORMAT_VERSION`])
+//! # Format, version 3 ([`FORMAT`])
 //!
-//! A [safetensors](https://github.com/huggingface/safetensors) file: an 8-byte little-endian
-//! length `N`, `N` bytes of JSON header (tensor table and `__metadata__`), then the tensors'
-//! bytes (little-endian, row-major). `head -c 4096 model.icsm` shows the header.
-//!
-//! `__metadata__` holds one key, `ics_train.model`, whose value is the JSON of the model's
-//! description ([`Header`]), beginning with `"format": "ics-train model"` and
-//! `"format_version": 3`: the trainer version, the [`TrainConfig`] (the JSON of `--config`),
-//! the head's layer count and dropout, the centre method, class names, the per-epoch history
-//! ([`EpochLog`], as in the training report), the [`BackboneRecord`], the [`DataRecord`] and,
-//! for a fine-tuned model, the [`FinetunedRecord`].
+//! A tensor file ([`crate::tensorfile`]: safetensors) whose description, under the
+//! `__metadata__` key `ics_train.model`, is the JSON of [`Header`] after
+//! `"format": "ics-train model"` and `"format_version": 3`: the trainer version, the
+//! [`TrainConfig`] (the JSON of `--config`), the head's layer count and dropout, the centre
+//! method, class names, the per-epoch history ([`EpochLog`], as in the training report), the
+//! [`BackboneRecord`], the [`DataSpec`] (absolute paths) and, for a fine-tuned model, the
+//! [`FinetunedRecord`].
 //!
 //! | tensor | dtype | shape | |
 //! |---|---|---|---|
@@ -31,106 +28,47 @@
 //! whenever what is written changes meaning (version 3: a model may carry its own backbone,
 //! which a version-2 reader would ignore, encoding with the wrong network).
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{bail, ensure, Context, Result};
-use ndarray::{Array1, Array2};
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensorError, SafeTensors};
+use ics_encoder::preprocess::ResizeMode;
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
-use crate::data::split::{absolute, DataSpec};
+use crate::backbone::architecture::Architecture;
+use crate::backbone::BackboneRecord;
+use crate::data::DataSpec;
 use crate::ics::{
-    CentreMethod, Centres, EpochLog, HashHead, IcsModel, InstanceWeights, Linear, TrainConfig,
+    CentreMethod, Centres, EpochLog, FinetuneMode, HashHead, IcsModel, InstanceWeights, Linear,
+    TrainConfig,
 };
+use crate::tensorfile::{Format, Reader, Writer};
 
-/// The `format` every model file names.
-pub const FORMAT: &str = "ics-train model";
-/// The version this trainer writes (and reads, with [`OLDEST_READ_VERSION`]).
-pub const FORMAT_VERSION: u32 = 3;
-/// The oldest version this trainer reads (version 2: no fine-tuned backbone).
-pub const OLDEST_READ_VERSION: u32 = 2;
-/// The one `__metadata__` key of the safetensors header.
-pub const METADATA_KEY: &str = "ics_train.model";
+/// The model file's format: the version this trainer writes, the oldest it reads.
+pub const FORMAT: Format = Format {
+    name: "ics-train model",
+    key: "ics_train.model",
+    version: 3,
+    oldest: 2,
+    older_advice: "train the model again with this ics-train (`ics-train train`)",
+};
 /// First bytes of a version-1 file.
 const V1_MAGIC: &[u8; 8] = b"ICSMODEL";
 
-/// Where the features a model was trained on came from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BackboneRecord {
-    /// The backbone file (absolute path when written).
-    pub path: PathBuf,
-    /// sha256 of the backbone's ONNX bytes as loaded: the feature cache key's first part.
-    pub sha256: String,
-    pub description: String,
-    pub feature_dim: usize,
-}
-
-/// Where a model's data is (absolute paths when written by `ics-train train`): a composed
-/// benchmark folder, or one file per split with its options. Later commands read the
-/// query/database splits from here, and the exporter samples training images.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct DataRecord {
-    /// Composed benchmark folder (from `ics-train data compose`).
-    pub composed_dir: Option<PathBuf>,
-    /// Split files: HashNet list files, or COCO instances JSON.
-    pub train_file: Option<PathBuf>,
-    pub query_file: Option<PathBuf>,
-    pub database_file: Option<PathBuf>,
-    /// Folder the split files' image paths are relative to (none: each file's folder).
-    pub image_root: Option<PathBuf>,
-    /// Class names, one a line.
-    pub classes_file: Option<PathBuf>,
-    /// Areas file of the training split.
-    pub train_areas_file: Option<PathBuf>,
-}
-
-impl DataRecord {
-    /// What a model file records of `spec`: the same data with every path made absolute, so
-    /// later commands find it from any folder (an error names a path that does not exist).
-    pub fn of(spec: &DataSpec) -> Result<DataRecord> {
-        let abs = |p: &Option<PathBuf>| p.as_deref().map(absolute).transpose();
-        Ok(DataRecord {
-            composed_dir: abs(&spec.composed_dir)?,
-            train_file: abs(&spec.train_file)?,
-            query_file: abs(&spec.query_file)?,
-            database_file: abs(&spec.database_file)?,
-            image_root: abs(&spec.image_root)?,
-            classes_file: abs(&spec.classes_file)?,
-            train_areas_file: abs(&spec.train_areas_file)?,
-        })
-    }
-
-    /// The data the record points to.
-    pub fn spec(&self) -> DataSpec {
-        DataSpec {
-            composed_dir: self.composed_dir.clone(),
-            train_file: self.train_file.clone(),
-            query_file: self.query_file.clone(),
-            database_file: self.database_file.clone(),
-            image_root: self.image_root.clone(),
-            classes_file: self.classes_file.clone(),
-            train_areas_file: self.train_areas_file.clone(),
-        }
-    }
-}
-
 /// A fine-tuned backbone carried by the model file: the network's architecture, its
 /// preprocessing, and every weight (BatchNorm folded), so later commands rebuild exactly the
-/// network the head was trained with. The tensors are interpreted by `crate::backbone`.
+/// network the head was trained with. The tensors are interpreted by `crate::finetune`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FinetunedRecord {
-    /// JSON of the `backbone::architecture::Architecture`.
-    pub architecture: serde_json::Value,
+    pub architecture: Architecture,
     /// The fine-tuned network's description (the model contract's `backbone`).
     pub description: String,
-    /// `none` never; `top:N` or `all`.
-    pub mode: String,
+    /// `top:N` or `all` (never `none`).
+    pub mode: FinetuneMode,
     /// Input side S (the network takes N x 3 x S x S).
     pub image_size: u32,
-    /// Resize mode name (`shorter-side-center-crop`, `stretch`).
-    pub resize: String,
+    #[serde(with = "resize_name")]
+    pub resize: ResizeMode,
     pub norm_mean: [f32; 3],
     pub norm_std: [f32; 3],
     /// (name, shape, values), stored as the tensors `backbone.{name}`.
@@ -140,11 +78,24 @@ pub struct FinetunedRecord {
     pub tensor_names: Vec<String>,
 }
 
-/// The JSON description in the header (everything but the tensors).
+/// [`ResizeMode`] by its contract name (`shorter-side-center-crop`, `stretch`).
+mod resize_name {
+    use ics_encoder::preprocess::ResizeMode;
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &ResizeMode, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(mode.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ResizeMode, D::Error> {
+        let name = String::deserialize(d)?;
+        ResizeMode::parse(&name).ok_or_else(|| D::Error::custom(format!("resize mode {name:?}")))
+    }
+}
+
+/// The description in the header (everything but the tensors).
 #[derive(Serialize, Deserialize)]
 pub struct Header {
-    pub format: String,
-    pub format_version: u32,
     pub trainer_version: String,
     pub config: TrainConfig,
     /// Number of head layers (tensors `head.0` .. `head.{layers-1}`).
@@ -154,16 +105,9 @@ pub struct Header {
     pub class_names: Vec<String>,
     pub history: Vec<EpochLog>,
     pub backbone: Option<BackboneRecord>,
-    pub data: Option<DataRecord>,
+    pub data: Option<DataSpec>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finetuned: Option<FinetunedRecord>,
-}
-
-/// The fields read before anything else, to refuse other formats and versions first.
-#[derive(Deserialize)]
-struct Identity {
-    format: Option<String>,
-    format_version: Option<u32>,
 }
 
 /// A model with its provenance.
@@ -174,17 +118,12 @@ pub struct ModelFile {
     /// The backbone file the model was trained from (for a fine-tuned model: the starting
     /// point; the network itself is [`ModelFile::finetuned`]).
     pub backbone: Option<BackboneRecord>,
-    pub data: Option<DataRecord>,
+    /// Where the model's data is (absolute paths when written by `ics-train train`, see
+    /// [`DataSpec::absolute`]): later commands read the query/database splits from here, and
+    /// the exporter samples training images.
+    pub data: Option<DataSpec>,
     /// The fine-tuned backbone, for models trained with `--finetune top:N|all`.
     pub finetuned: Option<FinetunedRecord>,
-}
-
-fn f32_bytes<'a>(values: impl Iterator<Item = &'a f32>) -> Vec<u8> {
-    values.flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn st_err(e: SafeTensorError) -> anyhow::Error {
-    anyhow::anyhow!("{e:?}")
 }
 
 impl ModelFile {
@@ -192,8 +131,6 @@ impl ModelFile {
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let m = &self.model;
         let header = Header {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
             trainer_version: env!("CARGO_PKG_VERSION").into(),
             config: m.config().clone(),
             layers: m.layers().len(),
@@ -208,7 +145,6 @@ impl ModelFile {
                 ..f
             }),
         };
-        let json = serde_json::to_string(&header)?;
         let w = m.weights();
         let mut labels = Array2::<u8>::zeros((w.len(), w.classes()));
         for i in 0..w.len() {
@@ -216,67 +152,22 @@ impl ModelFile {
                 labels[[i, k]] = 1;
             }
         }
-        // (name, dtype, shape, bytes)
-        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut file = Writer::new();
         for (i, l) in m.layers().iter().enumerate() {
-            let (inputs, outputs) = (l.inputs(), l.outputs());
-            tensors.push((
-                format!("head.{i}.weight"),
-                Dtype::F32,
-                vec![inputs, outputs],
-                f32_bytes(l.weight().iter()),
-            ));
-            tensors.push((
+            file.matrix(format!("head.{i}.weight"), l.weight())?;
+            file.add(
                 format!("head.{i}.bias"),
-                Dtype::F32,
-                vec![outputs],
-                f32_bytes(l.bias().iter()),
-            ));
+                &[l.outputs()],
+                l.bias().iter().copied(),
+            )?;
         }
-        let c = m.centres().matrix();
-        tensors.push((
-            "centres".into(),
-            Dtype::F32,
-            vec![c.nrows(), c.ncols()],
-            f32_bytes(c.iter()),
-        ));
-        tensors.push((
-            "instance_weights".into(),
-            Dtype::F64,
-            vec![w.len(), w.classes()],
-            w.matrix().iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ));
-        tensors.push((
-            "instance_labels".into(),
-            Dtype::U8,
-            vec![w.len(), w.classes()],
-            labels.iter().copied().collect(),
-        ));
-        if let Some(f) = &self.finetuned {
-            for (name, shape, values) in &f.tensors {
-                ensure!(
-                    shape.iter().product::<usize>() == values.len(),
-                    "backbone tensor {name}: shape {shape:?} for {} values",
-                    values.len()
-                );
-                tensors.push((
-                    format!("backbone.{name}"),
-                    Dtype::F32,
-                    shape.clone(),
-                    f32_bytes(values.iter()),
-                ));
-            }
+        file.matrix("centres", m.centres().matrix())?
+            .matrix("instance_weights", &w.matrix())?
+            .matrix("instance_labels", &labels)?;
+        for (name, shape, values) in self.finetuned.iter().flat_map(|f| &f.tensors) {
+            file.add(format!("backbone.{name}"), shape, values.iter().copied())?;
         }
-        let views = tensors
-            .iter()
-            .map(|(name, dtype, shape, bytes)| {
-                TensorView::new(*dtype, shape.clone(), bytes)
-                    .map(|v| (name.as_str(), v))
-                    .map_err(st_err)
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([(METADATA_KEY.to_string(), json)]);
-        safetensors::serialize(views, Some(metadata)).map_err(st_err)
+        Ok(file.to_bytes(&FORMAT, &header)?)
     }
 
     /// Writes the file (through a temporary file and a rename).
@@ -294,65 +185,35 @@ impl ModelFile {
 
     /// Parses a model file's bytes: format and version first, then the tensors.
     pub fn from_bytes(bytes: &[u8]) -> Result<ModelFile> {
-        let header = read_header(bytes)?;
-        let st = SafeTensors::deserialize(bytes)
-            .map_err(|e| anyhow::anyhow!("damaged tensor table: {e:?}"))?;
-        let tensor = |name: &str, dtype: Dtype, dims: usize| -> Result<TensorView<'_>> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| anyhow::anyhow!("damaged: no tensor {name}"))?;
-            ensure!(
-                t.dtype() == dtype && t.shape().len() == dims,
-                "damaged: tensor {name} is {:?} {:?}, expected {dtype:?} with {dims} dimensions",
-                t.dtype(),
-                t.shape()
-            );
-            Ok(t)
-        };
-        let f32s = |t: &TensorView| -> Vec<f32> {
-            t.data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect()
-        };
+        if bytes.starts_with(V1_MAGIC) {
+            let version = bytes
+                .get(8..12)
+                .map_or(1, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+            return Err(FORMAT.version_error(version).into());
+        }
+        let file = Reader::parse(bytes, &FORMAT)?;
+        let header: Header = file.description()?;
         let mut layers = Vec::with_capacity(header.layers);
         for i in 0..header.layers {
-            let w = tensor(&format!("head.{i}.weight"), Dtype::F32, 2)?;
-            let b = tensor(&format!("head.{i}.bias"), Dtype::F32, 1)?;
-            let shape = (w.shape()[0], w.shape()[1]);
-            layers.push(
-                Linear::new(
-                    Array2::from_shape_vec(shape, f32s(&w))?,
-                    Array1::from_vec(f32s(&b)),
-                )
-                .with_context(|| format!("head layer {i}"))?,
-            );
+            let weight = file.matrix::<f32>(&format!("head.{i}.weight"))?;
+            let bias = file.vector::<f32>(&format!("head.{i}.bias"))?;
+            layers
+                .push(Linear::new(weight, bias.into()).with_context(|| format!("head layer {i}"))?);
         }
         let head = HashHead::from_layers(layers, header.dropout)?;
-        let c = tensor("centres", Dtype::F32, 2)?;
-        let centres = Centres::from_matrix(
-            header.centre_method,
-            Array2::from_shape_vec((c.shape()[0], c.shape()[1]), f32s(&c))?,
-        )
-        .context("centres")?;
-        let w = tensor("instance_weights", Dtype::F64, 2)?;
-        let l = tensor("instance_labels", Dtype::U8, 2)?;
+        let centres = Centres::from_matrix(header.centre_method, file.matrix("centres")?)
+            .context("centres")?;
+        let matrix = file.matrix::<f64>("instance_weights")?;
+        let labels = file.matrix::<u8>("instance_labels")?;
         ensure!(
-            w.shape() == l.shape(),
+            matrix.dim() == labels.dim(),
             "damaged: instance_weights is {:?} but instance_labels {:?}",
-            w.shape(),
-            l.shape()
+            matrix.dim(),
+            labels.dim()
         );
-        let (n, classes) = (w.shape()[0], w.shape()[1]);
-        let matrix = Array2::from_shape_vec(
-            (n, classes),
-            w.data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        )?;
-        let mut lists = Vec::with_capacity(n);
-        for (i, row) in l.data().chunks_exact(classes.max(1)).take(n).enumerate() {
+        let classes = matrix.ncols();
+        let mut lists = Vec::with_capacity(matrix.nrows());
+        for (i, row) in labels.rows().into_iter().enumerate() {
             let mut list = Vec::new();
             for (k, &v) in row.iter().enumerate() {
                 match v {
@@ -383,15 +244,8 @@ impl ModelFile {
                     .tensor_names
                     .iter()
                     .map(|name| {
-                        let t = st
-                            .tensor(&format!("backbone.{name}"))
-                            .map_err(|_| anyhow::anyhow!("damaged: no tensor backbone.{name}"))?;
-                        ensure!(
-                            t.dtype() == Dtype::F32,
-                            "damaged: tensor backbone.{name} is {:?}",
-                            t.dtype()
-                        );
-                        Ok((name.clone(), t.shape().to_vec(), f32s(&t)))
+                        let (shape, values) = file.tensor::<f32>(&format!("backbone.{name}"))?;
+                        Ok((name.clone(), shape, values))
                     })
                     .collect::<Result<_>>()?;
                 Some(f)
@@ -408,82 +262,12 @@ impl ModelFile {
     }
 }
 
-/// The header, after checking that `bytes` is a whole model file of this version.
-fn read_header(bytes: &[u8]) -> Result<Header> {
-    if bytes.starts_with(V1_MAGIC) {
-        let version = bytes
-            .get(8..12)
-            .map_or(1, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
-        bail!("{}", version_error(version));
-    }
-    let not_ours = "not an ics-train model file (written by `ics-train train`)";
-    ensure!(
-        bytes.len() >= 8,
-        "{not_ours}: {} bytes (a truncated file?)",
-        bytes.len()
-    );
-    ensure!(bytes.get(8) == Some(&b'{'), "{not_ours}");
-    let n = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-    let have = (bytes.len() - 8) as u64;
-    ensure!(
-        n <= have,
-        "truncated: the header is {n} bytes, the file has {have} after its length"
-    );
-    let json = &bytes[8..8 + n as usize];
-    let table: HashMap<String, serde_json::Value> =
-        serde_json::from_slice(json).context("damaged header (JSON)")?;
-    let description = table
-        .get("__metadata__")
-        .and_then(|m| m.get(METADATA_KEY))
-        .and_then(|v| v.as_str())
-        .with_context(|| format!("{not_ours}: a safetensors file without {METADATA_KEY}"))?;
-    let id: Identity = serde_json::from_str(description).context("damaged header (JSON)")?;
-    ensure!(
-        id.format.as_deref() == Some(FORMAT),
-        "{not_ours}: its format is {:?}",
-        id.format
-    );
-    let version = id
-        .format_version
-        .context("damaged header: no format_version")?;
-    ensure!(
-        (OLDEST_READ_VERSION..=FORMAT_VERSION).contains(&version),
-        "{}",
-        version_error(version)
-    );
-    // Before parsing the tensors: a short file is reported as truncated, not as damaged.
-    let end = table
-        .iter()
-        .filter(|(k, _)| *k != "__metadata__")
-        .filter_map(|(_, t)| t.get("data_offsets")?.get(1)?.as_u64())
-        .max()
-        .unwrap_or(0);
-    ensure!(
-        8 + n + end <= bytes.len() as u64,
-        "truncated: {} bytes, the tensors end at byte {}",
-        bytes.len(),
-        8 + n + end
-    );
-    serde_json::from_str(description).context("damaged header (JSON)")
-}
-
-fn version_error(version: u32) -> String {
-    let what = if version > FORMAT_VERSION {
-        "read it with the newer ics-train that wrote it"
-    } else {
-        "train the model again with this ics-train (`ics-train train`)"
-    };
-    format!(
-        "model file format version {version}; this ics-train reads versions \
-         {OLDEST_READ_VERSION} to {FORMAT_VERSION}: {what}"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ics::synthetic::make;
     use crate::ics::train_silently;
+    use safetensors::SafeTensors;
 
     fn model_file() -> ModelFile {
         let data = make(60, 8, 3, 2, 0.5, 4);
@@ -506,16 +290,49 @@ mod tests {
                 description: "toy@8px".into(),
                 feature_dim: 8,
             }),
-            data: Some(DataRecord {
-                composed_dir: Some("/data/bench".into()),
-                ..DataRecord::default()
-            }),
+            data: Some(DataSpec::composed("/data/bench")),
             finetuned: None,
+        }
+    }
+
+    fn finetuned() -> FinetunedRecord {
+        FinetunedRecord {
+            architecture: Architecture::tiny(),
+            description: "toy@8px fine-tuned top:1".into(),
+            mode: FinetuneMode::Top(1),
+            image_size: 8,
+            resize: ResizeMode::Stretch,
+            norm_mean: [127.0; 3],
+            norm_std: [128.0; 3],
+            tensors: vec![
+                (
+                    "head.weight".into(),
+                    vec![2, 3, 1, 1],
+                    vec![0.5, -1.0, 2.0, 0.0, 1.0, 3.0],
+                ),
+                ("head.bias".into(), vec![2], vec![0.25, -0.25]),
+            ],
+            tensor_names: vec![],
         }
     }
 
     fn err(bytes: &[u8]) -> String {
         format!("{:#}", ModelFile::from_bytes(bytes).unwrap_err())
+    }
+
+    /// The description of a model file's bytes, as JSON.
+    fn description(bytes: &[u8]) -> serde_json::Value {
+        let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
+        serde_json::from_str(&meta.metadata().as_ref().unwrap()[FORMAT.key]).unwrap()
+    }
+
+    /// `bytes` with the description's JSON edited by `edit` (the tensors unchanged).
+    fn with_description(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
+        let st = SafeTensors::deserialize(bytes).unwrap();
+        let mut d = description(bytes);
+        edit(&mut d);
+        let metadata = std::collections::HashMap::from([(FORMAT.key.to_string(), d.to_string())]);
+        safetensors::serialize(st.tensors(), Some(metadata)).unwrap()
     }
 
     #[test]
@@ -535,6 +352,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ics-model-file-{}", std::process::id()));
         let path = dir.join("sub/m.icsm");
         mf.save(&path).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
         assert_eq!(ModelFile::load(&path).unwrap(), mf);
         assert!(!path.with_extension("icsm.tmp").exists());
         std::fs::remove_dir_all(&dir).unwrap();
@@ -556,18 +374,52 @@ mod tests {
         );
         assert_eq!(st.tensor("head.0.weight").unwrap().shape(), [8, 12]);
         assert_eq!(st.tensor("instance_weights").unwrap().shape(), [60, 3]);
+        let d = description(&bytes);
+        assert_eq!(
+            (d["format"].as_str(), d["format_version"].as_u64()),
+            (Some("ics-train model"), Some(3))
+        );
     }
 
-    /// `bytes` with the description's JSON edited by `edit` (the tensors unchanged).
-    fn with_description(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
-        let st = SafeTensors::deserialize(bytes).unwrap();
-        let (_, meta) = SafeTensors::read_metadata(bytes).unwrap();
-        let mut d: serde_json::Value =
-            serde_json::from_str(&meta.metadata().as_ref().unwrap()[METADATA_KEY]).unwrap();
-        edit(&mut d);
-        let views: Vec<(String, TensorView)> = st.tensors();
-        let metadata = HashMap::from([(METADATA_KEY.to_string(), d.to_string())]);
-        safetensors::serialize(views, Some(metadata)).unwrap()
+    /// A model file written by the trainer before the tensor-file module (format version 3,
+    /// a fine-tuned backbone included) reads back, and writing it again gives the same file
+    /// but for the trainer version.
+    #[test]
+    fn version_3_files_of_earlier_trainers_still_load() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/trainer/model-v3.icsm"
+        );
+        let old = std::fs::read(path).unwrap();
+        let mf = ModelFile::from_bytes(&old).unwrap();
+        let f = mf.finetuned.as_ref().unwrap();
+        assert_eq!(f.architecture, Architecture::tiny());
+        assert_eq!(
+            (f.mode, f.resize),
+            (FinetuneMode::Top(1), ResizeMode::Stretch)
+        );
+        assert_eq!(f.tensors, finetuned().tensors);
+        assert_eq!(mf.data, Some(DataSpec::composed("/data/bench")));
+        assert_eq!(mf.backbone, model_file().backbone);
+        assert_eq!(mf.model.config().bits, 16);
+        let new = mf.to_bytes().unwrap();
+        let without_version = |bytes: &[u8]| {
+            let mut d = description(bytes);
+            d["trainer_version"] = serde_json::Value::Null;
+            d
+        };
+        assert_eq!(without_version(&new), without_version(&old));
+        let tensors = |bytes: &[u8]| -> Vec<(String, Vec<usize>, Vec<u8>)> {
+            let st = SafeTensors::deserialize(bytes).unwrap();
+            let mut t: Vec<_> = st
+                .tensors()
+                .into_iter()
+                .map(|(n, v)| (n, v.shape().to_vec(), v.data().to_vec()))
+                .collect();
+            t.sort();
+            t
+        };
+        assert_eq!(tensors(&new), tensors(&old));
     }
 
     #[test]
@@ -612,36 +464,24 @@ mod tests {
     #[test]
     fn a_finetuned_backbone_round_trips_as_tensors() {
         let mut mf = model_file();
-        mf.finetuned = Some(FinetunedRecord {
-            architecture: serde_json::json!({"name": "toy"}),
-            description: "toy@8px fine-tuned top:1".into(),
-            mode: "top:1".into(),
-            image_size: 8,
-            resize: "stretch".into(),
-            norm_mean: [127.0; 3],
-            norm_std: [128.0; 3],
-            tensors: vec![
-                (
-                    "head.weight".into(),
-                    vec![2, 3, 1, 1],
-                    vec![0.5, -1.0, 2.0, 0.0, 1.0, 3.0],
-                ),
-                ("head.bias".into(), vec![2], vec![0.25, -0.25]),
-            ],
-            tensor_names: vec![],
-        });
+        mf.finetuned = Some(finetuned());
         let bytes = mf.to_bytes().unwrap();
         let back = ModelFile::from_bytes(&bytes).unwrap();
         let f = back.finetuned.as_ref().unwrap();
-        assert_eq!(f.tensors, mf.finetuned.as_ref().unwrap().tensors);
+        assert_eq!(f.tensors, finetuned().tensors);
         assert_eq!(f.tensor_names, vec!["head.weight", "head.bias"]);
         assert_eq!(f.description, "toy@8px fine-tuned top:1");
+        // Typed records, written as their names.
+        let d = description(&bytes);
+        assert_eq!(d["finetuned"]["mode"], "top:1");
+        assert_eq!(d["finetuned"]["resize"], "stretch");
+        assert_eq!(d["finetuned"]["architecture"]["name"], "tiny-efficientnet");
         let st = SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(
             st.tensor("backbone.head.weight").unwrap().shape(),
             [2, 3, 1, 1]
         );
-        // A missing backbone tensor is named.
+        // A missing backbone tensor is named, and so are unknown modes.
         let bad = with_description(&bytes, |d| {
             d["finetuned"]["tensor_names"] = serde_json::json!(["head.weight", "nope"])
         });
@@ -649,6 +489,19 @@ mod tests {
             err(&bad).contains("no tensor backbone.nope"),
             "{}",
             err(&bad)
+        );
+        let bad = with_description(&bytes, |d| d["finetuned"]["resize"] = "squash".into());
+        assert!(
+            err(&bad).contains("resize mode \"squash\""),
+            "{}",
+            err(&bad)
+        );
+        // A tensor whose shape does not match its values is refused when writing.
+        mf.finetuned.as_mut().unwrap().tensors[1].1 = vec![3];
+        let e = format!("{:#}", mf.to_bytes().unwrap_err());
+        assert!(
+            e.contains("tensor backbone.head.bias: shape [3] for 2 values"),
+            "{e}"
         );
     }
 
@@ -680,9 +533,17 @@ mod tests {
         let e = err(b"not a model at all");
         assert!(e.contains("not an ics-train model file"), "{e}");
         // A safetensors file without the model's description.
-        let data = [0u8; 4];
-        let view = TensorView::new(Dtype::F32, vec![1], &data).unwrap();
-        let plain = safetensors::serialize([("x", view)], None).unwrap();
+        let plain = Writer::new()
+            .add("x", &[1], [0f32])
+            .unwrap()
+            .to_bytes(
+                &Format {
+                    key: "other",
+                    ..FORMAT
+                },
+                &(),
+            )
+            .unwrap();
         let e = err(&plain);
         assert!(e.contains("not an ics-train model file"), "{e}");
         // Damaged contents are named.
@@ -693,24 +554,5 @@ mod tests {
         let bad = with_description(&bytes, |d| d["layers"] = 3.into());
         let e = err(&bad);
         assert!(e.contains("no tensor head.2.weight"), "{e}");
-    }
-
-    #[test]
-    fn data_records_hold_absolute_paths() {
-        let dir = std::env::temp_dir().join(format!("ics-train-record-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let spec = DataSpec {
-            train_file: Some(dir.join(".").join("..").join(dir.file_name().unwrap())),
-            ..DataSpec::default()
-        };
-        let rec = DataRecord::of(&spec).unwrap();
-        let abs = std::fs::canonicalize(&dir).unwrap();
-        assert_eq!(rec.train_file.as_deref(), Some(abs.as_path()));
-        assert_eq!(rec.spec().train_file, Some(abs));
-        assert!(rec.spec().query_file.is_none() && rec.composed_dir.is_none());
-        let missing = DataSpec::composed(dir.join("missing"));
-        let err = format!("{:#}", DataRecord::of(&missing).unwrap_err());
-        assert!(err.contains("missing not found"), "{err}");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,35 +3,12 @@
 //! matching a hand computation.
 
 use ics_encoder::decode::RgbImage;
-use ics_encoder::onnx_proto::Dim;
 use ics_encoder::preprocess::{Preprocess, ResizeMode};
 use ics_train::backbone::features::{ImageSource, Pixels};
 use ics_train::backbone::{extract_features, Backbone, FeatureOptions};
-use ics_train::onnx::{model, save_model, GraphBuilder};
+use ics_train::onnx::save_model;
+use ics_train::onnx::toy::toy_backbone;
 use sha2::Sha256;
-
-/// `input` (N x 3 x 4 x 4) -> Relu -> "act" -> GlobalAveragePool -> "pooled" (N x 3 x 1 x 1);
-/// only "act" is a declared output, "pooled" is intermediate.
-fn write_toy(path: &std::path::Path) {
-    let mut b = GraphBuilder::new("toy");
-    let x = b
-        .input(
-            "input",
-            &[
-                Dim::Symbolic("N".into()),
-                Dim::Fixed(3),
-                Dim::Fixed(4),
-                Dim::Fixed(4),
-            ],
-        )
-        .unwrap();
-    let act = b.node_to("Relu", &[&x], "act", vec![]).unwrap();
-    b.node_to("GlobalAveragePool", &[&act], "pooled", vec![])
-        .unwrap();
-    let neg = b.node("Neg", &[&act], "neg", vec![]).unwrap();
-    b.output(&neg, &[]).unwrap();
-    save_model(&model(b.finish(), &[]), path).unwrap();
-}
 
 /// Five 4x4 images; image i has channel c everywhere equal to 10 * i + c.
 struct Flat;
@@ -40,13 +17,13 @@ impl ImageSource for Flat {
     fn len(&self) -> usize {
         5
     }
-    fn load(&self, i: usize) -> anyhow::Result<Pixels> {
+    fn load(&self, i: usize) -> anyhow::Result<Pixels<'_>> {
         let px = [10 * i as u8, 10 * i as u8 + 1, 10 * i as u8 + 2];
-        Ok(Pixels::Rgb(RgbImage {
+        Ok(Pixels::Rgb(std::borrow::Cow::Owned(RgbImage {
             width: 4,
             height: 4,
             data: px.iter().cycle().take(48).copied().collect(),
-        }))
+        })))
     }
     fn fingerprint(&self, i: usize, h: &mut Sha256) -> anyhow::Result<()> {
         sha2::Digest::update(h, [i as u8]);
@@ -59,7 +36,7 @@ fn foreign_onnx_backbone() {
     let dir = std::env::temp_dir().join(format!("ics-backbone-onnx-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("toy.onnx");
-    write_toy(&path);
+    save_model(&toy_backbone(4), &path).unwrap();
     let p = Preprocess {
         size: 4,
         resize: ResizeMode::Stretch,

@@ -12,6 +12,7 @@ use ics_train::backbone::architecture::Architecture;
 use ics_train::backbone::file::save_backbone_file;
 use ics_train::backbone::folded::NetworkWeights;
 use ics_train::backbone::Backbone;
+use ics_train::ics::FinetuneMode;
 use ics_train::model_file::ModelFile;
 
 /// A backbone file of the tiny EfficientNet-Lite at 16 px.
@@ -99,7 +100,7 @@ fn finetune_train_resume_export_eval() {
     assert!(ckpt.join("checkpoint.icsc").is_file());
     let mf = ModelFile::load(&model).unwrap();
     let f = mf.finetuned.as_ref().expect("a fine-tuned model");
-    assert_eq!(f.mode, "top:2");
+    assert_eq!(f.mode, FinetuneMode::Top(2));
     assert_eq!(mf.model.config().finetune.backbone_lr_scale, 0.5);
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("m.report.json")).unwrap()).unwrap();

@@ -11,13 +11,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use ics_encoder::decode::RgbImage;
 use ics_encoder::preprocess::{Preprocess, ResizeMode};
 use ics_train::backbone::architecture::Architecture;
 use ics_train::backbone::efficientnet::{build, build_prefix, FEATURES, INPUT};
 use ics_train::backbone::file::{save_backbone_file, BackboneFile};
 use ics_train::backbone::folded::NetworkWeights;
 use ics_train::backbone::{Backbone, FeatureOptions};
-use ics_train::data::{Dataset, ImageRef, RgbImage};
+use ics_train::data::{Dataset, ImageRef};
 use ics_train::export::{check_onnx, write_onnx, ExportOptions, SampleImages};
 use ics_train::finetune::device::inference_device;
 use ics_train::finetune::network::{tensor, to_vec};
@@ -274,10 +275,10 @@ fn a_finetuned_model_exports_and_passes_the_check() {
     save_backbone_file(&bb, &base, 1).unwrap();
     let base = BackboneFile::load(&base).unwrap();
     let mf = ModelFile {
-        finetuned: Some(out.record("top:2").unwrap()),
+        finetuned: Some(out.record(FinetuneMode::Top(2))),
         model: out.model.clone(),
         class_names: vec!["a".into(), "b".into(), "c".into()],
-        backbone: Some(ics_train::model_file::BackboneRecord {
+        backbone: Some(ics_train::backbone::BackboneRecord {
             path: base.path.clone(),
             sha256: base.backbone.sha256.clone(),
             description: base.backbone.description.clone(),

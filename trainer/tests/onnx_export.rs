@@ -3,10 +3,10 @@
 //! Rust forward pass (Gemm + ReLU + Gemm + tanh) to 1e-5, with its contract read back equal.
 
 use ics_encoder::contract::{ModelContract, ModelInput};
-use ics_encoder::onnx_proto::{Dim, ModelProto};
 use ics_encoder::preprocess::{Preprocess, ResizeMode};
 use ics_train::onnx::runtime;
-use ics_train::onnx::{head_model, merge_backbone_head, model, DenseLayer, GraphBuilder};
+use ics_train::onnx::toy::toy_backbone;
+use ics_train::onnx::{head_model, merge_backbone_head, DenseLayer};
 use ndarray::{Array1, Array2};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -106,30 +106,6 @@ fn head_alone_matches_rust_forward() {
     assert!(runtime::run_f32(&mut session, "features", &[n, dim + 1], &bad, &["hash"]).is_err());
 }
 
-/// A tiny image backbone: `input.1` (N x 3 x 4 x 4) -> Relu -> GlobalAveragePool -> "pooled"
-/// (N x 3 x 1 x 1), plus an unrelated output the merge must drop.
-fn toy_backbone() -> ModelProto {
-    let mut b = GraphBuilder::new("toy");
-    let x = b
-        .input(
-            "input.1",
-            &[
-                Dim::Symbolic("batch".into()),
-                Dim::Fixed(3),
-                Dim::Fixed(4),
-                Dim::Fixed(4),
-            ],
-        )
-        .unwrap();
-    let r = b.node("Relu", &[&x], "r", vec![]).unwrap();
-    b.node_to("GlobalAveragePool", &[&r], "pooled", vec![])
-        .unwrap();
-    b.node_to("Neg", &[&r], "aux", vec![]).unwrap();
-    b.output("pooled", &[]).unwrap();
-    b.output("aux", &[]).unwrap();
-    model(b.finish(), &[])
-}
-
 #[test]
 fn merged_toy_backbone_matches_rust_forward() {
     let mut rng = SmallRng::seed_from_u64(11);
@@ -142,7 +118,7 @@ fn merged_toy_backbone_matches_rust_forward() {
         std: [1.0; 3],
     };
     let c = contract(ModelInput::Image(p), "image", bits);
-    let merged = merge_backbone_head(&toy_backbone(), "pooled", &layers, &c).unwrap();
+    let merged = merge_backbone_head(&toy_backbone(4), "pooled", &layers, &c).unwrap();
     let bytes = merged.to_bytes();
     let (back, _) = ModelContract::from_onnx(&bytes).unwrap();
     assert_eq!(back, c);

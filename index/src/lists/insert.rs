@@ -7,11 +7,11 @@
 //! cannot deadlock. The covering radius is raised before the entry becomes visible, so no scan
 //! can see an entry outside its list's radius.
 
-use crate::format::{Meta, Tid, FIRST_DIR_BLOCK, INVALID_BLOCK, META_BLOCK};
-use crate::lists::kmodes::nearest;
-use crate::lists::layout::{entry, init_data_page, init_dir_page, ListRecord};
+use crate::format::{Meta, Tid, INVALID_BLOCK};
+use crate::lists::layout::{entry, init_data_page, ListRecord};
 use crate::page::{maxalign, Page};
 use crate::relation::Relation;
+use ics_codes::hamming::nearest;
 
 /// Inserts one row. See [`insert_batch`].
 pub fn insert<R: Relation>(
@@ -151,32 +151,4 @@ fn fill_new_pages<R: Relation>(rel: &R, mut prev: u32, bodies: &[Vec<u8>]) -> u3
         prev = block;
     }
     prev
-}
-
-/// For an index built without knowing the code length (see
-/// [`crate::lists::build::build_unsized`]): fixes it to `code_bytes` with one list whose centroid is
-/// all zeros, unless a concurrent insert already did. Returns the metapage now in force.
-pub fn fix_code_length<R: Relation>(
-    rel: &R,
-    code_bytes: usize,
-) -> Result<Meta, crate::format::FormatError> {
-    let mut meta_page = rel.write(META_BLOCK);
-    let current = Meta::read(&meta_page)?;
-    if current.code_bytes != 0 {
-        return Ok(current);
-    }
-    let meta = Meta::new(code_bytes, 1, 0).keeping(&current);
-    debug_assert_eq!(meta.dir_pages, current.dir_pages);
-    {
-        let mut dir = rel.write(FIRST_DIR_BLOCK);
-        init_dir_page(&meta, &mut dir, 1);
-        let rec = ListRecord {
-            centroid: vec![0; code_bytes],
-            radius: 0,
-            tail: INVALID_BLOCK,
-        };
-        rec.write(&meta, &mut dir, 0);
-    }
-    meta.write(&mut meta_page);
-    Ok(meta)
 }

@@ -17,7 +17,7 @@ use crate::testutil::{
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 
 fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, batch: usize) {
     let sample: Vec<u8> = rows
@@ -242,92 +242,6 @@ fn verify_detects_a_radius_too_small() {
 }
 
 #[test]
-fn an_index_built_without_a_length_takes_the_first_codes() {
-    let rel = MemRelation::new();
-    crate::lists::build::build_unsized(&rel);
-    let dir = Directory::read(&rel).unwrap();
-    assert_eq!((dir.code_bytes(), dir.lists()), (0, 0));
-    let meta = crate::lists::insert::fix_code_length(&rel, 16).unwrap();
-    assert_eq!((meta.code_bytes, meta.lists), (16, 1));
-    // A second call (a concurrent insert) keeps what the first fixed.
-    assert_eq!(
-        crate::lists::insert::fix_code_length(&rel, 4).unwrap(),
-        meta
-    );
-    let dir = Directory::read(&rel).unwrap();
-    let mut rng = SmallRng::seed_from_u64(2);
-    let mut scratch = Vec::new();
-    let mut live = BTreeMap::new();
-    for i in 0..500 {
-        let c: Vec<u8> = (0..16).map(|_| rng.gen()).collect();
-        insert(&rel, &dir.meta, &dir.centroids, &c, tid(i), &mut scratch);
-        live.insert(tid(i), c);
-    }
-    check_verify(&rel, &live);
-    let q = live[&tid(3)].clone();
-    check_query(&rel, &live, &q, &[0, 40, 64]);
-}
-
-#[test]
-fn an_index_whose_rows_all_died_forgets_its_length() {
-    let rel = MemRelation::new();
-    crate::lists::build::build_unsized(&rel);
-    crate::lists::insert::fix_code_length(&rel, 2).unwrap();
-    let dir = Directory::read(&rel).unwrap();
-    let mut scratch = Vec::new();
-    // Enough 16-bit rows to chain several pages.
-    for i in 0..3000 {
-        let c = [(i % 7) as u8, (i % 251) as u8];
-        insert(&rel, &dir.meta, &dir.centroids, &c, tid(i), &mut scratch);
-    }
-    // One row alive: nothing is reset, the dead ones are gone.
-    let alive = tid(17);
-    let reset = crate::relength::reset_if_all_dead(&rel, &mut |t| t != alive).unwrap();
-    assert!(!reset);
-    let report = crate::lists::verify::verify(&rel, true).unwrap();
-    assert_eq!(report.tids, 1);
-    assert_eq!(Directory::read(&rel).unwrap().code_bytes(), 2);
-    // All dead: the index is unsized again, every former page is marked deleted, and a code
-    // of another length is taken.
-    assert!(crate::relength::reset_if_all_dead(&rel, &mut |_| true).unwrap());
-    let dir = Directory::read(&rel).unwrap();
-    assert_eq!((dir.code_bytes(), dir.lists()), (0, 0));
-    let first_data = dir.meta.first_data_block();
-    for b in first_data..rel.nblocks() {
-        let page = rel.read(b);
-        assert!(
-            !crate::format::DataOpaque::is_data_page(&page)
-                || crate::format::DataOpaque::read(&page).flags & crate::format::FLAG_DELETED != 0,
-            "block {b} is still a live data page"
-        );
-    }
-    let meta = crate::lists::insert::fix_code_length(&rel, 8).unwrap();
-    assert_eq!(meta.code_bytes, 8);
-    let dir = Directory::read(&rel).unwrap();
-    let mut live = BTreeMap::new();
-    for i in 0..100 {
-        let c: Vec<u8> = (0..8).map(|k| (i * 31 + k * 7) as u8).collect();
-        insert(
-            &rel,
-            &dir.meta,
-            &dir.centroids,
-            &c,
-            tid(10_000 + i),
-            &mut scratch,
-        );
-        live.insert(tid(10_000 + i), c);
-    }
-    check_verify(&rel, &live);
-    // The retired pages are recycled once no snapshot can reach them.
-    rel.horizon.set(u64::MAX);
-    assert!(crate::lists::vacuum::recycle(&rel, first_data) > 0);
-    // Resetting an unsized index is a no-op.
-    let fresh = MemRelation::new();
-    crate::lists::build::build_unsized(&fresh);
-    assert!(crate::relength::reset_if_all_dead(&fresh, &mut |_| false).unwrap());
-}
-
-#[test]
 fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
     let mut rng = SmallRng::seed_from_u64(8);
     let nb = 8;
@@ -381,13 +295,9 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
 /// The extension builds an unlogged index's init fork in a `MemRelation::with_capacity(4)`.
 #[test]
 fn empty_indexes_fit_four_pages() {
-    for nb in [0usize, 8, 512] {
+    for nb in [1usize, 8, 512] {
         let m = MemRelation::with_capacity(4);
-        if nb == 0 {
-            crate::lists::build::build_unsized(&m);
-        } else {
-            crate::lists::build::build_empty(&m, nb);
-        }
+        crate::lists::build::build_empty(&m, nb);
         assert!(m.nblocks() <= 4, "{} pages for {nb} bytes", m.nblocks());
     }
 }

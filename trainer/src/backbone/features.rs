@@ -7,8 +7,12 @@
 //! description and each image's fingerprint (content for in-memory images; path, size and
 //! modification time for files).
 //!
-//! Cache file: `ICSFEAT1` (8 bytes), the 32-byte key, n and D as u64 LE, then n x D f32 LE.
+//! Cache file (`features-{key}.bin`, [`CACHE_FORMAT`]): a tensor file ([`crate::tensorfile`])
+//! whose description holds the whole key (hex) and whose tensor `features` is the (n, D)
+//! matrix. A file of another key, format or version (such as the `ICSFEAT1` files of earlier
+//! trainers) is a cache miss and is written over; a damaged one is an error.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -19,18 +23,21 @@ use ics_encoder::preprocess::{preprocess_into, preprocess_rgb, Preprocess};
 use indicatif::{ProgressBar, ProgressStyle};
 use ndarray::Array2;
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::Backbone;
 use crate::data::dataset::{Dataset, ImageRef};
 use crate::data::split::LoadedSplit;
 use crate::onnx::runtime;
+use crate::tensorfile::{Error as TensorFileError, Format, Reader, Writer};
 
-/// An image to preprocess: encoded bytes (any format `ics_encoder` decodes) or decoded RGB.
+/// An image to preprocess: encoded bytes (any format `ics_encoder` decodes) or decoded RGB,
+/// borrowed from the source when it holds them (nothing is copied) or owned when loaded.
 #[derive(Debug, Clone)]
-pub enum Pixels {
-    Encoded(Vec<u8>),
-    Rgb(RgbImage),
+pub enum Pixels<'a> {
+    Encoded(Cow<'a, [u8]>),
+    Rgb(Cow<'a, RgbImage>),
 }
 
 /// A list of images, loaded on demand (possibly from several threads at once).
@@ -43,7 +50,7 @@ pub trait ImageSource: Sync {
     }
 
     /// Image `i`.
-    fn load(&self, i: usize) -> Result<Pixels>;
+    fn load(&self, i: usize) -> Result<Pixels<'_>>;
 
     /// Feeds what identifies image `i` (content, or path + size + mtime) to the cache key.
     fn fingerprint(&self, i: usize, hasher: &mut Sha256) -> Result<()>;
@@ -52,6 +59,12 @@ pub trait ImageSource: Sync {
     fn name(&self, i: usize) -> String {
         format!("image {i}")
     }
+}
+
+/// An image file's bytes.
+pub fn read_file(path: &Path) -> Result<Pixels<'static>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(Pixels::Encoded(Cow::Owned(bytes)))
 }
 
 fn file_fingerprint(path: &Path, hasher: &mut Sha256) -> Result<()> {
@@ -82,11 +95,8 @@ impl ImageSource for Files {
         self.0.len()
     }
 
-    fn load(&self, i: usize) -> Result<Pixels> {
-        let p = &self.0[i];
-        Ok(Pixels::Encoded(
-            std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
-        ))
+    fn load(&self, i: usize) -> Result<Pixels<'_>> {
+        read_file(&self.0[i])
     }
 
     fn fingerprint(&self, i: usize, hasher: &mut Sha256) -> Result<()> {
@@ -106,8 +116,8 @@ impl ImageSource for EncodedImages {
         self.0.len()
     }
 
-    fn load(&self, i: usize) -> Result<Pixels> {
-        Ok(Pixels::Encoded(self.0[i].clone()))
+    fn load(&self, i: usize) -> Result<Pixels<'_>> {
+        Ok(Pixels::Encoded(Cow::Borrowed(&self.0[i])))
     }
 
     fn fingerprint(&self, i: usize, hasher: &mut Sha256) -> Result<()> {
@@ -123,19 +133,10 @@ impl ImageSource for Dataset {
         Dataset::len(self)
     }
 
-    fn load(&self, i: usize) -> Result<Pixels> {
+    fn load(&self, i: usize) -> Result<Pixels<'_>> {
         match &self.items()[i] {
-            ImageRef::Path(p) => {
-                let path = self.root().join(p);
-                Ok(Pixels::Encoded(
-                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
-                ))
-            }
-            ImageRef::Memory(img) => Ok(Pixels::Rgb(RgbImage {
-                width: img.width,
-                height: img.height,
-                data: img.data.clone(),
-            })),
+            ImageRef::Path(p) => read_file(&self.root().join(p)),
+            ImageRef::Memory(img) => Ok(Pixels::Rgb(Cow::Borrowed(img))),
         }
     }
 
@@ -161,7 +162,7 @@ impl ImageSource for LoadedSplit {
     fn len(&self) -> usize {
         self.dataset.len()
     }
-    fn load(&self, i: usize) -> Result<Pixels> {
+    fn load(&self, i: usize) -> Result<Pixels<'_>> {
         ImageSource::load(&self.dataset, i).with_context(|| self.item_name(i))
     }
     fn fingerprint(&self, i: usize, hasher: &mut Sha256) -> Result<()> {
@@ -249,53 +250,54 @@ pub fn cache_key(backbone: &Backbone, images: &dyn ImageSource) -> Result<[u8; 3
     Ok(h.finalize().into())
 }
 
-const CACHE_MAGIC: &[u8; 8] = b"ICSFEAT1";
+/// The feature cache's format.
+pub const CACHE_FORMAT: Format = Format {
+    name: "ics-train feature cache",
+    key: "ics_train.features",
+    version: 1,
+    oldest: 1,
+    older_advice: "delete it",
+};
+
+/// The feature cache's description.
+#[derive(Serialize, Deserialize)]
+struct CacheKey {
+    /// [`cache_key`], hex.
+    key: String,
+}
 
 fn cache_path(dir: &Path, key: &[u8; 32]) -> PathBuf {
     dir.join(format!("features-{}.bin", &to_hex(key)[..32]))
 }
 
-/// Reads a cache file; `Ok(None)` when it does not exist or is for another key.
+/// Reads a cache file; `Ok(None)` when it does not exist or is for another key, format or
+/// version.
 pub fn read_cache(path: &Path, key: &[u8; 32]) -> Result<Option<Array2<f32>>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    if bytes.len() < 56 || &bytes[..8] != CACHE_MAGIC || bytes[8..40] != key[..] {
+    let damaged = || format!("feature cache {} is damaged; delete it", path.display());
+    let file = match Reader::parse(&bytes, &CACHE_FORMAT) {
+        Ok(file) => file,
+        Err(TensorFileError::NotOurs { .. })
+        | Err(TensorFileError::OtherFormat { .. })
+        | Err(TensorFileError::Version { .. }) => return Ok(None),
+        Err(e) => return Err(e).with_context(damaged),
+    };
+    if file.description::<CacheKey>().with_context(damaged)?.key != to_hex(key) {
         return Ok(None);
     }
-    let n = u64::from_le_bytes(bytes[40..48].try_into().expect("8 bytes")) as usize;
-    let d = u64::from_le_bytes(bytes[48..56].try_into().expect("8 bytes")) as usize;
-    let want = n
-        .checked_mul(d)
-        .and_then(|x| x.checked_mul(4))
-        .and_then(|x| x.checked_add(56));
-    ensure!(
-        want == Some(bytes.len()),
-        "feature cache {} is damaged ({} bytes for {n} x {d}); delete it",
-        path.display(),
-        bytes.len()
-    );
-    let data: Vec<f32> = bytes[56..]
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect();
-    Ok(Some(Array2::from_shape_vec((n, d), data)?))
+    Ok(Some(file.matrix("features").with_context(damaged)?))
 }
 
 /// Writes a cache file atomically (temporary file, then rename).
 pub fn write_cache(path: &Path, key: &[u8; 32], features: &Array2<f32>) -> Result<()> {
-    crate::files::write_atomically(path, |w| {
-        w.write_all(CACHE_MAGIC)?;
-        w.write_all(key)?;
-        w.write_all(&(features.nrows() as u64).to_le_bytes())?;
-        w.write_all(&(features.ncols() as u64).to_le_bytes())?;
-        for v in features.iter() {
-            w.write_all(&v.to_le_bytes())?;
-        }
-        Ok(())
-    })
+    let mut file = Writer::new();
+    file.matrix("features", features)?;
+    let bytes = file.to_bytes(&CACHE_FORMAT, &CacheKey { key: to_hex(key) })?;
+    crate::files::write_atomically(path, |w| w.write_all(&bytes))
 }
 
 /// Preprocesses images `indices` of `images` into one NCHW batch, in parallel.
@@ -482,10 +484,23 @@ mod tests {
         write_cache(&path, &key, &f).unwrap();
         assert_eq!(read_cache(&path, &key).unwrap().unwrap(), f);
         assert!(read_cache(&path, &[8u8; 32]).unwrap().is_none());
-        // A cut file with the right key is an error, not silently wrong features.
+        // A cut file is an error, not silently wrong features.
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 4]).unwrap();
-        assert!(read_cache(&path, &key).is_err());
+        let e = format!("{:#}", read_cache(&path, &key).unwrap_err());
+        assert!(
+            e.contains("is damaged; delete it") && e.contains("truncated"),
+            "{e}"
+        );
+        // The cache files of earlier trainers (`ICSFEAT1`, the key, n, D, the values) are
+        // misses, written over with the features.
+        let mut old = b"ICSFEAT1".to_vec();
+        old.extend(key);
+        old.extend(3u64.to_le_bytes());
+        old.extend(4u64.to_le_bytes());
+        old.extend(f.iter().flat_map(|v| v.to_le_bytes()));
+        std::fs::write(&path, &old).unwrap();
+        assert!(read_cache(&path, &key).unwrap().is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -504,12 +519,12 @@ mod tests {
             fn len(&self) -> usize {
                 2
             }
-            fn load(&self, i: usize) -> Result<Pixels> {
-                Ok(Pixels::Rgb(RgbImage {
+            fn load(&self, i: usize) -> Result<Pixels<'_>> {
+                Ok(Pixels::Rgb(Cow::Owned(RgbImage {
                     width: 1,
                     height: 1,
                     data: vec![if i == 0 { 255 } else { 127 }; 3],
-                }))
+                })))
             }
             fn fingerprint(&self, i: usize, h: &mut Sha256) -> Result<()> {
                 h.update([i as u8]);

@@ -19,11 +19,22 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
 use ics_encoder::preprocess::{Preprocess, ResizeMode};
+use serde::{Deserialize, Serialize};
 
 use super::features::Extractor;
 use super::Backbone;
-use crate::model_file::BackboneRecord;
 use crate::onnx::{load_model, save_model};
+
+/// What a model file records of the backbone its features came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackboneRecord {
+    /// The backbone file (absolute path when written).
+    pub path: PathBuf,
+    /// sha256 of the backbone's ONNX bytes as loaded: the feature cache key's first part.
+    pub sha256: String,
+    pub description: String,
+    pub feature_dim: usize,
+}
 
 pub const KEY_FEATURE_OUTPUT: &str = "ics_train.backbone.feature_output";
 pub const KEY_DESCRIPTION: &str = "ics_train.backbone.description";
@@ -157,35 +168,17 @@ impl BackboneFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::{model, GraphBuilder};
-    use ics_encoder::onnx_proto::Dim;
+    use crate::onnx::toy::toy_backbone;
 
-    /// `input` (N x 3 x 8 x 8) -> GlobalAveragePool -> `pooled` (N x 3 x 1 x 1).
+    /// The toy backbone at 8 x 8, its features `pooled` (N x 3 x 1 x 1).
     fn toy() -> Backbone {
-        let mut b = GraphBuilder::new("toy");
-        let dims = [
-            Dim::Symbolic("N".into()),
-            Dim::Fixed(3),
-            Dim::Fixed(8),
-            Dim::Fixed(8),
-        ];
-        let x = b.input("input", &dims).unwrap();
-        b.node_to("GlobalAveragePool", &[&x], "pooled", vec![])
-            .unwrap();
-        b.output("pooled", &[]).unwrap();
         let preprocess = Preprocess {
             size: 8,
             resize: ResizeMode::Stretch,
             mean: [1.0, 2.0, 3.0],
             std: [4.0, 5.0, 6.5],
         };
-        Backbone::from_model(
-            model(b.finish(), &[]),
-            "pooled",
-            preprocess,
-            "toy:pooled".into(),
-        )
-        .unwrap()
+        Backbone::from_model(toy_backbone(8), "pooled", preprocess, "toy:pooled".into()).unwrap()
     }
 
     #[test]

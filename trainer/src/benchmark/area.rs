@@ -11,7 +11,7 @@ use super::record::AreaResult;
 use super::rows::model_path;
 use crate::eval::{share_points, SharePoints};
 use crate::ics::{Method, TrainConfig};
-use crate::model_file::{DataRecord, ModelFile};
+use crate::model_file::ModelFile;
 use crate::workflow::train_head;
 
 /// Trains ICS at the longest length on the area benchmark's training split, compares its
@@ -51,7 +51,7 @@ pub fn area_benchmark(
         model,
         class_names: area.split.dataset.class_names().to_vec(),
         backbone: Some(inputs.record.clone()),
-        data: Some(DataRecord::of(&inputs.area_data)?),
+        data: Some(inputs.area_data.absolute()?),
         finetuned: None,
     }
     .save(&file)?;

@@ -9,8 +9,8 @@ use super::events::{BenchEvent, BenchObserver};
 use super::plan::BenchPlan;
 use crate::backbone::file::{save_backbone_file, BackboneFile};
 use crate::backbone::Backbone;
+use crate::backbone::BackboneRecord;
 use crate::data::{ComposeOptions, DataSpec, Sources};
-use crate::model_file::{BackboneRecord, DataRecord};
 use crate::workflow::{compose_into, load_sources, Event, Task};
 
 /// Where the composed data and the backbone are.
@@ -20,7 +20,8 @@ pub struct Inputs {
     pub backbone: BackboneFile,
     /// What the model files record of the backbone and the data.
     pub record: BackboneRecord,
-    pub data_record: DataRecord,
+    /// `data` with absolute paths.
+    pub data_record: DataSpec,
 }
 
 /// Creates the work folder and the output folder (with `models/`).
@@ -108,7 +109,7 @@ pub fn prepare(
     let backbone = BackboneFile::load(&bb_path)?;
     let record = backbone.record()?;
     let data = DataSpec::composed(data_dir);
-    let data_record = DataRecord::of(&data)?;
+    let data_record = data.absolute()?;
     Ok(Inputs {
         data,
         area_data: DataSpec::composed(area_dir),

@@ -212,7 +212,7 @@ fn finetune_row(
         train_seconds: out.model.history().iter().map(|h| h.seconds).sum(),
     };
     ModelFile {
-        finetuned: Some(out.record(&config.finetune.mode.to_string())?),
+        finetuned: Some(out.record(config.finetune.mode)),
         model: out.model,
         class_names: splits.train.split.dataset.class_names().to_vec(),
         backbone: Some(inputs.record.clone()),

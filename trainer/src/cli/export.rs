@@ -160,7 +160,7 @@ pub fn export(
 /// A sample of images: the model's training images if still there, else generated ones.
 fn sample_images(mf: &ModelFile, n: usize) -> SampleImages {
     if let Some(data) = &mf.data {
-        if let Some(files) = training_files(&data.spec(), n) {
+        if let Some(files) = training_files(data, n) {
             return SampleImages::Files(files);
         }
     }

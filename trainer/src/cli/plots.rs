@@ -83,8 +83,8 @@ pub fn write_rgb_png(path: &Path, rgb: &[u8], width: u32, height: u32) -> Result
     Ok(())
 }
 
-fn draw_err<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow!("drawing the plot: {e:?}")
+fn draw_err<E: std::fmt::Display>(e: E) -> anyhow::Error {
+    anyhow!("drawing the plot: {e}")
 }
 
 /// Axes of a chart.

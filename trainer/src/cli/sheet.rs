@@ -7,7 +7,8 @@
 //! skipped. Relative image paths are taken from --root (default: the list file's folder).
 //!
 //! Images are decoded by `ics_encoder::preprocess` (JPEG, PNG, WebP, BMP, GIF; EXIF orientation
-//! applied), fitted into `tile` x `tile` keeping their aspect (area resampling), letterboxed
+//! applied), fitted into `tile` x `tile` keeping their aspect (the encoder's one resampler,
+//! `ics_encoder::resize`: triangle filter, antialiased when shrinking), letterboxed
 //! on grey. Text uses the plot font ([`super::plots::init_font`]). Output: 8-bit RGB PNG.
 
 use std::path::{Path, PathBuf};
@@ -142,7 +143,7 @@ pub fn run(args: Args) -> Result<()> {
     // Text.
     {
         let root = BitMapBackend::with_buffer(&mut buf, (width, height)).into_drawing_area();
-        let draw_err = |e| anyhow!("drawing the contact sheet: {e:?}");
+        let draw_err = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the contact sheet: {e}");
         if let Some(title) = &args.title {
             let style = TextStyle::from((FAMILY, TITLE_PX).into_font()).color(&BLACK);
             let text = fit_text(&root, title, &style, width - 2 * MARGIN)?;
@@ -286,7 +287,7 @@ fn fit_text<DB: DrawingBackend>(
     let width = |t: &str| {
         area.estimate_text_size(t, style)
             .map(|(w, _)| w)
-            .map_err(|e| anyhow!("measuring text: {e:?}"))
+            .map_err(|e| anyhow!("measuring text: {e}"))
     };
     if width(text)? <= max {
         return Ok(text.to_string());

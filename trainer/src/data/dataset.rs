@@ -6,10 +6,9 @@
 //! per-(item, class) areas that give the ground-truth instance shares ICS weights are compared
 //! with. Construction validates all of this once so later stages can index without checks.
 
-use super::image::{read_png_rgb, RgbImage};
 use anyhow::{bail, Result};
+use ics_encoder::decode::RgbImage;
 use ndarray::{Array2, Axis};
-use rayon::prelude::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -219,11 +218,6 @@ impl Dataset {
         (0..row.len()).filter(|&k| row[k] == 1).collect()
     }
 
-    /// Labels as f32 (0.0/1.0), the form the training loop uses.
-    pub fn labels_f32(&self) -> Array2<f32> {
-        self.labels.mapv(f32::from)
-    }
-
     /// Absolute paths (root joined) of all items; an error if any item is in memory.
     pub fn image_paths(&self) -> Result<Vec<PathBuf>> {
         self.items
@@ -259,22 +253,6 @@ impl Dataset {
         let row = self.areas.as_ref()?.get(kind).row(i);
         let total: f64 = row.sum();
         (total > 0.0).then(|| row.iter().map(|a| a / total).collect())
-    }
-
-    /// Item `i` as RGB (files are decoded as PNG; see [`super::image`]).
-    pub fn load_rgb(&self, i: usize) -> Result<RgbImage> {
-        match &self.items[i] {
-            ImageRef::Path(p) => read_png_rgb(&self.root.join(p)),
-            ImageRef::Memory(img) => Ok(img.as_ref().clone()),
-        }
-    }
-
-    /// All items as RGB, in order, decoded in parallel.
-    pub fn load_all_rgb(&self) -> Result<Vec<RgbImage>> {
-        (0..self.len())
-            .into_par_iter()
-            .map(|i| self.load_rgb(i))
-            .collect()
     }
 
     /// The items at `indices` (in that order), with their labels and areas.
@@ -410,7 +388,11 @@ mod tests {
 
     #[test]
     fn in_memory_items_load_and_have_no_path() {
-        let img = Arc::new(RgbImage::from_gray(1, 1, &[5]).unwrap());
+        let img = Arc::new(RgbImage {
+            width: 1,
+            height: 1,
+            data: vec![5, 5, 5],
+        });
         let ds = Dataset::new(
             "m",
             "",
@@ -419,7 +401,7 @@ mod tests {
             default_class_names(2),
         )
         .unwrap();
-        assert_eq!(ds.load_all_rgb().unwrap()[0].data, vec![5, 5, 5]);
+        assert!(matches!(&ds.items()[0], ImageRef::Memory(m) if m.data == [5, 5, 5]));
         assert!(ds.image_paths().is_err());
         ds.check_files().unwrap();
     }

@@ -6,7 +6,7 @@
 //! ICS instance weights are compared against).
 //!
 //! - [`dataset`]: the in-memory dataset and its validation.
-//! - [`image`]: RGB buffers, PNG reading and writing, loading a split's images.
+//! - [`image`]: PNG output of composed canvases (every image is read by `ics_encoder::decode`).
 //! - [`listfile`]: DeepHash/HashNet list files (`relative/path.jpg b_1 ... b_C`).
 //! - [`coco`]: COCO `instances_*.json` (labels and per-class areas from annotations).
 //! - [`areas`]: the per-(image, class) areas file (TSV).
@@ -40,7 +40,6 @@ pub use compose::{
 };
 pub use dataset::{default_class_names, AreaKind, ClassAreas, Dataset, ImageRef};
 pub use idx::{read_idx, IdxArray};
-pub use image::{load_rgb_images, read_png_rgb, RgbImage};
 pub use listfile::{read_class_names, read_list_file, write_class_names, write_list_file};
 pub use mnist_csv::{read_pixel_csv, CsvImages};
 pub use source::{offline_data_file, SourceInstance, SourceOrigin, SourcePaths, Sources};

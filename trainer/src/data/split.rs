@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
 
 use super::areas::read_areas;
 use super::coco::{read_coco_instances, CocoOptions};
@@ -35,8 +36,9 @@ impl SplitName {
 
 /// Where the data is: a composed benchmark folder (splits train, query and database with class
 /// names and areas), or one file per split (a HashNet list file, or a COCO instances JSON when
-/// the name ends in `.json`) with its options.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// the name ends in `.json`) with its options. A model file records it (absolute paths,
+/// [`DataSpec::absolute`]) as the JSON of its fields.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DataSpec {
     /// Composed benchmark folder (from `ics-train data compose`).
     pub composed_dir: Option<PathBuf>,
@@ -66,7 +68,7 @@ pub struct LoadedSplit {
 }
 
 /// `p` made absolute; an error names it when it does not exist.
-pub fn absolute(p: &Path) -> Result<PathBuf> {
+fn absolute(p: &Path) -> Result<PathBuf> {
     std::fs::canonicalize(p).with_context(|| format!("{} not found", p.display()))
 }
 
@@ -77,6 +79,21 @@ impl DataSpec {
             composed_dir: Some(dir.into()),
             ..DataSpec::default()
         }
+    }
+
+    /// The same data with every path made absolute, so that later commands find it from any
+    /// folder (an error names a path that does not exist).
+    pub fn absolute(&self) -> Result<DataSpec> {
+        let abs = |p: &Option<PathBuf>| p.as_deref().map(absolute).transpose();
+        Ok(DataSpec {
+            composed_dir: abs(&self.composed_dir)?,
+            train_file: abs(&self.train_file)?,
+            query_file: abs(&self.query_file)?,
+            database_file: abs(&self.database_file)?,
+            image_root: abs(&self.image_root)?,
+            classes_file: abs(&self.classes_file)?,
+            train_areas_file: abs(&self.train_areas_file)?,
+        })
     }
 
     /// Whether no data is given at all.
@@ -256,6 +273,23 @@ pub(crate) mod tests {
             query_file: Some(query),
             ..DataSpec::default()
         }
+    }
+
+    #[test]
+    fn absolute_specs_hold_absolute_paths() {
+        let dir = TempDir::new("split-absolute");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        let spec = DataSpec {
+            train_file: Some(sub.join(".").join("..").join("sub")),
+            ..DataSpec::default()
+        };
+        let abs = spec.absolute().unwrap();
+        assert_eq!(abs.train_file, Some(std::fs::canonicalize(&sub).unwrap()));
+        assert!(abs.query_file.is_none() && abs.composed_dir.is_none());
+        let missing = DataSpec::composed(dir.path().join("missing"));
+        let err = format!("{:#}", missing.absolute().unwrap_err());
+        assert!(err.contains("missing not found"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use ics_encoder::decode::DEFAULT_MAX_PIXELS;
-use ics_encoder::preprocess::{Preprocess, ResizeMode};
+use ics_encoder::preprocess::Preprocess;
 use ndarray::Array2;
 
 use super::network::Start;
@@ -26,7 +26,7 @@ use crate::backbone::folded::NetworkWeights;
 use crate::backbone::{Backbone, FeatureOptions};
 use crate::data::Dataset;
 use crate::eval::EvalSet;
-use crate::ics::{train_source, Checkpointing, EpochLog, IcsModel, TrainConfig};
+use crate::ics::{train_source, Checkpointing, EpochLog, FinetuneMode, IcsModel, TrainConfig};
 use crate::model_file::{FinetunedRecord, ModelFile};
 
 /// What a fine-tuning run reads.
@@ -67,7 +67,7 @@ impl FinetuneOutcome {
     }
 
     /// The model file's record of the fine-tuned backbone.
-    pub fn record(&self, mode: &str) -> Result<FinetunedRecord> {
+    pub fn record(&self, mode: FinetuneMode) -> FinetunedRecord {
         finetuned_record(&self.weights, &self.backbone, mode)
     }
 }
@@ -199,36 +199,33 @@ pub fn train_finetuned(
 pub fn finetuned_record(
     weights: &NetworkWeights,
     backbone: &Backbone,
-    mode: &str,
-) -> Result<FinetunedRecord> {
+    mode: FinetuneMode,
+) -> FinetunedRecord {
     let p = backbone.preprocess;
     let tensors = weights.to_named();
-    Ok(FinetunedRecord {
-        architecture: serde_json::to_value(&weights.arch)?,
+    FinetunedRecord {
+        architecture: weights.arch.clone(),
         description: backbone.description.clone(),
-        mode: mode.to_string(),
+        mode,
         image_size: p.size,
-        resize: p.resize.as_str().to_string(),
+        resize: p.resize,
         norm_mean: p.mean,
         norm_std: p.std,
         tensor_names: tensors.iter().map(|t| t.0.clone()).collect(),
         tensors,
-    })
+    }
 }
 
 /// The fine-tuned network a model file carries: its weights and preprocessing.
 pub fn finetuned_weights(f: &FinetunedRecord) -> Result<(NetworkWeights, Preprocess)> {
-    let arch: Architecture = serde_json::from_value(f.architecture.clone())
-        .context("the model file's fine-tuned architecture")?;
     let weights = NetworkWeights::from_named(
-        &arch,
+        &f.architecture,
         f.tensors.iter().map(|(n, _, v)| (n.clone(), v.clone())),
     )
     .context("the model file's fine-tuned backbone")?;
     let preprocess = Preprocess {
         size: f.image_size,
-        resize: ResizeMode::parse(&f.resize)
-            .with_context(|| format!("resize mode {:?}", f.resize))?,
+        resize: f.resize,
         mean: f.norm_mean,
         std: f.norm_std,
     };

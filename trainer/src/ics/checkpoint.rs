@@ -2,9 +2,9 @@
 //! run resumed from the checkpoint of epoch `e` continues exactly as the unbroken run would
 //! (same shuffles, same dropout masks, same augmentation, same optimiser moments).
 //!
-//! A checkpoint is a safetensors file (`checkpoint.icsc` in the checkpoint folder), written
-//! after each epoch through a temporary file and a rename, so an interrupted write leaves the
-//! previous checkpoint intact:
+//! A checkpoint is a tensor file ([`crate::tensorfile`], [`FORMAT`]; `checkpoint.icsc` in
+//! the checkpoint folder), written after each epoch through a temporary file and a rename, so
+//! an interrupted write leaves the previous checkpoint intact:
 //!
 //! | tensor | dtype | |
 //! |---|---|---|
@@ -13,18 +13,14 @@
 //! | `instance_weights` | F64 | (images, classes) |
 //! | `source.{name}` | F32 | the feature source's state (a fine-tuned backbone and its optimiser) |
 //!
-//! The `__metadata__` key `ics_train.checkpoint` holds the JSON of [`Meta`]: the format and
-//! version, the completed epochs, the configuration, the run's fingerprint (data and source),
-//! the shuffle order and the random streams' positions, the head optimiser's step count, the
-//! history and the source's own JSON.
+//! Its description (`Meta`) holds the completed epochs, the configuration, the run's
+//! fingerprint (data and source), the shuffle order and the random streams' positions, the
+//! head optimiser's step count, the history and the source's own JSON.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, ensure, Context, Result};
-use ndarray::{Array1, Array2};
-use safetensors::tensor::TensorView;
-use safetensors::{Dtype, SafeTensors};
+use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 
 use super::adam::AdamState;
@@ -32,12 +28,16 @@ use super::config::TrainConfig;
 use super::head::{HashHead, Linear};
 use super::model::EpochLog;
 use super::source::SourceState;
+use crate::tensorfile::{Format, Reader, Writer};
 
-/// The `format` every checkpoint names.
-pub const FORMAT: &str = "ics-train checkpoint";
-/// The version this trainer writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
-const METADATA_KEY: &str = "ics_train.checkpoint";
+/// The checkpoint's format: one version, written and read.
+pub const FORMAT: Format = Format {
+    name: "ics-train checkpoint",
+    key: "ics_train.checkpoint",
+    version: 1,
+    oldest: 1,
+    older_advice: "start the run again without --resume",
+};
 /// The file name inside the checkpoint folder.
 pub const FILE_NAME: &str = "checkpoint.icsc";
 
@@ -77,11 +77,9 @@ pub struct Checkpoint {
     pub source: SourceState,
 }
 
-/// The JSON description in the header.
+/// The description in the header.
 #[derive(Serialize, Deserialize)]
 struct Meta {
-    format: String,
-    format_version: u32,
     epochs_done: usize,
     config: TrainConfig,
     fingerprint: String,
@@ -97,23 +95,10 @@ struct Meta {
     source_tensors: Vec<String>,
 }
 
-fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
-}
-
-fn f32s(bytes: &[u8]) -> Vec<f32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-        .collect()
-}
-
 impl Checkpoint {
     /// The file's bytes.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let meta = Meta {
-            format: FORMAT.into(),
-            format_version: FORMAT_VERSION,
             epochs_done: self.epochs_done,
             config: self.config.clone(),
             fingerprint: self.fingerprint.clone(),
@@ -127,125 +112,48 @@ impl Checkpoint {
             source_json: self.source.json.clone(),
             source_tensors: self.source.tensors.iter().map(|t| t.0.clone()).collect(),
         };
-        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut file = Writer::new();
         for (i, l) in self.head.layers().iter().enumerate() {
-            let w = l.weight().as_standard_layout();
-            tensors.push((
-                format!("head.{i}.weight"),
-                Dtype::F32,
-                vec![l.inputs(), l.outputs()],
-                f32_bytes(w.as_slice().expect("standard layout")),
-            ));
-            tensors.push((
+            file.matrix(format!("head.{i}.weight"), l.weight())?;
+            file.add(
                 format!("head.{i}.bias"),
-                Dtype::F32,
-                vec![l.outputs()],
-                f32_bytes(&l.bias().to_vec()),
-            ));
+                &[l.outputs()],
+                l.bias().iter().copied(),
+            )?;
         }
         for (i, (m, v)) in self.adam.m.iter().zip(&self.adam.v).enumerate() {
-            tensors.push((
-                format!("adam.m.{i}"),
-                Dtype::F32,
-                vec![m.len()],
-                f32_bytes(m),
-            ));
-            tensors.push((
-                format!("adam.v.{i}"),
-                Dtype::F32,
-                vec![v.len()],
-                f32_bytes(v),
-            ));
+            file.add(format!("adam.m.{i}"), &[m.len()], m.iter().copied())?;
+            file.add(format!("adam.v.{i}"), &[v.len()], v.iter().copied())?;
         }
-        tensors.push((
-            "instance_weights".into(),
-            Dtype::F64,
-            vec![self.weights.nrows(), self.weights.ncols()],
-            self.weights.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        ));
+        file.matrix("instance_weights", &self.weights)?;
         for (name, shape, values) in &self.source.tensors {
-            ensure!(
-                shape.iter().product::<usize>() == values.len(),
-                "source tensor {name}: shape {shape:?} for {} values",
-                values.len()
-            );
-            tensors.push((
-                format!("source.{name}"),
-                Dtype::F32,
-                shape.clone(),
-                f32_bytes(values),
-            ));
+            file.add(format!("source.{name}"), shape, values.iter().copied())?;
         }
-        let views = tensors
-            .iter()
-            .map(|(name, dtype, shape, bytes)| {
-                TensorView::new(*dtype, shape.clone(), bytes)
-                    .map(|v| (name.as_str(), v))
-                    .map_err(|e| anyhow::anyhow!("{e:?}"))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let metadata = HashMap::from([(METADATA_KEY.to_string(), serde_json::to_string(&meta)?)]);
-        safetensors::serialize(views, Some(metadata)).map_err(|e| anyhow::anyhow!("{e:?}"))
+        Ok(file.to_bytes(&FORMAT, &meta)?)
     }
 
     /// Parses a checkpoint's bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| anyhow::anyhow!("not a checkpoint file ({e:?})"))?;
-        let text = header
-            .metadata()
-            .as_ref()
-            .and_then(|m| m.get(METADATA_KEY))
-            .context("not an ics-train checkpoint (no description)")?;
-        let meta: Meta = serde_json::from_str(text).context("damaged checkpoint description")?;
-        ensure!(
-            meta.format == FORMAT && meta.format_version == FORMAT_VERSION,
-            "checkpoint format {:?} version {}; this ics-train reads {FORMAT:?} version \
-             {FORMAT_VERSION}",
-            meta.format,
-            meta.format_version
-        );
-        let st = SafeTensors::deserialize(bytes).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        let get = |name: &str, dtype: Dtype| -> Result<TensorView<'_>> {
-            let t = st
-                .tensor(name)
-                .map_err(|_| anyhow::anyhow!("damaged checkpoint: no tensor {name}"))?;
-            ensure!(
-                t.dtype() == dtype,
-                "damaged checkpoint: {name} is {:?}",
-                t.dtype()
-            );
-            Ok(t)
-        };
+        let file = Reader::parse(bytes, &FORMAT)?;
+        let meta: Meta = file.description()?;
         let mut layers = Vec::with_capacity(meta.head_layers);
         for i in 0..meta.head_layers {
-            let w = get(&format!("head.{i}.weight"), Dtype::F32)?;
-            let b = get(&format!("head.{i}.bias"), Dtype::F32)?;
-            ensure!(w.shape().len() == 2, "damaged checkpoint: head.{i}.weight");
             layers.push(Linear::new(
-                Array2::from_shape_vec((w.shape()[0], w.shape()[1]), f32s(w.data()))?,
-                Array1::from_vec(f32s(b.data())),
+                file.matrix(&format!("head.{i}.weight"))?,
+                file.vector::<f32>(&format!("head.{i}.bias"))?.into(),
             )?);
         }
         let head = HashHead::from_layers(layers, meta.head_dropout)?;
         let (mut m, mut v) = (Vec::new(), Vec::new());
         for i in 0..2 * meta.head_layers {
-            m.push(f32s(get(&format!("adam.m.{i}"), Dtype::F32)?.data()));
-            v.push(f32s(get(&format!("adam.v.{i}"), Dtype::F32)?.data()));
+            m.push(file.vector(&format!("adam.m.{i}"))?);
+            v.push(file.vector(&format!("adam.v.{i}"))?);
         }
-        let w = get("instance_weights", Dtype::F64)?;
-        ensure!(w.shape().len() == 2, "damaged checkpoint: instance_weights");
-        let weights = Array2::from_shape_vec(
-            (w.shape()[0], w.shape()[1]),
-            w.data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-        )?;
+        let weights: Array2<f64> = file.matrix("instance_weights")?;
         let mut tensors = Vec::new();
         for name in &meta.source_tensors {
-            let t = get(&format!("source.{name}"), Dtype::F32)?;
-            tensors.push((name.clone(), t.shape().to_vec(), f32s(t.data())));
+            let (shape, values) = file.tensor(&format!("source.{name}"))?;
+            tensors.push((name.clone(), shape, values));
         }
         let pos = |s: &str| -> Result<u128> {
             s.parse()

@@ -392,34 +392,19 @@ mod tests {
         assert!(head_model(&layers(&[6, 16]), &image).is_err());
     }
 
-    /// A toy backbone: image -> Relu -> "pooled" (N x 3 x 2 x 2 -> GlobalAveragePool) with a
-    /// second, unused output branch that merging must prune.
+    /// The toy backbone with metadata of its own, which the merged model keeps except for
+    /// `ics_hash.*` (replaced by the contract).
     fn toy_backbone() -> ModelProto {
-        let mut b = GraphBuilder::new("toy");
-        let x = b
-            .input(
-                "input.1",
-                &[
-                    Dim::Symbolic("N".into()),
-                    Dim::Fixed(3),
-                    Dim::Fixed(2),
-                    Dim::Fixed(2),
-                ],
-            )
-            .unwrap();
-        let r = b.node("Relu", &[&x], "r", vec![]).unwrap();
-        b.node_to("GlobalAveragePool", &[&r], "pooled", vec![])
-            .unwrap();
-        let w = b.initializer("unused_w", &[1], &[2.0]).unwrap();
-        b.node_to("Mul", &[&r, &w], "other", vec![]).unwrap();
-        b.output("pooled", &[]).unwrap();
-        b.output("other", &[]).unwrap();
-        let mut m = model(b.finish(), &[("ics_hash.bits".into(), "999".into())]);
+        let mut m = crate::onnx::toy::toy_backbone(2);
         m.metadata_props
-            .push(ics_encoder::onnx_proto::StringStringEntryProto {
-                key: "author".into(),
-                value: "someone".into(),
-            });
+            .extend(
+                [("ics_hash.bits", "999"), ("author", "someone")].map(|(key, value)| {
+                    ics_encoder::onnx_proto::StringStringEntryProto {
+                        key: key.into(),
+                        value: value.into(),
+                    }
+                }),
+            );
         m
     }
 
@@ -437,7 +422,7 @@ mod tests {
             ops,
             ["Relu", "GlobalAveragePool", "Flatten", "Gemm", "Tanh"]
         );
-        assert!(g.initializer.iter().all(|t| t.name != "unused_w"));
+        assert!(g.initializer.iter().all(|t| t.name != "aux_scale"));
         assert_eq!(g.feed_inputs()[0].name, "image");
         assert_eq!(g.node[0].input, vec!["image".to_string()]);
         assert_eq!(g.outputs().len(), 1);

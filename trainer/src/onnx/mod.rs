@@ -8,16 +8,18 @@
 //! - [`builder`]: a graph builder (unique names, initializers, nodes, typed inputs/outputs).
 //! - [`head`]: the hash head as `Gemm/Relu/.../Tanh`, feature-input models and backbone merging.
 //! - [`runtime`]: the ONNX Runtime environment, sessions and float runs.
+//! - `toy` (tests only): the tests' toy image backbone.
 
 pub mod builder;
 pub mod head;
 pub mod runtime;
+#[cfg(any(test, feature = "test-fixtures"))]
+pub mod toy;
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ics_encoder::contract::ModelContract;
-use ics_encoder::onnx_proto::{ModelProto, TensorInfo};
+use ics_encoder::onnx_proto::ModelProto;
 
 pub use builder::{model, GraphBuilder, IR_VERSION, OPSET};
 pub use head::{append_head, head_layers, head_model, merge_backbone_head, DenseLayer};
@@ -33,34 +35,4 @@ pub fn save_model(model: &ModelProto, path: &Path) -> Result<()> {
 pub fn load_model(path: &Path) -> Result<ModelProto> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     ModelProto::from_bytes(&bytes).with_context(|| format!("decoding {}", path.display()))
-}
-
-/// What a model file says about itself: graph inputs to feed, outputs, raw metadata, and the
-/// contract if the metadata holds a valid one.
-#[derive(Debug, Clone)]
-pub struct ModelSummary {
-    pub inputs: Vec<TensorInfo>,
-    pub outputs: Vec<TensorInfo>,
-    pub metadata: Vec<(String, String)>,
-    pub contract: Option<std::result::Result<ModelContract, String>>,
-}
-
-/// Reads the interface and metadata of a model (the contract is checked against the graph).
-pub fn summarize(model: &ModelProto) -> Result<ModelSummary> {
-    let graph = model.graph()?;
-    let metadata = model.metadata();
-    let has_contract = metadata
-        .iter()
-        .any(|(k, _)| k.starts_with(ics_encoder::contract::PREFIX));
-    let contract = has_contract.then(|| {
-        ModelContract::from_metadata(&metadata)
-            .and_then(|c| c.check_graph(model).map(|()| c))
-            .map_err(|e| e.to_string())
-    });
-    Ok(ModelSummary {
-        inputs: graph.feed_inputs(),
-        outputs: graph.outputs(),
-        metadata,
-        contract,
-    })
 }

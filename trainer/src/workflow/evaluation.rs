@@ -158,7 +158,7 @@ impl EvalJob {
         if !self.data.is_empty() {
             return Ok(self.data.clone());
         }
-        files[0].1.data.as_ref().map(|r| r.spec()).with_context(|| {
+        files[0].1.data.clone().with_context(|| {
             format!(
                 "{} records no data; give --data DIR or --query/--database FILE",
                 files[0].0.display()

@@ -14,7 +14,7 @@ use crate::data::{DataSpec, LoadedSplit, SplitName};
 use crate::eval::{EvalSet, ModelEval, TrainReport};
 use crate::finetune::{train_finetuned, FinetuneInputs, FinetuneOutcome};
 use crate::ics::{self, Checkpointing, EpochEval, IcsModel, TrainConfig};
-use crate::model_file::{DataRecord, ModelFile};
+use crate::model_file::ModelFile;
 
 /// Trains a head on frozen `features` ([`ics::train_source`]), evaluated every
 /// `config.eval_every` epochs on `eval` when given; `tag` prefixes the run's events.
@@ -173,7 +173,7 @@ impl TrainJob {
             model,
             class_names: train.dataset.class_names().to_vec(),
             backbone: Some(bb.record()?),
-            data: Some(DataRecord::of(&self.data)?),
+            data: Some(self.data.absolute()?),
             finetuned: None,
         };
         file.save(&self.out)?;
@@ -206,11 +206,11 @@ impl TrainJob {
         let config = &self.config;
         let out = finetune("", &inputs, config, self.checkpointing.as_ref(), obs)?;
         let file = ModelFile {
-            finetuned: Some(out.record(&config.finetune.mode.to_string())?),
+            finetuned: Some(out.record(config.finetune.mode)),
             model: out.model,
             class_names: train.dataset.class_names().to_vec(),
             backbone: Some(bb.record()?),
-            data: Some(DataRecord::of(&self.data)?),
+            data: Some(self.data.absolute()?),
         };
         file.save(&self.out)?;
         let eval = match (&eval_splits, &out.eval_features) {

@@ -5,9 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use ics_encoder::onnx_proto::Dim;
 use ics_train::data::image::encode_gray_png;
-use ics_train::onnx::{model, save_model, GraphBuilder};
+use ics_train::onnx::save_model;
 
 /// This repository's offline data folder (filled by scripts/setup.sh). Tests run from the
 /// crate folder, so the binary is told where it is (`ICS_DATA_DIR`) rather than finding
@@ -97,26 +96,11 @@ pub fn write_png(path: &Path, side: u32, seed: u32) {
     std::fs::write(path, encode_gray_png(side, side, &px, true).unwrap()).unwrap();
 }
 
-/// A tiny foreign backbone: `input` (N x 3 x 8 x 8) -> GlobalAveragePool -> `pooled`
-/// (N x 3 x 1 x 1), imported with `backbone import`; returns the backbone file.
+/// The toy backbone at 8 x 8 (features `pooled`, N x 3 x 1 x 1) imported with `backbone
+/// import`; returns the backbone file.
 pub fn toy_backbone(dir: &Path) -> PathBuf {
     let onnx = dir.join("toy.onnx");
-    let mut b = GraphBuilder::new("toy");
-    let x = b
-        .input(
-            "input",
-            &[
-                Dim::Symbolic("N".into()),
-                Dim::Fixed(3),
-                Dim::Fixed(8),
-                Dim::Fixed(8),
-            ],
-        )
-        .unwrap();
-    b.node_to("GlobalAveragePool", &[&x], "pooled", vec![])
-        .unwrap();
-    b.output("pooled", &[]).unwrap();
-    save_model(&model(b.finish(), &[]), &onnx).unwrap();
+    save_model(&ics_train::onnx::toy::toy_backbone(8), &onnx).unwrap();
     let out = dir.join("toy-backbone.onnx");
     ok(&[
         "backbone",
