@@ -1,4 +1,4 @@
-//! Class hash centres `c_k ∈ {−1, +1}^K` (ICS.md §1).
+//! Class hash centres `c_k ∈ {−1, +1}^K` (docs/method.md, CSQ).
 //!
 //! Default: balanced random centres (exactly K/2 entries −1 each), built one centre at a time
 //! by rejection until every pairwise Hamming distance reaches a bound, and the best of a few
