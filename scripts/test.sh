@@ -3,6 +3,7 @@
 #   1. style: rustfmt and clippy, warnings are errors;
 #   2. pure unit tests of the pgrx-free crates (cargo test);
 #   3. SQL regression tests (pg_regress, expected output) against a private cluster;
+#      then the documentation's examples (tests/docs/);
 #   4. cluster scenarios with real PostgreSQL processes (tests/cluster/scenarios.sh,
 #      tests/cluster/sharding.sh);
 #   5. the main job end to end on small data (scripts/demo.sh --small).
@@ -72,6 +73,21 @@ else
     die "SQL regression tests failed: see $out/regression.diffs"
 fi
 cluster_stop $CLUSTER
+
+# --- documentation examples (tests/docs): every SQL block of README.md and docs/ runs, and the
+# README's own-images recipe runs as written (list files, train, export, load, index, query).
+step "documentation examples (tests/docs/run.sh, tests/docs/own_images.sh)"
+for t in run own_images; do
+    if ICS_DOCS_NO_INSTALL=1 bash tests/docs/$t.sh >target/docs-$t.log 2>&1; then
+        passed=$((passed + $(grep -cE '^ok ' target/docs-$t.log)))
+        tail -n 1 target/docs-$t.log | sed 's/^/    /'
+    else
+        failed=$((failed + 1))
+        tail -n 40 target/docs-$t.log
+        die "tests/docs/$t.sh failed: see target/docs-$t.log"
+    fi
+done
+# --- end documentation examples
 
 step "cluster scenarios (replica, crash, concurrency, vacuum)"
 bash tests/cluster/scenarios.sh | tee target/scenarios.log || true
