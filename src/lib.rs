@@ -26,7 +26,7 @@ pgrx::extension_sql_file!("../sql/encoder.sql", name = "encoder", requires = ["i
 #[pgrx::pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     never_send_backtraces();
-    index::options::register();
+    index::am_options::register();
     encoder::gucs::register();
 }
 

@@ -24,8 +24,9 @@
 //!   prev u32 (next older page of a chain, or InvalidBlockNumber) | flags u16 |
 //!   page_id u16 (0xFF8A a list page, 0xFF8B a substring-table page) | deleted_xid u64 (the
 //!   next full transaction id when the page left the index; it is recycled once no snapshot
-//!   can still be reading it). A code length of 0 means "not known yet": an index built on an
-//!   untyped, empty `hashcode` column learns it from its first rows.
+//!   can still be reading it). A code length of 0: an index that older versions built on an empty
+//!   `hashcode` column without a declared length (it holds no codes; the extension refuses
+//!   inserts into it until the column gets a length, which rebuilds it).
 
 use crate::page::{Page, HEADER_SIZE};
 use crate::relation::Relation;
@@ -179,6 +180,18 @@ pub enum FormatError {
     NotDataPage {
         block: u32,
     },
+    /// A page that is what it should be but whose contents are not.
+    BadPage {
+        block: u32,
+        why: &'static str,
+    },
+    /// A field of page `block` whose stored value the format does not allow.
+    BadField {
+        block: u32,
+        field: &'static str,
+        expected: String,
+        found: String,
+    },
     /// A k-NN scan of an index written before NULL codes were indexed.
     NullsNotIndexed {
         version: u32,
@@ -197,6 +210,13 @@ impl std::fmt::Display for FormatError {
             }
             FormatError::BadMeta(why) => write!(f, "the metapage is inconsistent: {why}"),
             FormatError::NotDataPage { block } => write!(f, "block {block} is not a mih data page"),
+            FormatError::BadPage { block, why } => write!(f, "block {block} is inconsistent: {why}"),
+            FormatError::BadField {
+                block,
+                field,
+                expected,
+                found,
+            } => write!(f, "block {block}: {field} is {found}, expected {expected}"),
             FormatError::NullsNotIndexed { version } => write!(
                 f,
                 "the index has on-disk format version {version}, which does not hold the rows whose code is NULL, so it cannot order every row by distance"
@@ -208,7 +228,7 @@ impl std::fmt::Display for FormatError {
 impl std::error::Error for FormatError {}
 
 impl Meta {
-    /// A lists index of `lists` lists (0 with `code_bytes` 0: length not known yet).
+    /// A lists index of `lists` lists.
     pub fn new(code_bytes: usize, lists: usize, build_rows: u64) -> Meta {
         let record_size = code_bytes + 8;
         let records_per_page = (Page::max_item_size(0) + crate::page::ITEM_ID_SIZE) / record_size;
@@ -336,7 +356,7 @@ impl Meta {
             Strategy::Substrings => Meta::new_substrings(meta.code_bytes as usize, meta.build_rows),
         }
         .keeping(&meta);
-        // Lists with length 0: an empty index whose code length is not known yet, no lists.
+        // Lists with length 0: an empty index older versions built without a length, no lists.
         let lists_ok = strategy != Strategy::Lists || (meta.code_bytes == 0) == (meta.lists == 0);
         if !lists_ok || meta != expect {
             return Err(FormatError::BadMeta(format!("{meta:?}")));

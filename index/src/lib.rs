@@ -8,8 +8,9 @@
 //! - [`substrings`]: multi-index hashing, fast on every distribution.
 //!
 //! Both are exact: k-NN returns rows in exact distance order, radius queries every row within
-//! the radius. The operations dispatch on the strategy: [`open`], [`insert`], [`search`],
-//! [`vacuum`], [`verify`], [`relength`].
+//! the radius. Every access-method verb has one entry point here, whatever the strategy:
+//! [`build`], [`insert`], [`search`] (over [`open`]), [`vacuum`], [`verify`], [`cost`],
+//! [`options`]; the extension only translates between PostgreSQL and them.
 //!
 //! - [`page`]: PostgreSQL's page layout in Rust. [`format`]: the metapage and what all pages
 //!   share (diagrams there and in each strategy's `layout`).
@@ -20,15 +21,17 @@
 
 #![forbid(unsafe_code)]
 
+pub mod build;
+pub mod cost;
 pub mod format;
 pub mod insert;
 pub mod lists;
 pub mod nulls;
 pub mod open;
+pub mod options;
 pub mod page;
 pub mod pending;
 pub mod relation;
-pub mod relength;
 pub mod sample;
 pub mod search;
 pub mod selectivity;
@@ -39,5 +42,7 @@ pub mod substrings;
 pub mod vacuum;
 pub mod verify;
 
+#[cfg(test)]
+mod suite;
 #[cfg(test)]
 mod testutil;

@@ -426,9 +426,9 @@ mod tests {
         let q = crate::search::Query::from_keys(vec![], None, true, 0);
         assert_eq!(run(&rel, q).len(), 2);
         let rel = MemRelation::new();
-        crate::lists::build::build_unsized(&rel);
+        crate::lists::build::build_empty(&rel, 2);
         append(&rel, &[tid(1)]).unwrap();
-        let q = crate::search::Query::from_keys(vec![], None, true, 0);
+        let q = crate::search::Query::from_keys(vec![], None, true, 2);
         assert_eq!(run(&rel, q), vec![(tid(1), None)]);
     }
 

@@ -14,7 +14,8 @@ pub enum Opened {
 }
 
 impl Opened {
-    /// The length of the index's codes in bytes (0: not known yet).
+    /// The length of the index's codes in bytes (0: an index older versions built on an empty
+    /// column without a declared length).
     pub fn code_bytes(&self) -> usize {
         match self {
             Opened::Lists(d) => d.code_bytes(),

@@ -123,6 +123,31 @@ impl Page {
         self.0[off..off + 4].copy_from_slice(&raw.to_ne_bytes());
     }
 
+    /// Checks what [`Page::item`] and [`Page::free_space`] trust on a page read from disk:
+    /// the header's offsets in order and every line pointer within the item area. `Err`:
+    /// (what is wrong, what was expected, what was found).
+    pub fn check_items(&self) -> Result<(), (&'static str, String, String)> {
+        let (lower, upper, special) = (self.lower(), self.upper(), self.special_offset());
+        if !(HEADER_SIZE <= lower && lower <= upper && upper <= special && special <= PAGE_SIZE) {
+            return Err((
+                "the page header's pd_lower, pd_upper, pd_special",
+                format!("{HEADER_SIZE} <= pd_lower <= pd_upper <= pd_special <= {PAGE_SIZE}"),
+                format!("{lower}, {upper}, {special}"),
+            ));
+        }
+        for i in 0..self.item_count() {
+            let (off, len) = self.item_id(i);
+            if off < upper || off + len > special {
+                return Err((
+                    "a line pointer",
+                    format!("an item within bytes {upper}..{special}"),
+                    format!("item {} at {off} of {len} bytes", i + 1),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The body of item `i` (0-based; PostgreSQL's offset number is i + 1).
     pub fn item(&self, i: usize) -> &[u8] {
         let (off, len) = self.item_id(i);

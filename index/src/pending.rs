@@ -1,5 +1,5 @@
 //! Rows inserted but not yet written to the index (the extension buffers a backend's inserts
-//! and writes them in batches; see its `src/index/pending.rs`), with the bookkeeping that
+//! and writes them in batches; see its `src/index/pg_pending.rs`), with the bookkeeping that
 //! subtransactions need: each row remembers the nesting level it was inserted at, a rolled-back
 //! subtransaction drops its rows (their heap tuples are dead), a committed one hands them to
 //! its parent.

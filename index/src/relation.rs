@@ -5,6 +5,7 @@
 //! buffer and `write` to an exclusively locked buffer whose changes become one Generic WAL
 //! record when the guard drops (or are discarded if the operation panics/errors).
 
+use crate::format::FormatError;
 use crate::page::Page;
 use std::cell::{Cell, OnceCell, RefCell};
 use std::ops::{Deref, DerefMut};
@@ -52,6 +53,28 @@ pub trait Relation {
     fn page_recycled_under_scan(&self, block: BlockNumber) -> ! {
         panic!("{}", recycled_message(block))
     }
+    /// Ends an operation that found the index's pages unreadable where it cannot return the
+    /// error (deep in a scan's iteration). The same [`FormatError`] as the operations return,
+    /// so PostgreSQL reports both alike (index corrupted, REINDEX).
+    fn corrupted(&self, e: FormatError) -> ! {
+        panic!("mih: {e}")
+    }
+}
+
+/// Whether a page the free space map offers may be taken for new use. The map is only a hint
+/// (it is not WAL-logged and may be stale after a crash, and a page may be offered twice), so
+/// both relations check the page itself: never initialised, or a data page unlinked so long
+/// ago (`xid_is_old` of its deletion xid) that no scan can still be reading it.
+pub fn is_recyclable(page: &Page, xid_is_old: impl FnOnce(u64) -> bool) -> bool {
+    use crate::format::{DataOpaque, FLAG_DELETED};
+    if page.is_new() {
+        return true;
+    }
+    if !DataOpaque::is_any_data_page(page) {
+        return false;
+    }
+    let o = DataOpaque::read(page);
+    o.flags & FLAG_DELETED != 0 && xid_is_old(o.deleted_xid)
 }
 
 /// Two exclusively locked pages whose changes are logged together ([`Relation::join`]).
@@ -315,17 +338,21 @@ impl Relation for MemRelation {
     }
 
     fn new_page(&self) -> (BlockNumber, Self::Write<'_>) {
-        let reused = self.free.borrow_mut().pop();
-        let block = match reused {
-            Some(b) => b,
-            None => {
-                let n = self.len.get();
-                assert!(n < self.pages.len(), "MemRelation is full");
-                let _ = self.pages[n].set(RefCell::new(Page::zeroed()));
-                self.len.set(n + 1);
-                n as BlockNumber
+        // As PostgreSQL's free space map: an offered page leaves the map, taken or not.
+        loop {
+            let Some(block) = self.free.borrow_mut().pop() else {
+                break;
+            };
+            let guard = self.write(block);
+            if is_recyclable(&guard, |xid| self.xid_is_old(xid)) {
+                return (block, guard);
             }
-        };
+        }
+        let n = self.len.get();
+        assert!(n < self.pages.len(), "MemRelation is full");
+        let _ = self.pages[n].set(RefCell::new(Page::zeroed()));
+        self.len.set(n + 1);
+        let block = n as BlockNumber;
         (block, self.write(block))
     }
 
@@ -346,5 +373,45 @@ impl Relation for MemRelation {
 
     fn xid_is_old(&self, xid: u64) -> bool {
         xid < self.horizon.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::DataOpaque;
+
+    fn data_page(rel: &MemRelation) -> BlockNumber {
+        let (block, mut page) = rel.new_page();
+        crate::lists::layout::init_data_page(&mut page, crate::format::INVALID_BLOCK);
+        block
+    }
+
+    /// The free space map is only a hint: a page it offers that is still in use, or unlinked
+    /// too recently, is skipped; only an old unlinked page (or a never-used one) is taken.
+    #[test]
+    fn new_page_takes_only_recyclable_pages_the_free_space_map_offers() {
+        let rel = MemRelation::new();
+        let live = data_page(&rel);
+        let recent = data_page(&rel);
+        let old = data_page(&rel);
+        DataOpaque::mark_deleted(&mut rel.write(recent), 500);
+        DataOpaque::mark_deleted(&mut rel.write(old), 50);
+        rel.horizon.set(100);
+        // A stale map: a live page and a page a scan may still read.
+        rel.record_free_page(live);
+        rel.record_free_page(recent);
+        let (block, _) = rel.new_page();
+        assert_eq!(block, 3, "a recent or live page is never taken");
+        assert!(rel.free_pages().is_empty(), "offered pages leave the map");
+        rel.record_free_page(old);
+        let (block, mut page) = rel.new_page();
+        assert_eq!(block, old);
+        // Taken, it is initialised anew; offered again (a stale map), it is in use and skipped.
+        crate::lists::layout::init_data_page(&mut page, crate::format::INVALID_BLOCK);
+        drop(page);
+        rel.record_free_page(old);
+        assert_eq!(rel.new_page().0, 4);
+        assert!(is_recyclable(&Page::zeroed(), |_| false));
     }
 }

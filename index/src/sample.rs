@@ -21,8 +21,9 @@ pub struct LengthMismatch {
 }
 
 impl Reservoir {
-    /// `code_bytes` 0: the first code fixes the length.
+    /// A sample of codes of `code_bytes` (the indexed column's declared length).
     pub fn new(capacity: usize, code_bytes: usize, seed: u64) -> Reservoir {
+        assert!(code_bytes > 0, "an index's codes have a length");
         Reservoir {
             capacity: capacity.max(1),
             code_bytes,
@@ -34,9 +35,7 @@ impl Reservoir {
 
     /// Offers one row's code to the sample.
     pub fn add(&mut self, code: &[u8]) -> Result<(), LengthMismatch> {
-        if self.code_bytes == 0 {
-            self.code_bytes = code.len();
-        } else if code.len() != self.code_bytes {
+        if code.len() != self.code_bytes {
             return Err(LengthMismatch {
                 expected: self.code_bytes,
                 found: code.len(),
@@ -60,7 +59,7 @@ impl Reservoir {
         self.seen
     }
 
-    /// The code length (0 until a code was offered to a sample created without one).
+    /// The code length.
     pub fn code_bytes(&self) -> usize {
         self.code_bytes
     }
@@ -77,7 +76,7 @@ mod tests {
 
     #[test]
     fn keeps_everything_up_to_capacity_then_samples_uniformly() {
-        let mut r = Reservoir::new(100, 0, 1);
+        let mut r = Reservoir::new(100, 2, 1);
         for i in 0..50u16 {
             r.add(&i.to_be_bytes()).unwrap();
         }

@@ -130,7 +130,7 @@ impl Search {
         let cursor = self.nulls.as_mut()?;
         match cursor.next(rel) {
             Ok(t) => t.map(|t| (t, None)),
-            Err(e) => panic!("mih: {e}"),
+            Err(e) => rel.corrupted(e),
         }
     }
 
@@ -180,5 +180,25 @@ mod tests {
         );
         let q = Query::from_keys(vec![], None, false, 2);
         assert!(!q.nulls);
+    }
+
+    /// A page found unreadable mid-scan ends the scan through `Relation::corrupted`, with the
+    /// same error an operation returns for its metapage.
+    #[test]
+    #[should_panic(expected = "mih: block 1 is not a mih data page")]
+    fn a_corrupt_page_mid_scan_is_reported_as_the_format_error() {
+        use crate::format::Tid;
+        use crate::relation::{MemRelation, Relation};
+        let rel = MemRelation::new();
+        crate::substrings::build::build_empty(&rel, 1);
+        let tid = Tid {
+            block: 0,
+            offset: 1,
+        };
+        crate::nulls::append(&rel, &[tid]).unwrap();
+        *rel.write(1) = *crate::page::Page::zeroed();
+        let q = Query::from_keys(vec![], None, true, 1);
+        let mut s = super::Search::new(crate::open::open(&rel).unwrap(), q).unwrap();
+        s.next(&rel);
     }
 }

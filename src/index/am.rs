@@ -1,6 +1,6 @@
 //! The access method handler: capabilities and callbacks (wiring only).
 
-use super::{build, cost, insert, options, scan, vacuum};
+use super::{am_build, am_cost, am_insert, am_options, am_scan, am_vacuum};
 use crate::fmgr::sql_function;
 use pgrx::pg_sys;
 use pgrx::PgBox;
@@ -31,23 +31,23 @@ sql_function! {
         am.amparallelvacuumoptions = pg_sys::VACUUM_OPTION_PARALLEL_BULKDEL as u8;
         am.amkeytype = pg_sys::InvalidOid;
 
-        am.ambuild = Some(build::ambuild);
-        am.ambuildempty = Some(build::ambuildempty);
-        am.aminsert = Some(insert::aminsert);
-        am.ambulkdelete = Some(vacuum::ambulkdelete);
-        am.amvacuumcleanup = Some(vacuum::amvacuumcleanup);
+        am.ambuild = Some(am_build::ambuild);
+        am.ambuildempty = Some(am_build::ambuildempty);
+        am.aminsert = Some(am_insert::aminsert);
+        am.ambulkdelete = Some(am_vacuum::ambulkdelete);
+        am.amvacuumcleanup = Some(am_vacuum::amvacuumcleanup);
         am.amcanreturn = None;
-        am.amcostestimate = Some(cost::amcostestimate);
-        am.amoptions = Some(options::amoptions);
+        am.amcostestimate = Some(am_cost::amcostestimate);
+        am.amoptions = Some(am_options::amoptions);
         am.amproperty = None;
-        am.ambuildphasename = Some(build::ambuildphasename);
+        am.ambuildphasename = Some(am_build::ambuildphasename);
         am.amvalidate = Some(amvalidate);
         am.amadjustmembers = None;
-        am.ambeginscan = Some(scan::ambeginscan);
-        am.amrescan = Some(scan::amrescan);
-        am.amgettuple = Some(scan::amgettuple);
-        am.amgetbitmap = Some(scan::amgetbitmap);
-        am.amendscan = Some(scan::amendscan);
+        am.ambeginscan = Some(am_scan::ambeginscan);
+        am.amrescan = Some(am_scan::amrescan);
+        am.amgettuple = Some(am_scan::amgettuple);
+        am.amgetbitmap = Some(am_scan::amgetbitmap);
+        am.amendscan = Some(am_scan::amendscan);
         am.ammarkpos = None;
         am.amrestrpos = None;
         am.amestimateparallelscan = None;

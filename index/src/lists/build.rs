@@ -7,15 +7,15 @@
 //! (log_newpage_range), as PostgreSQL's own index builds do.
 
 use crate::format::{self, Meta, Tid, INVALID_BLOCK};
-use crate::lists::kmodes::nearest;
 use crate::lists::layout::{entry, init_data_page, ListRecord};
 use crate::page::Page;
 use crate::relation::Relation;
+use ics_codes::hamming::nearest;
 
 /// Lists for a table of `rows` rows: about sqrt(rows), so a query's work (centroids plus
 /// the lists it visits) stays balanced.
 pub fn default_lists(rows: u64) -> usize {
-    ((rows as f64).sqrt().round() as usize).clamp(1, 4096)
+    ((rows as f64).sqrt().round() as usize).clamp(1, crate::options::MAX_LISTS as usize)
 }
 
 /// Memory one buffered row takes in a batch (code, TID, list, sort key).
@@ -191,16 +191,6 @@ impl<'r, R: Relation> Builder<'r, R> {
         self.summary.max_radius = self.radius.iter().copied().max().unwrap_or(0);
         self.summary
     }
-}
-
-/// Writes an index whose code length is not known yet (no rows, untyped `hashcode` column):
-/// no lists; the first insert fixes the length ([`crate::lists::insert::fix_code_length`]).
-pub fn build_unsized<R: Relation>(rel: &R) {
-    let meta = Meta::new(0, 0, 0);
-    meta.write(&mut format::new_metapage(rel));
-    let (b, mut p) = rel.new_page();
-    assert_eq!(b, format::FIRST_DIR_BLOCK);
-    crate::lists::layout::init_dir_page(&meta, &mut p, 0);
 }
 
 /// Writes the metapage and directory of an index with no rows yet (CREATE INDEX on an empty

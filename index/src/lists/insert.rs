@@ -7,11 +7,11 @@
 //! cannot deadlock. The covering radius is raised before the entry becomes visible, so no scan
 //! can see an entry outside its list's radius.
 
-use crate::format::{Meta, Tid, FIRST_DIR_BLOCK, INVALID_BLOCK, META_BLOCK};
-use crate::lists::kmodes::nearest;
-use crate::lists::layout::{entry, init_data_page, init_dir_page, ListRecord};
+use crate::format::{FormatError, Meta, Tid, INVALID_BLOCK};
+use crate::lists::layout::{check_data_page, entry, init_data_page, ListRecord};
 use crate::page::{maxalign, Page};
 use crate::relation::Relation;
+use ics_codes::hamming::nearest;
 
 /// Inserts one row. See [`insert_batch`].
 pub fn insert<R: Relation>(
@@ -21,8 +21,8 @@ pub fn insert<R: Relation>(
     code: &[u8],
     tid: Tid,
     scratch: &mut Vec<u32>,
-) {
-    insert_batch(rel, meta, centroids, code, &[tid], scratch);
+) -> Result<(), FormatError> {
+    insert_batch(rel, meta, centroids, code, &[tid], scratch)
 }
 
 /// Inserts many rows (`codes` contiguous, one per TID): grouped by list, equal codes merged
@@ -35,7 +35,7 @@ pub fn insert_batch<R: Relation>(
     codes: &[u8],
     tids: &[Tid],
     scratch: &mut Vec<u32>,
-) {
+) -> Result<(), FormatError> {
     let nb = meta.code_bytes as usize;
     assert_eq!(codes.len(), tids.len() * nb);
     let code = |i: u32| &codes[i as usize * nb..(i as usize + 1) * nb];
@@ -88,13 +88,20 @@ pub fn insert_batch<R: Relation>(
                 bodies.push(entry::encode(code(first), chunk));
             }
         }
-        append_to_list(rel, meta, list as usize, max_d as u16, &bodies);
+        append_to_list(rel, meta, list as usize, max_d as u16, &bodies)?;
         start = end;
     }
+    Ok(())
 }
 
 /// Appends `bodies` to list `l`, whose codes are all within `max_d` of its centroid.
-fn append_to_list<R: Relation>(rel: &R, meta: &Meta, l: usize, max_d: u16, bodies: &[Vec<u8>]) {
+fn append_to_list<R: Relation>(
+    rel: &R,
+    meta: &Meta,
+    l: usize,
+    max_d: u16,
+    bodies: &[Vec<u8>],
+) -> Result<(), FormatError> {
     let (dir_block, offset) = meta.record_location(l);
     loop {
         let seen = ListRecord::read(meta, &rel.read(dir_block), offset);
@@ -108,9 +115,10 @@ fn append_to_list<R: Relation>(rel: &R, meta: &Meta, l: usize, max_d: u16, bodie
             }
             let tail = fill_new_pages(rel, INVALID_BLOCK, bodies);
             ListRecord::write_radius_tail(meta, &mut dir, offset, now.radius.max(max_d), tail);
-            return;
+            return Ok(());
         }
         let mut tail = rel.write(seen.tail);
+        check_data_page(&tail, seen.tail, meta.code_bytes as usize)?;
         let now = ListRecord::read(meta, &rel.read(dir_block), offset);
         if now.tail != seen.tail {
             continue; // another insert added a newer page meanwhile
@@ -134,7 +142,7 @@ fn append_to_list<R: Relation>(rel: &R, meta: &Meta, l: usize, max_d: u16, bodie
             let cur = ListRecord::read(meta, &dir, offset);
             ListRecord::write_radius_tail(meta, &mut dir, offset, cur.radius.max(max_d), new_tail);
         }
-        return;
+        return Ok(());
     }
 }
 
@@ -151,32 +159,4 @@ fn fill_new_pages<R: Relation>(rel: &R, mut prev: u32, bodies: &[Vec<u8>]) -> u3
         prev = block;
     }
     prev
-}
-
-/// For an index built without knowing the code length (see
-/// [`crate::lists::build::build_unsized`]): fixes it to `code_bytes` with one list whose centroid is
-/// all zeros, unless a concurrent insert already did. Returns the metapage now in force.
-pub fn fix_code_length<R: Relation>(
-    rel: &R,
-    code_bytes: usize,
-) -> Result<Meta, crate::format::FormatError> {
-    let mut meta_page = rel.write(META_BLOCK);
-    let current = Meta::read(&meta_page)?;
-    if current.code_bytes != 0 {
-        return Ok(current);
-    }
-    let meta = Meta::new(code_bytes, 1, 0).keeping(&current);
-    debug_assert_eq!(meta.dir_pages, current.dir_pages);
-    {
-        let mut dir = rel.write(FIRST_DIR_BLOCK);
-        init_dir_page(&meta, &mut dir, 1);
-        let rec = ListRecord {
-            centroid: vec![0; code_bytes],
-            radius: 0,
-            tail: INVALID_BLOCK,
-        };
-        rec.write(&meta, &mut dir, 0);
-    }
-    meta.write(&mut meta_page);
-    Ok(meta)
 }

@@ -6,6 +6,8 @@
 //! radii small, so searches skip most lists. Learned hash codes cluster tightly around the
 //! class centres, which is where this pays off most.
 
+use ics_codes::hamming::nearest;
+
 /// Deterministic xorshift64*: the build must not depend on a random source that differs
 /// between runs (REINDEX gives the same index for the same table).
 #[derive(Debug, Clone)]
@@ -27,11 +29,6 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.next_u64() % n as u64) as usize
     }
-}
-
-/// Index of the nearest centroid (lowest index among ties) and its distance.
-pub fn nearest(code: &[u8], centroids: &[u8], scratch: &mut Vec<u32>) -> (usize, u32) {
-    ics_codes::hamming::nearest(code, centroids, scratch)
 }
 
 /// Trains up to `k` centroids on `sample` (packed codes of `nb` bytes each, contiguous).

@@ -14,7 +14,7 @@
 //! Entry (a data page item): ntids u16 | code [code_bytes] | tids [ntids x 6 bytes].
 //!   One entry per distinct code per page (a posting list); learned codes repeat a lot.
 
-use crate::format::{DataOpaque, Meta, DATA_SPECIAL_SIZE};
+use crate::format::{DataOpaque, FormatError, Meta, DATA_SPECIAL_SIZE};
 use crate::page::{Page, HEADER_SIZE};
 use zerocopy::byteorder::native_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -75,6 +75,43 @@ impl ListRecord {
         dir_page.contents_mut()[offset + nb..offset + nb + TRAILER_SIZE]
             .copy_from_slice(t.as_bytes());
     }
+}
+
+/// The special space of list data page `block` (codes of `code_bytes`), once the page is
+/// checked to be one whose entries can be read: a list page, line pointers within the page,
+/// each entry as long as its TID count says.
+pub fn check_data_page(
+    page: &Page,
+    block: u32,
+    code_bytes: usize,
+) -> Result<DataOpaque, FormatError> {
+    if !DataOpaque::is_data_page(page) {
+        return Err(FormatError::NotDataPage { block });
+    }
+    let bad = |field, expected, found| FormatError::BadField {
+        block,
+        field,
+        expected,
+        found,
+    };
+    page.check_items()
+        .map_err(|(field, expected, found)| bad(field, expected, found))?;
+    for i in 0..page.item_count() {
+        let body = page.item(i);
+        let n = if body.len() >= 2 {
+            entry::ntids(body)
+        } else {
+            0
+        };
+        if n == 0 || body.len() != entry::size(code_bytes, n) {
+            return Err(bad(
+                "an entry's length",
+                format!("2 + {code_bytes} + 6 x its TID count ({n}), at least one TID"),
+                format!("{} bytes (item {})", body.len(), i + 1),
+            ));
+        }
+    }
+    Ok(DataOpaque::read(page))
 }
 
 /// Initialises an empty directory page (all records zero) with room for `records` records.

@@ -7,14 +7,13 @@
 //! are posting lists (one code, many TIDs).
 //!
 //! [`layout`]: its pages. [`directory`]: the lists' centroids, radii and newest pages.
-//! [`build`], [`insert`], [`search`], [`vacuum`], [`verify`], [`relength`]: the operations.
+//! [`build`], [`insert`], [`search`], [`vacuum`], [`verify`]: the operations.
 
 pub mod build;
 pub mod directory;
 pub mod insert;
 pub mod kmodes;
 pub mod layout;
-pub mod relength;
 pub mod search;
 pub mod vacuum;
 pub mod verify;

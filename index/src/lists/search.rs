@@ -12,7 +12,7 @@
 
 use crate::format::{DataOpaque, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::lists::directory::Directory;
-use crate::lists::layout::entry;
+use crate::lists::layout::{check_data_page, entry};
 use crate::relation::Relation;
 use crate::search::{Query, SearchStats};
 use ics_codes::hamming::{hamming, hamming_many};
@@ -87,7 +87,15 @@ impl Search {
             rel.check_interrupts();
             let page = rel.read(block);
             self.stats.pages_read += 1;
-            let opaque = DataOpaque::read(&page);
+            // Unlinked pages are recycled only once no snapshot can reach them, so on a
+            // primary this is always a list page; a hot standby may have replayed its reuse.
+            if !DataOpaque::is_data_page(&page) {
+                rel.page_recycled_under_scan(block);
+            }
+            let opaque = match check_data_page(&page, block, nb) {
+                Ok(o) => o,
+                Err(e) => rel.corrupted(e),
+            };
             // A page VACUUM unlinked while we were on our way holds nothing; its prev link
             // still leads back into the chain.
             if opaque.flags & FLAG_DELETED == 0 {

@@ -12,12 +12,10 @@ use crate::lists::verify::verify;
 use crate::relation::{MemRelation, Relation};
 use crate::search::Query;
 use crate::testutil::{
-    check_filters, check_query, check_verify, clustered, live_except, live_of, rows_of, split_rows,
-    tid, uniform,
+    check_query, check_verify, clustered, live_of, rows_of, split_rows, tid, uniform,
 };
 use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, HashSet};
+use rand::SeedableRng;
 
 fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, batch: usize) {
     let sample: Vec<u8> = rows
@@ -35,37 +33,6 @@ fn build(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, lists: usize, ba
 }
 
 #[test]
-fn exact_on_random_and_clustered_codes_of_every_length() {
-    let mut rng = SmallRng::seed_from_u64(11);
-    for nb in [2usize, 4, 8, 16, 32] {
-        for clustered_data in [false, true] {
-            let n = 3000;
-            let codes = if clustered_data {
-                clustered(&mut rng, n, nb, 12, 0.04)
-            } else {
-                uniform(&mut rng, n, nb)
-            };
-            let rows = rows_of(&codes);
-            let rel = MemRelation::new();
-            build(&rel, &rows, nb, default_lists(n as u64), 700);
-            let live = live_of(&rows);
-            check_verify(&rel, &live);
-            for qi in 0..6 {
-                // Queries: stored codes (distance 0 exists), perturbed ones and random ones.
-                let mut q = codes[rng.gen_range(0..n)].clone();
-                if qi % 2 == 1 {
-                    q[0] ^= 0b1010_0000;
-                }
-                if qi == 5 {
-                    q = (0..nb).map(|_| rng.gen()).collect();
-                }
-                check_query(&rel, &live, &q, &(0..=12).collect::<Vec<_>>());
-            }
-        }
-    }
-}
-
-#[test]
 fn duplicates_share_entries_and_long_posting_lists_split() {
     let nb = 8;
     let code = vec![0x5a; nb];
@@ -79,108 +46,6 @@ fn duplicates_share_entries_and_long_posting_lists_split() {
     assert_eq!(report.entries, 5000u64.div_ceil(max) + 1);
     let live = live_of(&rows);
     check_query(&rel, &live, &code, &[0, 1, 64]);
-}
-
-#[test]
-fn inserts_after_build_and_into_an_empty_index() {
-    let mut rng = SmallRng::seed_from_u64(5);
-    let nb = 8;
-    let codes = clustered(&mut rng, 4000, nb, 8, 0.05);
-    for start_empty in [false, true] {
-        let rel = MemRelation::new();
-        let split = if start_empty { 0 } else { 1500 };
-        let rows = rows_of(&codes);
-        if start_empty {
-            crate::lists::build::build_empty(&rel, nb);
-        } else {
-            build(&rel, &rows[..split], nb, 40, 1000);
-        }
-        let dir = Directory::read(&rel).unwrap();
-        let mut scratch = Vec::new();
-        // Some inserted codes far from every centroid: radii must grow.
-        for (i, (c, t)) in rows[split..].iter().enumerate() {
-            let c = if i % 50 == 0 {
-                (0..nb).map(|_| rng.gen()).collect()
-            } else {
-                c.clone()
-            };
-            insert(&rel, &dir.meta, &dir.centroids, &c, *t, &mut scratch);
-        }
-        let mut live = live_of(&rows[..split]);
-        // The expectation is what verify collects, checked here to hold every row.
-        let report = verify(&rel, true).unwrap();
-        assert!(report.problems.is_empty(), "{:?}", report.problems);
-        live.clear();
-        for (t, c) in report.contents {
-            live.insert(t, c);
-        }
-        assert_eq!(live.len(), codes.len());
-        for i in 0..5 {
-            let q = codes[i * 700].clone();
-            check_query(&rel, &live, &q, &[0, 2, 4, 8]);
-        }
-    }
-}
-
-#[test]
-fn vacuum_removes_dead_unlinks_recycles_and_shrinks_radii() {
-    let mut rng = SmallRng::seed_from_u64(9);
-    let nb = 8;
-    let codes = clustered(&mut rng, 6000, nb, 6, 0.06);
-    let rows = rows_of(&codes);
-    let rel = MemRelation::new();
-    build(&rel, &rows, nb, 20, 2000);
-    let before = verify(&rel, false).unwrap();
-    // Delete about 90% of the rows, whole pages' worth (entries are sorted by code in a list).
-    let dead: HashSet<Tid> = rows
-        .iter()
-        .filter(|(c, _)| c[0] < 230)
-        .map(|r| r.1)
-        .collect();
-    let stats = bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
-    assert_eq!(stats.tids_removed, dead.len() as u64);
-    assert_eq!(stats.tids_remaining, (rows.len() - dead.len()) as u64);
-    assert!(stats.pages_unlinked > 0, "{stats:?}");
-    let live = live_except(&rows, &dead);
-    check_verify(&rel, &live);
-    let after = verify(&rel, false).unwrap();
-    assert!(after.data_pages < before.data_pages);
-    assert!(after.max_radius <= before.max_radius);
-    let q = codes[0].clone();
-    check_query(&rel, &live, &q, &[0, 3, 6, 10]);
-    // Unlinked pages are recycled only once no snapshot can reach them.
-    assert_eq!(stats.pages_recycled, 0);
-    rel.horizon.set(rel.next_xid() + 1);
-    let again = bulk_delete(&rel, &mut |_| false).unwrap();
-    assert_eq!(again.pages_recycled, stats.pages_unlinked);
-    let free_before = rel.free_pages().len();
-    assert!(free_before > 0);
-    // Inserts reuse recycled pages before extending the relation.
-    let nblocks = rel.nblocks();
-    let dir = Directory::read(&rel).unwrap();
-    let mut scratch = Vec::new();
-    let mut live = live;
-    for i in 0..20_000 {
-        let c: Vec<u8> = (0..nb).map(|_| rng.gen()).collect();
-        let t = tid(100_000 + i);
-        insert(&rel, &dir.meta, &dir.centroids, &c, t, &mut scratch);
-        live.insert(t, c);
-    }
-    assert!(rel.free_pages().len() < free_before);
-    assert!(rel.nblocks() >= nblocks);
-    check_verify(&rel, &live);
-    check_query(&rel, &live, &q, &[0, 5, 20]);
-}
-
-#[test]
-fn filters_and_combined_radius_knn() {
-    let mut rng = SmallRng::seed_from_u64(3);
-    let nb = 4;
-    let codes = clustered(&mut rng, 2000, nb, 5, 0.05);
-    let rows = rows_of(&codes);
-    let rel = MemRelation::new();
-    build(&rel, &rows, nb, 30, 500);
-    check_filters(&rel, &rows, &codes[7], &codes[8]);
 }
 
 #[test]
@@ -242,92 +107,6 @@ fn verify_detects_a_radius_too_small() {
 }
 
 #[test]
-fn an_index_built_without_a_length_takes_the_first_codes() {
-    let rel = MemRelation::new();
-    crate::lists::build::build_unsized(&rel);
-    let dir = Directory::read(&rel).unwrap();
-    assert_eq!((dir.code_bytes(), dir.lists()), (0, 0));
-    let meta = crate::lists::insert::fix_code_length(&rel, 16).unwrap();
-    assert_eq!((meta.code_bytes, meta.lists), (16, 1));
-    // A second call (a concurrent insert) keeps what the first fixed.
-    assert_eq!(
-        crate::lists::insert::fix_code_length(&rel, 4).unwrap(),
-        meta
-    );
-    let dir = Directory::read(&rel).unwrap();
-    let mut rng = SmallRng::seed_from_u64(2);
-    let mut scratch = Vec::new();
-    let mut live = BTreeMap::new();
-    for i in 0..500 {
-        let c: Vec<u8> = (0..16).map(|_| rng.gen()).collect();
-        insert(&rel, &dir.meta, &dir.centroids, &c, tid(i), &mut scratch);
-        live.insert(tid(i), c);
-    }
-    check_verify(&rel, &live);
-    let q = live[&tid(3)].clone();
-    check_query(&rel, &live, &q, &[0, 40, 64]);
-}
-
-#[test]
-fn an_index_whose_rows_all_died_forgets_its_length() {
-    let rel = MemRelation::new();
-    crate::lists::build::build_unsized(&rel);
-    crate::lists::insert::fix_code_length(&rel, 2).unwrap();
-    let dir = Directory::read(&rel).unwrap();
-    let mut scratch = Vec::new();
-    // Enough 16-bit rows to chain several pages.
-    for i in 0..3000 {
-        let c = [(i % 7) as u8, (i % 251) as u8];
-        insert(&rel, &dir.meta, &dir.centroids, &c, tid(i), &mut scratch);
-    }
-    // One row alive: nothing is reset, the dead ones are gone.
-    let alive = tid(17);
-    let reset = crate::relength::reset_if_all_dead(&rel, &mut |t| t != alive).unwrap();
-    assert!(!reset);
-    let report = crate::lists::verify::verify(&rel, true).unwrap();
-    assert_eq!(report.tids, 1);
-    assert_eq!(Directory::read(&rel).unwrap().code_bytes(), 2);
-    // All dead: the index is unsized again, every former page is marked deleted, and a code
-    // of another length is taken.
-    assert!(crate::relength::reset_if_all_dead(&rel, &mut |_| true).unwrap());
-    let dir = Directory::read(&rel).unwrap();
-    assert_eq!((dir.code_bytes(), dir.lists()), (0, 0));
-    let first_data = dir.meta.first_data_block();
-    for b in first_data..rel.nblocks() {
-        let page = rel.read(b);
-        assert!(
-            !crate::format::DataOpaque::is_data_page(&page)
-                || crate::format::DataOpaque::read(&page).flags & crate::format::FLAG_DELETED != 0,
-            "block {b} is still a live data page"
-        );
-    }
-    let meta = crate::lists::insert::fix_code_length(&rel, 8).unwrap();
-    assert_eq!(meta.code_bytes, 8);
-    let dir = Directory::read(&rel).unwrap();
-    let mut live = BTreeMap::new();
-    for i in 0..100 {
-        let c: Vec<u8> = (0..8).map(|k| (i * 31 + k * 7) as u8).collect();
-        insert(
-            &rel,
-            &dir.meta,
-            &dir.centroids,
-            &c,
-            tid(10_000 + i),
-            &mut scratch,
-        );
-        live.insert(tid(10_000 + i), c);
-    }
-    check_verify(&rel, &live);
-    // The retired pages are recycled once no snapshot can reach them.
-    rel.horizon.set(u64::MAX);
-    assert!(crate::lists::vacuum::recycle(&rel, first_data) > 0);
-    // Resetting an unsized index is a no-op.
-    let fresh = MemRelation::new();
-    crate::lists::build::build_unsized(&fresh);
-    assert!(crate::relength::reset_if_all_dead(&fresh, &mut |_| false).unwrap());
-}
-
-#[test]
 fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
     let mut rng = SmallRng::seed_from_u64(8);
     let nb = 8;
@@ -349,7 +128,8 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
             &flat,
             &tids,
             &mut scratch,
-        );
+        )
+        .unwrap();
         at += size;
     }
     assert_eq!(at, rows.len());
@@ -363,7 +143,7 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
             block: t.block + 50_000,
             offset: t.offset,
         };
-        insert(&rel, &dir.meta, &dir.centroids, c, t2, &mut scratch);
+        insert(&rel, &dir.meta, &dir.centroids, c, t2, &mut scratch).unwrap();
     }
     let before = verify(&rel, false).unwrap();
     bulk_delete(&rel, &mut |_| false).unwrap();
@@ -378,16 +158,86 @@ fn batched_inserts_group_codes_chain_pages_and_vacuum_merges_them() {
     assert!(after.problems.is_empty(), "{:?}", after.problems);
 }
 
-/// The extension builds an unlogged index's init fork in a `MemRelation::with_capacity(4)`.
+crate::suite::contract_suite!(crate::format::Strategy::Lists);
+
+/// Bytes on a list page that cannot be what the format says reach every verb as the same
+/// [`FormatError`] (PostgreSQL: index corrupted, REINDEX), never as a panic of its own: a line
+/// pointer outside the page, an entry whose length does not match its TID count, a header
+/// whose offsets are out of order; and a chain link to a page that is no list page is, for a
+/// scan, a page recycled under it (40001).
 #[test]
-fn empty_indexes_fit_four_pages() {
-    for nb in [0usize, 8, 512] {
-        let m = MemRelation::with_capacity(4);
-        if nb == 0 {
-            crate::lists::build::build_unsized(&m);
-        } else {
-            crate::lists::build::build_empty(&m, nb);
+fn a_corrupt_list_page_reaches_every_verb_as_a_format_error() {
+    use crate::format::{FormatError, FIRST_DIR_BLOCK};
+    use crate::page::HEADER_SIZE;
+    let mut rng = SmallRng::seed_from_u64(4);
+    let nb = 8;
+    let codes = uniform(&mut rng, 500, nb);
+    let rows = rows_of(&codes);
+    let scan_panic = |rel: &MemRelation, q: &[u8]| -> String {
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            crate::testutil::search_all(rel, crate::testutil::query(q, u32::MAX))
+        }));
+        let e = r.expect_err("the scan fails");
+        e.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    type Corrupt = fn(&mut crate::page::Page);
+    let cases: [(&str, Corrupt); 4] = [
+        ("a line pointer is item 1 at 8190", |p| {
+            let raw = 8190u32 | (1 << 15) | (100 << 17);
+            p.0[HEADER_SIZE..HEADER_SIZE + 4].copy_from_slice(&raw.to_ne_bytes());
+        }),
+        ("an entry's length is", |p| {
+            let raw = u32::from_ne_bytes(p.0[HEADER_SIZE..HEADER_SIZE + 4].try_into().unwrap());
+            let off = (raw & 0x7fff) as usize;
+            p.0[off..off + 2].copy_from_slice(&0u16.to_ne_bytes());
+        }),
+        ("pd_lower, pd_upper, pd_special is 9000", |p| {
+            p.0[12..14].copy_from_slice(&9000u16.to_ne_bytes());
+        }),
+        ("was recycled while this scan", |p| {
+            let mut o = crate::format::DataOpaque::read(p);
+            o.prev = FIRST_DIR_BLOCK;
+            o.write(p);
+        }),
+    ];
+    for (want, corrupt) in cases {
+        let rel = MemRelation::new();
+        build(&rel, &rows, nb, 3, 1000);
+        let dir = Directory::read(&rel).unwrap();
+        let block = dir.tails[0];
+        corrupt(&mut rel.write(block));
+        let msg = scan_panic(&rel, dir.centroid(0));
+        assert!(msg.contains(want), "{want}: {msg}");
+        let vacuum = crate::vacuum::bulk_delete(&rel, &mut |_| false).unwrap_err();
+        let inserted = insert(
+            &rel,
+            &dir.meta,
+            &dir.centroids,
+            dir.centroid(0),
+            tid(9999),
+            &mut Vec::new(),
+        );
+        let problems = verify(&rel, false).unwrap().problems;
+        if want.starts_with("was recycled") {
+            // The tail is intact; the link it holds leads to the directory.
+            assert_eq!(
+                vacuum,
+                FormatError::NotDataPage {
+                    block: FIRST_DIR_BLOCK
+                }
+            );
+            assert!(
+                problems.iter().any(|p| p.contains("link to block 1")),
+                "{problems:?}"
+            );
+            continue;
         }
-        assert!(m.nblocks() <= 4, "{} pages for {nb} bytes", m.nblocks());
+        assert!(
+            matches!(&vacuum, FormatError::BadField { block: b, .. } if *b == block),
+            "{vacuum:?}"
+        );
+        assert!(vacuum.to_string().contains(want), "{want}: {vacuum}");
+        assert_eq!(inserted, Err(vacuum));
+        assert!(!problems.is_empty());
     }
 }

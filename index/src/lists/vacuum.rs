@@ -11,9 +11,9 @@
 
 use crate::format::{DataOpaque, FormatError, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::lists::directory::Directory;
-use crate::lists::layout::{entry, ListRecord};
+use crate::lists::layout::{check_data_page, entry, ListRecord};
 use crate::page::Page;
-use crate::relation::Relation;
+use crate::relation::{PagePair, Relation};
 use crate::vacuum::VacuumStats;
 use ics_codes::hamming::hamming;
 
@@ -83,6 +83,12 @@ fn rewrite(page: &mut Page, bodies: &[Vec<u8>]) {
     }
 }
 
+fn set_prev(page: &mut Page, prev: u32) {
+    let mut o = DataOpaque::read(page);
+    o.prev = prev;
+    o.write(page);
+}
+
 /// Removes every TID for which `is_dead` is true.
 pub fn bulk_delete<R: Relation>(
     rel: &R,
@@ -95,7 +101,7 @@ pub fn bulk_delete<R: Relation>(
     for l in 0..dir.lists() {
         let (dir_block, offset) = meta.record_location(l);
         // Lock the list's current tail (it may have moved since the directory was read).
-        let (tail_block, mut tail) = loop {
+        let (tail_block, tail) = loop {
             let t = ListRecord::read(meta, &rel.read(dir_block), offset).tail;
             if t == INVALID_BLOCK {
                 break (INVALID_BLOCK, None);
@@ -105,15 +111,16 @@ pub fn bulk_delete<R: Relation>(
                 break (t, Some(guard));
             }
         };
-        let Some(tail_guard) = tail.as_mut() else {
+        let Some(tail_guard) = tail else {
             continue;
         };
         let centroid = dir.centroid(l);
 
-        let c = clean(tail_guard, nb, centroid, is_dead);
-        if let Some(bodies) = &c.bodies {
-            rewrite(tail_guard, bodies);
-        }
+        check_data_page(&tail_guard, tail_block, nb)?;
+        // The tail's own changes wait for the end of the walk, to be logged with the radius.
+        let c = clean(&tail_guard, nb, centroid, is_dead);
+        let tail_bodies = c.bodies;
+        let mut tail_prev = None;
         let mut max_distance = c.max_distance;
         stats.tids_removed += c.removed;
         stats.tids_remaining += c.remaining;
@@ -122,11 +129,11 @@ pub fn bulk_delete<R: Relation>(
 
         // `newer` is the page whose prev link points at the page being visited (None: tail).
         let mut newer: Option<R::Write<'_>> = None;
-        let mut block = DataOpaque::read(tail_guard).prev;
+        let mut block = DataOpaque::read(&tail_guard).prev;
         while block != INVALID_BLOCK {
             rel.check_interrupts();
             let mut page = rel.write(block);
-            let opaque = DataOpaque::read(&page);
+            let opaque = check_data_page(&page, block, nb)?;
             let c = clean(&page, nb, centroid, is_dead);
             stats.tids_removed += c.removed;
             let emptied = opaque.flags & FLAG_DELETED != 0 || c.remaining == 0;
@@ -142,13 +149,10 @@ pub fn bulk_delete<R: Relation>(
                     }
                     .write(&mut page);
                 }
-                let link: &mut Page = match newer.as_mut() {
-                    Some(g) => g,
-                    None => tail_guard,
-                };
-                let mut o = DataOpaque::read(link);
-                o.prev = opaque.prev;
-                o.write(link);
+                match newer.as_mut() {
+                    Some(link) => set_prev(link, opaque.prev),
+                    None => tail_prev = Some(opaque.prev),
+                }
                 stats.pages_unlinked += 1;
             } else {
                 if let Some(bodies) = &c.bodies {
@@ -165,12 +169,26 @@ pub fn bulk_delete<R: Relation>(
             }
         }
         drop(newer);
+        let change_tail = |page: &mut Page| {
+            if let Some(bodies) = &tail_bodies {
+                rewrite(page, bodies);
+            }
+            if let Some(prev) = tail_prev {
+                set_prev(page, prev);
+            }
+        };
         // Nothing was added to this list during the walk (its tail is still locked), so the
-        // radius of what remains is exact.
+        // radius of what remains is exact. A smaller radius is logged with the tail's changes:
+        // alone, a crash could keep it and lose them, leaving dead codes beyond it.
         let rec = ListRecord::read(meta, &rel.read(dir_block), offset);
         if u32::from(rec.radius) > max_distance {
-            let mut d = rel.write(dir_block);
-            ListRecord::write_radius_tail(meta, &mut d, offset, max_distance as u16, tail_block);
+            let mut pair = rel.join(tail_guard, dir_block);
+            let (tail, d) = pair.pages();
+            change_tail(tail);
+            ListRecord::write_radius_tail(meta, d, offset, max_distance as u16, tail_block);
+        } else if tail_bodies.is_some() || tail_prev.is_some() {
+            let mut tail = tail_guard;
+            change_tail(&mut tail);
         }
     }
     stats.pages_recycled = recycle(rel, meta.first_data_block());
@@ -190,11 +208,11 @@ pub fn recycle<R: Relation>(rel: &R, first_data_block: u32) -> u64 {
             recycled += 1;
             continue;
         }
-        let o = DataOpaque::read(&page);
-        if DataOpaque::is_data_page(&page)
-            && o.flags & FLAG_DELETED != 0
-            && rel.xid_is_old(o.deleted_xid)
-        {
+        // Only list pages are read: any other page here is left alone, never recycled.
+        if DataOpaque::is_data_page(&page) && {
+            let o = DataOpaque::read(&page);
+            o.flags & FLAG_DELETED != 0 && rel.xid_is_old(o.deleted_xid)
+        } {
             drop(page);
             rel.record_free_page(block);
             recycled += 1;

@@ -47,6 +47,12 @@ pub fn verify<R: Relation>(rel: &R, collect: bool) -> Result<Report, FormatError
                     .push(format!("list {l}: block {block} is not a data page"));
                 break;
             }
+            if let Err((field, expected, found)) = page.check_items() {
+                r.problems.push(format!(
+                    "list {l}: block {block}: {field} is {found}, expected {expected}"
+                ));
+                break;
+            }
             let o = DataOpaque::read(&page);
             if o.flags & FLAG_DELETED != 0 {
                 r.unlinked_pages_still_linked += 1;
@@ -54,7 +60,11 @@ pub fn verify<R: Relation>(rel: &R, collect: bool) -> Result<Report, FormatError
             r.data_pages += 1;
             for i in 0..page.item_count() {
                 let body = page.item(i);
-                let n = entry::ntids(body);
+                let n = if body.len() >= 2 {
+                    entry::ntids(body)
+                } else {
+                    0
+                };
                 if n == 0 || body.len() != entry::size(nb, n) {
                     r.problems
                         .push(format!("block {block} item {}: malformed entry", i + 1));

@@ -372,27 +372,8 @@ pub fn build<R: Relation, S: Spill>(
 }
 
 /// An index with no rows yet (CREATE INDEX on an empty table, the init fork of an unlogged
-/// index; `code_bytes` 0: length not known yet): no tables, an empty tail. Inserts go to the
+/// index): no tables, an empty tail. Inserts go to the
 /// tail; the first VACUUM with enough of them writes the tables.
 pub fn build_empty<R: Relation>(rel: &R, code_bytes: usize) {
     start_build(rel, code_bytes);
-}
-
-/// Fixes the code length of an index built without one, unless a concurrent insert did.
-pub fn fix_code_length<R: Relation>(
-    rel: &R,
-    code_bytes: usize,
-) -> Result<(), crate::format::FormatError> {
-    let mut mp = rel.write(crate::format::META_BLOCK);
-    let meta = Meta::read(&mp)?;
-    if meta.code_bytes != 0 {
-        return Ok(());
-    }
-    let sub = SubMeta::read(&mp).map_err(crate::format::FormatError::BadMeta)?;
-    SubMeta {
-        generation: sub.generation,
-        ..SubMeta::empty()
-    }
-    .write(&Meta::new_substrings(code_bytes, 0).keeping(&meta), &mut mp);
-    Ok(())
 }

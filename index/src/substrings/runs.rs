@@ -220,7 +220,12 @@ pub fn for_tail_pages<R: Relation>(
         let page = rel.read(block);
         pages += 1;
         seen += 1;
-        assert!(seen <= rel.nblocks() as usize, "a cycle in a tail chain");
+        if seen > rel.nblocks() as usize {
+            rel.corrupted(crate::format::FormatError::BadPage {
+                block,
+                why: "its tail chain has a cycle",
+            });
+        }
         let s = Special::read(&page).filter(|s| s.kind == Kind::Tail);
         let Some(s) = s else {
             rel.page_recycled_under_scan(block);

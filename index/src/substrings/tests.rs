@@ -8,15 +8,15 @@ use crate::relation::{MemRelation, Relation};
 use crate::spill::MemSpill;
 use crate::substrings::build::{build, build_empty, VecRows};
 use crate::substrings::layout::Special;
-use crate::substrings::vacuum::{bulk_delete, merge, reclaim};
+use crate::substrings::vacuum::{merge, reclaim};
 use crate::testutil::{
-    check_filters, check_query, check_verify, clustered, insert_rows, live_except, live_of,
-    multilabel, queries, query, rows_of, search_all, split_rows, tid, uniform,
+    check_query, check_verify, insert_rows, live_of, multilabel, queries, query, rows_of,
+    search_all, split_rows, tid, uniform,
 };
 use crate::verify::verify;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 
 fn build_from(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, m: u32, budget: usize) {
     let mut sorted = rows.to_vec();
@@ -31,36 +31,6 @@ fn build_from(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, m: u32, bud
         &mut VecRows::new(&sorted),
         &mut || {},
     );
-}
-
-#[test]
-fn exact_on_uniform_clustered_and_mixed_codes_of_every_length() {
-    let mut rng = SmallRng::seed_from_u64(13);
-    let radii: Vec<u32> = (0..=16).collect();
-    for nb in [1usize, 4, 8, 16, 32] {
-        for kind in 0..3 {
-            let n = 2500;
-            let codes = match kind {
-                0 => uniform(&mut rng, n, nb),
-                1 => clustered(&mut rng, n, nb, 10, 0.04),
-                _ => {
-                    let mut c = multilabel(&mut rng, n / 2, nb, 12, 0.1);
-                    c.extend(uniform(&mut rng, n / 2, nb));
-                    c
-                }
-            };
-            let rows = rows_of(&codes);
-            for m in [0u32, 1, 4.min(nb as u32 * 8)] {
-                let rel = MemRelation::new();
-                build_from(&rel, &rows, nb, m, 1 << 20);
-                let live = live_of(&rows);
-                check_verify(&rel, &live);
-                for q in queries(&mut rng, &codes, nb) {
-                    check_query(&rel, &live, &q, &radii);
-                }
-            }
-        }
-    }
 }
 
 #[test]
@@ -174,51 +144,6 @@ fn inserts_go_to_the_tail_and_merges_fold_them_in() {
 }
 
 #[test]
-fn deletes_leave_tombstones_until_a_merge_drops_them() {
-    let mut rng = SmallRng::seed_from_u64(9);
-    let nb = 8;
-    let codes = clustered(&mut rng, 5000, nb, 6, 0.06);
-    let rows = rows_of(&codes);
-    let rel = MemRelation::new();
-    build_from(&rel, &rows[..4000], nb, 0, 1 << 20);
-    insert_rows(&rel, &rows[4000..]);
-    // Delete 30% of the rows, from the tables and the tail.
-    let dead: HashSet<Tid> = rows
-        .iter()
-        .filter(|(c, _)| c[1] < 77)
-        .map(|r| r.1)
-        .collect();
-    let stats = bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
-    assert_eq!(stats.tids_removed, dead.len() as u64);
-    assert_eq!(stats.tids_remaining, (rows.len() - dead.len()) as u64);
-    let live = live_except(&rows, &dead);
-    check_verify(&rel, &live);
-    let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
-    assert!(report.tombstones > 0);
-    for q in queries(&mut rng, &codes, nb) {
-        check_query(&rel, &live, &q, &[0, 3, 6, 10]);
-    }
-    // Deleting again finds nothing new.
-    assert_eq!(
-        bulk_delete(&rel, &mut |t| dead.contains(&t))
-            .unwrap()
-            .tids_removed,
-        0
-    );
-    let m = merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {})
-        .unwrap()
-        .expect("many tombstones");
-    assert_eq!(m.rows, live.len() as u64);
-    assert_eq!(
-        verify(&rel, &MemSpill, 1 << 20, false).unwrap().tombstones,
-        0
-    );
-    check_verify(&rel, &live);
-    let q = codes[0].clone();
-    check_query(&rel, &live, &q, &[0, 5, 20]);
-}
-
-#[test]
 fn an_index_built_empty_takes_rows_in_its_tail_and_becomes_tables_at_the_first_merge() {
     let mut rng = SmallRng::seed_from_u64(11);
     let nb = 8;
@@ -306,102 +231,6 @@ fn an_interrupted_merge_leaves_a_valid_index_and_its_pages_are_reclaimed() {
     check_query(&rel, &live, &codes[3], &[0, 10]);
 }
 
-#[test]
-fn filters_and_a_radius_with_knn() {
-    let mut rng = SmallRng::seed_from_u64(19);
-    let nb = 4;
-    let codes = multilabel(&mut rng, 3000, nb, 8, 0.05);
-    let rows = rows_of(&codes);
-    let rel = MemRelation::new();
-    build_from(&rel, &rows, nb, 0, 1 << 20);
-    check_filters(&rel, &rows, &codes[7], &codes[8]);
-}
-
-#[test]
-fn the_length_can_be_fixed_and_forgotten() {
-    let rel = MemRelation::new();
-    build_empty(&rel, 0);
-    assert_eq!(open(&rel).unwrap().code_bytes(), 0);
-    let opened = crate::insert::fix_code_length(&rel, 2).unwrap();
-    assert_eq!(opened.code_bytes(), 2);
-    assert_eq!(
-        crate::insert::fix_code_length(&rel, 4)
-            .unwrap()
-            .code_bytes(),
-        2
-    );
-    let codes: Vec<u8> = (0..3000u32)
-        .flat_map(|i| [(i % 7) as u8, (i % 251) as u8])
-        .collect();
-    let tids: Vec<Tid> = (0..3000).map(tid).collect();
-    crate::insert::insert_batch(&rel, &opened, &codes, &tids, &mut Vec::new()).unwrap();
-    merge(&rel, &MemSpill, 1 << 20, 0, true, &mut || {}).unwrap();
-    crate::insert::insert_batch(
-        &rel,
-        &open(&rel).unwrap(),
-        &codes[..200],
-        &tids[..100]
-            .iter()
-            .map(|t| Tid {
-                block: t.block + 500,
-                ..*t
-            })
-            .collect::<Vec<_>>(),
-        &mut Vec::new(),
-    )
-    .unwrap();
-    let alive = tid(17);
-    assert!(!crate::relength::reset_if_all_dead(&rel, &mut |t| t != alive).unwrap());
-    assert_eq!(verify(&rel, &MemSpill, 1 << 20, false).unwrap().tids, 1);
-    assert!(crate::relength::reset_if_all_dead(&rel, &mut |_| true).unwrap());
-    assert_eq!(open(&rel).unwrap().code_bytes(), 0);
-    // Every former page leaves the index and is recycled later.
-    rel.horizon.set(u64::MAX);
-    assert!(reclaim(&rel).unwrap() > 0);
-    let opened = crate::insert::fix_code_length(&rel, 8).unwrap();
-    let mut live = BTreeMap::new();
-    for i in 0..100 {
-        let c: Vec<u8> = (0..8).map(|k| (i * 31 + k * 7) as u8).collect();
-        crate::insert::insert_batch(&rel, &opened, &c, &[tid(10_000 + i)], &mut Vec::new())
-            .unwrap();
-        live.insert(tid(10_000 + i), c);
-    }
-    check_verify(&rel, &live);
-}
-
-/// The extension builds an unlogged index's init fork in a `MemRelation::with_capacity(4)`.
-#[test]
-fn empty_indexes_fit_one_page() {
-    for nb in [0usize, 8, 512] {
-        let m = MemRelation::with_capacity(4);
-        build_empty(&m, nb);
-        assert_eq!(m.nblocks(), 1);
-    }
-}
-
-/// What a hot standby without `hot_standby_feedback` can do: replay a merge and the reuse of
-/// the old generation's pages under a scan that still follows them. The scan must fail (40001
-/// in PostgreSQL), never return rows from pages that are no longer its tables.
-#[test]
-#[should_panic(expected = "was recycled while this scan was reading the index")]
-fn a_scan_whose_pages_were_recycled_under_it_fails() {
-    let mut rng = SmallRng::seed_from_u64(9);
-    let nb = 8;
-    let codes = uniform(&mut rng, 3000, nb);
-    let rel = MemRelation::new();
-    build_from(&rel, &rows_of(&codes), nb, 0, 1 << 20);
-    let opened = open(&rel).unwrap();
-    let Opened::Substrings(runs) = &opened else {
-        panic!("substring tables")
-    };
-    let pages = runs.pages.clone();
-    let mut s = crate::search::Search::new(opened, query(&codes[0], 3)).unwrap();
-    for b in pages {
-        *rel.write(b) = *crate::page::Page::zeroed();
-    }
-    s.next(&rel);
-}
-
 /// An insert that wrote new tail pages and then crashed (or failed) before linking them
 /// leaves orphans: VACUUM must leave them while their insert may still link them, then mark
 /// them deleted and recycle them, never touching the linked tail.
@@ -461,40 +290,4 @@ fn orphaned_tail_pages_are_reclaimed_once_no_insert_can_link_them() {
     check_query(&rel, &live, &codes[2500], &[0, 8]);
 }
 
-#[test]
-fn a_crash_anywhere_in_vacuum_leaves_counts_that_match_the_pages() {
-    // What crash recovery rebuilds after each record of a VACUUM (bulk delete, then a merge):
-    // mih_verify finds nothing wrong, and the index returns the rows it held.
-    let mut rng = SmallRng::seed_from_u64(21);
-    let nb = 8;
-    let codes = clustered(&mut rng, 3000, nb, 6, 0.06);
-    let rows = rows_of(&codes);
-    let dead: HashSet<Tid> = rows.iter().step_by(7).map(|r| r.1).collect();
-    let vacuum = |rel: &MemRelation| {
-        bulk_delete(rel, &mut |t| dead.contains(&t)).unwrap();
-        merge(rel, &MemSpill, 1 << 20, 0, true, &mut || {}).unwrap();
-    };
-    let fresh = || {
-        let rel = MemRelation::new();
-        build_from(&rel, &rows[..2500], nb, 0, 1 << 20);
-        insert_rows(&rel, &rows[2500..]);
-        rel
-    };
-    let mut crashes = 0;
-    for k in 1.. {
-        let rel = fresh();
-        rel.crash_after(k);
-        vacuum(&rel);
-        let Some(image) = rel.crash_image() else {
-            break;
-        };
-        let report = verify(&image, &MemSpill, 1 << 20, false).unwrap();
-        assert!(
-            report.problems.is_empty(),
-            "crash after record {k}: {:?}",
-            report.problems
-        );
-        crashes += 1;
-    }
-    assert!(crashes > 10, "{crashes} crash points");
-}
+crate::suite::contract_suite!(crate::format::Strategy::Substrings);

@@ -475,33 +475,3 @@ fn linked_tail_pages<R: Relation>(rel: &R) -> Result<HashSet<BlockNumber>, Forma
         .flat_map(|head| chain_blocks(rel, head))
         .collect())
 }
-
-/// Removes every TID for which `is_dead` is true; if none remains, retires every page and
-/// returns the index to "no length yet" (see [`crate::relength`]). The caller keeps inserts out.
-pub fn reset_if_all_dead<R: Relation>(
-    rel: &R,
-    is_dead: &mut dyn FnMut(Tid) -> bool,
-) -> Result<bool, FormatError> {
-    let runs = Runs::read(rel)?;
-    if runs.code_bytes() == 0 {
-        return Ok(true);
-    }
-    if bulk_delete(rel, is_dead)?.tids_remaining > 0 {
-        return Ok(false);
-    }
-    let runs = Runs::read(rel)?;
-    let mut old: Vec<BlockNumber> = runs.pages.clone();
-    old.extend_from_slice(&runs.sub.map_blocks);
-    old.extend(chain_blocks(rel, runs.sub.tail));
-    old.extend(chain_blocks(rel, runs.sub.sealed));
-    mark_deleted(rel, &old);
-    // The metapage last: until it changes, the old (empty) index is still valid.
-    let mut mp = rel.write(META_BLOCK);
-    let old_meta = Meta::read(&mp)?;
-    SubMeta {
-        generation: runs.sub.generation.wrapping_add(1),
-        ..SubMeta::empty()
-    }
-    .write(&Meta::new_substrings(0, 0).keeping(&old_meta), &mut mp);
-    Ok(true)
-}

@@ -119,7 +119,7 @@ SELECT count(DISTINCT code) < 1500 AS hashlike_has_duplicates FROM hashlike16_li
 -- Mixed: half clustered, half uniform 64-bit codes in one index.
 CREATE TABLE mixed64_lists AS
     SELECT id, code FROM hashlike64_lists WHERE id <= 750
-    UNION ALL SELECT 750 + i, rnd_code(8) FROM generate_series(1, 750) i;
+    UNION ALL SELECT 750 + i, rnd_code(8)::hashcode(64) FROM generate_series(1, 750) i;
 CREATE TABLE mixed64_substrings AS SELECT * FROM mixed64_lists;
 CREATE INDEX mixed64_lists_idx ON mixed64_lists USING mih (code) WITH (strategy = lists);
 CREATE INDEX mixed64_substrings_idx ON mixed64_substrings USING mih (code) WITH (strategy = substrings);

@@ -3,7 +3,7 @@
 -- (alone in its schedule line: VACUUM must be able to remove the rows it deletes).
 -- a radius condition never matches them. And pg_stat_user_indexes.idx_scan counts mih scans.
 SET client_min_messages = warning;
-CREATE TABLE nul (id int, code hashcode, grp int);
+CREATE TABLE nul (id int, code hashcode(16), grp int);
 INSERT INTO nul VALUES (1, 'aabb', 1), (2, NULL, 1), (3, 'aabc', 2), (4, NULL, 2);
 CREATE INDEX nul_lists ON nul USING mih (code) WITH (strategy = lists);
 SET enable_seqscan = off;
@@ -95,8 +95,8 @@ SELECT ok, nulls, heap_nulls FROM mih_verify('nul2_lists');
 SELECT ok, nulls, heap_nulls FROM mih_verify('nul2_subs');
 SELECT nul_check($q$SELECT id, code <~> 'deadbeef' AS d FROM nul2 ORDER BY code <~> 'deadbeef'$q$);
 
--- A table of NULL codes only (the index does not know its code length yet), then codes.
-CREATE TABLE nul3 (id int, code hashcode);
+-- A table of NULL codes only (an index without codes), then codes.
+CREATE TABLE nul3 (id int, code hashcode(8));
 INSERT INTO nul3 SELECT i, NULL FROM generate_series(1, 5) i;
 CREATE INDEX nul3_idx ON nul3 USING mih (code);
 SELECT nul_check($q$SELECT id, code <~> 'ff' AS d FROM nul3 ORDER BY code <~> 'ff'$q$);
@@ -105,7 +105,7 @@ SELECT nul_check($q$SELECT id, code <~> 'ff' AS d FROM nul3 ORDER BY code <~> 'f
 SELECT ok, code_bits, tids, nulls FROM mih_verify('nul3_idx');
 
 -- idx_scan counts index scans (stats are flushed explicitly, as they would be later).
-CREATE TABLE nul_stat (code hashcode);
+CREATE TABLE nul_stat (code hashcode(16));
 INSERT INTO nul_stat SELECT hashcode(substring(decode(md5(i::text), 'hex') FOR 2)) FROM generate_series(1, 100) i;
 CREATE INDEX nul_stat_idx ON nul_stat USING mih (code);
 SELECT pg_stat_force_next_flush();

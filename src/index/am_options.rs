@@ -7,8 +7,9 @@
 //! - `substrings`: substrings of the substring strategy (0, the default: bits / log2(rows), within
 //!   the size budget; more tables search faster and take a whole code per row each).
 
-use ics_index::strategy::Requested;
+use ics_index::options::{Options, Requested, MAX_LISTS, MAX_SUBSTRINGS};
 use pgrx::pg_sys;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// The parsed options (a varlena, as PostgreSQL's reloptions are).
 #[repr(C)]
@@ -19,7 +20,6 @@ pub struct MihOptions {
     pub substrings: i32,
 }
 
-pub const MAX_LISTS: i32 = 4096;
 const STRATEGY_AUTO: i32 = 0;
 const STRATEGY_LISTS: i32 = 1;
 const STRATEGY_SUBSTRINGS: i32 = 2;
@@ -47,25 +47,27 @@ static STRATEGY_VALUES: StrategyValues = StrategyValues([
     },
 ]);
 
-static mut RELOPT_KIND: pg_sys::relopt_kind::Type = 0;
+/// The options' kind, set once by [`register`] (from `_PG_init`) before any index is opened.
+static RELOPT_KIND: AtomicU32 = AtomicU32::new(0);
 
 /// Registers the options (from `_PG_init`).
 pub fn register() {
     // SAFETY: called once, from _PG_init, before any index uses the options; PostgreSQL keeps
     // the pointers, which are all to statics.
     unsafe {
-        RELOPT_KIND = pg_sys::add_reloption_kind();
+        let kind = pg_sys::add_reloption_kind();
+        RELOPT_KIND.store(kind, Ordering::Relaxed);
         pg_sys::add_int_reloption(
-            RELOPT_KIND as _,
+            kind as _,
             c"lists".as_ptr(),
             c"Number of lists of a mih index using the lists strategy; 0 = about the square root of the row count".as_ptr(),
             0,
             0,
-            MAX_LISTS,
+            MAX_LISTS as i32,
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
         pg_sys::add_enum_reloption(
-            RELOPT_KIND as _,
+            kind as _,
             c"strategy".as_ptr(),
             c"How a mih index organises its codes: auto (measured at build), lists or substrings"
                 .as_ptr(),
@@ -75,14 +77,30 @@ pub fn register() {
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
         pg_sys::add_int_reloption(
-            RELOPT_KIND as _,
+            kind as _,
             c"substrings".as_ptr(),
             c"Number of substring tables of a mih index using the substrings strategy; 0 = chosen from the code length and row count".as_ptr(),
             0,
             0,
-            ics_index::substrings::plan::MAX_SUBSTRINGS as i32,
+            MAX_SUBSTRINGS as i32,
             pg_sys::AccessExclusiveLock as pg_sys::LOCKMODE,
         );
+    }
+}
+
+/// Where build_reloptions puts one option in `MihOptions`.
+fn parse_elt(
+    name: &'static std::ffi::CStr,
+    opttype: pg_sys::relopt_type::Type,
+    offset: usize,
+) -> pg_sys::relopt_parse_elt {
+    pg_sys::relopt_parse_elt {
+        optname: name.as_ptr(),
+        opttype,
+        offset: offset as i32,
+        // PostgreSQL 18: where to record whether the option was set; 0 = not recorded.
+        #[cfg(not(any(feature = "pg15", feature = "pg16")))]
+        isset_offset: 0,
     }
 }
 
@@ -92,28 +110,28 @@ pub unsafe extern "C-unwind" fn amoptions(
     validate: bool,
 ) -> *mut pg_sys::bytea {
     let table = [
-        pg_sys::relopt_parse_elt {
-            optname: c"lists".as_ptr(),
-            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
-            offset: std::mem::offset_of!(MihOptions, lists) as i32,
-        },
-        pg_sys::relopt_parse_elt {
-            optname: c"strategy".as_ptr(),
-            opttype: pg_sys::relopt_type::RELOPT_TYPE_ENUM,
-            offset: std::mem::offset_of!(MihOptions, strategy) as i32,
-        },
-        pg_sys::relopt_parse_elt {
-            optname: c"substrings".as_ptr(),
-            opttype: pg_sys::relopt_type::RELOPT_TYPE_INT,
-            offset: std::mem::offset_of!(MihOptions, substrings) as i32,
-        },
+        parse_elt(
+            c"lists",
+            pg_sys::relopt_type::RELOPT_TYPE_INT,
+            std::mem::offset_of!(MihOptions, lists),
+        ),
+        parse_elt(
+            c"strategy",
+            pg_sys::relopt_type::RELOPT_TYPE_ENUM,
+            std::mem::offset_of!(MihOptions, strategy),
+        ),
+        parse_elt(
+            c"substrings",
+            pg_sys::relopt_type::RELOPT_TYPE_INT,
+            std::mem::offset_of!(MihOptions, substrings),
+        ),
     ];
     // SAFETY: parses into a palloc'd MihOptions laid out as declared in `table`.
     unsafe {
         pg_sys::build_reloptions(
             reloptions,
             validate,
-            RELOPT_KIND,
+            RELOPT_KIND.load(Ordering::Relaxed),
             std::mem::size_of::<MihOptions>(),
             table.as_ptr(),
             table.len() as i32,
@@ -121,69 +139,44 @@ pub unsafe extern "C-unwind" fn amoptions(
     }
 }
 
-/// The options of an index (defaults when none were given).
+/// The options of an index (defaults when none were given); options of the other strategy
+/// than the one named are an error (22023).
 ///
 /// # Safety
 /// `index` is an open mih index.
-unsafe fn options(index: pg_sys::Relation) -> Option<&'static MihOptions> {
+pub unsafe fn options(index: pg_sys::Relation) -> Options {
     // SAFETY: rd_options is NULL or a MihOptions built by amoptions, living as long as the
-    // relation cache entry (longer than any caller's use).
-    unsafe { ((*index).rd_options as *const MihOptions).as_ref() }
+    // relation cache entry (longer than this call).
+    let Some(o) = (unsafe { ((*index).rd_options as *const MihOptions).as_ref() }) else {
+        return Options::default();
+    };
+    let strategy = match o.strategy {
+        STRATEGY_LISTS => Some(Requested::Lists),
+        STRATEGY_SUBSTRINGS => Some(Requested::Substrings),
+        _ => None,
+    };
+    Options::resolve(strategy, o.lists, o.substrings).unwrap_or_else(|m| {
+        crate::fmgr::raise(
+            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "option {} does not apply to strategy {}",
+                m.option, m.strategy
+            ),
+            Some(&format!(
+                "Leave out {}, or use strategy = {}.",
+                m.option, m.option
+            )),
+        )
+    })
 }
 
-/// The `lists` option (0 when not set).
-///
-/// # Safety
-/// `index` is an open mih index.
-pub unsafe fn lists(index: pg_sys::Relation) -> usize {
-    // SAFETY: as the caller promises.
-    unsafe { options(index) }.map_or(0, |o| o.lists.max(0) as usize)
-}
-
-/// The `substrings` option (0 when not set).
+/// The `substrings` option alone (0 when not set), for VACUUM's merges: an option of the other
+/// strategy set later by ALTER INDEX must not stop VACUUM.
 ///
 /// # Safety
 /// `index` is an open mih index.
 pub unsafe fn substrings(index: pg_sys::Relation) -> u32 {
-    // SAFETY: as the caller promises.
-    unsafe { options(index) }.map_or(0, |o| o.substrings.max(0) as u32)
-}
-
-/// The strategy the options ask for: `strategy` when given; else `lists = n` means lists and
-/// `substrings = m` means substring tables (options of one strategy imply it); else auto.
-/// Options of the other strategy than the one named are an error (22023).
-///
-/// # Safety
-/// `index` is an open mih index.
-pub unsafe fn strategy(index: pg_sys::Relation) -> Requested {
-    // SAFETY: as the caller promises.
-    let Some(o) = (unsafe { options(index) }) else {
-        return Requested::Auto;
-    };
-    let (lists, substrings) = (o.lists > 0, o.substrings > 0);
-    let mismatch = |option: &str, strategy: &str| -> ! {
-        crate::fmgr::raise(
-            pgrx::PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
-            format!("option {option} does not apply to strategy {strategy}"),
-            Some(&format!(
-                "Leave out {option}, or use strategy = {}.",
-                if strategy == "lists" {
-                    "substrings"
-                } else {
-                    "lists"
-                }
-            )),
-        )
-    };
-    match o.strategy {
-        STRATEGY_LISTS if substrings => mismatch("substrings", "lists"),
-        STRATEGY_SUBSTRINGS if lists => mismatch("lists", "substrings"),
-        STRATEGY_LISTS => Requested::Lists,
-        STRATEGY_SUBSTRINGS => Requested::Substrings,
-        _ => match (lists, substrings) {
-            (true, false) => Requested::Lists,
-            (false, true) => Requested::Substrings,
-            _ => Requested::Auto,
-        },
-    }
+    // SAFETY: as in `options`.
+    let o = unsafe { ((*index).rd_options as *const MihOptions).as_ref() };
+    o.map_or(0, |o| o.substrings.max(0) as u32)
 }

@@ -7,10 +7,10 @@
 //! for amcheck's checks. Not `pg_monitor`: the report counts heap rows and index entries of
 //! every row, ignoring grants and row-level security, which is the table owner's business.
 
-use super::build::tid_of;
 use super::format_error;
-use super::relation::PgRelation;
-use super::spill::{maintenance_budget, PgSpill};
+use super::pg_relation::PgRelation;
+use super::pg_spill::{maintenance_budget, PgSpill};
+use super::tid_of;
 use crate::fmgr::varlena_bytes;
 use crate::fmgr::{self, raise, sql_function};
 use ics_index::format::Tid;
@@ -112,7 +112,7 @@ sql_function! {
                     Some("mih_verify checks indexes created USING mih."),
                 );
             }
-            super::pending::flush(index);
+            super::pg_pending::flush(index);
             let rel = PgRelation::new(index);
             let mut report = ics_index::verify::verify(&rel, &PgSpill, maintenance_budget(), check_heap)
                 .unwrap_or_else(|e| format_error(index, e));

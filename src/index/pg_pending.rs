@@ -12,10 +12,10 @@
 //! buffer is dropped when the transaction aborts. A rebuild of the index (REINDEX, TRUNCATE)
 //! drops its buffer too: the build reads those rows from the table.
 
-use super::relation::PgRelation;
+use super::pg_relation::PgRelation;
 use super::{length_mismatch, or_format_error};
 use ics_index::format::Tid;
-use ics_index::insert::{fix_code_length, insert_batch};
+use ics_index::insert::insert_batch;
 use ics_index::open::open;
 use ics_index::pending::PendingRows;
 use pgrx::pg_sys;
@@ -37,16 +37,6 @@ fn limit(code_bytes: usize) -> usize {
     // SAFETY: reads a GUC.
     let bytes = unsafe { pg_sys::work_mem } as usize * 1024;
     (bytes / (code_bytes + std::mem::size_of::<Tid>() + 4)).max(1024)
-}
-
-/// The code length of the rows buffered for `index`, if any.
-///
-/// # Safety
-/// `index` is an open mih index.
-pub unsafe fn buffered_length(index: pg_sys::Relation) -> Option<usize> {
-    // SAFETY: as the caller promises.
-    let oid = unsafe { oid_of(index) };
-    BUFFERS.with(|b| b.borrow().get(&oid).and_then(|buf| buf.code_bytes()))
 }
 
 /// Buffers one row for `index`, writing the buffer when it is full.
@@ -98,13 +88,7 @@ pub unsafe fn flush(index: pg_sys::Relation) {
     let rel = PgRelation::new(index);
     if let Some(code_bytes) = buf.code_bytes() {
         // SAFETY: `index` is open (the caller's), here and below.
-        let mut opened = unsafe { or_format_error(index, open(&rel)) };
-        if opened.code_bytes() == 0 {
-            // The first rows ever written fix the length (a concurrent writer may win: then the
-            // check below applies to us).
-            // SAFETY: as above.
-            opened = unsafe { or_format_error(index, fix_code_length(&rel, code_bytes)) };
-        }
+        let opened = unsafe { or_format_error(index, open(&rel)) };
         if opened.code_bytes() != code_bytes {
             length_mismatch(opened.code_bytes(), code_bytes, "a code");
         }

@@ -2,8 +2,8 @@
 //! tables the tail merged into new tables when it has grown (see `ics_index::vacuum`).
 
 use super::format_error;
-use super::relation::PgRelation;
-use super::spill::{maintenance_budget, PgSpill};
+use super::pg_relation::PgRelation;
+use super::pg_spill::{maintenance_budget, PgSpill};
 use ics_index::format::Tid;
 use ics_index::relation::Relation;
 use ics_index::vacuum::{bulk_delete, cleanup};
@@ -36,7 +36,7 @@ pub unsafe extern "C-unwind" fn ambulkdelete(
         let callback = callback.expect("VACUUM passes a callback");
         let mut is_dead = |tid: Tid| {
             let mut ip = pg_sys::ItemPointerData::default();
-            super::build::set_tid(&mut ip, tid);
+            super::set_tid(&mut ip, tid);
             callback(&mut ip, callback_state)
         };
         let v = bulk_delete(&rel, &mut is_dead).unwrap_or_else(|e| format_error(index, e));
@@ -67,7 +67,7 @@ pub unsafe extern "C-unwind" fn amvacuumcleanup(
             &rel,
             &PgSpill,
             maintenance_budget(),
-            super::options::substrings(index),
+            super::am_options::substrings(index),
             &mut || {
                 pgrx::check_for_interrupts!();
             },

@@ -1,5 +1,11 @@
--- Part of the upgrade ics_hash 0.1.0 -> 0.2.0: the registry's own schema, and SQL bodies that
--- name the extension's schema (to be folded into ics_hash--0.1.0--0.2.0.sql).
+-- ics_hash 0.1.0 -> 0.2.0 (ALTER EXTENSION ics_hash UPDATE). Every change to the extension's
+-- SQL objects between the two releases goes here, so that an updated database has exactly
+-- the objects of a fresh CREATE EXTENSION (tests/cluster/upgrade.sh extension compares them).
+-- 0.2.0: the model registry moves to its own schema; SQL bodies name the extension's schema;
+-- mih_verify reports rows with NULL codes.
+
+-- complain if script is sourced in psql, rather than via ALTER EXTENSION
+\echo Use "ALTER EXTENSION ics_hash UPDATE TO '0.2.0'" to load this file. \quit
 
 -- 1. The model registry moves out of the extension's schema into ics_hash_private, which has
 -- no privileges for PUBLIC; its rows, indexes, constraints, comments and its

@@ -10,8 +10,8 @@
 //! MVCC snapshots; for others (where a vacuumed TID could be reused by a new row before the
 //! heap fetch) the executor rechecks the conditions.
 
-use super::build::set_tid;
-use super::relation::PgRelation;
+use super::pg_relation::PgRelation;
+use super::set_tid;
 use super::{format_error, length_mismatch, STRATEGY_DISTANCE, STRATEGY_WITHIN};
 use crate::hashcode::ball;
 use ics_index::open::open;
@@ -121,7 +121,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
         let index = (*scan).indexRelation;
         count_index_scan(index);
         // This backend's own buffered rows must be found.
-        super::pending::flush(index);
+        super::pg_pending::flush(index);
         let rel = PgRelation::new(index);
         let opened = open(&rel).unwrap_or_else(|e| format_error(index, e));
         let nb = opened.code_bytes();

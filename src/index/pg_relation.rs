@@ -10,9 +10,9 @@
 //! - In build mode (`wal: false`) pages are changed in place and marked dirty; the build logs
 //!   the finished relation with `log_newpage_range`.
 
-use ics_index::format::{DataOpaque, FLAG_DELETED};
+use ics_index::format::FormatError;
 use ics_index::page::Page;
-use ics_index::relation::{BlockNumber, PagePair, Relation};
+use ics_index::relation::{is_recyclable, BlockNumber, PagePair, Relation};
 use pgrx::pg_sys;
 use std::ops::{Deref, DerefMut};
 
@@ -274,8 +274,8 @@ impl Relation for PgRelation {
 
     fn new_page(&self) -> (BlockNumber, WriteGuard<'_>) {
         if self.wal {
-            // Recycled pages first (VACUUM put them in the free space map). The FSM is only a
-            // hint: check the page really is free before taking it.
+            // Recycled pages first (VACUUM put them in the free space map), checked by the
+            // same rule as the in-memory relation's.
             loop {
                 // SAFETY: plain FSM lookup.
                 let block = unsafe { pg_sys::GetFreeIndexPage(self.rel) };
@@ -284,11 +284,7 @@ impl Relation for PgRelation {
                 }
                 let guard =
                     self.write_guard(self.buffer(block, pg_sys::BUFFER_LOCK_EXCLUSIVE), true);
-                let reusable = guard.is_new()
-                    || (DataOpaque::is_any_data_page(&guard)
-                        && DataOpaque::read(&guard).flags & FLAG_DELETED != 0
-                        && self.xid_is_old(DataOpaque::read(&guard).deleted_xid));
-                if reusable {
+                if is_recyclable(&guard, |xid| self.xid_is_old(xid)) {
                     return (block, guard);
                 }
             }
@@ -328,6 +324,11 @@ impl Relation for PgRelation {
 
     fn check_interrupts(&self) {
         pgrx::check_for_interrupts!();
+    }
+
+    fn corrupted(&self, e: FormatError) -> ! {
+        // SAFETY: an open relation.
+        unsafe { super::format_error(self.rel, e) }
     }
 
     fn page_recycled_under_scan(&self, block: BlockNumber) -> ! {
