@@ -10,7 +10,8 @@ HTML comments just before a block say what else to do with it:
     <!-- doctest: fails -->           the next ```sql block must fail (an error example)
     <!-- doctest: output -->          the next fenced block is the exact output of the
                                       previous run block (psql's aligned format; trailing
-                                      blanks ignored)
+                                      blanks ignored); after an error example, its messages
+                                      as interactive psql prints them
     <!-- doctest: own-images -->      the next ```sh or ```sql block is a step of the own-images
                                       recipe: not run here, but by tests/docs/own_images.sh
                                       (--recipe own-images), in order, on real training data
@@ -128,7 +129,9 @@ def run_file(args, path, index):
                 print(f"not ok {where}: an output block with no run block before it")
                 failed += 1
                 continue
-            got = norm(last[1].stdout if last[1].returncode == 0 else last[1].stderr)
+            # psql names its script before each message; interactive psql does not.
+            got = norm(last[1].stdout if last[1].returncode == 0
+                       else re.sub(r"(?m)^psql:<stdin>:\d+: ", "", last[1].stderr))
             if got == norm(b.text):
                 print(f"ok {where} output of the block at line {last[0].line}")
                 passed += 1

@@ -9,14 +9,14 @@
 # The images: a tiny composed benchmark (`ics-train data compose`, offline, 64 px canvases),
 # filed into photos/<class>/NNNN.png by each canvas's first label, as a user's folders would be.
 #
-# Usage: tests/docs/own_images.sh [RECIPE.md]   (default: docs/own-images.md)
+# Usage: tests/docs/own_images.sh [RECIPE.md]   (default: README.md)
 #   ICS_OWN_IMAGES_PORT (default 28838); ICS_DOCS_NO_INSTALL=1 when the extension is installed,
 #   ICS_DOCS_NO_BUILD=1 when target/release/ics-train is built.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/common.sh
 
-RECIPE=${1:-docs/own-images.md}
+RECIPE=${1:-README.md}
 PORT=${ICS_OWN_IMAGES_PORT:-28838}
 CLUSTER=${ICS_OWN_IMAGES_CLUSTER:-own-images}
 REPO=$(pwd)
@@ -71,33 +71,33 @@ step "what the recipe promises"
 db() { "$PG_BIN/psql" -h 127.0.0.1 -p "$PORT" -U alice -d own_images -X -q -v ON_ERROR_STOP=1 -tA "$@"; }
 images=$(wc -l <"$WORK/all.txt")
 [ "$images" = "$n" ] || die "all.txt lists $images images, the folder holds $n"
-[ "$(db -c "SELECT count(code) FROM photos")" = "$n" ] || die "not every image has a code"
+[ "$(db -c "SELECT count(code) FROM my_photos")" = "$n" ] || die "not every image has a code"
 ok "every image has a code ($n)"
 # The database's codes equal the trainer's for the same exported model.
 (cd "$WORK" && "$T" --quiet encode --model my64.onnx --list all.txt) | sort >"$WORK/trainer-codes.tsv"
-db -F $'\t' -c "SELECT path, code FROM photos ORDER BY path" | sort >"$WORK/sql-codes.tsv"
+db -F $'\t' -c "SELECT path, code FROM my_photos ORDER BY path" | sort >"$WORK/sql-codes.tsv"
 diff "$WORK/trainer-codes.tsv" "$WORK/sql-codes.tsv" >/dev/null ||
     die "ics_encode's codes differ from ics-train encode's: diff $WORK/trainer-codes.tsv $WORK/sql-codes.tsv"
 ok "codes equal ics-train encode's"
 img=$(base64 -w0 "$WORK/query.png")
 plan=$(db <<SQL
-PREPARE knn(bytea) AS
-    SELECT path, code <~> ics_encode(\$1) AS distance FROM photos ORDER BY code <~> ics_encode(\$1) LIMIT 5;
-EXPLAIN (COSTS OFF) EXECUTE knn(decode('$img', 'base64'));
+PREPARE nearest(bytea) AS
+    SELECT path, code <~> ics_encode(\$1) AS distance FROM my_photos ORDER BY code <~> ics_encode(\$1) LIMIT 5;
+EXPLAIN (COSTS OFF) EXECUTE nearest(decode('$img', 'base64'));
 SQL
 )
-grep -q 'Index Scan using photos_code_idx' <<<"$plan" || die "the k-NN query does not use the index: $plan"
+grep -q 'Index Scan using my_photos_code_idx' <<<"$plan" || die "the k-NN query does not use the index: $plan"
 ok "the k-NN query uses the mih index"
 hits=$(db -F ' ' <<SQL
-PREPARE knn(bytea) AS
-    SELECT path, code <~> ics_encode(\$1) AS distance FROM photos ORDER BY code <~> ics_encode(\$1) LIMIT 5;
-EXECUTE knn(decode('$img', 'base64'));
+PREPARE nearest(bytea) AS
+    SELECT path, code <~> ics_encode(\$1) AS distance FROM my_photos ORDER BY code <~> ics_encode(\$1) LIMIT 5;
+EXECUTE nearest(decode('$img', 'base64'));
 SQL
 )
 [ "$(wc -l <<<"$hits")" = 5 ] || die "k-NN returned $(wc -l <<<"$hits") rows, not 5: $hits"
 [ "$(head -n 1 <<<"$hits" | cut -d' ' -f2)" = 0 ] || die "the nearest hit is not at distance 0: $hits"
 # Ties at distance 0 come in any order, so the query image itself is looked up by radius.
-same=$(db -c "SELECT string_agg(path, ' ') FROM photos
+same=$(db -c "SELECT string_agg(path, ' ') FROM my_photos
               WHERE hamming_within(code, ics_encode(decode('$img', 'base64')), 0)")
 grep -qF " ${query_src#"$WORK"/} " <<<" $same " || die "the query image is not at distance 0 from itself: $same"
 ok "5 hits, the nearest at distance 0; the query image among the codes at distance 0"
