@@ -18,6 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/common.sh
+source benches/sql/lib.sh
 
 ROWS=${1:-1000000}
 QUERIES=${2:-300}
@@ -37,21 +38,8 @@ cluster_start bench "$PORT" "max_parallel_workers_per_gather = 0" "maintenance_w
 psql_at "$PORT" -d postgres -c "SET client_min_messages = warning" \
     -c "DROP DATABASE IF EXISTS mih_bench" -c "CREATE DATABASE mih_bench" >/dev/null
 b() { psql_at "$PORT" -d mih_bench -tA "$@"; }
-ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 b -c "CREATE EXTENSION ics_hash" >/dev/null
 
-# latency FILE COUNT [PGOPTIONS]: "median p95" in ms, from pgbench's per-query log.
-latency() {
-    local file=$1 count=$2 opts=${3:-}
-    local dir
-    dir=$(mktemp -d)
-    (cd "$dir" && PGOPTIONS="$opts" "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n \
-        -M prepared -c 1 -t "$count" -l -f "$file" mih_bench >/dev/null 2>"$dir/err") ||
-        die "pgbench failed: $(cat "$dir/err")"
-    cat "$dir"/pgbench_log.* | awk '{ print $3 / 1000 }' | sort -n |
-        awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int((NR + 1) / 2)], v[int(NR * 0.95 + 0.999)] }'
-    rm -rf "$dir"
-}
 
 {
     echo "# mih benchmark: $ROWS rows per kind"
@@ -143,8 +131,8 @@ SQL
                     *) echo "SELECT id FROM $kind WHERE hamming_within(code, (SELECT code FROM q_$kind WHERE qid = :qi), $r);" ;;
                 esac
             } >"$file"
-            latency "$file" 5 "$opts" >/dev/null # warm the cache
-            read -r m p < <(latency "$file" "$n" "$opts")
+            latency "$PORT" mih_bench "$file" 5 "$opts" >/dev/null # warm the cache
+            read -r m p < <(latency "$PORT" mih_bench "$file" "$n" "$opts")
             row="$row $m / $p |"
             info "$variant $form: $m / $p ms"
         done
@@ -163,11 +151,11 @@ SQL
     indexed_ms=$(ms_since "$t0")
     # What a query costs with those rows in the tail, and after VACUUM merges them.
     file=$out/$kind-knn10.sql
-    read -r tail_m _ < <(latency "$file" "$QUERIES")
+    read -r tail_m _ < <(latency "$PORT" mih_bench "$file" "$QUERIES")
     t0=$(date +%s%N)
     b -c "VACUUM $kind" >/dev/null
     vacuum_ms=$(ms_since "$t0")
-    read -r merged_m _ < <(latency "$file" "$QUERIES")
+    read -r merged_m _ < <(latency "$PORT" mih_bench "$file" "$QUERIES")
     ok "without index $plain_ms ms, with mih $indexed_ms ms"
     {
         echo

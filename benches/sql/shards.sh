@@ -27,11 +27,11 @@ QUERIES=${2:-200}
 SEQ_QUERIES=${SEQ_QUERIES:-10}
 export ICS_SHARDS_PORT=${ICS_BENCH_SHARDS_PORT:-28856} ICS_SHARDS_NAME=shardb ICS_SHARDS_COORD=coordb
 source scripts/shards.sh
+source benches/sql/lib.sh
 PORT=$SHARDS_PORT
 out=$(pwd)/target/bench-sql
 mkdir -p "$out"
 report=$out/shards.md
-ms_since() { echo $((($(date +%s%N) - $1) / 1000000)); }
 c() { psql_at "$PORT" -d "$SHARDS_DB" -tA "$@"; }
 on_shards() { local i; for i in 1 2 3; do psql_at $((PORT + i)) -d "$SHARDS_DB" -tA "$@"; done; }
 
@@ -43,14 +43,10 @@ step "data: 3 x $ROWS hash-like codes through the coordinator"
 t0=$(date +%s%N)
 c >/dev/null <<SQL
 SELECT setseed(0.2024);
-CREATE FUNCTION rand64() RETURNS bigint LANGUAGE sql VOLATILE
-    RETURN ((random() * 4294967295)::bigint << 32) # (random() * 4294967295)::bigint;
-CREATE TABLE centres AS SELECT g, rand64() AS c FROM generate_series(0, 39) g;
-CREATE FUNCTION hashlike() RETURNS hashcode LANGUAGE sql VOLATILE
-    RETURN ((ARRAY(SELECT c FROM centres ORDER BY g))[1 + floor(random() * 40)::int] # (rand64() & rand64() & rand64()))::hashcode;
-INSERT INTO images SELECT i, hashlike() FROM generate_series(1, 3 * $ROWS) i;
+\i tests/fixtures/sql/hashlike.sql
+INSERT INTO images SELECT i, hashlike(3) FROM generate_series(1, 3 * $ROWS) i;
 CREATE TABLE q (qid int PRIMARY KEY, code hashcode(64));
-INSERT INTO q SELECT i, hashlike() FROM generate_series(1, 1000) i;
+INSERT INTO q SELECT i, hashlike(3) FROM generate_series(1, 1000) i;
 SQL
 load_ms=$(ms_since "$t0")
 ok "loaded in $load_ms ms; per shard: $(on_shards -c "SELECT count(*) FROM images" | tr '\n' ' ')"
@@ -65,17 +61,6 @@ c -c "CREATE TABLE single AS SELECT id, code FROM images" >/dev/null
 c -c "CREATE INDEX single_code_idx ON single USING mih (code)" -c "VACUUM ANALYZE single" -c "ANALYZE images, q" >/dev/null
 ok "single table of $(c -c "SELECT count(*) FROM single") rows indexed in $(ms_since "$t0") ms"
 
-# latency FILE COUNT: "median p95" in ms, from pgbench's per-query log.
-latency() {
-    local file=$1 count=$2 dir
-    dir=$(mktemp -d)
-    (cd "$dir" && "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PORT" -U postgres -n \
-        -M prepared -c 1 -t "$count" -l -f "$file" "$SHARDS_DB" >/dev/null 2>"$dir/err") ||
-        die "pgbench failed: $(cat "$dir/err")"
-    cat "$dir"/pgbench_log.* | awk '{ print $3 / 1000 }' | sort -n |
-        awk '{ v[NR] = $1 } END { printf "%.3f %.3f\n", v[int((NR + 1) / 2)], v[int(NR * 0.95 + 0.999)] }'
-    rm -rf "$dir"
-}
 query() { # query FORM [QUERY CODE]: the SQL of one form
     local qc=${2:-'(SELECT code FROM q WHERE qid = :qi)'} i
     case $1 in
@@ -132,8 +117,8 @@ for form in sharded fetch10 union single noindex nopush singleseq; do
             c -c "ALTER TABLE single SET (autovacuum_enabled = off)" -c "DROP INDEX single_code_idx" >/dev/null
             n=$SEQ_QUERIES ;;
     esac
-    [ "$n" = "$QUERIES" ] && latency "$file" 20 >/dev/null # warm the caches
-    read -r m p < <(latency "$file" "$n")
+    [ "$n" = "$QUERIES" ] && latency "$PORT" "$SHARDS_DB" "$file" 20 >/dev/null # warm the caches
+    read -r m p < <(latency "$PORT" "$SHARDS_DB" "$file" "$n")
     median[$form]=$m
     case $form in
         fetch10) for i in 1 2 3; do c -c "ALTER SERVER $SHARDS_NAME$i OPTIONS (DROP fetch_size)" >/dev/null; done ;;

@@ -16,7 +16,7 @@ use crate::preprocess::{preprocess_into, Preprocess};
 use rayon::prelude::*;
 
 use crate::cancel::Interrupt;
-use crate::error::{EncoderError, ErrorKind};
+use crate::error::{Cause, EncoderError, ErrorKind};
 use crate::memory;
 use crate::session::EncoderSession;
 use crate::signals::SignalsBlocked;
@@ -231,7 +231,11 @@ pub fn encode_images(
                 mib(opts.memory_limit)
             ),
         )
-        .hint("Downscale the image, or have a superuser raise ics_hash.encoder_memory_limit (or lower ics_hash.max_image_pixels)."),
+        .because(Cause::ImageMemory {
+            need: need.total(),
+            available,
+            limit: opts.memory_limit,
+        }),
     })?;
     let bytes_per_code = session.bits() / 8;
     let mut codes = Vec::with_capacity(images.len() * bytes_per_code);

@@ -39,6 +39,7 @@ use crate::onnx_proto::{data_type, Dim, ModelProto, OnnxError, TensorInfo};
 use crate::preprocess::{Preprocess, ResizeMode, PIPELINE_VERSION};
 use crate::resize::FILTER;
 use ics_codes::code::{check_bits, parse_hex, to_hex};
+use ics_codes::echo::echo;
 
 /// Prefix of every contract key.
 pub const PREFIX: &str = "ics_hash.";
@@ -173,15 +174,10 @@ impl fmt::Display for ContractError {
                 write!(f, "model metadata has the key \"{key}\" more than once")
             }
             ContractError::Invalid { key, value, reason } => {
-                let shown: String = value.chars().take(80).collect();
-                let more = if value.chars().count() > 80 {
-                    "..."
-                } else {
-                    ""
-                };
                 write!(
                     f,
-                    "model metadata \"{key}\" = \"{shown}{more}\" is invalid: {reason}"
+                    "model metadata \"{key}\" = \"{}\" is invalid: {reason}",
+                    echo(value)
                 )
             }
             ContractError::NotApplicable { key, kind } => write!(

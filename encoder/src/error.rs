@@ -1,7 +1,10 @@
-//! Errors of the encoder. Each carries a [`ErrorKind`] that the extension maps to a SQLSTATE
-//! (and the trainer to a message), a message, and optionally a detail and a hint.
+//! Errors of the encoder. Each carries an [`ErrorKind`] (the class of failure), a message of
+//! facts, and a [`Cause`]: what happened as data (which limit, its value, what was found). The
+//! crate speaks no front end's language: the extension words a hint with its SQLSTATE and
+//! setting names, the trainer's CLI with its flags, both from the [`Cause`].
 
 use std::fmt;
+use std::path::PathBuf;
 
 use crate::contract::ContractError;
 use crate::image_error::PreprocessError;
@@ -39,13 +42,64 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// What happened, as facts a front end turns into its own advice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// Nothing beyond the message (ONNX Runtime failures, invariants, interrupts).
+    Other,
+    /// An image that cannot become an input.
+    Image(PreprocessError),
+    /// Model bytes that do not satisfy the contract.
+    Contract(ContractError),
+    /// An operator a run could not be stopped inside.
+    Operator(OperatorRefusal),
+    /// The graph's inputs or outputs are not what its contract declares.
+    Interface,
+    /// ONNX Runtime asked for more than the memory limit (`limit` bytes) allows.
+    MemoryLimit { limit: usize },
+    /// One image needs `need` bytes, more than the `available` bytes the memory limit
+    /// (`limit`) leaves.
+    ImageMemory {
+        need: usize,
+        available: usize,
+        limit: usize,
+    },
+    /// A run returned an output of `shape` for `items` items, not `items x bits`.
+    Output {
+        shape: Vec<i64>,
+        items: usize,
+        bits: usize,
+    },
+    /// A run returned NaN (item and output, counted from 0).
+    NotANumber { item: usize, output: usize },
+    /// No ONNX Runtime library at `path` (from the front end's `source`), or no path at all.
+    LibraryMissing {
+        path: Option<PathBuf>,
+        source: &'static str,
+    },
+    /// The library at `path` could not be loaded.
+    LibraryUnusable { path: PathBuf },
+    /// An earlier load in this process failed after the library was loaded: the process keeps
+    /// it, so only a new process can load another.
+    LibraryKept,
+    /// CUDA was asked for, but the caller refused it now (`why`, the caller's words).
+    CudaRefused { why: String },
+    /// CUDA was asked for, but the loaded library has no CUDA execution provider.
+    CudaMissing,
+    /// CUDA was asked for, but no GPU is visible.
+    NoGpu,
+    /// CUDA was asked for, but its execution provider failed to start.
+    CudaFailed,
+}
+
 /// An encoder error on its way to the caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncoderError {
     pub kind: ErrorKind,
     pub message: String,
     pub detail: Option<String>,
-    pub hint: Option<String>,
+    /// Boxed: errors travel in `Result`s, and most are never looked into.
+    pub cause: Box<Cause>,
 }
 
 impl EncoderError {
@@ -54,12 +108,12 @@ impl EncoderError {
             kind,
             message: message.into(),
             detail: None,
-            hint: None,
+            cause: Box::new(Cause::Other),
         }
     }
 
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
+    pub fn because(mut self, cause: Cause) -> Self {
+        self.cause = Box::new(cause);
         self
     }
 
@@ -89,50 +143,35 @@ impl std::error::Error for EncoderError {}
 
 impl From<&PreprocessError> for EncoderError {
     fn from(e: &PreprocessError) -> Self {
-        let (kind, hint) = match e {
+        let kind = match e {
             PreprocessError::Empty
             | PreprocessError::UnknownFormat
             | PreprocessError::Corrupt { .. }
-            | PreprocessError::Truncated { .. } => (
-                ErrorKind::InvalidBinary,
-                "ics_encode takes the bytes of a JPEG, PNG, WebP, BMP or GIF file.",
-            ),
-            PreprocessError::UnsupportedFormat { .. } => (
-                ErrorKind::NotSupported,
-                "Convert the image to JPEG, PNG, WebP, BMP or GIF.",
-            ),
-            PreprocessError::TooManyPixels { .. } | PreprocessError::LimitExceeded { .. } => (
-                ErrorKind::LimitExceeded,
-                "Downscale the image, or have a superuser raise ics_hash.max_image_pixels.",
-            ),
-            PreprocessError::InvalidConfig(_) => (
-                ErrorKind::Internal,
-                "The model's preprocessing parameters were validated when it was loaded; please report this.",
-            ),
+            | PreprocessError::Truncated { .. } => ErrorKind::InvalidBinary,
+            PreprocessError::UnsupportedFormat { .. } => ErrorKind::NotSupported,
+            PreprocessError::TooManyPixels { .. } | PreprocessError::LimitExceeded { .. } => {
+                ErrorKind::LimitExceeded
+            }
+            PreprocessError::InvalidConfig(_) => ErrorKind::Internal,
         };
-        EncoderError::new(kind, e.to_string()).hint(hint)
+        EncoderError::new(kind, e.to_string()).because(Cause::Image(e.clone()))
     }
 }
 
 impl From<&ContractError> for EncoderError {
     fn from(e: &ContractError) -> Self {
-        match e {
-            ContractError::Onnx(_) => EncoderError::new(ErrorKind::InvalidBinary, format!("invalid model: {e}"))
-                .hint("Load a model exported by ics-train (its ONNX metadata carries the ics_hash.* contract keys)."),
-            ContractError::OrtFormat => EncoderError::new(ErrorKind::InvalidBinary, format!("invalid model: {e}"))
-                .hint("ics_hash loads ONNX models only: re-save the model as plain ONNX (onnx.save, or ics-train export), not as an ONNX Runtime .ort file or a file holding both."),
-            ContractError::External(_) => EncoderError::new(ErrorKind::NotSupported, format!("invalid model: {e}"))
-                .hint("Export the model with every tensor inside the file (ics-train export does; in Python, onnx.save without save_as_external_data)."),
-            _ => EncoderError::new(ErrorKind::InvalidModel, format!("invalid model: {e}"))
-                .hint("Load a model exported by ics-train (its ONNX metadata carries the ics_hash.* contract keys)."),
-        }
+        let kind = match e {
+            ContractError::Onnx(_) | ContractError::OrtFormat => ErrorKind::InvalidBinary,
+            ContractError::External(_) => ErrorKind::NotSupported,
+            _ => ErrorKind::InvalidModel,
+        };
+        EncoderError::new(kind, format!("invalid model: {e}")).because(Cause::Contract(e.clone()))
     }
 }
 
 impl From<&OperatorRefusal> for EncoderError {
     fn from(e: &OperatorRefusal) -> Self {
-        EncoderError::new(ErrorKind::NotSupported, format!("invalid model: {e}")).hint(
-            "ics_hash runs only operators whose cost the input cannot blow up, so that a cancel or statement_timeout stops every run (README, Security). A superuser may allow more operator types: SET ics_hash.extra_operators = 'OpType,...' before loading and encoding.",
-        )
+        EncoderError::new(ErrorKind::NotSupported, format!("invalid model: {e}"))
+            .because(Cause::Operator(e.clone()))
     }
 }

@@ -27,6 +27,12 @@
 //! - [`cache`]: ready sessions kept per process, bounded by count and by memory.
 //! - [`signals`]: threads started by ONNX Runtime never take the caller's signals.
 //! - `test_models` (feature `test-models`): tiny models that exercise each limit.
+//!
+//! Unsafe code is denied except in the three modules that call C: [`memory`], [`runtime`]
+//! and [`signals`].
+
+// Every `unsafe` block is in a module that allows it below, with the reason there.
+#![deny(unsafe_code)]
 
 pub mod batch;
 pub mod cache;
@@ -35,16 +41,23 @@ pub mod contract;
 pub mod decode;
 pub mod error;
 pub mod image_error;
+// An allocator handed to ONNX Runtime's C API (raw pointers, an `extern "C"` entry point
+// for the C++ shim).
+#[allow(unsafe_code)]
 pub mod memory;
 pub mod onnx_external;
 pub mod onnx_proto;
 pub mod operators;
 pub mod preprocess;
 pub mod resize;
+// dlopen/dlsym for the loaded library's version, and C API calls that return C strings.
+#[allow(unsafe_code)]
 pub mod runtime;
 pub mod session;
+// pthread_sigmask around thread creation.
+#[allow(unsafe_code)]
 pub mod signals;
 #[cfg(any(test, feature = "test-models"))]
 pub mod test_models;
 
-pub use error::{EncoderError, ErrorKind};
+pub use error::{Cause, EncoderError, ErrorKind};

@@ -18,6 +18,7 @@
 
 use std::fmt;
 
+use ics_codes::echo::echo;
 use prost::encoding::{decode_key, decode_varint, WireType};
 
 /// How deep graphs may nest (If/Loop/Scan bodies, functions); deeper is refused rather than
@@ -169,7 +170,7 @@ fn describe(kind: Kind, name: Option<&str>, path: &[String]) -> String {
         _ => "element",
     };
     let name = name.filter(|n| !n.is_empty()).unwrap_or("(unnamed)");
-    let name: String = name.chars().take(80).collect();
+    let name = echo(name);
     if path.is_empty() {
         format!("{what} \"{name}\"")
     } else {
@@ -237,8 +238,7 @@ fn walk(
     if let Some(location) = external {
         let mut what = describe(kind, name, path);
         if !location.is_empty() {
-            let shown: String = location.chars().take(200).collect();
-            what.push_str(&format!(", location \"{shown}\""));
+            what.push_str(&format!(", location \"{}\"", echo(&location)));
         }
         return Err(ExternalReference::ExternalData { what });
     }
@@ -254,8 +254,7 @@ fn walk(
             Kind::Node => "node",
             _ => "function",
         };
-        let n: String = name.unwrap_or("").chars().take(40).collect();
-        path.push(format!("{label} \"{n}\""));
+        path.push(format!("{label} \"{}\"", echo(name.unwrap_or(""))));
     }
     let nested = depth + usize::from(kind == Kind::Graph || kind == Kind::Function);
     let result = children

@@ -1,10 +1,12 @@
-//! ONNX Runtime in this process: finding and loading the shared library, the one environment
-//! a process may have, the execution-provider choice, and building sessions.
+//! ONNX Runtime in this process: loading the shared library the front end chose (from its
+//! [`Candidate`]s), the one environment a process may have, the execution-provider choice,
+//! and building sessions.
 //!
 //! Rules kept here:
 //! - `ort::init_from` with a path checked beforehand: `ort` panics rather than failing when it
-//!   has to find a library itself. A missing or wrong library is an error with a hint, and a
-//!   process whose load failed may retry with another path.
+//!   has to find a library itself. A missing or wrong library is an error whose
+//!   [`crate::error::Cause`] says which, and a process whose load failed may retry with
+//!   another path.
 //! - One environment per process, kept in a static; the first library loaded stays for the
 //!   process's life.
 //! - Every call that may create threads runs with all signals blocked ([`SignalsBlocked`]).
@@ -27,14 +29,11 @@ use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use ort::value::TensorRef;
 
-use crate::error::{EncoderError, ErrorKind};
+use crate::error::{Cause, EncoderError, ErrorKind};
 use crate::signals::SignalsBlocked;
 
-/// Where `scripts/setup.sh` installs ONNX Runtime (the CPU build from PyPI). The one place in
-/// the Rust code that names it.
-pub const DEFAULT_LIBRARY: &str =
-    "/usr/local/lib/ics_hash/onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
-/// The environment variable `ort` itself reads.
+/// The environment variable `ort` itself reads; front ends may offer it as a
+/// [`Candidate::Env`].
 pub const LIBRARY_ENV: &str = "ORT_DYLIB_PATH";
 /// ONNX Runtime's session config key for the model format (`kOrtSessionOptionsConfigLoadModelFormat`).
 pub const LOAD_MODEL_FORMAT_KEY: &str = "session.load_model_format";
@@ -42,48 +41,81 @@ pub const LOAD_MODEL_FORMAT_KEY: &str = "session.load_model_format";
 pub const CUDA_PROVIDER: &str = "CUDAExecutionProvider";
 pub const CPU_PROVIDER: &str = "CPUExecutionProvider";
 
-const LIBRARY_HINT: &str = "Point the encoder at libonnxruntime.so 1.31 or later (the server: ics_hash.onnxruntime_library, then reconnect; ics-train: ORT_DYLIB_PATH), or run scripts/setup.sh.";
+/// A place a front end takes the library from. The front end owns every path and name: this
+/// crate compiles in no install location.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Candidate<'a> {
+    /// A setting named `source`: chosen when set and not blank.
+    Setting {
+        value: Option<&'a str>,
+        source: &'static str,
+    },
+    /// An installed file: chosen when it exists.
+    Installed { path: &'a str, source: &'static str },
+    /// An environment variable: chosen when set and not empty.
+    Env(&'static str),
+}
 
 /// Which library to load and why that one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LibraryChoice {
     pub path: Option<PathBuf>,
-    /// What chose it: the caller's setting name, `default` or [`LIBRARY_ENV`].
+    /// What chose it: the candidate's name ([`Candidate`]'s `source`, or the variable), or
+    /// `none`.
     pub source: &'static str,
+    /// Why each candidate before the chosen one was passed over, in order (e.g. `no path is
+    /// set`): the message when none is chosen.
+    pub passed_over: Vec<String>,
 }
 
 impl LibraryChoice {
-    /// `explicit` (a path and the name of the setting it came from) if given; else the
-    /// installed default if present; else `$ORT_DYLIB_PATH`.
-    pub fn resolve(explicit: Option<(&str, &'static str)>) -> LibraryChoice {
-        if let Some((p, source)) = explicit.filter(|(p, _)| !p.trim().is_empty()) {
+    /// The first of `candidates` that applies.
+    pub fn resolve(candidates: &[Candidate]) -> LibraryChoice {
+        let mut passed_over = Vec::new();
+        for c in candidates {
+            let (path, source) = match *c {
+                Candidate::Setting { value, source } => match value {
+                    Some(p) if !p.trim().is_empty() => (PathBuf::from(p), source),
+                    _ => {
+                        passed_over.push("no path is set".to_string());
+                        continue;
+                    }
+                },
+                Candidate::Installed { path, source } => {
+                    if !Path::new(path).is_file() {
+                        passed_over.push(format!("{path} does not exist"));
+                        continue;
+                    }
+                    (PathBuf::from(path), source)
+                }
+                Candidate::Env(var) => match std::env::var_os(var) {
+                    Some(p) if !p.is_empty() => (PathBuf::from(p), var),
+                    _ => {
+                        passed_over.push(format!("{var} is not set"));
+                        continue;
+                    }
+                },
+            };
             return LibraryChoice {
-                path: Some(PathBuf::from(p)),
+                path: Some(path),
                 source,
+                passed_over,
             };
         }
-        if Path::new(DEFAULT_LIBRARY).is_file() {
-            return LibraryChoice {
-                path: Some(PathBuf::from(DEFAULT_LIBRARY)),
-                source: "default",
-            };
-        }
-        match std::env::var_os(LIBRARY_ENV) {
-            Some(p) if !p.is_empty() => LibraryChoice {
-                path: Some(PathBuf::from(p)),
-                source: LIBRARY_ENV,
-            },
-            _ => LibraryChoice {
-                path: None,
-                source: "none",
-            },
+        LibraryChoice {
+            path: None,
+            source: "none",
+            passed_over,
         }
     }
+}
 
-    /// The trainer's choice: `$ORT_DYLIB_PATH` when set, else the installed default.
-    pub fn from_env() -> LibraryChoice {
-        let env = std::env::var(LIBRARY_ENV).ok();
-        LibraryChoice::resolve(env.as_deref().map(|p| (p, LIBRARY_ENV)))
+/// `a, b and c`.
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -134,18 +166,19 @@ pub fn load(choice: &LibraryChoice, env_name: &str) -> Result<&'static Runtime, 
         return Ok(rt);
     }
     if let Some(msg) = BROKEN.get() {
-        return Err(EncoderError::new(ErrorKind::System, msg.clone()).hint(
-            "Restart the process (reconnect) after fixing the library: it keeps the library it loaded.",
-        ));
+        return Err(EncoderError::new(ErrorKind::System, msg.clone()).because(Cause::LibraryKept));
     }
     let started = Instant::now();
     let source = choice.source;
     let Some(path) = choice.path.clone() else {
         return Err(EncoderError::new(
             ErrorKind::LibraryNotFound,
-            format!("ONNX Runtime library not found: no path is set, {DEFAULT_LIBRARY} does not exist and {LIBRARY_ENV} is not set"),
+            format!(
+                "ONNX Runtime library not found: {}",
+                and_list(&choice.passed_over)
+            ),
         )
-        .hint(LIBRARY_HINT));
+        .because(Cause::LibraryMissing { path: None, source }));
     };
     if !path.is_file() {
         return Err(EncoderError::new(
@@ -155,7 +188,10 @@ pub fn load(choice: &LibraryChoice, env_name: &str) -> Result<&'static Runtime, 
                 path.display()
             ),
         )
-        .hint(LIBRARY_HINT));
+        .because(Cause::LibraryMissing {
+            path: Some(path),
+            source,
+        }));
     }
     let _blocked = SignalsBlocked::new();
     let builder = ort::init_from(&path).map_err(|e| {
@@ -166,7 +202,7 @@ pub fn load(choice: &LibraryChoice, env_name: &str) -> Result<&'static Runtime, 
                 path.display()
             ),
         )
-        .hint(LIBRARY_HINT)
+        .because(Cause::LibraryUnusable { path: path.clone() })
     })?;
     let env = match builder.with_name(env_name).with_telemetry(false).build() {
         Ok(env) => env,
@@ -430,7 +466,7 @@ pub fn build_session_with(
                 ErrorKind::Busy,
                 format!("{setting_name} is cuda, but {why}"),
             )
-            .hint("Retry later, set it to auto (which falls back to the CPU), or have a superuser raise the bound."));
+            .because(Cause::CudaRefused { why: why.clone() }));
         }
         return cpu(format!("auto: {why}"));
     }
@@ -449,14 +485,14 @@ pub fn build_session_with(
                     ErrorKind::NotSupported,
                     format!("{setting_name} is cuda, but {cuda_missing}"),
                 )
-                .hint("Point the encoder at the libonnxruntime.so of the onnxruntime-gpu package (with CUDA 13 and cuDNN 9 on the library path) and reconnect, or set it to auto."));
+                .because(Cause::CudaMissing));
             }
             if !gpu {
                 return Err(EncoderError::new(
                     ErrorKind::NotSupported,
                     format!("{setting_name} is cuda, but {gpu_why}"),
                 )
-                .hint("Use auto or cpu on a machine without a GPU."));
+                .because(Cause::NoGpu));
             }
             match cuda_session(rt, model, threads, limit) {
                 Ok(session) => Ok(BuiltSession {
@@ -469,7 +505,7 @@ pub fn build_session_with(
                     ErrorKind::NotSupported,
                     format!("{setting_name} is cuda, but the CUDA execution provider failed to start: {e}"),
                 )
-                .hint("The CUDA provider needs the CUDA 13 runtime (cudart, cublas, curand, nvrtc) and cuDNN 9 libraries on the library path (for the server: LD_LIBRARY_PATH of the postmaster).")),
+                .because(Cause::CudaFailed)),
             }
         }
         _ => {
@@ -591,4 +627,47 @@ pub fn run_float(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_candidate_that_applies_is_chosen_and_the_others_say_why_not() {
+        let here = std::env::current_exe().unwrap();
+        let here = here.to_str().unwrap();
+        let unset = "ICS_ENCODER_TEST_SURELY_UNSET";
+        let choice = LibraryChoice::resolve(&[
+            Candidate::Setting {
+                value: Some("  "),
+                source: "the setting",
+            },
+            Candidate::Installed {
+                path: "/nonexistent/lib.so",
+                source: "default",
+            },
+            Candidate::Env(unset),
+            Candidate::Installed {
+                path: here,
+                source: "fallback",
+            },
+        ]);
+        assert_eq!(choice.path.as_deref(), Some(Path::new(here)));
+        assert_eq!(choice.source, "fallback");
+        assert_eq!(
+            and_list(&choice.passed_over),
+            format!("no path is set, /nonexistent/lib.so does not exist and {unset} is not set")
+        );
+        let set = LibraryChoice::resolve(&[Candidate::Setting {
+            value: Some("/x.so"),
+            source: "the setting",
+        }]);
+        assert_eq!(
+            (set.path, set.source),
+            (Some(PathBuf::from("/x.so")), "the setting")
+        );
+        let none = LibraryChoice::resolve(&[]);
+        assert_eq!((none.path, none.source), (None, "none"));
+    }
 }

@@ -12,7 +12,7 @@ use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
 use crate::cancel::{self, Interrupt};
-use crate::error::{EncoderError, ErrorKind};
+use crate::error::{Cause, EncoderError, ErrorKind};
 use crate::memory;
 use crate::operators::{check_operators, OperatorPolicy};
 use crate::runtime::{self, CudaOptions, ProviderSetting, Runtime, CUDA_PROVIDER};
@@ -48,6 +48,32 @@ impl MemoryProfile {
     }
 }
 
+/// Seconds one ONNX Runtime run should take at most. A cancel, a statement timeout or a
+/// terminate stops a run only between two nodes, so the longest node decides how long a stop
+/// waits; a node's time grows with the items in its run, so runs are capped at the items the
+/// trial runs at build say fit in this time ([`items_per_run`]).
+pub const RUN_SECONDS: f64 = 0.25;
+
+/// The most items one run may take when an item costs `per_item` seconds, so that a run stays
+/// within `target` seconds: at least one (a single item's cost is bounded by the model's
+/// allowed operators, [`crate::operators`]).
+pub fn items_per_run(per_item: f64, target: f64) -> usize {
+    if per_item.is_nan() || per_item <= 0.0 {
+        return usize::MAX;
+    }
+    // `as` saturates: a tiny per-item cost gives usize::MAX.
+    ((target / per_item).floor() as usize).max(1)
+}
+
+/// The spans of `n` items run by runs of at most `cap` items each (none for no items).
+pub fn run_spans(n: usize, cap: usize) -> Vec<std::ops::Range<usize>> {
+    let cap = cap.max(1);
+    (0..n)
+        .step_by(cap)
+        .map(|start| start..(start + cap).min(n))
+        .collect()
+}
+
 /// A model ready to run.
 pub struct EncoderSession {
     pub contract: ModelContract,
@@ -62,6 +88,12 @@ pub struct EncoderSession {
     /// Milliseconds to build the session (parse, optimise, allocate, measure).
     pub load_ms: f64,
     pub profile: MemoryProfile,
+    /// The most items one ONNX Runtime run takes ([`RUN_SECONDS`]); longer inputs run in
+    /// several runs, with the same codes (items never see each other).
+    pub max_items_per_run: usize,
+    /// Seconds per item measured at build: the least of the trial runs' times over their
+    /// items (fixed costs included, so at least the cost an item adds to a run).
+    pub seconds_per_item: f64,
     pub runs: u64,
     pub items: u64,
     /// Operator types the model needed its policy for (outside
@@ -72,7 +104,7 @@ pub struct EncoderSession {
 
 fn interface_error(message: String) -> EncoderError {
     EncoderError::new(ErrorKind::InvalidModel, format!("invalid model: {message}"))
-        .hint("The ONNX graph's inputs and outputs must be what its ics_hash.* metadata declares; re-export the model with ics-train.")
+        .because(Cause::Interface)
 }
 
 fn ort_error(what: &str, e: ort::Error) -> EncoderError {
@@ -94,13 +126,14 @@ fn over_limit(what: &str) -> EncoderError {
             s.limit as f64 / (1 << 20) as f64
         ),
     )
-    .hint("Encode fewer images per run (ics_hash.batch_size), or have a superuser raise ics_hash.encoder_memory_limit.")
+    .because(Cause::MemoryLimit { limit: s.limit })
 }
 
 impl EncoderSession {
     /// Parses and checks the contract of `bytes` (refusing external data), builds the session,
-    /// checks its interface and measures its memory with two blank runs (of one and two
-    /// items), which also starts a CUDA provider's threads while signals are blocked.
+    /// checks its interface and measures its memory and time with blank runs (of one and two
+    /// items, then two again), which also starts a CUDA provider's threads while signals are
+    /// blocked.
     pub fn build(
         rt: &Runtime,
         bytes: &[u8],
@@ -164,14 +197,22 @@ impl EncoderSession {
             device_memory_limit: built.device_memory_limit,
             load_ms: 0.0,
             profile: MemoryProfile::default(),
+            max_items_per_run: usize::MAX,
+            seconds_per_item: 0.0,
             runs: 0,
             items: 0,
             operators_beyond_list,
         };
         s.check_interface()?;
         let _blocked = SignalsBlocked::new();
-        let one = s.measure_run(1)?;
-        let two = s.measure_run(2)?;
+        let (one, one_secs) = s.measure_run(1)?;
+        let (two, two_secs) = s.measure_run(2)?;
+        // Every run's time over its items is at least the cost of an item; the first runs
+        // also pay one-time costs (first touches of memory, kernel choice, CUDA set-up), so a
+        // third run, warm, gives the closest bound.
+        let (_, warm_secs) = s.measure_run(2)?;
+        s.seconds_per_item = one_secs.min(two_secs / 2.0).min(warm_secs / 2.0);
+        s.max_items_per_run = items_per_run(s.seconds_per_item, RUN_SECONDS);
         let per_item = two.saturating_sub(one).max(one / 2);
         s.profile = MemoryProfile {
             resident: memory::stats().live.saturating_sub(before),
@@ -184,14 +225,16 @@ impl EncoderSession {
         Ok(s)
     }
 
-    /// Peak bytes allocated by a run of `n` blank items.
-    fn measure_run(&mut self, n: usize) -> Result<usize, EncoderError> {
+    /// Peak bytes allocated by a run of `n` blank items, and its seconds.
+    fn measure_run(&mut self, n: usize) -> Result<(usize, f64), EncoderError> {
         let input = vec![0f32; n * self.item_len()];
         let base = memory::stats().live;
         memory::reset_peak();
+        let started = Instant::now();
         self.run(&input, n, None)
             .map_err(|e| e.context(format!("trial run of {n} blank item(s)")))?;
-        Ok(memory::stats().peak.saturating_sub(base))
+        let secs = started.elapsed().as_secs_f64();
+        Ok((memory::stats().peak.saturating_sub(base), secs))
     }
 
     /// Checks the contract against the inputs and outputs ONNX Runtime reports for the graph.
@@ -299,6 +342,36 @@ impl EncoderSession {
             ));
         }
         let bits = self.contract.bits;
+        let item = self.item_len();
+        let mut data = Vec::with_capacity(n * bits);
+        for span in run_spans(n, self.max_items_per_run) {
+            let part = &input[span.start * item..span.end * item];
+            data.extend(self.run_once(part, span.len(), interrupt)?);
+        }
+        if let Some(pos) = data.iter().position(|v| v.is_nan()) {
+            let (item, output) = (pos / bits, pos % bits);
+            return Err(EncoderError::new(
+                ErrorKind::NotANumber,
+                format!(
+                    "produced NaN (item {}, output {output}): a NaN has no sign to pack",
+                    item + 1
+                ),
+            )
+            .because(Cause::NotANumber { item, output }));
+        }
+        self.items += n as u64;
+        Ok(data)
+    }
+
+    /// One ONNX Runtime run of `n` items: the output values, their count checked (NaN is
+    /// checked by the caller, over all runs).
+    fn run_once(
+        &mut self,
+        input: &[f32],
+        n: usize,
+        interrupt: Option<Interrupt>,
+    ) -> Result<Vec<f32>, EncoderError> {
+        let bits = self.contract.bits;
         let shape = self.input_shape(n);
         let input_name = self.contract.input_name.clone();
         let output_name = self.contract.output_name.clone();
@@ -336,21 +409,13 @@ impl EncoderSession {
                     "returned an output of shape {out_shape:?} for {n} item(s); its contract declares {bits} bits per item"
                 ),
             )
-            .hint("The model's graph does not compute what its metadata declares; re-export it with ics-train."));
-        }
-        if let Some(pos) = data.iter().position(|v| v.is_nan()) {
-            return Err(EncoderError::new(
-                ErrorKind::NotANumber,
-                format!(
-                    "produced NaN (item {}, output {}): a NaN has no sign to pack",
-                    pos / bits + 1,
-                    pos % bits
-                ),
-            )
-            .hint("Check the input values and the model's weights."));
+            .because(Cause::Output {
+                shape: out_shape,
+                items: n,
+                bits,
+            }));
         }
         self.runs += 1;
-        self.items += n as u64;
         Ok(data)
     }
 }
@@ -391,4 +456,30 @@ fn check_outlet(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_keeps_a_run_within_its_time() {
+        // 10 ms an item: 25 items in 0.25 s.
+        assert_eq!(items_per_run(0.01, 0.25), 25);
+        // A slow item still runs, alone.
+        assert_eq!(items_per_run(3.0, 0.25), 1);
+        // Unmeasurably fast (or not measured): no cap.
+        assert_eq!(items_per_run(0.0, 0.25), usize::MAX);
+        assert_eq!(items_per_run(f64::NAN, 0.25), usize::MAX);
+        assert_eq!(items_per_run(1e-300, 0.25), usize::MAX);
+    }
+
+    #[test]
+    fn spans_split_a_batch_in_order() {
+        assert_eq!(run_spans(10, 3), vec![0..3, 3..6, 6..9, 9..10]);
+        assert_eq!(run_spans(6, 3), vec![0..3, 3..6]);
+        assert_eq!(run_spans(5, usize::MAX), vec![0..5]);
+        assert_eq!(run_spans(4, 0), vec![0..1, 1..2, 2..3, 3..4]);
+        assert!(run_spans(0, 3).is_empty());
+    }
 }

@@ -10,7 +10,10 @@
 //! - [`nms_features_model`], [`runtime_matmul_features_model`]: operators a run cannot be
 //!   stopped inside (refused at load, see `crate::operators`);
 //! - [`ort_format_features_model`]: [`features_model`] whose bytes also carry ONNX Runtime's
-//!   own format marker (refused at load).
+//!   own format marker (refused at load);
+//! - [`heavy_image_model`]: allowed operators only, but one MatMul node whose time grows with
+//!   the batch (a constant weight made at load, so the file stays small), for the cap on items
+//!   per run.
 //!
 //! [`slow_features_model`] uses a Loop, refused by the default operator list: its tests allow
 //! it explicitly.
@@ -231,6 +234,23 @@ pub fn slow_features_model() -> Vec<u8> {
     model(graph, &c)
 }
 
+/// A graph from the `image` input (`N x 3 x size x size`) to 16 bits named `hash`.
+fn image_graph(size: i64) -> GraphProto {
+    GraphProto {
+        input: vec![ValueInfoProto::tensor(
+            "image",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(3), Dim::Fixed(size), Dim::Fixed(size)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(16)],
+        )],
+        ..Default::default()
+    }
+}
+
 /// An image model (`size` px, EfficientNet-Lite preprocessing) whose first layer is a
 /// 3x3 convolution to 64 channels at full resolution: a run holds at least 64·size²·4 bytes
 /// per image (1 MB at 64 px), then global pooling and a 64 -> 16-bit head.
@@ -246,16 +266,6 @@ pub fn wide_image_model(size: u32) -> Vec<u8> {
         .collect();
     let graph = GraphProto {
         name: "wide_image".into(),
-        input: vec![ValueInfoProto::tensor(
-            "image",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(3), Dim::Fixed(s), Dim::Fixed(s)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(16)],
-        )],
         initializer: vec![
             TensorProto::from_f32("conv_w", &[64, 3, 3, 3], &conv_w),
             TensorProto::from_f32("conv_b", &[64], &[0.01; 64]),
@@ -283,7 +293,60 @@ pub fn wide_image_model(size: u32) -> Vec<u8> {
             node("Gemm", &["flat", "head_w", "head_b"], "z", vec![]),
             node("Tanh", &["z"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..image_graph(s)
+    };
+    model(graph, &c)
+}
+
+/// An image model (`size` px) that flattens each image and multiplies it by a constant
+/// `3·size² x width` weight (zeros, made by ConstantOfShape at load: the file stays small, the
+/// product is computed all the same), adds that product's sum times zero to a 16-bit head on
+/// the pooled colours: one MatMul node costs `3·size²·width` multiply-adds per image, so a run of a large
+/// batch spends seconds in a single node.
+pub fn heavy_image_model(size: u32, width: i64) -> Vec<u8> {
+    let pre = Preprocess::efficientnet_lite(size);
+    let c = contract(16, ModelInput::Image(pre), "image");
+    let s = i64::from(size);
+    let head_w: Vec<f32> = (0..3 * 16)
+        .map(|i| ((i * 53 % 23) as f32 - 11.0) / 30.0)
+        .collect();
+    let graph = GraphProto {
+        name: "heavy_image".into(),
+        initializer: vec![
+            TensorProto::from_i64("big_shape", &[2], &[3 * s * s, width]),
+            TensorProto::from_i64("sum_axes", &[1], &[1]),
+            TensorProto::from_f32("zero", &[], &[0.0]),
+            TensorProto::from_f32("head_w", &[3, 16], &head_w),
+            TensorProto::from_f32("head_b", &[16], &[0.003; 16]),
+        ],
+        node: vec![
+            node(
+                "Flatten",
+                &["image"],
+                "flat",
+                vec![AttributeProto::int("axis", 1)],
+            ),
+            node("ConstantOfShape", &["big_shape"], "big_w", vec![]),
+            node("MatMul", &["flat", "big_w"], "big", vec![]),
+            node(
+                "ReduceSum",
+                &["big", "sum_axes"],
+                "big_sum",
+                vec![AttributeProto::int("keepdims", 1)],
+            ),
+            node("Mul", &["big_sum", "zero"], "nothing", vec![]),
+            node("GlobalAveragePool", &["image"], "pool", vec![]),
+            node(
+                "Flatten",
+                &["pool"],
+                "pooled",
+                vec![AttributeProto::int("axis", 1)],
+            ),
+            node("Gemm", &["pooled", "head_w", "head_b"], "z", vec![]),
+            node("Add", &["z", "nothing"], "z2", vec![]),
+            node("Tanh", &["z2"], "hash", vec![]),
+        ],
+        ..image_graph(s)
     };
     model(graph, &c)
 }

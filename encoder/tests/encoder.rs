@@ -13,15 +13,25 @@ use ics_encoder::batch::{encode_images, BatchOptions};
 use ics_encoder::cache::SessionCache;
 use ics_encoder::memory;
 use ics_encoder::operators::OperatorPolicy;
-use ics_encoder::runtime::{self, CudaOptions, LibraryChoice, ProviderSetting, Runtime};
-use ics_encoder::session::{EncoderSession, SessionOptions};
+use ics_encoder::runtime::{self, Candidate, CudaOptions, LibraryChoice, ProviderSetting, Runtime};
+use ics_encoder::session::{self, EncoderSession, SessionOptions};
 use ics_encoder::test_models;
-use ics_encoder::ErrorKind;
+use ics_encoder::{Cause, ErrorKind};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
+/// Where scripts/setup.sh installs ONNX Runtime; `$ORT_DYLIB_PATH` first.
+const INSTALLED: &str = "/usr/local/lib/ics_hash/onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
+
 fn rt() -> &'static Runtime {
-    runtime::load(&LibraryChoice::from_env(), "ics-encoder tests").expect("ONNX Runtime")
+    let choice = LibraryChoice::resolve(&[
+        Candidate::Env(runtime::LIBRARY_ENV),
+        Candidate::Installed {
+            path: INSTALLED,
+            source: "default",
+        },
+    ]);
+    runtime::load(&choice, "ics-encoder tests").expect("ONNX Runtime")
 }
 
 fn opts(memory_limit: usize) -> SessionOptions {
@@ -387,11 +397,9 @@ fn unstoppable_operators_are_refused() {
         assert_eq!(err.kind, ErrorKind::NotSupported, "{op}: {err}");
         assert!(err.message.contains(op), "{op}: {err}");
         assert!(
-            err.hint
-                .as_deref()
-                .unwrap_or("")
-                .contains("extra_operators"),
-            "{op}"
+            matches!(&*err.cause, Cause::Operator(r) if r.op == op),
+            "{op}: {:?}",
+            err.cause
         );
         let mut s = EncoderSession::build_checked(
             rt(),
@@ -407,4 +415,59 @@ fn unstoppable_operators_are_refused() {
             "{op}"
         );
     }
+}
+
+#[test]
+fn runs_are_capped_in_items_with_the_same_codes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    memory::set_limit(usize::MAX);
+    let mut s = EncoderSession::build(rt(), &test_models::features_model(), opts(usize::MAX))
+        .expect("session");
+    // A tiny model: its measured cap is far above any batch.
+    assert!(s.max_items_per_run > 10_000, "{}", s.max_items_per_run);
+    let features: Vec<f32> = (0..40).map(|i| ((i * 7 % 11) as f32) - 5.5).collect();
+    let whole = s.run(&features, 10, None).unwrap();
+    assert_eq!(s.runs, 1);
+    s.max_items_per_run = 3;
+    s.runs = 0;
+    let split = s.run(&features, 10, None).unwrap();
+    assert_eq!(s.runs, 4, "10 items in runs of at most 3");
+    assert_eq!(split, whole);
+}
+
+#[test]
+fn a_heavy_node_stops_within_its_capped_run() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    memory::set_limit(usize::MAX);
+    // 3·32²·4096 multiply-adds per image in one MatMul node.
+    let mut s = EncoderSession::build(
+        rt(),
+        &test_models::heavy_image_model(32, 4096),
+        opts(usize::MAX),
+    )
+    .expect("session");
+    let cap = s.max_items_per_run;
+    assert!(
+        cap as f64 * s.seconds_per_item <= session::RUN_SECONDS,
+        "cap {cap} at {} s per item",
+        s.seconds_per_item
+    );
+    // A batch of 4096 images (ics_hash.batch_size's most) takes seconds in that node.
+    let n = 4096;
+    let input = vec![0.1f32; n * s.item_len()];
+    STOP.store(false, Ordering::Relaxed);
+    let timer = std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_millis(300));
+        STOP.store(true, Ordering::Relaxed);
+    });
+    let started = Instant::now();
+    let err = s.run(&input, n, Some(stop_requested)).unwrap_err();
+    let took = started.elapsed();
+    timer.join().unwrap();
+    STOP.store(false, Ordering::Relaxed);
+    assert_eq!(err.kind, ErrorKind::Interrupted, "{err}");
+    assert!(
+        took < Duration::from_millis(1500),
+        "{n} items (cap {cap}) stopped after {took:?}"
+    );
 }

@@ -87,9 +87,11 @@ impl Page {
         self.set_u16_at(OFF_LOWER, lower as u16);
     }
 
-    /// The bytes between the header and pd_lower, for pages with fixed contents.
+    /// The bytes between the header and pd_special, for pages with fixed contents. A
+    /// pd_special outside the page (a corrupt header) gives what lies within it, so a reader
+    /// that checks lengths never slices past the page.
     pub fn contents(&self) -> &[u8] {
-        &self.0[HEADER_SIZE..self.special_offset()]
+        &self.0[HEADER_SIZE..self.special_offset().clamp(HEADER_SIZE, PAGE_SIZE)]
     }
 
     pub fn contents_mut(&mut self) -> &mut [u8] {
@@ -97,8 +99,9 @@ impl Page {
         &mut self.0[HEADER_SIZE..end]
     }
 
+    /// The special space (empty when pd_special lies beyond the page: a corrupt header).
     pub fn special(&self) -> &[u8] {
-        &self.0[self.special_offset()..]
+        &self.0[self.special_offset().min(PAGE_SIZE)..]
     }
 
     pub fn special_mut(&mut self) -> &mut [u8] {

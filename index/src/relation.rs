@@ -77,6 +77,43 @@ pub fn is_recyclable(page: &Page, xid_is_old: impl FnOnce(u64) -> bool) -> bool 
     o.flags & FLAG_DELETED != 0 && xid_is_old(o.deleted_xid)
 }
 
+/// Bounds a walk along a chain of `prev` links: each page of a chain is a distinct block, so a
+/// walk longer than the relation has blocks goes round a cycle, which only corruption makes
+/// (and which would otherwise loop forever).
+#[derive(Debug, Default)]
+pub struct ChainWalk {
+    steps: u64,
+    limit: Option<u64>,
+}
+
+impl ChainWalk {
+    /// Chains this short are not checked: most are, and asking for the block count costs a
+    /// system call in PostgreSQL.
+    const UNCHECKED: u64 = 64;
+
+    pub fn new() -> ChainWalk {
+        ChainWalk::default()
+    }
+
+    /// Counts a step onto `block`; `Err` once the walk is longer than any chain can be.
+    pub fn step<R: Relation + ?Sized>(
+        &mut self,
+        rel: &R,
+        block: BlockNumber,
+    ) -> Result<(), FormatError> {
+        self.steps += 1;
+        if self.steps > Self::UNCHECKED
+            && self.steps > *self.limit.get_or_insert_with(|| u64::from(rel.nblocks()))
+        {
+            return Err(FormatError::BadPage {
+                block,
+                why: "the chain of pages through it leads back to itself",
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Two exclusively locked pages whose changes are logged together ([`Relation::join`]).
 pub trait PagePair {
     /// Both pages, for changing.

@@ -229,3 +229,31 @@ pub(crate) fn insert_rows(rel: &MemRelation, rows: &[(Vec<u8>, Tid)]) {
     let (codes, tids) = split_rows(rows);
     crate::insert::insert_batch(rel, &open(rel).unwrap(), &codes, &tids, &mut Vec::new()).unwrap();
 }
+
+/// The message a scan for `q` ends with: a scan reports an unreadable page by panicking in
+/// [`MemRelation`] (as PostgreSQL's relation raises an error).
+pub(crate) fn scan_failure(rel: &MemRelation, q: Query) -> String {
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| search_all(rel, q)));
+    let e = r.expect_err("the scan fails");
+    e.downcast_ref::<String>().cloned().unwrap_or_default()
+}
+
+/// Runs `f` on its own thread and fails the test if it takes longer than `secs`: for code
+/// that, broken, would loop forever.
+pub(crate) fn within_seconds(secs: u64, f: impl FnOnce() + Send + 'static) {
+    let (done, wait) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match wait.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(()) => worker.join().unwrap(),
+        // The worker panicked: fail with its message.
+        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            std::panic::resume_unwind(worker.join().unwrap_err())
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("still running after {secs} s: a walk that does not end")
+        }
+    }
+}

@@ -17,7 +17,8 @@
 //! - [`registry`]: the SQL functions that load, drop and describe models.
 //! - [`encode`]: `ics_encode` and `ics_encode_batch`.
 //!
-//! Errors carry specific SQLSTATEs ([`raise`] maps `ics_encoder::ErrorKind`); every failure
+//! Errors carry specific SQLSTATEs ([`raise`] maps `ics_encoder::ErrorKind`) and a hint in the
+//! server's words ([`hint`], from the facts of `ics_encoder::Cause`); every failure
 //! leaves the backend usable (Rust state is unwound, cached sessions stay valid). A run or a
 //! batch interrupted by a cancel, a statement timeout or a terminate stops within an operator
 //! or an image, and PostgreSQL then reports its own error for the interrupt.
@@ -30,7 +31,7 @@ pub mod slots;
 
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use ics_encoder::{EncoderError, ErrorKind};
+use ics_encoder::{Cause, EncoderError, ErrorKind};
 use pgrx::{pg_sys, PgSqlErrorCode};
 
 use crate::fmgr;
@@ -55,6 +56,41 @@ pub fn sqlstate(kind: ErrorKind) -> PgSqlErrorCode {
     }
 }
 
+/// The advice of an encoder error, in the server's words: the settings to change and who may.
+pub fn hint(e: &EncoderError) -> Option<&'static str> {
+    use ics_encoder::contract::ContractError;
+    use ics_encoder::image_error::PreprocessError as P;
+    const EXPORT: &str = "Load a model exported by ics-train (its ONNX metadata carries the ics_hash.* contract keys).";
+    Some(match &*e.cause {
+        Cause::Other => return None,
+        Cause::Image(P::Empty | P::UnknownFormat | P::Corrupt { .. } | P::Truncated { .. }) => {
+            "ics_encode takes the bytes of a JPEG, PNG, WebP, BMP or GIF file."
+        }
+        Cause::Image(P::UnsupportedFormat { .. }) => "Convert the image to JPEG, PNG, WebP, BMP or GIF.",
+        Cause::Image(P::TooManyPixels { .. } | P::LimitExceeded { .. }) => {
+            "Downscale the image, or have a superuser raise ics_hash.max_image_pixels."
+        }
+        Cause::Image(P::InvalidConfig(_)) => "The model's preprocessing parameters were validated when it was loaded; please report this.",
+        Cause::Contract(ContractError::OrtFormat) => "ics_hash loads ONNX models only: re-save the model as plain ONNX (onnx.save, or ics-train export), not as an ONNX Runtime .ort file or a file holding both.",
+        Cause::Contract(ContractError::External(_)) => "Export the model with every tensor inside the file (ics-train export does; in Python, onnx.save without save_as_external_data).",
+        Cause::Contract(_) => EXPORT,
+        Cause::Operator(_) => "ics_hash runs only operators whose cost the input cannot blow up, so that a cancel or statement_timeout stops every run (README, Security). A superuser may allow more operator types: SET ics_hash.extra_operators = 'OpType,...' before loading and encoding.",
+        Cause::Interface => "The ONNX graph's inputs and outputs must be what its ics_hash.* metadata declares; re-export the model with ics-train.",
+        Cause::MemoryLimit { .. } => "Encode fewer images per run (ics_hash.batch_size), or have a superuser raise ics_hash.encoder_memory_limit.",
+        Cause::ImageMemory { .. } => "Downscale the image, or have a superuser raise ics_hash.encoder_memory_limit (or lower ics_hash.max_image_pixels).",
+        Cause::Output { .. } => "The model's graph does not compute what its metadata declares; re-export it with ics-train.",
+        Cause::NotANumber { .. } => "Check the input values and the model's weights.",
+        Cause::LibraryMissing { .. } | Cause::LibraryUnusable { .. } => {
+            "Point the encoder at libonnxruntime.so 1.31 or later (the server: ics_hash.onnxruntime_library, then reconnect; ics-train: ORT_DYLIB_PATH), or run scripts/setup.sh."
+        }
+        Cause::LibraryKept => "Restart the process (reconnect) after fixing the library: it keeps the library it loaded.",
+        Cause::CudaRefused { .. } => "Retry later, set it to auto (which falls back to the CPU), or have a superuser raise the bound.",
+        Cause::CudaMissing => "Point the encoder at the libonnxruntime.so of the onnxruntime-gpu package (with CUDA 13 and cuDNN 9 on the library path) and reconnect, or set it to auto.",
+        Cause::NoGpu => "Use auto or cpu on a machine without a GPU.",
+        Cause::CudaFailed => "The CUDA provider needs the CUDA 13 runtime (cudart, cublas, curand, nvrtc) and cuDNN 9 libraries on the library path (for the server: LD_LIBRARY_PATH of the postmaster).",
+    })
+}
+
 /// Raises an encoder error. An interrupted run first lets PostgreSQL handle the interrupt
 /// (which raises its own error: canceling statement, statement timeout, terminating
 /// connection); only if PostgreSQL holds it off is 57014 raised here.
@@ -63,7 +99,8 @@ pub fn raise(e: EncoderError) -> ! {
     if e.kind == ErrorKind::Interrupted {
         pgrx::check_for_interrupts!();
     }
-    fmgr::raise_detailed(sqlstate(e.kind), e.message, e.detail, e.hint.as_deref())
+    let hint = hint(&e);
+    fmgr::raise_detailed(sqlstate(e.kind), e.message, e.detail, hint)
 }
 
 /// Unwraps or raises.

@@ -15,7 +15,9 @@ use std::cell::RefCell;
 
 use ics_encoder::cache::SessionCache;
 use ics_encoder::memory;
-use ics_encoder::runtime::{self, LibraryChoice, ProviderSetting, Runtime, CPU_PROVIDER};
+use ics_encoder::runtime::{
+    self, Candidate, LibraryChoice, ProviderSetting, Runtime, CPU_PROVIDER,
+};
 use ics_encoder::session::{EncoderSession, SessionOptions};
 use ics_encoder::EncoderError;
 
@@ -94,15 +96,26 @@ fn remember_slot_user(sha256: &str, setting: ProviderSetting, uses_slot: bool) {
     }
 }
 
+/// Where `scripts/setup.sh` installs ONNX Runtime (the CPU build from PyPI): what an empty
+/// `ics_hash.onnxruntime_library` means. The one place in the extension that names it.
+pub const DEFAULT_LIBRARY: &str =
+    "/usr/local/lib/ics_hash/onnxruntime-1.31.1/libonnxruntime.so.1.31.1";
+
 /// The library this backend would load now (`ics_hash.onnxruntime_library`, else the
 /// installed default, else `$ORT_DYLIB_PATH`).
 pub fn library_choice() -> LibraryChoice {
     let setting = gucs::onnxruntime_library();
-    LibraryChoice::resolve(
-        setting
-            .as_deref()
-            .map(|p| (p, "ics_hash.onnxruntime_library")),
-    )
+    LibraryChoice::resolve(&[
+        Candidate::Setting {
+            value: setting.as_deref(),
+            source: "ics_hash.onnxruntime_library",
+        },
+        Candidate::Installed {
+            path: DEFAULT_LIBRARY,
+            source: "default",
+        },
+        Candidate::Env(runtime::LIBRARY_ENV),
+    ])
 }
 
 /// The process's ONNX Runtime, loaded at the backend's first encoder call (never in
@@ -259,6 +272,8 @@ pub fn describe_all() -> Vec<serde_json::Value> {
                     }),
                     "run_bytes_fixed": s.profile.run_fixed,
                     "run_bytes_per_item": s.profile.run_per_item,
+                    // null: items are not capped (the trial runs were too fast to time).
+                    "max_items_per_run": (s.max_items_per_run != usize::MAX).then_some(s.max_items_per_run),
                     "runs": s.runs,
                     "items": s.items,
                 })

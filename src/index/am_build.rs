@@ -181,7 +181,11 @@ pub unsafe extern "C-unwind" fn ambuildempty(index: pg_sys::Relation) {
     let code_bytes = unsafe { super::index_code_bytes(index) };
     // SAFETY: as above.
     let strategy = unsafe { am_options::options(index) }.strategy;
-    build_empty(&mem, code_bytes.expect("ambuild refuses an untyped column"), strategy);
+    build_empty(
+        &mem,
+        code_bytes.expect("ambuild refuses an untyped column"),
+        strategy,
+    );
     // SAFETY: the open unlogged index; its init fork is written from our in-memory copy.
     unsafe { write_init_fork(index, &mem) }
 }

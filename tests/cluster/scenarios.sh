@@ -36,12 +36,7 @@ setup_db() {
         -c "DROP DATABASE IF EXISTS scen" -c "CREATE DATABASE scen" >/dev/null
     q "$port" >/dev/null <<'SQL'
 CREATE EXTENSION ics_hash;
--- Hash-like 64-bit codes: 40 centres, each bit flipped with probability 1/16.
-CREATE FUNCTION rand64() RETURNS bigint LANGUAGE sql VOLATILE
-    RETURN ((random() * 4294967295)::bigint << 32) # (random() * 4294967295)::bigint;
-CREATE FUNCTION hashlike() RETURNS hashcode LANGUAGE sql VOLATILE
-    RETURN (hashtextextended('centre ' || (random() * 39)::int, 0)
-            # (rand64() & rand64() & rand64() & rand64()))::hashcode;
+\i tests/fixtures/sql/hashlike.sql
 CREATE TABLE t (id bigserial PRIMARY KEY, code hashcode(64));
 -- Differences between the index and a sequential scan over 20 queries:
 -- k-NN distances (k = 10, 100) and radius results (r = 0, 3, 8).

@@ -39,12 +39,7 @@ scenario_shards() {
     local fx=$ICS_RUN_DIR/$SHARDS_COORD/fixtures
     fixtures "$fx"
     cq >/dev/null <<'SQL'
--- Hash-like 64-bit codes: 40 centres, each bit flipped with probability 1/16 (many ties).
-CREATE FUNCTION rand64() RETURNS bigint LANGUAGE sql VOLATILE
-    RETURN ((random() * 4294967295)::bigint << 32) # (random() * 4294967295)::bigint;
-CREATE FUNCTION hashlike() RETURNS hashcode LANGUAGE sql VOLATILE
-    RETURN (hashtextextended('centre ' || (random() * 39)::int, 0)
-            # (rand64() & rand64() & rand64() & rand64()))::hashcode;
+\i tests/fixtures/sql/hashlike.sql
 INSERT INTO images SELECT i, hashlike() FROM generate_series(1, 60000) i;
 ANALYZE images;
 -- The reference: every row in one local table, read by sequential scans only.

@@ -9,7 +9,7 @@
 # model file, tests/fixtures/trainer/) and a few test images;
 # psql runs there, and /srv/ics/ in a block means that folder.
 #
-# Usage: tests/docs/run.sh [FILE.md...]   (default: README.md docs/*.md trainer/README.md)
+# Usage: tests/docs/run.sh [FILE.md...]   (default: README.md docs/*.md trainer/README.md trainer/docs/*.md)
 #   ICS_DOCS_PORT (default 28837), ICS_DOCS_DEMO_PORT (28839, for the make stop-demo check);
 #   ICS_DOCS_NO_INSTALL=1 when the extension is installed already.
 set -euo pipefail
@@ -20,11 +20,12 @@ PORT=${ICS_DOCS_PORT:-28837}
 CLUSTER=${ICS_DOCS_CLUSTER:-docs}
 WORK=$ICS_RUN_DIR/docs-work
 files=("$@")
-[ ${#files[@]} -gt 0 ] || files=(README.md docs/*.md trainer/README.md)
+[ ${#files[@]} -gt 0 ] || files=(README.md docs/*.md trainer/README.md trainer/docs/*.md)
 
 step "no citation of files outside the repository"
 # The repository must stand on its own: no design files of elsewhere, no tracker threads.
-cited=$(git grep -nIiE 'shared/design|\.\./shared|ICS\.md|SQL\.md|the issue' -- . ':!tests/docs/run.sh' || true)
+cited=$( (git grep -nIE 'shared/design|\.\./shared|\b(ICS|SQL)\.md\b' -- . ':!tests/docs/run.sh'
+    git grep -nIiE '\bthe issue' -- . ':!tests/docs/run.sh') || true)
 [ -z "$cited" ] || { printf '%s\n' "$cited"; die "files cite what is not in the repository (above)"; }
 ok "none"
 

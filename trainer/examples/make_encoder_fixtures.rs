@@ -19,9 +19,10 @@
 //! - `nan_features.onnx`: 8 features -> Sqrt -> Gemm -> Tanh, 8 bits (NaN for negative input);
 //! - `wrong_bits.onnx`: declares 16 bits but computes 8 (its output dimension is symbolic, so
 //!   only running it shows the mismatch);
-//! - `slow_features.onnx`, `wide_image.onnx`, `external_data.onnx`: the encoder's limit tests
-//!   (`ics_encoder::test_models`): a run time chosen by the input (cancellation), a megabyte of
-//!   activations per 64-px image (the memory limit), a weight read from `global/1260` (the
+//! - `slow_features.onnx`, `wide_image.onnx`, `heavy_image.onnx`, `external_data.onnx`: the
+//!   encoder's limit tests (`ics_encoder::test_models`): a run time chosen by the input
+//!   (cancellation), a megabyte of activations per 64-px image (the memory limit), one MatMul
+//!   node whose time grows with the batch (the cap on items per run), a weight read from `global/1260` (the
 //!   data directory's `pg_authid` file; must be refused);
 //! - `ort_format_features.onnx`, `nms_features.onnx`, `runtime_matmul_features.onnx`: model
 //!   files the loader refuses (ONNX Runtime's format marker in ONNX bytes; operators a run
@@ -382,6 +383,11 @@ fn main() -> Result<()> {
         &test_models::slow_features_model(),
     )?;
     write(&out, "wide_image.onnx", &test_models::wide_image_model(64))?;
+    write(
+        &out,
+        "heavy_image.onnx",
+        &test_models::heavy_image_model(32, 4096),
+    )?;
     write(
         &out,
         "external_data.onnx",

@@ -37,6 +37,7 @@ fn small_bench_writes_report_table_and_plots() {
         "Cosine ranking",
         "Spearman learned",
         "| target |",
+        "Ranking: Hamming distance ascending, ties by database index",
     ] {
         assert!(md.contains(row), "{row} missing from bench.md:\n{md}");
     }
@@ -60,10 +61,22 @@ fn small_bench_writes_report_table_and_plots() {
             "{} does not beat random codes",
             m["name"]
         );
+        // Per-epoch weight diagnostics, with the areas of the composed training canvases.
+        let d = &m["report"]["epochs"][0]["diagnostics"];
+        assert!(d["images"].as_u64().unwrap() > 0, "{d}");
+        assert!(
+            d["spearman"].is_f64() && d["loss_range_mean"].is_f64(),
+            "{d}"
+        );
         let file = m["file"].as_str().unwrap();
         assert!(std::path::Path::new(file).is_file(), "{file}");
     }
-    for p in ["map_vs_bits.png", "pr_curves.png", "weights_vs_area.png"] {
+    for p in [
+        "map_vs_bits.png",
+        "pr_curves.png",
+        "weights_vs_area.png",
+        "dynamics_ics16.png",
+    ] {
         let bytes = std::fs::read(out.join(p)).unwrap();
         assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 10_000, "{p}");
     }

@@ -31,7 +31,7 @@ impl Directory {
             let (block, _) = dir.meta.record_location(page_index * per);
             let page = rel.read(block);
             for l in page_index * per..lists.min((page_index + 1) * per) {
-                let rec = ListRecord::read(&dir.meta, &page, dir.meta.record_location(l).1);
+                let rec = ListRecord::read(&dir.meta, &page, block, dir.meta.record_location(l).1)?;
                 dir.centroids.extend_from_slice(&rec.centroid);
                 dir.radius.push(rec.radius);
                 dir.tails.push(rec.tail);

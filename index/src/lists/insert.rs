@@ -104,12 +104,12 @@ fn append_to_list<R: Relation>(
 ) -> Result<(), FormatError> {
     let (dir_block, offset) = meta.record_location(l);
     loop {
-        let seen = ListRecord::read(meta, &rel.read(dir_block), offset);
+        let seen = ListRecord::read(meta, &rel.read(dir_block), dir_block, offset)?;
         if seen.tail == INVALID_BLOCK {
             // First pages of an empty list: created under the directory lock (nobody can wait
             // for a page that does not exist yet, so this keeps the lock order).
             let mut dir = rel.write(dir_block);
-            let now = ListRecord::read(meta, &dir, offset);
+            let now = ListRecord::read(meta, &dir, dir_block, offset)?;
             if now.tail != INVALID_BLOCK {
                 continue;
             }
@@ -119,7 +119,7 @@ fn append_to_list<R: Relation>(
         }
         let mut tail = rel.write(seen.tail);
         check_data_page(&tail, seen.tail, meta.code_bytes as usize)?;
-        let now = ListRecord::read(meta, &rel.read(dir_block), offset);
+        let now = ListRecord::read(meta, &rel.read(dir_block), dir_block, offset)?;
         if now.tail != seen.tail {
             continue; // another insert added a newer page meanwhile
         }
@@ -139,7 +139,7 @@ fn append_to_list<R: Relation>(
         if n < bodies.len() {
             let new_tail = fill_new_pages(rel, now.tail, &bodies[n..]);
             let mut dir = rel.write(dir_block);
-            let cur = ListRecord::read(meta, &dir, offset);
+            let cur = ListRecord::read(meta, &dir, dir_block, offset)?;
             ListRecord::write_radius_tail(meta, &mut dir, offset, cur.radius.max(max_d), new_tail);
         }
         return Ok(());

@@ -15,7 +15,7 @@
 //!   One entry per distinct code per page (a posting list); learned codes repeat a lot.
 
 use crate::format::{DataOpaque, FormatError, Meta, DATA_SPECIAL_SIZE};
-use crate::page::{Page, HEADER_SIZE};
+use crate::page::{Page, HEADER_SIZE, PAGE_SIZE};
 use zerocopy::byteorder::native_endian::{U16, U32};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
@@ -40,15 +40,32 @@ struct RecordTrailer {
 const TRAILER_SIZE: usize = std::mem::size_of::<RecordTrailer>();
 
 impl ListRecord {
-    pub fn read(meta: &Meta, dir_page: &Page, offset: usize) -> ListRecord {
+    /// The record at `offset` of directory page `block`, once the page's header says the
+    /// records fill it (a directory page has no special space; the metapage, already checked,
+    /// says where the records lie).
+    pub fn read(
+        meta: &Meta,
+        dir_page: &Page,
+        block: u32,
+        offset: usize,
+    ) -> Result<ListRecord, FormatError> {
+        if dir_page.special_offset() != PAGE_SIZE {
+            return Err(FormatError::BadField {
+                block,
+                field: "the directory page's pd_special",
+                expected: PAGE_SIZE.to_string(),
+                found: dir_page.special_offset().to_string(),
+            });
+        }
         let nb = meta.code_bytes as usize;
         let r = &dir_page.contents()[offset..offset + nb + TRAILER_SIZE];
-        let t = RecordTrailer::read_from_bytes(&r[nb..]).expect("a record's trailer");
-        ListRecord {
+        let t = RecordTrailer::read_from_bytes(&r[nb..])
+            .expect("internal invariant: a trailer is TRAILER_SIZE bytes");
+        Ok(ListRecord {
             centroid: r[..nb].to_vec(),
             radius: t.radius.get(),
             tail: t.tail.get(),
-        }
+        })
     }
 
     pub fn write(&self, meta: &Meta, dir_page: &mut Page, offset: usize) {
@@ -185,9 +202,9 @@ mod tests {
             tail: 42,
         };
         r.write(&m, &mut d, 16);
-        assert_eq!(ListRecord::read(&m, &d, 16), r);
+        assert_eq!(ListRecord::read(&m, &d, 1, 16).unwrap(), r);
         ListRecord::write_radius_tail(&m, &mut d, 16, 11, 43);
-        let r2 = ListRecord::read(&m, &d, 16);
+        let r2 = ListRecord::read(&m, &d, 1, 16).unwrap();
         assert_eq!(
             (r2.radius, r2.tail, &r2.centroid[..]),
             (11, 43, &r.centroid[..])

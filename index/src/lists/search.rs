@@ -13,7 +13,7 @@
 use crate::format::{DataOpaque, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::lists::directory::Directory;
 use crate::lists::layout::{check_data_page, entry};
-use crate::relation::Relation;
+use crate::relation::{ChainWalk, Relation};
 use crate::search::{Query, SearchStats};
 use ics_codes::hamming::{hamming, hamming_many};
 
@@ -83,8 +83,12 @@ impl Search {
         self.stats.lists_visited += 1;
         let nb = self.query.code.len();
         let mut block = self.tails[list];
+        let mut walk = ChainWalk::new();
         while block != INVALID_BLOCK {
             rel.check_interrupts();
+            if let Err(e) = walk.step(rel, block) {
+                rel.corrupted(e);
+            }
             let page = rel.read(block);
             self.stats.pages_read += 1;
             // Unlinked pages are recycled only once no snapshot can reach them, so on a

@@ -13,7 +13,7 @@ use crate::format::{DataOpaque, FormatError, Tid, FLAG_DELETED, INVALID_BLOCK};
 use crate::lists::directory::Directory;
 use crate::lists::layout::{check_data_page, entry, ListRecord};
 use crate::page::Page;
-use crate::relation::{PagePair, Relation};
+use crate::relation::{ChainWalk, PagePair, Relation};
 use crate::vacuum::VacuumStats;
 use ics_codes::hamming::hamming;
 
@@ -79,7 +79,10 @@ fn clean(page: &Page, nb: usize, centroid: &[u8], is_dead: &mut dyn FnMut(Tid) -
 fn rewrite(page: &mut Page, bodies: &[Vec<u8>]) {
     page.retain_items(|_, _| false);
     for b in bodies {
-        assert!(page.add_item(b), "a cleaned page holds less than before");
+        assert!(
+            page.add_item(b),
+            "internal invariant: a cleaned page holds no more than it did"
+        );
     }
 }
 
@@ -102,12 +105,12 @@ pub fn bulk_delete<R: Relation>(
         let (dir_block, offset) = meta.record_location(l);
         // Lock the list's current tail (it may have moved since the directory was read).
         let (tail_block, tail) = loop {
-            let t = ListRecord::read(meta, &rel.read(dir_block), offset).tail;
+            let t = ListRecord::read(meta, &rel.read(dir_block), dir_block, offset)?.tail;
             if t == INVALID_BLOCK {
                 break (INVALID_BLOCK, None);
             }
             let guard = rel.write(t);
-            if ListRecord::read(meta, &rel.read(dir_block), offset).tail == t {
+            if ListRecord::read(meta, &rel.read(dir_block), dir_block, offset)?.tail == t {
                 break (t, Some(guard));
             }
         };
@@ -128,10 +131,19 @@ pub fn bulk_delete<R: Relation>(
         stats.pages_in_lists += 1;
 
         // `newer` is the page whose prev link points at the page being visited (None: tail).
-        let mut newer: Option<R::Write<'_>> = None;
+        let mut newer: Option<(u32, R::Write<'_>)> = None;
         let mut block = DataOpaque::read(&tail_guard).prev;
+        let mut walk = ChainWalk::new();
         while block != INVALID_BLOCK {
             rel.check_interrupts();
+            walk.step(rel, block)?;
+            // A link back to a page this walk holds locked would wait for itself forever.
+            if block == tail_block || newer.as_ref().is_some_and(|(b, _)| *b == block) {
+                return Err(FormatError::BadPage {
+                    block,
+                    why: "the chain of pages through it leads back to itself",
+                });
+            }
             let mut page = rel.write(block);
             let opaque = check_data_page(&page, block, nb)?;
             let c = clean(&page, nb, centroid, is_dead);
@@ -150,7 +162,7 @@ pub fn bulk_delete<R: Relation>(
                     .write(&mut page);
                 }
                 match newer.as_mut() {
-                    Some(link) => set_prev(link, opaque.prev),
+                    Some((_, link)) => set_prev(link, opaque.prev),
                     None => tail_prev = Some(opaque.prev),
                 }
                 stats.pages_unlinked += 1;
@@ -163,10 +175,10 @@ pub fn bulk_delete<R: Relation>(
                 stats.entries_remaining += c.entries;
                 stats.pages_in_lists += 1;
             }
-            block = opaque.prev;
             if !emptied {
-                newer = Some(page);
+                newer = Some((block, page));
             }
+            block = opaque.prev;
         }
         drop(newer);
         let change_tail = |page: &mut Page| {
@@ -180,7 +192,7 @@ pub fn bulk_delete<R: Relation>(
         // Nothing was added to this list during the walk (its tail is still locked), so the
         // radius of what remains is exact. A smaller radius is logged with the tail's changes:
         // alone, a crash could keep it and lose them, leaving dead codes beyond it.
-        let rec = ListRecord::read(meta, &rel.read(dir_block), offset);
+        let rec = ListRecord::read(meta, &rel.read(dir_block), dir_block, offset)?;
         if u32::from(rec.radius) > max_distance {
             let mut pair = rel.join(tail_guard, dir_block);
             let (tail, d) = pair.pages();

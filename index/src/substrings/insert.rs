@@ -9,7 +9,7 @@
 
 use crate::format::{FormatError, Meta, Tid, INVALID_BLOCK, META_BLOCK};
 use crate::relation::Relation;
-use crate::substrings::layout::{self, capacity, init_page, Kind, Special, SubMeta};
+use crate::substrings::layout::{self, capacity, check_page, init_page, Kind, SubMeta, Want};
 
 fn read_meta<R: Relation>(rel: &R) -> Result<(Meta, SubMeta), FormatError> {
     let page = rel.read(META_BLOCK);
@@ -46,10 +46,7 @@ pub fn insert_batch<R: Relation>(rel: &R, codes: &[u8], tids: &[Tid]) -> Result<
         if now.tail != seen.tail {
             continue; // sealed by a merge, or a newer page added meanwhile
         }
-        let mut count = Special::read(&tail)
-            .filter(|s| s.kind == Kind::Tail)
-            .ok_or(FormatError::NotDataPage { block: seen.tail })?
-            .count as usize;
+        let mut count = check_page(&tail, seen.tail, &Want::tail(nb))?.count as usize;
         let mut at = 0;
         if count < cap {
             let page: &mut crate::page::Page = &mut tail;

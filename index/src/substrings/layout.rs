@@ -33,7 +33,9 @@
 //! Codes and TIDs are stored apart (not as (code, TID) pairs) so that the Hamming kernels run
 //! over a contiguous block of codes.
 
-use crate::format::{Meta, Tid, FLAG_DELETED, INVALID_BLOCK, META_SIZE, SUBSTRING_PAGE_ID};
+use crate::format::{
+    FormatError, Meta, Tid, FLAG_DELETED, INVALID_BLOCK, META_SIZE, SUBSTRING_PAGE_ID,
+};
 use crate::page::{Page, HEADER_SIZE, PAGE_SIZE};
 use crate::substrings::plan::Substring;
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
@@ -94,19 +96,44 @@ pub struct Special {
 impl Special {
     /// The special space of `page`, if it is one of ours.
     pub fn read(page: &Page) -> Option<Special> {
-        if page.is_new() || page.special().len() != SPECIAL_SIZE {
-            return None;
+        Special::parse(page).ok()
+    }
+
+    /// The special space of `page`, or why it is no substring page: `Err(None)` for a new
+    /// page, else the field that is wrong, what it should be and what it is.
+    fn parse(page: &Page) -> Result<Special, Option<(&'static str, String, String)>> {
+        if page.is_new() {
+            return Err(None);
         }
-        let s = SpecialBytes::read_from_bytes(page.special()).ok()?;
+        if page.special_offset() != PAGE_SIZE - SPECIAL_SIZE {
+            return Err(Some((
+                "pd_special",
+                (PAGE_SIZE - SPECIAL_SIZE).to_string(),
+                page.special_offset().to_string(),
+            )));
+        }
+        let s = SpecialBytes::read_from_bytes(page.special())
+            .expect("internal invariant: the special space is SPECIAL_SIZE bytes");
         if s.page_id != SUBSTRING_PAGE_ID {
-            return None;
+            return Err(Some((
+                "the page id",
+                format!("{SUBSTRING_PAGE_ID:#06x}"),
+                format!("{:#06x}", s.page_id),
+            )));
         }
-        Some(Special {
+        let Some(kind) = Kind::from_u8(s.kind) else {
+            return Err(Some((
+                "the page kind",
+                "1 (tail), 2 (records), 3 (slots) or 4 (map)".into(),
+                s.kind.to_string(),
+            )));
+        };
+        Ok(Special {
             prev: s.prev,
             flags: s.flags,
             deleted_xid: s.deleted_xid,
             count: s.count,
-            kind: Kind::from_u8(s.kind)?,
+            kind,
             table: s.table,
             generation: s.generation,
         })
@@ -139,6 +166,127 @@ impl Special {
     }
 }
 
+/// What a reader expects a page to be before it trusts the page's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want {
+    pub kind: Kind,
+    pub table: u8,
+    /// The generation of tables it belongs to (`None`: any; tail pages outlive merges).
+    pub generation: Option<u32>,
+    /// The record (or entry) counts it may hold.
+    pub min_count: usize,
+    pub max_count: usize,
+}
+
+impl Want {
+    /// A live tail page of codes of `code_bytes`.
+    pub fn tail(code_bytes: usize) -> Want {
+        Want {
+            kind: Kind::Tail,
+            table: 0,
+            generation: None,
+            min_count: 0,
+            max_count: capacity(code_bytes, true),
+        }
+    }
+
+    /// A page of table `table` of `generation` holding exactly `count` records or entries.
+    pub fn run(kind: Kind, table: usize, generation: u32, count: usize) -> Want {
+        Want {
+            kind,
+            table: table as u8,
+            generation: Some(generation),
+            min_count: count,
+            max_count: count,
+        }
+    }
+}
+
+/// Why a page cannot be read as the page a reader wanted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageFault {
+    /// A new page, or a well-formed substring page of another kind, table or generation: on a
+    /// hot standby, a page recycled under a scan ([`crate::relation::Relation::page_recycled_under_scan`]);
+    /// anywhere else, corruption.
+    Replaced { block: u32, error: FormatError },
+    /// Bytes the format does not allow: corruption wherever it is read.
+    Garbage(FormatError),
+}
+
+impl From<PageFault> for FormatError {
+    fn from(f: PageFault) -> FormatError {
+        match f {
+            PageFault::Replaced { error, .. } | PageFault::Garbage(error) => error,
+        }
+    }
+}
+
+impl PageFault {
+    /// Ends a scan that met this fault: a replaced page fails as recycled (40001, retry), garbage as
+    /// corruption.
+    pub fn end_scan<R: crate::relation::Relation>(self, rel: &R) -> ! {
+        match self {
+            PageFault::Replaced { block, .. } => rel.page_recycled_under_scan(block),
+            PageFault::Garbage(e) => rel.corrupted(e),
+        }
+    }
+}
+
+/// The special space of page `block`, once it is checked to be the page `want` describes: its
+/// header, page id and kind well-formed, its kind, table and generation those wanted, its count
+/// within what the page can hold. Once per page, before any of its bytes are trusted.
+pub fn check_page(page: &Page, block: u32, want: &Want) -> Result<Special, PageFault> {
+    let bad = |field, expected, found| FormatError::BadField {
+        block,
+        field,
+        expected,
+        found,
+    };
+    let s = match Special::parse(page) {
+        Ok(s) => s,
+        Err(None) => {
+            return Err(PageFault::Replaced {
+                block,
+                error: FormatError::NotDataPage { block },
+            })
+        }
+        Err(Some((field, expected, found))) => {
+            return Err(PageFault::Garbage(bad(field, expected, found)))
+        }
+    };
+    if s.kind != want.kind
+        || s.table != want.table
+        || want.generation.is_some_and(|g| g != s.generation)
+    {
+        let describe = |kind: Kind, table: u8, generation: Option<u32>| {
+            let g = generation.map_or_else(|| "any".into(), |g| g.to_string());
+            format!("a {kind:?} page of table {table}, generation {g}")
+        };
+        return Err(PageFault::Replaced {
+            block,
+            error: bad(
+                "the page's kind, table and generation",
+                describe(want.kind, want.table, want.generation),
+                describe(s.kind, s.table, Some(s.generation)),
+            ),
+        });
+    }
+    let count = s.count as usize;
+    if count < want.min_count || count > want.max_count {
+        let expected = if want.min_count == want.max_count {
+            want.min_count.to_string()
+        } else {
+            format!("{} to {}", want.min_count, want.max_count)
+        };
+        return Err(PageFault::Garbage(bad(
+            "the page's count",
+            expected,
+            count.to_string(),
+        )));
+    }
+    Ok(s)
+}
+
 /// Initialises an empty page of `kind`.
 pub fn init_page(page: &mut Page, kind: Kind, table: u8, generation: u32, prev: u32) {
     page.init(SPECIAL_SIZE);
@@ -160,14 +308,14 @@ pub fn init_page(page: &mut Page, kind: Kind, table: u8, generation: u32, prev: 
 /// Stamps a live tail page with the transaction id counter at its making (see
 /// `vacuum::reclaim`); kept in the `deleted_xid` field, which only deleted pages use otherwise.
 pub fn set_birth(page: &mut Page, next_xid: u64) {
-    let mut s = Special::read(page).expect("a substring page");
+    let mut s = Special::read(page).expect("internal invariant: set_birth on a substring page");
     s.deleted_xid = next_xid;
     s.write(page);
 }
 
 /// Sets a page's record count.
 pub fn set_count(page: &mut Page, count: u32) {
-    let mut s = Special::read(page).expect("a substring page");
+    let mut s = Special::read(page).expect("internal invariant: set_count on a substring page");
     s.count = count;
     s.write(page);
 }

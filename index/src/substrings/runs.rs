@@ -2,8 +2,10 @@
 //! from the map pages, slot ranges from the slot pages, records from the records pages.
 
 use crate::format::{FormatError, Meta, Strategy, Tid, META_BLOCK};
-use crate::relation::{BlockNumber, Relation};
-use crate::substrings::layout::{self, capacity, Kind, Special, SubMeta, Table, U32_CAPACITY};
+use crate::relation::{BlockNumber, ChainWalk, Relation};
+use crate::substrings::layout::{
+    self, capacity, check_page, Kind, PageFault, Special, SubMeta, Table, Want, U32_CAPACITY,
+};
 
 /// The TID of record `i` of the page being visited.
 pub type TidOf<'a> = &'a dyn Fn(usize) -> Tid;
@@ -35,13 +37,27 @@ impl Runs {
             (meta, sub)
         };
         let mut pages = Vec::with_capacity(sub.map_blocks.len() * U32_CAPACITY);
+        let nblocks = rel.nblocks();
         for &b in &sub.map_blocks {
             let p = rel.read(b);
-            let s = Special::read(&p)
-                .filter(|s| s.kind == Kind::Map && s.generation == sub.generation)
-                .ok_or(FormatError::NotDataPage { block: b })?;
+            let map = Want {
+                min_count: 0,
+                max_count: U32_CAPACITY,
+                ..Want::run(Kind::Map, 0, sub.generation, 0)
+            };
+            let s = check_page(&p, b, &map)?;
             for i in 0..s.count as usize {
-                pages.push(layout::u32_at(&p, i));
+                let listed = layout::u32_at(&p, i);
+                // Every later read goes by this list: a block outside the index is garbage.
+                if listed == META_BLOCK || listed >= nblocks {
+                    return Err(FormatError::BadField {
+                        block: b,
+                        field: "a page-list entry",
+                        expected: format!("a block from 1 to {}", nblocks - 1),
+                        found: format!("{listed} (entry {i})"),
+                    });
+                }
+                pages.push(listed);
             }
         }
         let runs = Runs { meta, sub, pages };
@@ -69,22 +85,26 @@ impl Runs {
         Ok(())
     }
 
-    /// Checks that `page` is still the `kind` page of table `j` of this generation (see
-    /// [`Relation::page_recycled_under_scan`] for when it is not).
-    fn expect<R: Relation>(
+    /// Checks that `page` is still the `kind` page of table `j` of this generation holding
+    /// `count` records or entries (see [`PageFault`] for when it is not).
+    fn check(
         &self,
-        rel: &R,
         page: &crate::page::Page,
         block: BlockNumber,
         kind: Kind,
         j: usize,
-    ) {
-        let ok = Special::read(page).is_some_and(|s| {
-            s.kind == kind && s.table as usize == j && s.generation == self.sub.generation
-        });
-        if !ok {
-            rel.page_recycled_under_scan(block);
-        }
+        count: usize,
+    ) -> Result<Special, PageFault> {
+        check_page(page, block, &Want::run(kind, j, self.sub.generation, count))
+    }
+
+    /// Records (or slot entries) on page `p` of table `j`'s records (or slots), as built.
+    fn page_count(&self, j: usize, kind: Kind, p: usize) -> usize {
+        let (total, per) = match kind {
+            Kind::Slots => (self.table(j).slots() + 1, U32_CAPACITY),
+            _ => (self.table(j).records as usize, self.cap(j)),
+        };
+        (total - p * per).min(per)
     }
 
     pub fn code_bytes(&self) -> usize {
@@ -119,27 +139,44 @@ impl Runs {
     }
 
     /// The record ranges of `slots` (sorted ascending) in table `j`, empty ones left out,
-    /// reading each slots page once.
-    pub fn slot_ranges<R: Relation>(&self, rel: &R, j: usize, slots: &[u32]) -> Vec<(u32, u32)> {
+    /// reading each slots page once. Each range is checked to lie within the table.
+    pub fn slot_ranges<R: Relation>(
+        &self,
+        rel: &R,
+        j: usize,
+        slots: &[u32],
+    ) -> Result<Vec<(u32, u32)>, PageFault> {
         let mut out = Vec::with_capacity(slots.len());
         let mut cached: Option<(BlockNumber, R::Read<'_>)> = None;
-        let mut entry = |e: usize| -> u32 {
+        let mut entry = |e: usize| -> Result<(BlockNumber, u32), PageFault> {
             let (block, i) = self.slot_location(j, e);
             if cached.as_ref().is_none_or(|(b, _)| *b != block) {
                 cached = None; // release the previous page before taking the next
                 let page = rel.read(block);
-                self.expect(rel, &page, block, Kind::Slots, j);
+                let count = self.page_count(j, Kind::Slots, e / U32_CAPACITY);
+                self.check(&page, block, Kind::Slots, j, count)?;
                 cached = Some((block, page));
             }
-            layout::u32_at(&cached.as_ref().unwrap().1, i)
+            Ok((block, layout::u32_at(&cached.as_ref().unwrap().1, i)))
         };
+        let records = self.table(j).records;
         for &s in slots {
-            let (a, b) = (entry(s as usize), entry(s as usize + 1));
+            let ((_, a), (block, b)) = (entry(s as usize)?, entry(s as usize + 1)?);
+            // The reads that follow index the page list by these: out of the table, they
+            // would read another table's pages or none.
+            if a > b || b > records {
+                return Err(PageFault::Garbage(FormatError::BadField {
+                    block,
+                    field: "a slot's record range",
+                    expected: format!("a range within the table's {records} records"),
+                    found: format!("{a}..{b} (slot {s})"),
+                }));
+            }
             if a < b {
                 out.push((a, b));
             }
         }
-        out
+        Ok(out)
     }
 
     /// Calls `f(first_position, codes, tids)` for the records `from .. to` of table `j`, page
@@ -151,17 +188,19 @@ impl Runs {
         from: u32,
         to: u32,
         f: &mut RecordVisitor<'_>,
-    ) -> usize {
+    ) -> Result<usize, PageFault> {
         let nb = self.code_bytes();
         let cap = self.cap(j);
         let mut pages = 0;
         let mut at = from as usize;
+        debug_assert!(to <= self.table(j).records, "callers check ranges");
         while at < to as usize {
             rel.check_interrupts();
             let p = at / cap;
             let block = self.rec_block(j, p);
             let page = rel.read(block);
-            self.expect(rel, &page, block, Kind::Records, j);
+            let count = self.page_count(j, Kind::Records, p);
+            self.check(&page, block, Kind::Records, j, count)?;
             pages += 1;
             let lo = at - p * cap;
             let hi = (to as usize - p * cap).min(cap);
@@ -174,16 +213,21 @@ impl Runs {
             }
             at = p * cap + hi;
         }
-        pages
+        Ok(pages)
     }
 
     /// Every TID of rows whose code is `code` (tombstones left out), found through table 0's
     /// slot of the code: records are sorted by code there.
-    pub fn rows_of<R: Relation>(&self, rel: &R, code: &[u8], out: &mut Vec<Tid>) -> usize {
+    pub fn rows_of<R: Relation>(
+        &self,
+        rel: &R,
+        code: &[u8],
+        out: &mut Vec<Tid>,
+    ) -> Result<usize, PageFault> {
         let t0 = self.table(0);
         let slot = crate::substrings::plan::slot_of(code, t0.sub, t0.slot_bits);
-        let Some(&(a, b)) = self.slot_ranges(rel, 0, &[slot]).first() else {
-            return 1;
+        let Some(&(a, b)) = self.slot_ranges(rel, 0, &[slot])?.first() else {
+            return Ok(1);
         };
         let nb = self.code_bytes();
         let mut pages = 1;
@@ -198,8 +242,8 @@ impl Runs {
                     out.push(t);
                 }
             }
-        });
-        pages
+        })?;
+        Ok(pages)
     }
 }
 
@@ -210,31 +254,23 @@ pub fn for_tail_pages<R: Relation>(
     code_bytes: usize,
     head: BlockNumber,
     f: &mut TailVisitor<'_>,
-) -> usize {
+) -> Result<usize, PageFault> {
     let cap = capacity(code_bytes, true);
+    let want = Want::tail(code_bytes);
     let mut block = head;
     let mut pages = 0;
-    let mut seen = 0usize;
+    let mut walk = ChainWalk::new();
     while block != crate::format::INVALID_BLOCK {
         rel.check_interrupts();
+        walk.step(rel, block).map_err(PageFault::Garbage)?;
         let page = rel.read(block);
         pages += 1;
-        seen += 1;
-        if seen > rel.nblocks() as usize {
-            rel.corrupted(crate::format::FormatError::BadPage {
-                block,
-                why: "its tail chain has a cycle",
-            });
-        }
-        let s = Special::read(&page).filter(|s| s.kind == Kind::Tail);
-        let Some(s) = s else {
-            rel.page_recycled_under_scan(block);
-        };
+        let s = check_page(&page, block, &want)?;
         let n = s.count as usize;
         let codes = layout::codes(&page, code_bytes, 0, n);
         let tid_of = |i: usize| layout::tid(&page, code_bytes, cap, i);
         f(codes, &tid_of);
         block = s.prev;
     }
-    pages
+    Ok(pages)
 }

@@ -270,7 +270,10 @@ impl Search {
                         let nb = self.runs.code_bytes();
                         let code = self.arena[at as usize * nb..(at as usize + 1) * nb].to_vec();
                         self.resolved.clear();
-                        self.stats.pages_read += self.runs.rows_of(rel, &code, &mut self.resolved);
+                        self.stats.pages_read += self
+                            .runs
+                            .rows_of(rel, &code, &mut self.resolved)
+                            .unwrap_or_else(|f| f.end_scan(rel));
                         for &t in &self.resolved {
                             self.run_items.push(self.cursor, Item::Row(t));
                         }
@@ -298,7 +301,8 @@ impl Search {
             let (q, dist) = (&self.query, &mut self.dist);
             self.stats.pages_read += for_tail_pages(rel, nb, head, &mut |codes, tids| {
                 pass.page(q, nb, codes, tids, dist);
-            });
+            })
+            .unwrap_or_else(|f| f.end_scan(rel));
         }
         self.stats.entries_checked += pass.checked;
         self.tail.proven = pass.finish(&mut self.tail_items);
@@ -314,10 +318,12 @@ impl Search {
                 let mut pass = Pass::new(l.proven.floor(), l.cap, self.bits, start);
                 let t0 = self.runs.table(0).records;
                 let (q, dist) = (&self.query, &mut self.dist);
-                self.stats.pages_read +=
-                    self.runs.for_records(rel, 0, 0, t0, &mut |_, codes, tids| {
+                self.stats.pages_read += self
+                    .runs
+                    .for_records(rel, 0, 0, t0, &mut |_, codes, tids| {
                         pass.page(q, nb, codes, tids.expect("table 0 has TIDs"), dist);
-                    });
+                    })
+                    .unwrap_or_else(|f| f.end_scan(rel));
                 self.stats.entries_checked += pass.checked;
                 self.stats.linear_passes += 1;
                 self.state = RunsState::Linear(Linear {
@@ -500,7 +506,10 @@ impl Search {
             let mut slots: Vec<u32> = masks(t.slot_bits, s).map(|mask| qp ^ mask).collect();
             slots.sort_unstable();
             self.stats.pages_read += slots.len().min(t.slot_pages());
-            let ranges = self.runs.slot_ranges(rel, j, &slots);
+            let ranges = self
+                .runs
+                .slot_ranges(rel, j, &slots)
+                .unwrap_or_else(|f| f.end_scan(rel));
             self.ranges.insert((s, j), ranges);
         }
         &self.ranges[&(s, j)]
@@ -541,7 +550,7 @@ impl Search {
                 &mut self.arena,
                 &mut self.stats.entries_checked,
             );
-            self.stats.pages_read += self.runs.for_records(rel, j, a, b, &mut |_, codes, tids| {
+            let read = self.runs.for_records(rel, j, a, b, &mut |_, codes, tids| {
                 let n = codes.len() / nb;
                 dist.resize(n, 0);
                 hamming_many(&query.code, codes, &mut dist[..n]);
@@ -569,6 +578,10 @@ impl Search {
                     }
                 }
             });
+            match read {
+                Ok(pages) => self.stats.pages_read += pages,
+                Err(f) => f.end_scan(rel),
+            }
         }
     }
 }

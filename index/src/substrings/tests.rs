@@ -291,3 +291,167 @@ fn orphaned_tail_pages_are_reclaimed_once_no_insert_can_link_them() {
 }
 
 crate::suite::contract_suite!(crate::format::Strategy::Substrings);
+
+/// Bytes on a substring page that cannot be what the format says reach every verb as a
+/// [`FormatError`] (PostgreSQL: index corrupted, REINDEX), never as a panic of its own or as
+/// rows read from the wrong place: a tail page's count beyond its capacity, header, page id
+/// or kind; a records page's count; a slot range beyond its table. A well-formed page of
+/// another generation where a scan expects one of its own is, for a scan, a page recycled
+/// under it (40001), and corruption for the other verbs. Inserts only read the tail.
+#[test]
+fn a_corrupt_substring_page_reaches_every_verb_as_a_format_error() {
+    use crate::format::FormatError;
+    use crate::page::{Page, PAGE_SIZE};
+    use crate::substrings::layout::{capacity, init_page, Kind, SPECIAL_SIZE};
+    let mut rng = SmallRng::seed_from_u64(12);
+    let nb = 8;
+    let codes = uniform(&mut rng, 5000, nb);
+    let rows = rows_of(&codes);
+    const SP: usize = PAGE_SIZE - SPECIAL_SIZE;
+    #[derive(Clone, Copy, PartialEq)]
+    enum Target {
+        Tail,
+        Records,
+        Slot,
+    }
+    type Corrupt = fn(&mut Page);
+    let cases: [(&str, Target, Corrupt); 7] = [
+        (
+            "the page's count is 582, expected 0 to 581",
+            Target::Tail,
+            |p| {
+                let mut s = Special::read(p).unwrap();
+                s.count = capacity(8, true) as u32 + 1;
+                s.write(p);
+            },
+        ),
+        ("pd_special is 9000", Target::Tail, |p| {
+            p.0[16..18].copy_from_slice(&9000u16.to_ne_bytes())
+        }),
+        ("the page id is 0x1234", Target::Tail, |p| {
+            p.0[SP + 6..SP + 8].copy_from_slice(&0x1234u16.to_ne_bytes())
+        }),
+        ("the page kind is 9", Target::Tail, |p| p.0[SP + 20] = 9),
+        ("the page's count is 7, expected", Target::Records, |p| {
+            let mut s = Special::read(p).unwrap();
+            s.count = 7;
+            s.write(p);
+        }),
+        ("a slot's record range is", Target::Slot, |_| {}),
+        ("was recycled while this scan", Target::Records, |p| {
+            let g = Special::read(p).unwrap().generation;
+            init_page(p, Kind::Records, 0, g + 1, INVALID_BLOCK);
+        }),
+    ];
+    for (want, target, corrupt) in cases {
+        let rel = MemRelation::new();
+        build_from(&rel, &rows[..4000], nb, 0, 1 << 20);
+        insert_rows(&rel, &rows[4000..]);
+        let Opened::Substrings(runs) = open(&rel).unwrap() else {
+            panic!("substring tables")
+        };
+        let t0 = *runs.table(0);
+        let q = &codes[0];
+        let block = match target {
+            Target::Tail => runs.sub.tail,
+            Target::Records => {
+                // The page of the query's own rows, which every scan reads.
+                let slot = crate::substrings::plan::slot_of(q, t0.sub, t0.slot_bits);
+                let (a, _) = runs.slot_ranges(&rel, 0, &[slot]).unwrap()[0];
+                runs.rec_block(0, a as usize / runs.cap(0))
+            }
+            Target::Slot => {
+                let slot = crate::substrings::plan::slot_of(q, t0.sub, t0.slot_bits);
+                let (block, i) = runs.slot_location(0, slot as usize + 1);
+                crate::substrings::layout::set_u32_at(&mut rel.write(block), i, t0.records + 7);
+                block
+            }
+        };
+        corrupt(&mut rel.write(block));
+        // Both read the query's slot of table 0 first (pricing the stages), its records and
+        // the tail.
+        let msg = crate::testutil::scan_failure(&rel, query(q, 0));
+        assert!(msg.contains(want), "{want}: {msg}");
+        let msg = crate::testutil::scan_failure(&rel, query(q, u32::MAX));
+        assert!(msg.contains(want), "{want}: {msg}");
+        let problems = verify(&rel, &MemSpill, 1 << 20, false).unwrap().problems;
+        assert!(!problems.is_empty(), "{want}");
+        let is_bad =
+            |e: &FormatError| matches!(e, FormatError::BadField { block: b, .. } if *b == block);
+        let vacuum = crate::vacuum::bulk_delete(&rel, &mut |_| false);
+        let (c, t) = split_rows(&rows[..1]);
+        let inserted =
+            crate::insert::insert_batch(&rel, &open(&rel).unwrap(), &c, &t, &mut Vec::new());
+        let merged = merge(&rel, &MemSpill, 1 << 20, 0, true, &mut || {});
+        match target {
+            Target::Tail => {
+                let e = vacuum.unwrap_err();
+                assert!(is_bad(&e), "{want}: {e:?}");
+                assert!(e.to_string().contains(want), "{want}: {e}");
+                assert_eq!(inserted, Err(e.clone()));
+                assert_eq!(merged.unwrap_err(), e);
+            }
+            Target::Records => {
+                let e = vacuum.unwrap_err();
+                assert!(is_bad(&e), "{want}: {e:?}");
+                inserted.unwrap();
+                assert_eq!(merged.unwrap_err(), e);
+            }
+            Target::Slot => {
+                // Neither VACUUM nor a merge reads the slots; the merge writes them anew.
+                vacuum.unwrap();
+                inserted.unwrap();
+                merged.unwrap();
+            }
+        }
+    }
+}
+
+/// A tail chain that leads back into itself ends a scan, VACUUM, a merge and verification
+/// with a typed error instead of walking it forever.
+#[test]
+fn a_cycle_in_the_tail_chain_is_a_format_error_not_an_endless_walk() {
+    use crate::format::FormatError;
+    crate::testutil::within_seconds(120, || {
+        let mut rng = SmallRng::seed_from_u64(13);
+        let nb = 8;
+        let codes = uniform(&mut rng, 4000, nb);
+        let rows = rows_of(&codes);
+        let rel = MemRelation::new();
+        build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
+        insert_rows(&rel, &rows[2000..]);
+        let Opened::Substrings(runs) = open(&rel).unwrap() else {
+            panic!("substring tables")
+        };
+        let head = runs.sub.tail;
+        let mut oldest = head;
+        loop {
+            let prev = Special::read(&rel.read(oldest)).unwrap().prev;
+            if prev == INVALID_BLOCK {
+                break;
+            }
+            oldest = prev;
+        }
+        assert_ne!(oldest, head);
+        {
+            let mut p = rel.write(oldest);
+            let mut s = Special::read(&p).unwrap();
+            s.prev = head;
+            s.write(&mut p);
+        }
+        let msg = crate::testutil::scan_failure(&rel, query(&codes[0], u32::MAX));
+        assert!(msg.contains("leads back to itself"), "{msg}");
+        let cycle = |e: FormatError| matches!(e, FormatError::BadPage { why, .. } if why.contains("leads back"));
+        assert!(cycle(
+            crate::vacuum::bulk_delete(&rel, &mut |_| false).unwrap_err()
+        ));
+        assert!(cycle(
+            merge(&rel, &MemSpill, 1 << 20, 0, true, &mut || {}).unwrap_err()
+        ));
+        let problems = verify(&rel, &MemSpill, 1 << 20, false).unwrap().problems;
+        assert!(
+            problems.iter().any(|p| p.contains("reached twice")),
+            "{problems:?}"
+        );
+    });
+}

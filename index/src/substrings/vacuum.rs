@@ -18,10 +18,12 @@
 
 use crate::format::{DataOpaque, FormatError, Meta, Tid, FLAG_DELETED, INVALID_BLOCK, META_BLOCK};
 use crate::page::Page;
-use crate::relation::{BlockNumber, PagePair, Relation};
+use crate::relation::{BlockNumber, ChainWalk, PagePair, Relation};
 use crate::spill::Spill;
 use crate::substrings::build::{push_row, row_sorter, write_tables, RowStream, SortedRows};
-use crate::substrings::layout::{self, capacity, Kind, Special, SubMeta, TOMBSTONE};
+use crate::substrings::layout::{
+    self, capacity, check_page, Kind, PageFault, Special, SubMeta, Want, TOMBSTONE,
+};
 use crate::substrings::plan::{default_substrings, split};
 use crate::substrings::runs::{for_tail_pages, Runs};
 use crate::vacuum::VacuumStats;
@@ -40,10 +42,15 @@ fn meta_of<R: Relation>(rel: &R) -> Result<(Meta, SubMeta), FormatError> {
     Ok((meta, sub))
 }
 
-/// Removes dead rows from one tail page (compacting it); returns (removed, remaining).
-fn clean_tail_page(page: &mut Page, nb: usize, is_dead: &mut dyn FnMut(Tid) -> bool) -> (u64, u64) {
+/// Removes dead rows from one tail page of `n` rows, checked (compacting it); returns
+/// (removed, remaining).
+fn clean_tail_page(
+    page: &mut Page,
+    nb: usize,
+    n: usize,
+    is_dead: &mut dyn FnMut(Tid) -> bool,
+) -> (u64, u64) {
     let cap = capacity(nb, true);
-    let n = Special::read(page).map_or(0, |s| s.count as usize);
     let dead: Vec<bool> = (0..n)
         .map(|i| is_dead(layout::tid(page, nb, cap, i)))
         .collect();
@@ -78,8 +85,14 @@ pub fn bulk_delete<R: Relation>(
         let t0 = *runs.table(0);
         for p in 0..t0.rec_pages(cap) {
             rel.check_interrupts();
-            let guard = rel.write(runs.rec_block(0, p));
+            let block = runs.rec_block(0, p);
+            let guard = rel.write(block);
             let n = (t0.records as usize - p * cap).min(cap);
+            check_page(
+                &guard,
+                block,
+                &Want::run(Kind::Records, 0, runs.sub.generation, n),
+            )?;
             let dead: Vec<usize> = (0..n)
                 .filter(|&i| {
                     let t = layout::tid(&guard, nb, cap, i);
@@ -106,18 +119,19 @@ pub fn bulk_delete<R: Relation>(
     let mut tail_rows = 0;
     for head in [runs.sub.tail, runs.sub.sealed] {
         let mut block = head;
+        let mut walk = ChainWalk::new();
         while block != INVALID_BLOCK {
             rel.check_interrupts();
+            walk.step(rel, block)?;
             let mut guard = rel.write(block);
-            let Some(s) = Special::read(&guard) else {
-                break;
-            };
+            let s = check_page(&guard, block, &Want::tail(nb))?;
             let (removed, kept) = {
                 // Decide without dirtying the page when nothing on it died.
                 let cap = capacity(nb, true);
-                let any = (0..s.count as usize).any(|i| is_dead(layout::tid(&guard, nb, cap, i)));
+                let n = s.count as usize;
+                let any = (0..n).any(|i| is_dead(layout::tid(&guard, nb, cap, i)));
                 if any {
-                    clean_tail_page(&mut guard, nb, is_dead)
+                    clean_tail_page(&mut guard, nb, n, is_dead)
                 } else {
                     (0, u64::from(s.count))
                 }
@@ -140,23 +154,30 @@ pub fn bulk_delete<R: Relation>(
 }
 
 /// Rows in the tail chain starting at `head`.
-fn chain_rows<R: Relation>(rel: &R, nb: usize, head: BlockNumber) -> u64 {
+fn chain_rows<R: Relation>(rel: &R, nb: usize, head: BlockNumber) -> Result<u64, FormatError> {
     let mut rows = 0u64;
     for_tail_pages(rel, nb, head, &mut |codes, _| {
         rows += (codes.len() / nb) as u64
-    });
-    rows
+    })?;
+    Ok(rows)
 }
 
-/// Blocks of the chain starting at `head`.
-fn chain_blocks<R: Relation>(rel: &R, head: BlockNumber) -> Vec<BlockNumber> {
+/// Blocks of the tail chain starting at `head` (of codes of `nb` bytes), each checked to be a
+/// tail page before its link is followed.
+fn chain_blocks<R: Relation>(
+    rel: &R,
+    nb: usize,
+    head: BlockNumber,
+) -> Result<Vec<BlockNumber>, FormatError> {
     let mut out = Vec::new();
     let mut block = head;
-    while block != INVALID_BLOCK && out.len() <= rel.nblocks() as usize {
+    let mut walk = ChainWalk::new();
+    while block != INVALID_BLOCK {
+        walk.step(rel, block)?;
         out.push(block);
-        block = DataOpaque::read(&rel.read(block)).prev;
+        block = check_page(&rel.read(block), block, &Want::tail(nb))?.prev;
     }
-    out
+    Ok(out)
 }
 
 /// Marks `blocks` as having left the index (unless they already have).
@@ -179,6 +200,8 @@ struct Table0Rows<'a, R: Relation> {
     codes: Vec<u8>,
     tids: Vec<Tid>,
     at: usize,
+    /// A page that could not be read: the rows end there, and the merge must not switch.
+    fault: Option<PageFault>,
 }
 
 impl<'a, R: Relation> Table0Rows<'a, R> {
@@ -190,6 +213,7 @@ impl<'a, R: Relation> Table0Rows<'a, R> {
             codes: Vec::new(),
             tids: Vec::new(),
             at: 0,
+            fault: None,
         }
     }
 
@@ -201,7 +225,7 @@ impl<'a, R: Relation> Table0Rows<'a, R> {
             }
             let cap = self.runs.cap(0);
             let t0 = self.runs.table(0);
-            if self.page >= t0.rec_pages(cap) {
+            if self.page >= t0.rec_pages(cap) || self.fault.is_some() {
                 return None;
             }
             let from = (self.page * cap) as u32;
@@ -210,7 +234,8 @@ impl<'a, R: Relation> Table0Rows<'a, R> {
             self.tids.clear();
             self.at = 0;
             let (codes, tids) = (&mut self.codes, &mut self.tids);
-            self.runs
+            let read = self
+                .runs
                 .for_records(self.rel, 0, from, to, &mut |_, c, t| {
                     let t = t.expect("table 0 has TIDs");
                     for (i, code) in c.chunks_exact(nb).enumerate() {
@@ -221,6 +246,10 @@ impl<'a, R: Relation> Table0Rows<'a, R> {
                         }
                     }
                 });
+            if let Err(f) = read {
+                self.fault = Some(f);
+                return None;
+            }
             self.page += 1;
         }
         Some((
@@ -297,7 +326,7 @@ pub fn merge<R: Relation, S: Spill>(
         return Ok(None);
     }
     let live = sub.runs_rows - sub.tombstones;
-    let tail_rows = chain_rows(rel, nb, sub.tail) + chain_rows(rel, nb, sub.sealed);
+    let tail_rows = chain_rows(rel, nb, sub.tail)? + chain_rows(rel, nb, sub.sealed)?;
     let needed = sub.sealed != INVALID_BLOCK
         || (tail_rows >= MERGE_MIN_TAIL_ROWS && tail_rows * MERGE_TAIL_SHARE > live)
         || (sub.tombstones > 0 && sub.tombstones * MERGE_TOMBSTONE_SHARE > sub.runs_rows)
@@ -325,7 +354,7 @@ pub fn merge<R: Relation, S: Spill>(
         for (i, code) in codes.chunks_exact(nb).enumerate() {
             push_row(&mut sorter, code, tids(i), &mut scratch);
         }
-    });
+    })?;
     let sealed_rows = sorter.len();
     let rows = runs.sub.runs_rows - runs.sub.tombstones + sealed_rows;
     let bits = (nb * 8) as u32;
@@ -356,6 +385,11 @@ pub fn merge<R: Relation, S: Spill>(
         &mut stream,
         check,
     );
+    // Tables written from rows that stopped at an unreadable page are never switched to (the
+    // next reclaim marks their pages deleted: no generation uses them).
+    if let Some(f) = stream.a.fault.take() {
+        return Err(f.into());
+    }
     // Switch: one metapage write makes the new generation the index.
     {
         let mut mp = rel.write(META_BLOCK);
@@ -377,7 +411,7 @@ pub fn merge<R: Relation, S: Spill>(
     // The old generation and the sealed tail leave the index.
     let mut old: Vec<BlockNumber> = runs.pages.clone();
     old.extend_from_slice(&runs.sub.map_blocks);
-    let retired_chain = chain_blocks(rel, sealed_head);
+    let retired_chain = chain_blocks(rel, nb, sealed_head)?;
     mark_deleted(rel, &old);
     mark_deleted(rel, &retired_chain);
     clear_retired(rel)?;
@@ -407,9 +441,10 @@ fn clear_retired<R: Relation>(rel: &R) -> Result<(), FormatError> {
 /// before linking them); deleted pages no snapshot can reach go to the free space map.
 /// Returns the pages handed to the free space map.
 pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
-    let (_, sub) = meta_of(rel)?;
+    let (meta, sub) = meta_of(rel)?;
+    let nb = meta.code_bytes as usize;
     if sub.retired != INVALID_BLOCK {
-        mark_deleted(rel, &chain_blocks(rel, sub.retired));
+        mark_deleted(rel, &chain_blocks(rel, nb, sub.retired)?);
         clear_retired(rel)?;
     }
     // Run pages are only ever written by merges and builds, never concurrently with this
@@ -425,7 +460,7 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
             .copied()
             .collect()
     };
-    let linked = linked_tail_pages(rel)?;
+    let linked = linked_tail_pages(rel, nb)?;
     let mut orphans = Vec::new();
     let mut recycled = 0;
     for block in 1..rel.nblocks() {
@@ -460,7 +495,7 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
     // The chains are read again because such an insert may have linked its pages after the
     // first reading (only inserts change them while VACUUM runs, and only by adding pages).
     if !orphans.is_empty() {
-        let linked = linked_tail_pages(rel)?;
+        let linked = linked_tail_pages(rel, nb)?;
         orphans.retain(|b| !linked.contains(b));
         mark_deleted(rel, &orphans);
     }
@@ -468,10 +503,11 @@ pub fn reclaim<R: Relation>(rel: &R) -> Result<u64, FormatError> {
 }
 
 /// Every page of the tail chains the metapage links (current, sealed, retired).
-fn linked_tail_pages<R: Relation>(rel: &R) -> Result<HashSet<BlockNumber>, FormatError> {
+fn linked_tail_pages<R: Relation>(rel: &R, nb: usize) -> Result<HashSet<BlockNumber>, FormatError> {
     let (_, sub) = meta_of(rel)?;
-    Ok([sub.tail, sub.sealed, sub.retired]
-        .into_iter()
-        .flat_map(|head| chain_blocks(rel, head))
-        .collect())
+    let mut linked = HashSet::new();
+    for head in [sub.tail, sub.sealed, sub.retired] {
+        linked.extend(chain_blocks(rel, nb, head)?);
+    }
+    Ok(linked)
 }

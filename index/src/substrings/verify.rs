@@ -7,7 +7,7 @@ use crate::format::{FormatError, Tid, INVALID_BLOCK};
 use crate::relation::Relation;
 use crate::sort::Sorter;
 use crate::spill::Spill;
-use crate::substrings::layout::{self, Kind, Special, TOMBSTONE};
+use crate::substrings::layout::{self, check_page, Kind, Want, TOMBSTONE};
 use crate::substrings::plan::{slot_of, sort_key};
 use crate::substrings::runs::Runs;
 use crate::verify::Report;
@@ -47,18 +47,43 @@ pub fn verify<R: Relation, S: Spill>(
         let t = *runs.table(j);
         let cap = runs.cap(j);
         // Page kinds and counts.
+        let mut pages_ok = true;
         for p in 0..t.rec_pages(cap) {
             let block = runs.rec_block(j, p);
             let page = rel.read(block);
-            let want = (t.records as usize - p * cap).min(cap) as u32;
-            match Special::read(&page) {
-                Some(s) if s.kind == Kind::Records && s.table as usize == j && s.generation == runs.sub.generation && s.count == want && !s.is_deleted() => {}
-                other => r.problems.push(format!("table {j} records page {p} (block {block}): {other:?}, expected {want} records of generation {}", runs.sub.generation)),
+            let want = (t.records as usize - p * cap).min(cap);
+            let problem = match check_page(
+                &page,
+                block,
+                &Want::run(Kind::Records, j, runs.sub.generation, want),
+            ) {
+                Ok(s) if s.is_deleted() => Some("it is marked deleted".to_string()),
+                Ok(_) => None,
+                Err(f) => Some(FormatError::from(f).to_string()),
+            };
+            if let Some(why) = problem {
+                r.problems
+                    .push(format!("table {j} records page {p}: {why}"));
+                pages_ok = false;
             }
         }
         r.data_pages += (t.rec_pages(cap) + t.slot_pages()) as u64;
-        // Slot starts: non-decreasing, from 0 to the record count.
-        let all_slots: Vec<u32> = (0..t.slots() as u32).collect();
+        // Slot pages, then slot starts: non-decreasing, from 0 to the record count.
+        for q in 0..t.slot_pages() {
+            let (block, _) = runs.slot_location(j, q * layout::U32_CAPACITY);
+            let count = (t.slots() + 1 - q * layout::U32_CAPACITY).min(layout::U32_CAPACITY);
+            let want = Want::run(Kind::Slots, j, runs.sub.generation, count);
+            if let Err(f) = check_page(&rel.read(block), block, &want) {
+                r.problems.push(format!(
+                    "table {j} slots page {q}: {}",
+                    FormatError::from(f)
+                ));
+                pages_ok = false;
+            }
+        }
+        if !pages_ok {
+            continue;
+        }
         let mut starts = Vec::with_capacity(t.slots() + 1);
         for e in 0..=t.slots() {
             let (block, i) = runs.slot_location(j, e);
@@ -74,14 +99,13 @@ pub fn verify<R: Relation, S: Spill>(
             ));
             continue;
         }
-        let _ = all_slots;
         // Records: in order, each in its slot.
         let mut prev: Option<(u32, Vec<u8>)> = None;
         let mut slot = 0usize;
         let mut bad_order = 0u64;
         let mut bad_slot = 0u64;
         let mut sorter = Sorter::new(spill, nb, budget);
-        runs.for_records(rel, j, 0, t.records, &mut |first, codes, tids| {
+        let read = runs.for_records(rel, j, 0, t.records, &mut |first, codes, tids| {
             for (i, code) in codes.chunks_exact(nb).enumerate() {
                 let pos = first + i as u32;
                 while starts[slot + 1] <= pos {
@@ -129,6 +153,11 @@ pub fn verify<R: Relation, S: Spill>(
                 }
             }
         });
+        if let Err(f) = read {
+            r.problems
+                .push(format!("table {j}: {}", FormatError::from(f)));
+            continue;
+        }
         if bad_order > 0 {
             r.problems
                 .push(format!("table {j}: {bad_order} records out of order"));
@@ -170,6 +199,7 @@ pub fn verify<R: Relation, S: Spill>(
         ));
     }
     // Tail chains.
+    let tail = Want::tail(nb);
     for (name, head) in [("tail", runs.sub.tail), ("sealed tail", runs.sub.sealed)] {
         let mut block = head;
         while block != INVALID_BLOCK {
@@ -181,11 +211,17 @@ pub fn verify<R: Relation, S: Spill>(
                 break;
             }
             let page = rel.read(block);
-            let Some(s) = Special::read(&page).filter(|s| s.kind == Kind::Tail && !s.is_deleted())
-            else {
-                r.problems
-                    .push(format!("{name}: block {block} is not a live tail page"));
-                break;
+            let s = match check_page(&page, block, &tail) {
+                Ok(s) if !s.is_deleted() => s,
+                Ok(_) => {
+                    r.problems
+                        .push(format!("{name}: block {block} is not a live tail page"));
+                    break;
+                }
+                Err(f) => {
+                    r.problems.push(format!("{name}: {}", FormatError::from(f)));
+                    break;
+                }
             };
             r.data_pages += 1;
             let cap = layout::capacity(nb, true);

@@ -72,7 +72,8 @@ pub fn run(plan: &BenchPlan, obs: &mut dyn BenchObserver) -> Result<BenchRun> {
         splits.database.features.view(),
         splits.database.split.dataset.labels().view(),
         plan.r,
-    )?;
+    )?
+    .with_train_areas(splits.train.split.dataset.areas().map(|a| a.pixel.view()));
     let cosine = features::float_baseline(&set, bb.feature_dim, obs);
     let (models, finetune_runs) = rows::train_rows(plan, &inputs, &splits, &set, obs)?;
     let area = match &splits.area {

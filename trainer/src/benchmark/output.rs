@@ -42,6 +42,7 @@ pub fn markdown(b: &BenchReport) -> String {
         "## ics-train bench ({:?}): {} train / {} query / {} database, {}, mAP@{}\n",
         b.size, b.train_images, b.queries, b.database, b.backbone, b.r
     );
+    let _ = writeln!(s, "Ranking: {}.\n", crate::eval::TIE_RULE);
     let mut bits: Vec<usize> = b
         .models
         .iter()
@@ -88,6 +89,31 @@ pub fn markdown(b: &BenchReport) -> String {
                 secs(i),
                 secs(c)
             );
+        }
+    }
+    if b.models
+        .iter()
+        .any(|m| m.report.config.method == Method::Orthohash)
+    {
+        let _ = writeln!(
+            s,
+            "\n| backbone | bits | OrthoHash mAP | ICS - OrthoHash (points) |\n|---|---:|---:|---:|"
+        );
+        for mode in modes(&b.models) {
+            let label = match mode {
+                FinetuneMode::None => "frozen (head only)".to_string(),
+                m => format!("fine-tuned {m}"),
+            };
+            for &k in &bits {
+                let Some(o) = find(&b.models, mode, Method::Orthohash, k).and_then(|m| m.map())
+                else {
+                    continue;
+                };
+                let diff = find(&b.models, mode, Method::Ics, k)
+                    .and_then(|m| m.map())
+                    .map_or("-".into(), |i| format!("{:+.2}", 100.0 * (i - o)));
+                let _ = writeln!(s, "| {label} | {k} | {o:.4} | {diff} |");
+            }
         }
     }
     if !b.finetune_runs.is_empty() {
@@ -324,6 +350,10 @@ mod tests {
             lines[0],
             "## ics-train bench (Small): 200 train / 50 query / 200 database, lite0, mAP@10"
         );
+        assert_eq!(
+            lines[2],
+            "Ranking: Hamming distance ascending, ties by database index ascending (stable)."
+        );
         assert!(
             md.contains(
                 "\n| frozen (head only) | 16 | 0.8000 | 0.7800 | +2.00 | 0.1000 | 12.0 | 11.0 |\n"
@@ -347,6 +377,24 @@ mod tests {
         assert!(md.ends_with("\nTotal wall time: 4 min 05 s.\n"), "{md}");
         assert!(!md.contains("Fine-tuning runs") && !md.contains("Weight vs area"));
         assert!(!md.contains("Fine-tuned rows"));
+    }
+
+    #[test]
+    fn orthohash_rows_get_their_difference_table() {
+        let models = vec![
+            evaluation(Method::Ics, 0.80, 12.0),
+            evaluation(Method::Csq, 0.78, 11.0),
+        ];
+        assert!(!markdown(&report(models.clone(), vec![])).contains("OrthoHash"));
+        let mut with = models;
+        with.push(evaluation(Method::Orthohash, 0.75, 13.0));
+        let md = markdown(&report(with, vec![]));
+        assert!(
+            md.contains(
+                "\n| backbone | bits | OrthoHash mAP | ICS - OrthoHash (points) |\n|---|---:|---:|---:|\n| frozen (head only) | 16 | 0.7500 | +5.00 |\n"
+            ),
+            "{md}"
+        );
     }
 
     #[test]

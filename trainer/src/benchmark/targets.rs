@@ -227,6 +227,7 @@ pub(crate) mod tests {
             pr_curve: vec![],
             random_codes_map_at_r: 0.1,
             cosine_map_at_r: None,
+            tie_rule: crate::eval::TIE_RULE.into(),
         });
         ModelEval {
             name: format!("{method:?}16").to_lowercase(),

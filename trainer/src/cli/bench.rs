@@ -96,6 +96,9 @@ pub struct Args {
     /// Skip the area benchmark.
     #[arg(long)]
     pub no_area: bool,
+    /// Also train OrthoHash (its multi-label loss on the same centres) at every length.
+    #[arg(long)]
+    pub orthohash: bool,
     /// Training parameters for both methods (defaults: the library's; small: hidden 128,
     /// 20 epochs).
     #[command(flatten)]
@@ -140,11 +143,14 @@ impl Args {
             r: self.r,
             area_train: self.area_train,
             data_seed: self.data_seed,
-            methods: if self.no_csq {
-                vec![Method::Ics]
-            } else {
-                vec![Method::Ics, Method::Csq]
-            },
+            methods: [
+                Some(Method::Ics),
+                (!self.no_csq).then_some(Method::Csq),
+                self.orthohash.then_some(Method::Orthohash),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
             finetune: self.finetune.clone(),
             finetune_epochs: self.finetune_epochs,
             finetune_bits: self.finetune_bits.clone(),

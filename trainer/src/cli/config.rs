@@ -13,6 +13,9 @@ pub enum MethodArg {
     Ics,
     /// Central Similarity Quantization: the equal-weight, sign-binarised centroid baseline.
     Csq,
+    /// OrthoHash's multi-label loss: scaled-cosine softmax cross-entropy against the centres
+    /// with a margin, target 1/|L| (or ICS's learned weights with --orthohash-ics-weights).
+    Orthohash,
 }
 
 impl From<MethodArg> for Method {
@@ -20,6 +23,7 @@ impl From<MethodArg> for Method {
         match m {
             MethodArg::Ics => Method::Ics,
             MethodArg::Csq => Method::Csq,
+            MethodArg::Orthohash => Method::Orthohash,
         }
     }
 }
@@ -28,7 +32,7 @@ impl From<MethodArg> for Method {
 pub enum CentresArg {
     /// Balanced random centres (K/2 bits set) with a checked minimum distance.
     BalancedRandom,
-    /// Sylvester Hadamard rows (power-of-two bits; wastes bits when classes <= bits/2).
+    /// Sylvester Hadamard rows spanning every index bit (power-of-two bits).
     Hadamard,
 }
 
@@ -108,6 +112,16 @@ pub struct ConfigArgs {
     /// replicated, and horizontal flip), drawn per image and epoch.
     #[arg(long)]
     pub augment: bool,
+    /// OrthoHash: scale of the cosine logits [default: 8].
+    #[arg(long, value_name = "S")]
+    pub orthohash_scale: Option<f64>,
+    /// OrthoHash: margin subtracted from the labels' cosines [default: 0.2].
+    #[arg(long, value_name = "M")]
+    pub orthohash_margin: Option<f64>,
+    /// OrthoHash: learn ICS's per-image weights (--lambda-r, --eta, --weight-update,
+    /// --warmup-epochs) and use them as the target instead of 1/|L|.
+    #[arg(long)]
+    pub orthohash_ics_weights: bool,
 }
 
 /// Parses `--hidden`: `1024`, `2048,2048`, `none` (or empty).
@@ -199,6 +213,15 @@ impl ConfigArgs {
         }
         if self.augment {
             c.finetune.augment = true;
+        }
+        if let Some(v) = self.orthohash_scale {
+            c.orthohash.scale = v;
+        }
+        if let Some(v) = self.orthohash_margin {
+            c.orthohash.margin = v;
+        }
+        if self.orthohash_ics_weights {
+            c.orthohash.ics_weights = true;
         }
         c.validate().context("training configuration")?;
         Ok(c)

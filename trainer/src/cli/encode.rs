@@ -15,6 +15,7 @@ use ics_codes::code::to_hex;
 use ics_encoder::batch::{self, BatchOptions};
 use ics_encoder::contract::{ModelContract, ModelInput};
 use ics_encoder::decode::DEFAULT_MAX_PIXELS;
+use ics_encoder::EncoderError;
 use ics_train::onnx::runtime;
 
 use super::ui;
@@ -160,8 +161,8 @@ pub fn encode_images(
         let slices: Vec<&[u8]> = bytes.iter().map(Vec::as_slice).collect();
         let packed =
             batch::encode_images(&mut session, &slices, &opts).map_err(|e| match e.index {
-                Some(i) => anyhow!("{}: {}", chunk[i].display(), e.error),
-                None => anyhow!("{}", e.error),
+                Some(i) => anyhow!("{}: {}", chunk[i].display(), runtime::describe(&e.error)),
+                None => anyhow!("{}", runtime::describe(&e.error)),
             })?;
         codes.extend(packed.chunks_exact(contract.bits / 8).map(<[u8]>::to_vec));
         bar.inc(chunk.len() as u64);
@@ -173,8 +174,10 @@ pub fn encode_images(
 pub fn run(args: Args) -> Result<()> {
     let bytes = std::fs::read(&args.model)
         .with_context(|| format!("cannot read model {}", args.model.display()))?;
-    let (contract, _) = ModelContract::from_onnx(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", args.model.display()))?;
+    let (contract, _) = ModelContract::from_onnx(&bytes).map_err(|e| {
+        let e = EncoderError::from(&e);
+        anyhow!("{}: {}", args.model.display(), runtime::describe(&e))
+    })?;
     let (names, codes) = match &contract.input {
         ModelInput::Features { dim } => {
             ensure!(
@@ -192,9 +195,9 @@ pub fn run(args: Args) -> Result<()> {
             let n = names.len();
             // The extension's path: output shape and NaN checked, signs packed.
             let mut session = runtime::encoder_session(&bytes, args.ort_threads)?;
-            let packed = session
-                .run(&values, n, None)
-                .map_err(|e| anyhow!("{}: model {e}", args.model.display()))?;
+            let packed = session.run(&values, n, None).map_err(|e| {
+                anyhow!("{}: model {}", args.model.display(), runtime::describe(&e))
+            })?;
             let codes = packed
                 .chunks_exact(contract.bits / 8)
                 .map(<[u8]>::to_vec)

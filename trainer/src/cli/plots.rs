@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 
 use anyhow::{anyhow, Context, Result};
 use ics_train::eval::{ModelEval, SharePoints};
+use ics_train::ics::WeightDiagnostics;
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
@@ -343,5 +344,99 @@ pub fn write_plots(
         )?;
         written.push(path);
     }
+    for e in evals {
+        if let Some(path) = dynamics_plot(dir, e)? {
+            written.push(path);
+        }
+    }
     Ok(written)
+}
+
+/// The per-epoch weight diagnostics of one model (`dynamics_<name>.png`): normalised weight
+/// entropy (mean and spread), the per-label loss range over `lambda_r`, agreement with the
+/// true areas where known and mAP on the epochs it was computed. None without diagnostics.
+fn dynamics_plot(dir: &Path, e: &ModelEval) -> Result<Option<PathBuf>> {
+    let h = &e.report.epochs;
+    let d: Vec<(f64, &WeightDiagnostics)> = h
+        .iter()
+        .filter_map(|l| Some((l.epoch as f64, l.diagnostics.as_ref()?)))
+        .filter(|(_, d)| d.images > 0)
+        .collect();
+    if d.is_empty() {
+        return Ok(None);
+    }
+    let lambda_r = e.report.config.lambda_r;
+    let mut series = Vec::new();
+    let mut add = |name: &str, points: Vec<(f64, f64)>, thin: bool| {
+        if !points.is_empty() {
+            let color = PALETTE[series.len() % PALETTE.len()];
+            series.push(Series {
+                name: name.to_string(),
+                points,
+                color,
+                markers: true,
+                thin,
+            });
+        }
+    };
+    add(
+        "weight entropy H/ln|L| (mean)",
+        d.iter().map(|(x, d)| (*x, d.entropy_mean)).collect(),
+        false,
+    );
+    add(
+        "weight entropy (std)",
+        d.iter().map(|(x, d)| (*x, d.entropy_std)).collect(),
+        true,
+    );
+    add(
+        "loss range / lambda_r",
+        d.iter()
+            .map(|(x, d)| (*x, d.loss_range_mean / lambda_r))
+            .collect(),
+        true,
+    );
+    add(
+        "Spearman vs areas",
+        d.iter()
+            .filter_map(|(x, d)| Some((*x, d.spearman?)))
+            .collect(),
+        false,
+    );
+    add(
+        "top-1 vs areas",
+        d.iter().filter_map(|(x, d)| Some((*x, d.top1?))).collect(),
+        false,
+    );
+    add(
+        "mAP",
+        h.iter()
+            .filter_map(|l| Some((l.epoch as f64, l.map?)))
+            .collect(),
+        false,
+    );
+    let ymax = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let ymin = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.1))
+        .fold(0.0f64, f64::min);
+    let last = h.last().map_or(1.0, |l| l.epoch as f64);
+    let path = dir.join(format!("dynamics_{}.png", e.name));
+    line_chart(
+        &path,
+        &Axes {
+            title: &format!("{}: weights per epoch (lambda_r = {lambda_r})", e.name),
+            x_label: "epoch",
+            y_label: "value",
+            x: 0.5..last + 0.5,
+            y: ymin..ymax,
+            legend: SeriesLabelPosition::UpperRight,
+        },
+        &series,
+    )?;
+    Ok(Some(path))
 }

@@ -3,7 +3,7 @@
 
 use ics_train::data::{ComposeOptions, ComposeSummary};
 use ics_train::eval::ModelEval;
-use ics_train::ics::{EpochLog, Method, TrainConfig};
+use ics_train::ics::{EpochLog, TrainConfig};
 use ics_train::workflow::{Event, Observer, Task};
 use indicatif::ProgressBar;
 
@@ -190,13 +190,28 @@ pub fn epoch_line(tag: &str, l: &EpochLog, config: &TrainConfig, r: usize) -> St
         .map
         .map(|m| format!(" mAP@{r} {m:.4}"))
         .unwrap_or_default();
-    let weights = match (config.method, l.weights_updated) {
-        (Method::Csq, _) => String::new(),
-        (Method::Ics, true) => format!(", weight entropy {:.3}, weights learned", l.weight_entropy),
-        (Method::Ics, false) => format!(", weight entropy {:.3}, warm-up", l.weight_entropy),
+    let weights = match (config.learns_weights(), l.weights_updated) {
+        (false, _) => String::new(),
+        (true, true) => format!(", weight entropy {:.3}, weights learned", l.weight_entropy),
+        (true, false) => format!(", weight entropy {:.3}, warm-up", l.weight_entropy),
     };
+    let diag = l
+        .diagnostics
+        .as_ref()
+        .filter(|d| d.images > 0)
+        .map(|d| {
+            let mut s = format!(
+                " [{} multi-label: H/ln|L| {:.3} ± {:.3}, loss range {:.4}",
+                d.images, d.entropy_mean, d.entropy_std, d.loss_range_mean
+            );
+            if let (Some(rho), Some(top1)) = (d.spearman, d.top1) {
+                s += &format!(", vs areas Spearman {rho:.3} top-1 {top1:.3}");
+            }
+            s + "]"
+        })
+        .unwrap_or_default();
     format!(
-        "{tag}epoch {:>width$}/{epochs} lr {:.1e} loss {:.5} (centre {:.5}, quant {:.5}{weights}){map} \
+        "{tag}epoch {:>width$}/{epochs} lr {:.1e} loss {:.5} (centre {:.5}, quant {:.5}{weights}){map}{diag} \
          {:.2} s",
         l.epoch, l.lr, l.loss, l.centre, l.quantization, l.seconds
     )
@@ -259,6 +274,7 @@ fn compose_lines(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ics_train::ics::{Method, WeightDiagnostics};
 
     #[test]
     fn epoch_lines_by_method() {
@@ -272,6 +288,7 @@ mod tests {
             weights_updated: true,
             map: Some(0.71234),
             seconds: 1.419,
+            diagnostics: None,
         };
         let config = TrainConfig::default();
         assert_eq!(
@@ -287,8 +304,24 @@ mod tests {
         assert!(epoch_line("", &warm, &config, 0).contains("entropy 0.512, warm-up) 1.42 s"));
         let csq = TrainConfig {
             method: Method::Csq,
-            ..config
+            ..config.clone()
         };
         assert!(epoch_line("", &log, &csq, 10).contains("quant 0.20110) mAP@10 0.7123"));
+        let diag = EpochLog {
+            diagnostics: Some(WeightDiagnostics {
+                images: 40,
+                entropy_mean: 0.8512,
+                entropy_std: 0.1,
+                loss_range_mean: 0.01234,
+                loss_range_std: 0.0,
+                spearman: Some(0.35),
+                top1: Some(0.6),
+            }),
+            ..log.clone()
+        };
+        assert!(epoch_line("", &diag, &config, 1000).contains(
+            "mAP@1000 0.7123 [40 multi-label: H/ln|L| 0.851 ± 0.100, loss range 0.0123, \
+             vs areas Spearman 0.350 top-1 0.600] 1.42 s"
+        ));
     }
 }

@@ -16,6 +16,11 @@ use rayon::prelude::*;
 use super::labels::LabelSets;
 use crate::codes::PackedCodes;
 
+/// The tie rule of every ranking the trainer scores (Hamming mAP@R, cosine mAP@R, the
+/// benchmark's comparisons), as reports state it: equal distances keep database order, so a
+/// score never depends on how a sort happened to break ties (they move mAP by 1-2 points).
+pub const TIE_RULE: &str = "Hamming distance ascending, ties by database index ascending (stable)";
+
 /// AP of one ranked list, truncated at `r`: `relevant(i)` says whether the item at rank
 /// `i` (0-based) is relevant.
 pub fn average_precision(ranked_relevance: impl IntoIterator<Item = bool>, r: usize) -> f64 {

@@ -26,7 +26,7 @@ mod training_tests;
 
 pub use agreement::{weight_area_agreement, AgreementReport};
 pub use labels::LabelSets;
-pub use map::map_at_r;
+pub use map::{map_at_r, TIE_RULE};
 pub use report::{ModelEval, RetrievalReport, TrainReport};
 pub use set::EvalSet;
 pub use shares::{share_points, SharePoints};

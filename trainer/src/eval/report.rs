@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::agreement::{weight_area_agreement, AgreementReport};
 use super::cosine::cosine_map_at_r;
-use super::map::map_at_r;
+use super::map::{map_at_r, TIE_RULE};
 use super::pr::{pr_curve, PrPoint};
 use super::set::EvalSet;
 use crate::codes::PackedCodes;
@@ -29,6 +29,9 @@ pub struct RetrievalReport {
     pub database: usize,
     /// mAP@R of the model's codes, Hamming ranking, ties by database index.
     pub map_at_r: f64,
+    /// How the ranking breaks ties ([`TIE_RULE`]).
+    #[serde(default = "tie_rule")]
+    pub tie_rule: String,
     /// Mean precision within Hamming radius 2 (0 for a query retrieving nothing).
     pub precision_within_radius2: f64,
     /// Precision and recall by Hamming radius 0..=bits.
@@ -65,6 +68,7 @@ impl RetrievalReport {
             queries: q.len(),
             database: db.len(),
             map_at_r: map_at_r(q, &set.query_labels, db, &set.db_labels, set.r),
+            tie_rule: tie_rule(),
             precision_within_radius2: curve[2.min(bits)].precision,
             pr_curve: curve,
             random_codes_map_at_r: map_at_r(&rq, &set.query_labels, &rdb, &set.db_labels, set.r),
@@ -79,6 +83,10 @@ impl RetrievalReport {
             }),
         }
     }
+}
+
+fn tie_rule() -> String {
+    TIE_RULE.to_string()
 }
 
 /// Shape of the trained head.

@@ -6,10 +6,12 @@
 use anyhow::{ensure, Result};
 use ndarray::ArrayView2;
 
+use super::agreement::weight_area_agreement;
 use super::labels::LabelSets;
 use super::map::map_at_r;
 use crate::codes::PackedCodes;
 use crate::ics::train::EpochEval;
+use crate::ics::InstanceWeights;
 
 /// Query and database features (rows = items) with their label sets.
 #[derive(Clone, Debug)]
@@ -20,6 +22,9 @@ pub struct EvalSet<'a> {
     pub db_labels: LabelSets,
     /// Ranks counted by mAP@R (5000 for COCO and NUS-WIDE, 1000 for ImageNet).
     pub r: usize,
+    /// Pixel areas (training images, classes) of the training split, when known: training
+    /// then logs the weights' agreement with them every epoch.
+    pub train_areas: Option<ArrayView2<'a, f64>>,
 }
 
 impl<'a> EvalSet<'a> {
@@ -70,7 +75,15 @@ impl<'a> EvalSet<'a> {
             db_features,
             db_labels: LabelSets::from_multi_hot(db_labels)?,
             r,
+            train_areas: None,
         })
+    }
+
+    /// The same set, logging the weights' agreement with `areas` (training images, classes)
+    /// every epoch.
+    pub fn with_train_areas(mut self, areas: Option<ArrayView2<'a, f64>>) -> Self {
+        self.train_areas = areas;
+        self
     }
 }
 
@@ -93,5 +106,14 @@ impl EpochEval for EvalSet<'_> {
             &self.db_labels,
             self.r,
         )
+    }
+
+    fn weight_agreement(&self, weights: &InstanceWeights) -> Option<(f64, f64)> {
+        let areas = self.train_areas?;
+        if areas.dim() != (weights.len(), weights.classes()) {
+            return None;
+        }
+        let a = weight_area_agreement(weights, areas).ok()?;
+        Some((a.raw.learned.spearman, a.raw.learned.top1))
     }
 }

@@ -56,6 +56,7 @@ pub fn summary_markdown(evals: &[ModelEval], cosine: Option<f64>, r: usize) -> S
             let _ = writeln!(s, "\n{}: {}.", e.name, a.summary());
         }
     }
+    let _ = writeln!(s, "\nRanking: {}.", super::map::TIE_RULE);
     s
 }
 
@@ -99,6 +100,7 @@ mod tests {
             pr_curve: vec![],
             random_codes_map_at_r: 0.125,
             cosine_map_at_r: None,
+            tie_rule: crate::eval::TIE_RULE.into(),
         });
         if agreement {
             report.agreement = Some(AgreementReport {
@@ -133,6 +135,9 @@ mod tests {
         assert!(md.contains("\nCosine ranking of the raw float features: mAP@100 0.4000.\n"));
         assert!(md.contains("\nics16: weights vs area shares on 7 multi-label images"));
         assert!(!md.contains("csq16: weights"));
+        assert!(md.ends_with(
+            "\nRanking: Hamming distance ascending, ties by database index ascending (stable).\n"
+        ));
         assert!(!summary_markdown(&evals, None, 100).contains("Cosine"));
     }
 

@@ -73,6 +73,13 @@ fn ics_end_to_end_beats_random_codes_by_a_wide_margin() {
     assert_eq!(v["config"]["bits"], 32);
     assert_eq!(v["epochs"].as_array().unwrap().len(), 12);
     assert!(v["retrieval"]["map_at_r"].as_f64().unwrap() > 0.0);
+    assert_eq!(v["retrieval"]["tie_rule"], crate::eval::TIE_RULE);
+    assert!(
+        v["epochs"][11]["diagnostics"]["entropy_mean"]
+            .as_f64()
+            .unwrap()
+            < 1.0
+    );
     assert!(v["agreement"]["images"].as_u64().unwrap() > 100);
     assert_eq!(v["head"]["parameters"], (32 * 64 + 64) + (64 * 32 + 32));
 }
@@ -158,4 +165,114 @@ fn an_evaluation_set_of_another_width_is_refused() {
     )
     .unwrap_err();
     assert!(e.to_string().contains("5 dimensions"), "{e}");
+}
+
+#[test]
+fn epoch_diagnostics_match_the_weights_and_the_areas() {
+    let (train_set, test_set) = data();
+    let set = eval_set(&train_set, &test_set).with_train_areas(Some(train_set.areas.view()));
+    let mut logs = Vec::new();
+    let model = train(
+        train_set.features.view(),
+        train_set.labels.view(),
+        &small_config(),
+        Some(&set),
+        |l| logs.push(l.clone()),
+    )
+    .unwrap();
+    let multi = (0..600)
+        .filter(|&i| model.weights().labels(i).len() >= 2)
+        .count();
+    for l in &logs {
+        let d = l.diagnostics.as_ref().expect("logged every epoch");
+        assert_eq!(d.images, multi);
+        // Every multi-label image is visited once per epoch.
+        assert!(d.loss_range_mean > 0.0 && d.loss_range_std >= 0.0, "{d:?}");
+        assert!(d.spearman.is_some() && d.top1.is_some());
+        if !l.weights_updated {
+            // Warm-up: uniform weights, normalised entropy exactly 1, no ranking.
+            assert!((d.entropy_mean - 1.0).abs() < 1e-12 && d.entropy_std < 1e-12);
+            assert_eq!(d.spearman, Some(0.0));
+        }
+    }
+    // The last epoch's numbers are those of the final weights.
+    let last = logs.last().unwrap().diagnostics.clone().unwrap();
+    let a = weight_area_agreement(model.weights(), train_set.areas.view()).unwrap();
+    assert_eq!(last.spearman, Some(a.raw.learned.spearman));
+    assert_eq!(last.top1, Some(a.raw.learned.top1));
+    let want = crate::ics::diagnostics::weight_diagnostics(model.weights(), &[]);
+    assert_eq!(
+        (last.entropy_mean, last.entropy_std),
+        (want.entropy_mean, want.entropy_std)
+    );
+    assert!(last.entropy_mean < 1.0, "{last:?}");
+    // Known weights: area shares themselves agree perfectly with the areas.
+    let lists: Vec<Vec<usize>> = (0..600)
+        .map(|i| model.weights().labels(i).to_vec())
+        .collect();
+    let mut shares = Array2::<f64>::zeros((600, 6));
+    for (i, l) in lists.iter().enumerate() {
+        let total: f64 = l.iter().map(|&k| train_set.areas[[i, k]]).sum();
+        for &k in l {
+            shares[[i, k]] = train_set.areas[[i, k]] / total;
+        }
+    }
+    let exact = InstanceWeights::from_parts(shares, lists).unwrap();
+    use crate::ics::EpochEval;
+    let (rho, top1) = set.weight_agreement(&exact).unwrap();
+    assert!(
+        (rho - 1.0).abs() < 1e-12 && (top1 - 1.0).abs() < 1e-12,
+        "{rho} {top1}"
+    );
+    // Without areas, nothing is claimed.
+    assert_eq!(
+        eval_set(&train_set, &test_set).weight_agreement(&exact),
+        None
+    );
+}
+
+#[test]
+fn orthohash_trains_and_can_learn_ics_weights() {
+    let (train_set, test_set) = data();
+    let set = eval_set(&train_set, &test_set);
+    let config = TrainConfig {
+        method: Method::Orthohash,
+        epochs: 6,
+        ..small_config()
+    };
+    let model =
+        train_silently(train_set.features.view(), train_set.labels.view(), &config).unwrap();
+    let report = RetrievalReport::evaluate(&model, &set, false);
+    assert!(
+        report.map_at_r >= report.random_codes_map_at_r + 0.2,
+        "OrthoHash mAP {} vs random codes {}",
+        report.map_at_r,
+        report.random_codes_map_at_r
+    );
+    // 1/|L| targets: the weights never move.
+    assert_eq!(
+        model.weights(),
+        &InstanceWeights::uniform(
+            (0..600)
+                .map(|i| model.weights().labels(i).to_vec())
+                .collect(),
+            6
+        )
+    );
+    assert!(model.history().iter().all(|l| !l.weights_updated));
+    // With ICS's weights, they are learned after the warm-up.
+    let mut learned = config.clone();
+    learned.orthohash.ics_weights = true;
+    learned.lambda_r = 0.05;
+    let m2 = train_silently(train_set.features.view(), train_set.labels.view(), &learned).unwrap();
+    assert!(m2.history()[2].weights_updated && !m2.history()[1].weights_updated);
+    let d = m2.history().last().unwrap().diagnostics.clone().unwrap();
+    assert!(d.entropy_mean < 0.99, "{d:?}");
+    assert_ne!(m2.head(), model.head());
+    // The configuration JSON of the other methods is unchanged by the new parameters.
+    let json = serde_json::to_string(&small_config()).unwrap();
+    assert!(!json.contains("orthohash"), "{json}");
+    assert!(serde_json::to_string(&learned)
+        .unwrap()
+        .contains("\"ics_weights\":true"));
 }

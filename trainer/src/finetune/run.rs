@@ -146,13 +146,16 @@ pub fn train_finetuned(
         TrainInputs::Cached(cached_train.view())
     };
     let eval = match (&eval_rows, inputs.eval) {
-        (Some((qr, dr)), Some((q, db))) => Some(EvalSet::new(
-            qr.view(),
-            q.labels().view(),
-            dr.view(),
-            db.labels().view(),
-            inputs.r,
-        )?),
+        (Some((qr, dr)), Some((q, db))) => Some(
+            EvalSet::new(
+                qr.view(),
+                q.labels().view(),
+                dr.view(),
+                db.labels().view(),
+                inputs.r,
+            )?
+            .with_train_areas(inputs.train.areas().map(|a| a.pixel.view())),
+        ),
         _ => None,
     };
     let mut source = FinetuneSource::new(weights, config, p, train_inputs)?;

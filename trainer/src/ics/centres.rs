@@ -3,11 +3,12 @@
 //! Default: balanced random centres (exactly K/2 entries −1 each), built one centre at a time
 //! by rejection until every pairwise Hamming distance reaches a bound, and the best of a few
 //! such sets kept (largest minimum, then largest mean distance). Balanced random centres use
-//! every bit whatever the class count, unlike the first rows of a Sylvester Hadamard matrix,
-//! which for `C <= K/2` are `[h, h]` (half the bits are copies) and for `C > K` come in
-//! antipodal pairs that cancel in a multi-label average. Hadamard centres are kept as an
-//! option for comparison with published CSQ numbers; [`CentreStats::distinct_bit_columns`]
-//! makes the duplication visible in the report.
+//! every bit whatever the class count. Hadamard centres are kept as an option for comparison
+//! with published CSQ numbers; the first rows `1..C` of a Sylvester matrix would, for
+//! `C <= K/2`, be `[h, h]` (half the bits copies of the others), so [`hadamard_rows`] picks
+//! rows whose indices span every index bit instead. For `C > K − 1` they continue with
+//! `−H`, antipodal pairs that cancel in a multi-label average.
+//! [`CentreStats::distinct_bit_columns`] shows in the report how many bits carry information.
 
 use anyhow::{bail, ensure, Result};
 use ics_codes::code::pack_signs;
@@ -127,8 +128,9 @@ impl Centres {
         }
     }
 
-    /// Rows `1..` of the Sylvester Hadamard matrix `H_bits` (row 0, all ones, is skipped),
-    /// continued with the rows `1..` of `−H_bits` when `classes > bits − 1` (CSQ's `[H; −H]`).
+    /// Rows of the Sylvester Hadamard matrix `H_bits` (row 0, all ones, is skipped) chosen by
+    /// [`hadamard_rows`], continued with the rows `1..` of `−H_bits` when
+    /// `classes > bits − 1` (CSQ's `[H; −H]`).
     pub fn hadamard(classes: usize, bits: usize) -> Result<Centres> {
         ensure!(classes >= 1, "no classes to build centres for");
         ensure!(
@@ -140,9 +142,10 @@ impl Centres {
             "{classes} classes exceed the {} rows of [H; -H] without the all-ones rows at {bits} bits",
             2 * (bits - 1)
         );
+        let rows = hadamard_rows(classes.min(bits - 1), bits);
         let matrix = Array2::from_shape_fn((classes, bits), |(k, j)| {
             let (row, sign) = if k < bits - 1 {
-                (k + 1, 1.0)
+                (rows[k], 1.0)
             } else {
                 (k - (bits - 1) + 1, -1.0)
             };
@@ -204,6 +207,38 @@ impl Centres {
             distinct_bit_columns: distinct_columns(&self.matrix),
         }
     }
+}
+
+/// The Sylvester row indices of `classes <= bits − 1` Hadamard centres: `1, 2, 3, ...`, with
+/// the last slots given to the powers of two that the run `1..` does not reach (at 64 bits
+/// and 20 classes, rows 1..19 and 32).
+///
+/// Entry `j` of row `r` is `(−1)^popcount(r & j)`, so bit column `j` of the centres is the
+/// vector of parities `r · j` over GF(2): two columns `j ≠ j'` are equal when every chosen
+/// row is orthogonal to `j ⊕ j'`, which no nonzero vector is once the rows span all
+/// `log2(bits)` index bits; and they are negations of each other only when every row has
+/// odd parity with `j ⊕ j'`, impossible once rows `1`, `2` and `3 = 1 ⊕ 2` are all chosen.
+/// Rows `1..C` alone span only the `⌊log2 C⌋ + 1` low index bits (rows 1..20 give 32
+/// distinct columns at 32, 64 and 128 bits). With more than `log2(bits)` classes every bit
+/// column is therefore distinct, a column and its negation counted once.
+pub fn hadamard_rows(classes: usize, bits: usize) -> Vec<usize> {
+    assert!(bits.is_power_of_two() && classes < bits);
+    let mut rows = Vec::with_capacity(classes);
+    let mut next = 1;
+    while rows.len() < classes {
+        // Powers of two (index bits) that the run 1, 2, ... has not reached yet.
+        let missing: Vec<usize> = (0..bits.trailing_zeros())
+            .map(|b| 1usize << b)
+            .filter(|&p| p >= next)
+            .collect();
+        if missing.len() >= classes - rows.len() {
+            rows.extend(missing.into_iter().take(classes - rows.len()));
+        } else {
+            rows.push(next);
+            next += 1;
+        }
+    }
+    rows
 }
 
 /// `C(bits, bits/2)`, the number of balanced codes, when it fits in a `u128`.
@@ -388,18 +423,73 @@ mod tests {
     }
 
     #[test]
-    fn hadamard_trap_and_antipodes_are_visible() {
-        // C = 20 <= K/2: rows repeat their halves, so only 32 distinct columns.
+    fn hadamard_rows_span_every_index_bit() {
+        // The rows expected at 64 bits: 1..19 and 32.
+        let mut want: Vec<usize> = (1..20).collect();
+        want.push(32);
+        assert_eq!(hadamard_rows(20, 64), want);
+        assert_eq!(hadamard_rows(3, 8), vec![1, 2, 4]);
+        assert_eq!(hadamard_rows(7, 64), vec![1, 2, 3, 4, 8, 16, 32]);
+        // From bits/2 classes on, rows 1..C as before (they reach every index bit).
+        assert_eq!(hadamard_rows(63, 64), (1..64).collect::<Vec<_>>());
+        assert_eq!(hadamard_rows(32, 64), (1..33).collect::<Vec<_>>());
+        // Rows 1..20 alone: 32 distinct columns; the chosen rows use all 64.
+        let first = Array2::from_shape_fn((20, 64), |(k, j)| sylvester(k + 1, j));
+        assert_eq!(distinct_columns(&first), 32);
         let c = Centres::hadamard(20, 64).unwrap();
-        let m = c.matrix();
-        assert_eq!(m.slice(s![.., ..32]), m.slice(s![.., 32..]));
-        assert!(c.stats().distinct_bit_columns <= 32);
+        assert_ne!(
+            c.matrix().slice(s![.., ..32]),
+            c.matrix().slice(s![.., 32..])
+        );
+        assert_eq!(c.stats().distinct_bit_columns, 64);
+        // Still orthogonal rows, none of them all ones.
+        let m = c.matrix().mapv(f64::from);
+        let gram = m.dot(&m.t());
+        for i in 0..20 {
+            for j in 0..20 {
+                assert_eq!(gram[[i, j]], if i == j { 64.0 } else { 0.0 });
+            }
+        }
         // C > K - 1: continues with -H rows; class 7 is the antipode of class 0 at 8 bits.
         let c = Centres::hadamard(10, 8).unwrap();
         assert_eq!(c.centre(7).to_owned(), -&c.centre(0));
         assert_eq!(c.stats().min_distance, 4);
         assert!(Centres::hadamard(15, 8).is_err());
         assert!(Centres::hadamard(3, 24).is_err());
+    }
+
+    #[test]
+    fn every_construction_uses_every_bit_column() {
+        // Distinct columns (up to sign) == K wherever there are more classes than log2(K)
+        // (fewer rows cannot tell K columns apart: at most 2^(C-1) up to sign).
+        for bits in [8usize, 16, 32, 64, 128] {
+            let d = bits.trailing_zeros() as usize;
+            for classes in (d + 1..=2 * (bits - 1)).step_by(1 + bits / 16) {
+                let h = Centres::hadamard(classes, bits).unwrap();
+                assert_eq!(
+                    h.stats().distinct_bit_columns,
+                    bits,
+                    "hadamard {classes} x {bits}"
+                );
+            }
+            for classes in 1..=d {
+                let h = Centres::hadamard(classes, bits).unwrap();
+                assert_eq!(
+                    h.stats().distinct_bit_columns,
+                    1 << (classes - 1),
+                    "hadamard {classes} x {bits}"
+                );
+            }
+        }
+        // Balanced random: with enough classes the columns are distinct for these seeds.
+        for &(classes, bits) in &[(20, 16), (20, 32), (20, 64), (20, 128), (80, 64)] {
+            let c = Centres::balanced_random(classes, bits, bits / 4, 5).unwrap();
+            assert_eq!(
+                c.stats().distinct_bit_columns,
+                bits,
+                "balanced {classes} x {bits}"
+            );
+        }
     }
 
     #[test]

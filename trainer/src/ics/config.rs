@@ -18,6 +18,10 @@ pub enum Method {
     /// The CSQ baseline: sign-binarised equal-weight centroid, ties broken by a random ±1
     /// vector drawn once per run (docs/method.md, CSQ).
     Csq,
+    /// OrthoHash's multi-label loss: scaled-cosine softmax cross-entropy against the centres
+    /// as a fixed codebook, with a margin on the labels, target `1/|L|` over the labels (or
+    /// ICS's learned weights, [`OrthoHashParams::ics_weights`]).
+    Orthohash,
 }
 
 impl Method {
@@ -26,6 +30,7 @@ impl Method {
         match self {
             Method::Ics => "ICS",
             Method::Csq => "CSQ",
+            Method::Orthohash => "OrthoHash",
         }
     }
 
@@ -34,6 +39,7 @@ impl Method {
         match self {
             Method::Ics => "ics",
             Method::Csq => "csq",
+            Method::Orthohash => "ortho",
         }
     }
 }
@@ -45,10 +51,10 @@ pub enum CentreMethod {
     /// Exactly `bits/2` entries −1 per centre, redrawn until the minimum pairwise Hamming
     /// distance reaches the bound. Uses every bit whatever the class count.
     BalancedRandom,
-    /// Sylvester Hadamard rows 1.. (row 0 is all ones), `[H; −H]` when there are more
-    /// classes than rows. Needs a power-of-two bit count; for `classes <= bits/2` the rows
-    /// repeat their first half, so only half the bits carry information (the trap docs/method.md
-    /// names); kept for comparison with the published CSQ setup.
+    /// Sylvester Hadamard rows (row 0, all ones, skipped) whose indices span every index bit
+    /// (rows `1..` with the missing powers of two last, see `centres::hadamard_rows`), so
+    /// every bit carries information; `[H; −H]` when there are more classes than rows. Needs
+    /// a power-of-two bit count. Kept for comparison with the published CSQ setup.
     Hadamard,
 }
 
@@ -190,6 +196,38 @@ impl Finetune {
     }
 }
 
+/// Parameters of [`Method::Orthohash`] (ignored by the other methods).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OrthoHashParams {
+    /// Scale `s` of the cosine logits (OrthoHash: 8).
+    pub scale: f64,
+    /// Margin `m` subtracted from the cosine of every label (OrthoHash: 0.2).
+    pub margin: f64,
+    /// Use ICS's learned per-image weights (the weight step of ICS, with `lambda_r`, `eta`,
+    /// `weight_update` and `warmup_epochs`, on the centre losses) as the cross-entropy
+    /// target instead of `1/|L|`.
+    pub ics_weights: bool,
+}
+
+impl Default for OrthoHashParams {
+    fn default() -> Self {
+        OrthoHashParams {
+            scale: 8.0,
+            margin: 0.2,
+            ics_weights: false,
+        }
+    }
+}
+
+impl OrthoHashParams {
+    /// Not written into configuration JSON when default, so other methods' configurations
+    /// stay as they were.
+    pub fn is_default(&self) -> bool {
+        *self == OrthoHashParams::default()
+    }
+}
+
 /// Everything a training run depends on besides its data.
 ///
 /// Defaults, and why (numbers from the synthetic multi-label benchmark in the tests, where
@@ -256,6 +294,9 @@ pub struct TrainConfig {
     /// Fine-tuning of the backbone (default: none, the head on frozen features).
     #[serde(skip_serializing_if = "Finetune::is_default")]
     pub finetune: Finetune,
+    /// Parameters of `method = orthohash`.
+    #[serde(skip_serializing_if = "OrthoHashParams::is_default")]
+    pub orthohash: OrthoHashParams,
 }
 
 impl Default for TrainConfig {
@@ -282,6 +323,7 @@ impl Default for TrainConfig {
             seed: 0,
             eval_every: 5,
             finetune: Finetune::default(),
+            orthohash: OrthoHashParams::default(),
         }
     }
 }
@@ -331,7 +373,17 @@ impl TrainConfig {
             "eta = {} must be finite and > 0",
             self.eta
         );
-        if self.method == Method::Ics && self.weight_update == WeightUpdate::Pgd {
+        ensure!(
+            self.orthohash.scale.is_finite() && self.orthohash.scale > 0.0,
+            "orthohash.scale = {} must be finite and > 0",
+            self.orthohash.scale
+        );
+        ensure!(
+            self.orthohash.margin.is_finite() && self.orthohash.margin >= 0.0,
+            "orthohash.margin = {} must be finite and >= 0",
+            self.orthohash.margin
+        );
+        if self.learns_weights() && self.weight_update == WeightUpdate::Pgd {
             ensure!(
                 self.n_pgd >= 1,
                 "n_pgd = 0: use warmup_epochs = epochs to keep the weights uniform"
@@ -363,6 +415,15 @@ impl TrainConfig {
         );
         ensure!(self.eval_every >= 1, "eval_every = 0: must be >= 1");
         self.finetune.validate()
+    }
+
+    /// Whether the run learns per-image weights (ICS, or OrthoHash with ICS's weights).
+    pub fn learns_weights(&self) -> bool {
+        match self.method {
+            Method::Ics => true,
+            Method::Csq => false,
+            Method::Orthohash => self.orthohash.ics_weights,
+        }
     }
 
     /// The backbone's learning rate during `epoch` (the head's times the fine-tuning scale).

@@ -20,10 +20,12 @@ pub mod adam;
 pub mod centres;
 pub mod checkpoint;
 pub mod config;
+pub mod diagnostics;
 pub mod head;
 pub mod loss;
 pub mod matmul;
 pub mod model;
+pub mod orthohash;
 pub mod real;
 pub mod simplex;
 pub mod source;
@@ -36,7 +38,10 @@ mod gradcheck;
 
 pub use centres::{CentreStats, Centres};
 pub use checkpoint::{Checkpoint, Checkpointing};
-pub use config::{CentreMethod, Finetune, FinetuneMode, Method, TrainConfig, WeightUpdate};
+pub use config::{
+    CentreMethod, Finetune, FinetuneMode, Method, OrthoHashParams, TrainConfig, WeightUpdate,
+};
+pub use diagnostics::WeightDiagnostics;
 pub use head::{Activation, HashHead, Linear};
 pub use model::{EpochLog, IcsModel};
 pub use source::{FeatureSource, FrozenFeatures, SourceState};

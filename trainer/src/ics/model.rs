@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::centres::Centres;
 use super::config::TrainConfig;
+use super::diagnostics::WeightDiagnostics;
 use super::head::{Activation, HashHead, Linear};
 use super::weights::InstanceWeights;
 use crate::codes::PackedCodes;
@@ -39,6 +40,10 @@ pub struct EpochLog {
     pub map: Option<f64>,
     /// Wall time of the epoch, evaluation included.
     pub seconds: f64,
+    /// Weight entropy and loss spread over the multi-label images, and agreement with the
+    /// true areas when known (absent in histories written before it was logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<WeightDiagnostics>,
 }
 
 /// Rows per forward chunk when encoding a whole data set: bounds the size of the hidden

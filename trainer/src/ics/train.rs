@@ -25,9 +25,11 @@ use super::adam::Adam;
 use super::centres::Centres;
 use super::checkpoint::{Checkpoint, Checkpointing};
 use super::config::{rng, Method, Stream, TrainConfig, WeightUpdate};
+use super::diagnostics::{loss_range, weight_diagnostics};
 use super::head::HashHead;
 use super::loss::{batch_objective, csq_centroids, label_losses, soft_centroids, BatchLoss};
 use super::model::{encode_packed, EpochLog, IcsModel};
+use super::orthohash::orthohash_batch_objective;
 use super::source::{FeatureSource, FrozenFeatures};
 use super::weights::InstanceWeights;
 use crate::codes::PackedCodes;
@@ -48,6 +50,11 @@ pub trait EpochEval {
     fn classes(&self) -> usize;
     /// The score of the current network; `encode` gives the packed codes of its rows.
     fn score(&self, encode: &dyn Fn(ArrayView2<f32>) -> PackedCodes) -> f64;
+    /// (Spearman, top-1) agreement of the training images' weights with their true area
+    /// shares, where those are known; computed every epoch (it is cheap).
+    fn weight_agreement(&self, _weights: &InstanceWeights) -> Option<(f64, f64)> {
+        None
+    }
 }
 
 /// Checks features and labels and returns each image's label list. Errors name the row.
@@ -191,8 +198,8 @@ pub fn train_source<L: Copy + Into<u8>>(
     if let Some(c) = checkpointing {
         ensure!(c.every >= 1, "checkpoint every 0 epochs: must be >= 1");
     }
-    let ics = config.method == Method::Ics;
-    if ics && config.weight_update == WeightUpdate::Pgd {
+    let learns = config.learns_weights();
+    if learns && config.weight_update == WeightUpdate::Pgd {
         // The entropy's curvature at uniform weights is λ_r·|L_i|: a larger step oscillates
         // and diverges instead of descending.
         let max_labels = lists.iter().map(Vec::len).max().unwrap_or(1);
@@ -265,16 +272,26 @@ pub fn train_source<L: Copy + Into<u8>>(
     for epoch in first_epoch..config.epochs {
         let started = Instant::now();
         let lr = config.lr_at(epoch);
-        let update_weights = ics && epoch >= config.warmup_epochs;
+        let update_weights = learns && epoch >= config.warmup_epochs;
         order.shuffle(&mut shuffle_rng);
         let (mut sum, mut neg_entropy) = (BatchLoss::default(), 0.0);
+        let mut loss_ranges = Vec::new();
         for batch in order.chunks(config.batch_size) {
             let x = source.batch(batch, epoch)?;
             let cache = head.forward_train(x, Some(&mut dropout_rng));
 
-            if update_weights {
-                for (row, &i) in batch.iter().enumerate() {
-                    let losses = label_losses(cache.z.row(row), &centres, weights.labels(i));
+            // The per-label losses of every multi-label image, during warm-up and for CSQ
+            // too: their spread against λ_r is what decides whether weights can move.
+            for (row, &i) in batch.iter().enumerate() {
+                let multi = weights.labels(i).len() >= 2;
+                if !multi && !update_weights {
+                    continue;
+                }
+                let losses = label_losses(cache.z.row(row), &centres, weights.labels(i));
+                if multi {
+                    loss_ranges.push(loss_range(&losses));
+                }
+                if update_weights {
                     match config.weight_update {
                         WeightUpdate::Pgd => {
                             for _ in 0..config.n_pgd {
@@ -287,19 +304,42 @@ pub fn train_source<L: Copy + Into<u8>>(
                     }
                 }
             }
-            let targets = if ics {
-                soft_centroids(weights.matrix().select(Axis(0), batch).view(), &centres)
-            } else {
-                let l: Vec<&[usize]> = batch.iter().map(|&i| weights.labels(i)).collect();
-                csq_centroids(&l, &centres, &tie_break)
+            let (loss, dz) = match config.method {
+                Method::Ics => {
+                    let targets =
+                        soft_centroids(weights.matrix().select(Axis(0), batch).view(), &centres);
+                    batch_objective(
+                        cache.z.view(),
+                        cache.u.view(),
+                        targets.view(),
+                        config.lambda_q,
+                    )
+                }
+                Method::Csq => {
+                    let l: Vec<&[usize]> = batch.iter().map(|&i| weights.labels(i)).collect();
+                    let targets = csq_centroids(&l, &centres, &tie_break);
+                    batch_objective(
+                        cache.z.view(),
+                        cache.u.view(),
+                        targets.view(),
+                        config.lambda_q,
+                    )
+                }
+                Method::Orthohash => {
+                    // Weights stay 1/|L| unless the run learns them.
+                    let l: Vec<&[usize]> = batch.iter().map(|&i| weights.labels(i)).collect();
+                    orthohash_batch_objective(
+                        cache.z.view(),
+                        cache.u.view(),
+                        centres.matrix().view(),
+                        &l,
+                        weights.matrix().select(Axis(0), batch).view(),
+                        config.orthohash.scale,
+                        config.orthohash.margin,
+                        config.lambda_q,
+                    )
+                }
             };
-
-            let (loss, dz) = batch_objective(
-                cache.z.view(),
-                cache.u.view(),
-                targets.view(),
-                config.lambda_q,
-            );
             let (grads, dx) = head.backward(&cache, dz.view(), source.trains());
             adam.step(&mut head, &grads, lr);
             if let Some(dx) = dx {
@@ -309,7 +349,7 @@ pub fn train_source<L: Copy + Into<u8>>(
             let b = batch.len() as f64;
             sum.centre += loss.centre * b;
             sum.quantization += loss.quantization * b;
-            if ics {
+            if learns {
                 neg_entropy -= batch.iter().map(|&i| weights.entropy(i)).sum::<f64>();
             }
         }
@@ -323,6 +363,11 @@ pub fn train_source<L: Copy + Into<u8>>(
             }
             _ => None,
         };
+        let mut diagnostics = weight_diagnostics(&weights, &loss_ranges);
+        if let Some((rho, top1)) = eval.and_then(|e| e.weight_agreement(&weights)) {
+            diagnostics.spearman = Some(rho);
+            diagnostics.top1 = Some(top1);
+        }
         let nf = n as f64;
         let (centre, quantization) = (sum.centre / nf, sum.quantization / nf);
         let log = EpochLog {
@@ -335,6 +380,7 @@ pub fn train_source<L: Copy + Into<u8>>(
             weights_updated: update_weights,
             map,
             seconds: started.elapsed().as_secs_f64(),
+            diagnostics: Some(diagnostics),
         };
         history.push(log.clone());
         if let Some(c) = checkpointing {

@@ -148,13 +148,16 @@ impl TrainJob {
             None
         };
         let eval = match &eval_splits {
-            Some((q, qf, db, dbf)) => Some(EvalSet::new(
-                qf.features.view(),
-                q.dataset.labels().view(),
-                dbf.features.view(),
-                db.dataset.labels().view(),
-                self.r,
-            )?),
+            Some((q, qf, db, dbf)) => Some(
+                EvalSet::new(
+                    qf.features.view(),
+                    q.dataset.labels().view(),
+                    dbf.features.view(),
+                    db.dataset.labels().view(),
+                    self.r,
+                )?
+                .with_train_areas(train.dataset.areas().map(|a| a.pixel.view())),
+            ),
             None => None,
         };
         let model = train_head(
