@@ -1,8 +1,11 @@
 # The two commands of the README, and the steps they share.
-.PHONY: demo test setup install uninstall bench bench-kernels bench-sql clean-clusters
+.PHONY: demo stop-demo test setup install uninstall bench bench-kernels bench-sql clean-clusters
 
 demo: setup          ## the main job: end to end on a private PostgreSQL cluster
 	bash scripts/demo.sh
+
+stop-demo:           ## stop the demo's cluster (its data stays: make demo starts it again)
+	bash -c 'source scripts/common.sh && cluster_stop "$${ICS_DEMO_CLUSTER:-demo}"'
 
 test: setup          ## every test: style, unit, SQL regression (what CI runs)
 	bash scripts/test.sh

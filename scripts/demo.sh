@@ -228,5 +228,5 @@ fi
 step "done in $(elapsed "$started")"
 info "The cluster keeps running. Connect:  psql -h 127.0.0.1 -p $PORT -U postgres ics_demo"
 info "  e.g. SELECT id, labels FROM images ORDER BY hamming(code, ics_encode((SELECT img FROM queries WHERE id = 7))) LIMIT 10;"
-info "Stop and remove it:                  make clean-clusters"
+info "Stop it:                             make stop-demo  (remove every cluster: make clean-clusters)"
 info "Outputs: $OUT/contact-sheet-$SIZE.png, $WORK/eval (report.json, plots), $WORK/ics$BITS.onnx"

@@ -5,7 +5,7 @@
 #   3. on PostgreSQL 15 (the system's): SQL regression tests (pg_regress, expected output)
 #      against a private cluster, the cluster scenarios (tests/cluster/scenarios.sh,
 #      tests/cluster/sharding.sh) and the extension upgrade from 0.1.0
-#      (tests/cluster/upgrade.sh extension);
+#      (tests/cluster/upgrade.sh extension); the documentation's examples (tests/docs/);
 #   4. on PostgreSQL 16 and 18: the build with clippy for that major, the SQL regression tests,
 #      the replica and crash scenarios for both index strategies, the extension upgrade;
 #   5. pg_upgrade from 15 to 18, copy and link modes (tests/cluster/upgrade.sh pg_upgrade);
@@ -135,6 +135,23 @@ for major in "${majors[@]}"; do
 
     step "PostgreSQL $major: SQL regression tests (pg_regress)"
     regress "$major"
+
+    # --- documentation examples (tests/docs), on 15: every SQL block of README.md and docs/
+    # runs, and the README's own-images recipe runs as written (train, export, load, query).
+    if [ "$major" = 15 ]; then
+        step "PostgreSQL 15: documentation examples (tests/docs/run.sh, tests/docs/own_images.sh)"
+        for t in run own_images; do
+            if ICS_DOCS_NO_INSTALL=1 bash tests/docs/$t.sh >target/docs-$t.log 2>&1; then
+                count 15 "$(grep -cE '^ok ' target/docs-$t.log)"
+                tail -n 1 target/docs-$t.log | sed 's/^/    /'
+            else
+                failed=$((failed + 1))
+                tail -n 40 target/docs-$t.log
+                die "tests/docs/$t.sh failed: see target/docs-$t.log"
+            fi
+        done
+    fi
+    # --- end documentation examples
 
     if [ "$major" = 15 ]; then
         step "PostgreSQL 15: cluster scenarios (replica, crash, concurrency, vacuum, security)"

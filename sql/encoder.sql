@@ -1,6 +1,6 @@
 -- The encoder: models stored in the database and ics_encode, which turns images (or feature
--- vectors) into hashcodes with ONNX Runtime inside the backend. Contract: shared/design/SQL.md,
--- "Encoder and models". C side: src/encoder/ (settings: src/encoder/gucs.rs).
+-- vectors) into hashcodes with ONNX Runtime inside the backend. Contract: docs/sql-reference.md,
+-- docs/encoder-and-gpu.md. C side: src/encoder/ (settings: src/encoder/gucs.rs).
 
 -- Loading models is privileged: superusers and members of this role. Roles are cluster-wide,
 -- so a second CREATE EXTENSION (another database) reuses it, and DROP EXTENSION keeps it.

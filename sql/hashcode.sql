@@ -1,6 +1,6 @@
 -- The hashcode type: packed bit strings (8..4096 bits, whole bytes), Hamming distance,
--- casts, and the btree/hash operator classes. Contract: shared/design/SQL.md, "The type" and
--- "Distance". The C functions live in src/hashcode/.
+-- casts, and the btree/hash operator classes. Contract: docs/sql-reference.md (types,
+-- operators, casts). The C functions live in src/hashcode/.
 
 -- complain if script is sourced in psql, rather than via CREATE EXTENSION
 \echo Use "CREATE EXTENSION ics_hash" to load this file. \quit

@@ -1,6 +1,6 @@
 -- The mih index access method: exact Hamming k-NN (ORDER BY code <~> q) and radius search
 -- (hamming_within(code, q, r), rewritten by the planner to code <@ hamming_ball(q, r)).
--- Contract: shared/design/SQL.md, "The index access method mih". C side: src/index/.
+-- Contract: docs/sql-reference.md and docs/index.md. C side: src/index/.
 
 -- hamming_ball: a query code with a radius, the indexable right side of <@.
 CREATE TYPE @extschema@.hamming_ball;

@@ -6,7 +6,7 @@
 //!   `--flip` (well-trained single-label codes: tight clusters, many exact duplicates);
 //! - `multilabel`: the per-bit majority of 1-3 of `--centres` random centres (ties: the first
 //!   label's bit), every bit then flipped with probability `--flip` (the way multi-label
-//!   learned codes look; the benchmark uses 80 centres and 0.1).
+//!   learned codes look; docs/benchmarks.md's runs use 80 centres and 0.1).
 //!
 //! The centres depend on `--seed` only, so rows, queries and rows inserted later can come
 //! from separate runs with `--first` (the id of the first line; ids are drawn in sequence from

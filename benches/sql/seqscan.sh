@@ -36,7 +36,7 @@ VACUUM ANALYZE t;
 SQL
 ok "$(psql_at "$PORT" -d ics_bench -tA -c "SELECT pg_size_pretty(pg_table_size('t'))")"
 
-# The k-NN form the issue asks about, and a filter form (no sort: the per-row distance alone).
+# The k-NN form users write, and a filter form (no sort: the per-row distance alone).
 q_ours="(SELECT ((:hi::bigint << 32) | :lo)::hashcode)"
 q_builtin="(SELECT ((:hi::bigint << 32) | :lo)::bit(64))"
 for form in knn filter; do

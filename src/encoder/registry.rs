@@ -361,6 +361,25 @@ pub fn contract_json(c: &ModelContract) -> serde_json::Value {
     v
 }
 
+/// What ics-train file the bytes are, if they are one (a safetensors file whose JSON header
+/// carries the trainer's description), so that loading the trainer's model file says to export
+/// it rather than that the ONNX is broken.
+fn trainer_file_kind(bytes: &[u8]) -> Option<&'static str> {
+    let len = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let header = bytes.get(8..8usize.checked_add(usize::try_from(len).ok()?)?)?;
+    let has = |key: &[u8]| header.windows(key.len()).any(|w| w == key);
+    if header.first() != Some(&b'{') || !has(b"__metadata__") {
+        return None;
+    }
+    if has(b"ics_train.model") {
+        Some("an ics-train model file (.icsm)")
+    } else if has(b"ics_train") {
+        Some("an ics-train tensor file (a checkpoint or feature cache)")
+    } else {
+        Some("a safetensors file")
+    }
+}
+
 fn check_name(name: &str) {
     if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
         raise(
@@ -391,6 +410,13 @@ sql_function! {
         let onnx = unsafe { fmgr::arg_varlena_bytes(&*fcinfo, 1) };
         if onnx.is_empty() {
             raise(PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE, "invalid model: the ONNX bytes are empty", None);
+        }
+        if let Some(what) = trainer_file_kind(onnx) {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+                format!("invalid model: these bytes are {what}, not an exported ONNX model"),
+                Some("Export it first: ics-train export --model FILE.icsm --out FILE.onnx, then load the .onnx file."),
+            );
         }
         let sha256 = sessions::sha256_hex(onnx);
 

@@ -1,4 +1,4 @@
-//! Training and evaluation time at the scale (a measurement, not a check; it was an
+//! Training and evaluation time at the benchmark's scale (a measurement, not a check; it was an
 //! `#[ignore]`d test). Run it in release:
 //!
 //!     cargo run --release -p ics-train --example train_timing

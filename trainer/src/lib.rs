@@ -26,7 +26,7 @@
 //!    the trainer's forward pass in ONNX Runtime. [`workflow`]: what the commands do between
 //!    parsing and printing (loading data and features, the `train` and `eval` runs), telling
 //!    an observer what happens instead of printing.
-//! 8. [`benchmark`]: the benchmark (`ics-train bench`), step by step: what it
+//! 8. [`benchmark`]: the benchmark (`ics-train bench`), step by step: what it
 //!    composes, measures, records and checks, and the run itself.
 
 // No unsafe code in the trainer. `deny`, not `forbid`: ndarray's `s!` macro expands to an

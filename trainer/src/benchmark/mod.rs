@@ -1,4 +1,4 @@
-//! The benchmark of the issue (`ics-train bench`): what it composes, measures, records
+//! The benchmark (`ics-train bench`): what it composes, measures, records
 //! (`bench.json`: [`BenchReport`]) and checks, and the run itself ([`run`]), one file per step.
 //! The command parses its flags into a [`BenchPlan`], prints the events a run reports
 //! ([`BenchObserver`]) and draws the plots; nothing here writes to the terminal.

@@ -13,7 +13,7 @@ use crate::ics::{IcsModel, Method, TrainConfig};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum BenchSize {
-    /// The issue's benchmark.
+    /// The benchmark size: 10,000 / 2,000 / 20,000 canvases.
     Full,
     /// A seconds-scale run for tests: 64 px canvases, 200 / 50 / 200 (+ 200 area) canvases.
     Small,
@@ -77,7 +77,7 @@ impl AreaResult {
     }
 }
 
-/// A target of the issue, and whether the run met it.
+/// A target of the benchmark (docs/benchmarks.md), and whether the run met it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Target {
     pub name: String,

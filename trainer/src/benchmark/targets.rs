@@ -1,5 +1,5 @@
-//! The targets of the issue, checked against a run ([`targets`]), and finding a row of the
-//! table ([`find`], [`modes`]).
+//! The benchmark's targets (docs/benchmarks.md), checked against a run ([`targets`]), and
+//! finding a row of the table ([`find`], [`modes`]).
 
 use super::record::{AreaResult, FeatureSpeed, FinetuneRun, Target};
 use crate::eval::size_ratio::DIFFERENT_SIZES;
@@ -39,7 +39,7 @@ pub const FINETUNE_MINUTES: f64 = 30.0;
 /// Points the fine-tuned ICS must gain over the frozen head at the longest code length.
 pub const FINETUNE_GAIN_POINTS: f64 = 8.0;
 
-/// The targets of the issue against a run: ICS >= CSQ + 1.5 points at each length, ICS at the
+/// The targets against a run: ICS >= CSQ + 1.5 points at each length, ICS at the
 /// longest length >= cosine + 10 points, mean Spearman >= 0.5 on the area canvases (all, and
 /// those of different sizes), ICS training under 5 minutes, extraction <= 10 ms/image.
 /// Fine-tuned rows (when run): ICS ahead of CSQ at each length in the same mode, fine-tuned

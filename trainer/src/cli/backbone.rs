@@ -89,8 +89,11 @@ pub fn run(args: Args) -> Result<()> {
             );
             ensure!(
                 args.pth.is_file(),
-                "Lite0 weights {} not found (run scripts/setup.sh, or pass --pth FILE)",
-                args.pth.display()
+                "Lite0 weights {} not found: `make setup` in the ics_hash checkout downloads them \
+                 into its .cache/data; from another folder set {}=/path/to/ics_hash/.cache/data \
+                 (or pass --pth FILE)",
+                args.pth.display(),
+                ics_train::data::source::DATA_DIR_ENV
             );
             Backbone::import_lite0(&args.pth, args.size)
         }

@@ -1,4 +1,4 @@
-//! `ics-train bench`: the quality and speed benchmark, end to end. The flags become a
+//! `ics-train bench`: the quality and speed benchmark, end to end. The flags become a
 //! [`BenchPlan`]; [`ics_train::benchmark::run`] composes (or reuses, from the work folder) the
 //! benchmark and the area benchmark, extracts Lite0 features, measures the cosine baseline,
 //! trains ICS and CSQ at each code length for each `--finetune` mode, and compares the learned
@@ -23,8 +23,8 @@ use super::ui;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Size {
-    /// The benchmark (about 15-20 minutes cold on 2 cores, most of it feature
-    /// extraction; minutes with a warm work folder).
+    /// The benchmark size, 10,000 / 2,000 / 20,000 canvases (about 15-20 minutes cold on 2
+    /// cores, most of it feature extraction; minutes with a warm work folder).
     Full,
     /// A seconds-scale run for tests: 64 px canvases, 200 / 50 / 200 (+ 200 area) canvases,
     /// a small head.

@@ -13,7 +13,7 @@ use super::printer::Printer;
 /// Starting point of the options; every option given on the command line overrides it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Preset {
-    /// The benchmark: 128 px canvases, 1-3 instances of 28-80 px, 10,000 train /
+    /// The benchmark size: 128 px canvases, 1-3 instances of 28-80 px, 10,000 train /
     /// 2,000 query / 20,000 database canvases.
     Full,
     /// For demos: as `full` (128 px, 1-3 instances of 28-80 px) with 5,000 train / 500 query /

@@ -31,7 +31,7 @@ pub struct Args {
     pub data: DataArgs,
     #[command(flatten)]
     pub features: FeatureArgs,
-    /// R of mAP@R (1000 as in the issue; 5000 for COCO/NUS-WIDE protocols).
+    /// R of mAP@R (1000, the usual protocol; 5000 for COCO/NUS-WIDE protocols).
     #[arg(long, value_name = "R", default_value_t = 1000)]
     pub r: usize,
     /// Also rank by cosine similarity of the raw float features (the float baseline).

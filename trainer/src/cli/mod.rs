@@ -11,7 +11,7 @@
 //! | `eval` | mAP@R, PR curves, weight-vs-area agreement; JSON, markdown and PNG plots ([`eval`]) |
 //! | `export` | one ONNX file (backbone + head, or head alone) with the model contract, checked ([`export`]) |
 //! | `encode` | hash codes of images with an exported model, as hex ([`encode`]) |
-//! | `bench` | the quality and speed benchmark of the issue ([`bench`]) |
+//! | `bench` | the quality and speed benchmark ([`bench`]) |
 //! | `sheet` | a contact sheet PNG: one row per query, its image then its hits, captioned ([`sheet`]) |
 //!
 //! Logs go to stderr (one line per step or epoch); results meant for other programs (codes)

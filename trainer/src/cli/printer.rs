@@ -130,9 +130,9 @@ impl Observer for Printer {
             } => {
                 let total: f64 = model.history().iter().map(|e| e.seconds).sum();
                 self.line(format!(
-                    "{tag}trained {:?} {} bits, head {:?} ({} parameters), {} epochs on {} \
+                    "{tag}trained {} {} bits, head {:?} ({} parameters), {} epochs on {} \
                      images in {}",
-                    config.method,
+                    config.method.label(),
                     config.bits,
                     config.hidden,
                     model.head().parameter_count(),
@@ -149,10 +149,10 @@ impl Observer for Printer {
             } => {
                 let total: f64 = out.model.history().iter().map(|e| e.seconds).sum();
                 self.line(format!(
-                    "{tag}trained {:?} {} bits, head {:?}, backbone {} ({} parameters trained), \
+                    "{tag}trained {} {} bits, head {:?}, backbone {} ({} parameters trained), \
                      {} epochs on {} images in {} (+{} preparing); forward + backward {:.1} \
                      images/s",
-                    config.method,
+                    config.method.label(),
                     config.bits,
                     config.hidden,
                     config.finetune.mode,
@@ -217,13 +217,19 @@ pub fn epoch_line(tag: &str, l: &EpochLog, config: &TrainConfig, r: usize) -> St
     )
 }
 
-/// `ics64: Ics 64 bits: mAP@1000 0.7123 (random codes ..), precision within radius 2 ..`.
+/// What "precision within Hamming radius 2" measures, printed beside it.
+pub const RADIUS2: &str =
+    "per query, the share of database images within 2 bits that share a label; 0 when none is";
+
+/// `ics64: ICS 64 bits: mAP@1000 0.7123 (random codes ..), precision within Hamming radius 2 ..
+/// (...)`: the method as tables name it, and what the radius precision is.
 pub fn model_line(m: &ModelEval) -> String {
     let r = m.report.retrieval.as_ref().expect("evaluated");
     format!(
-        "{}: {:?} {} bits: mAP@{} {:.4} (random codes {:.4}), precision within radius 2 {:.4}",
+        "{}: {} {} bits: mAP@{} {:.4} (random codes {:.4}), precision within Hamming radius 2 \
+         {:.4} ({RADIUS2})",
         m.name,
-        m.report.config.method,
+        m.report.config.method.label(),
         r.bits,
         r.r,
         r.map_at_r,

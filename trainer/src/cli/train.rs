@@ -113,8 +113,12 @@ pub fn run(args: Args) -> Result<()> {
     let report = job.run(&mut Printer::default())?;
     if let Some(r) = &report.retrieval {
         ui::log(format!(
-            "mAP@{} {:.4} (random codes {:.4}), precision within radius 2 {:.4}",
-            r.r, r.map_at_r, r.random_codes_map_at_r, r.precision_within_radius2
+            "mAP@{} {:.4} (random codes {:.4}), precision within Hamming radius 2 {:.4} ({})",
+            r.r,
+            r.map_at_r,
+            r.random_codes_map_at_r,
+            r.precision_within_radius2,
+            super::printer::RADIUS2
         ));
     }
     if let Some(a) = &report.agreement {

@@ -1,5 +1,5 @@
 //! Do the learned weights track how much of the image each labelled object covers?
-//! (the claim ICS.md §3 asks us to verify).
+//! (the claim docs/method.md describes, checked).
 //!
 //! For every image with at least two labels and a positive total area on them, compare its
 //! weights `w_i` (over its labels) with the area shares `a_ik = A_ik / Σ_{k∈L_i} A_ik`:

@@ -1,7 +1,8 @@
 //! Label sets as bit sets, so "shares at least one label" is a few word ANDs.
 //!
-//! Relevance in multi-label retrieval (ICS.md §4) is tested once per (query, database item)
-//! pair: 40 million times for 2,000 queries against 20,000 items, hence the packed form.
+//! Relevance in multi-label retrieval (docs/method.md, evaluation) is tested once per (query,
+//! database item) pair: 40 million times for 2,000 queries against 20,000 items, hence the
+//! packed form.
 
 use anyhow::{bail, Result};
 use ndarray::ArrayView2;

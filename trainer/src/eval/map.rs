@@ -1,4 +1,4 @@
-//! mAP@R by Hamming ranking (ICS.md §4).
+//! mAP@R by Hamming ranking (docs/method.md, evaluation).
 //!
 //! For each query: rank the database by Hamming distance to the query code, ties broken by
 //! database index (a stable order, so the score does not depend on how the database happens

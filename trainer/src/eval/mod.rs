@@ -1,4 +1,4 @@
-//! Evaluation of hash codes and learned weights (protocol in `design/ICS.md` §4).
+//! Evaluation of hash codes and learned weights (protocol in docs/method.md, evaluation).
 //!
 //! - [`labels`], [`set`]: label bit sets, an evaluation split (codes are
 //!   [`crate::codes::PackedCodes`]).

@@ -1,4 +1,4 @@
-//! Fine-tuning: the backbone trains along with the hash head (ICS.md §3, step 2: the
+//! Fine-tuning: the backbone trains along with the hash head (docs/method.md, ICS; step 2: the
 //! objective is back-propagated through the network), `--finetune top:N` or `all`.
 //!
 //! - [`network`]: the trained part of EfficientNet-Lite as burn tensor operations (autodiff

@@ -1,4 +1,4 @@
-//! Class hash centres `c_k ∈ {−1, +1}^K` (ICS.md §1).
+//! Class hash centres `c_k ∈ {−1, +1}^K` (docs/method.md, CSQ).
 //!
 //! Default: balanced random centres (exactly K/2 entries −1 each), built one centre at a time
 //! by rejection until every pairwise Hamming distance reaches a bound, and the best of a few
@@ -424,7 +424,7 @@ mod tests {
 
     #[test]
     fn hadamard_rows_span_every_index_bit() {
-        // The rows the issue names: 1..19 and 32 at 64 bits.
+        // The rows expected at 64 bits: 1..19 and 32.
         let mut want: Vec<usize> = (1..20).collect();
         want.push(32);
         assert_eq!(hadamard_rows(20, 64), want);

@@ -13,10 +13,10 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum Method {
     /// Instance-weighted central similarity: soft centroid `Σ_k w_ik c_k` with per-image
-    /// weights learned on the label simplex (ICS.md §3).
+    /// weights learned on the label simplex (docs/method.md, ICS).
     Ics,
     /// The CSQ baseline: sign-binarised equal-weight centroid, ties broken by a random ±1
-    /// vector drawn once per run (ICS.md §2).
+    /// vector drawn once per run (docs/method.md, CSQ).
     Csq,
     /// OrthoHash's multi-label loss: scaled-cosine softmax cross-entropy against the centres
     /// as a fixed codebook, with a margin on the labels, target `1/|L|` over the labels (or
@@ -44,7 +44,7 @@ impl Method {
     }
 }
 
-/// How the class hash centres are built (ICS.md §1).
+/// How the class hash centres are built (docs/method.md, CSQ).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CentreMethod {
@@ -69,8 +69,8 @@ pub enum WeightUpdate {
     ClosedForm,
 }
 
-/// How much of the backbone a run trains (ICS.md §3, step 2 back-propagates the objective
-/// through the network). Written `none`, `top:N` or `all` (command line and JSON).
+/// How much of the backbone a run trains (docs/method.md: fine-tuning back-propagates the
+/// objective through the network). Written `none`, `top:N` or `all` (command line and JSON).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum FinetuneMode {
     /// The backbone stays frozen: its features are computed once and the head learns on them.

@@ -1,5 +1,5 @@
 //! ICS: Instance-weighted Central Similarity hashing (and its CSQ baseline) on precomputed
-//! feature vectors. The method and its traps are specified in `design/ICS.md`.
+//! feature vectors. The method is described in docs/method.md.
 //!
 //! - [`centres`]: class hash centres (balanced random with a checked minimum distance;
 //!   Hadamard as an option).

@@ -1,4 +1,5 @@
-//! Per-image weights on the label simplex (ICS.md §3), kept by dataset index across epochs.
+//! Per-image weights on the label simplex (docs/method.md, ICS), kept by dataset index across
+//! epochs.
 //!
 //! Image `i` has a weight vector `w_i` over its label set `L_i`: `w_ik >= 0`, zero off
 //! `L_i`, summing to 1, uniform `1/|L_i|` at the start. With the network fixed, the weight

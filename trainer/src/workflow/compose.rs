@@ -10,8 +10,10 @@ use crate::data::{compose, ComposeOptions, ComposeSummary, SourcePaths, Sources}
 /// The 20-class pool of source instances (Fashion-MNIST and MNIST digits).
 pub fn load_sources(paths: &SourcePaths, obs: &mut dyn Observer) -> Result<Sources> {
     obs.event(Event::Begin(Task::LoadSources));
-    let sources = Sources::load(paths)
-        .context("loading the source images (run scripts/setup.sh if they are missing)");
+    let sources = Sources::load(paths).context(
+        "loading the source images (`make setup` in the ics_hash checkout downloads them into \
+         its .cache/data; from another folder set ICS_DATA_DIR=/path/to/ics_hash/.cache/data)",
+    );
     obs.event(Event::End);
     let sources = sources?;
     obs.event(Event::SourcesLoaded(&sources));

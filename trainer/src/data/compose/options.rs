@@ -1,4 +1,4 @@
-//! The benchmark's splits and the composer options ([`Default`]: the benchmark;
+//! The benchmark's splits and the composer options ([`Default`]: the benchmark size;
 //! presets for tests and the area benchmark), checked before any work.
 
 use anyhow::{ensure, Result};
@@ -32,7 +32,7 @@ impl Split {
     }
 }
 
-/// Composer options; [`Default`] is the benchmark.
+/// Composer options; [`Default`] is the benchmark size.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ComposeOptions {
     pub seed: u64,
