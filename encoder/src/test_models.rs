@@ -87,16 +87,6 @@ pub fn features_model() -> Vec<u8> {
     let c = contract(8, ModelInput::Features { dim: 4 }, "features");
     let graph = GraphProto {
         name: "features".into(),
-        input: vec![ValueInfoProto::tensor(
-            "features",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(4)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(8)],
-        )],
         initializer: vec![
             TensorProto::from_f32("w", &[4, 8], &sign_weights()),
             TensorProto::from_f32("b", &[8], &[0.0; 8]),
@@ -105,7 +95,7 @@ pub fn features_model() -> Vec<u8> {
             node("Gemm", &["features", "w", "b"], "z", vec![]),
             node("Tanh", &["z"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..features_graph()
     };
     model(graph, &c)
 }
@@ -185,16 +175,6 @@ pub fn slow_features_model() -> Vec<u8> {
     };
     let graph = GraphProto {
         name: "slow_features".into(),
-        input: vec![ValueInfoProto::tensor(
-            "features",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(4)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(8)],
-        )],
         initializer: vec![
             TensorProto::from_f32("w", &[4, 8], &sign_weights()),
             TensorProto::from_f32("b", &[8], &[0.0; 8]),
@@ -229,9 +209,26 @@ pub fn slow_features_model() -> Vec<u8> {
             node("Add", &["z", "nothing"], "z2", vec![]),
             node("Tanh", &["z2"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..features_graph()
     };
     model(graph, &c)
+}
+
+/// The input and output of the feature models: 4 features in, 8 bits named `hash` out.
+fn features_graph() -> GraphProto {
+    GraphProto {
+        input: vec![ValueInfoProto::tensor(
+            "features",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(4)],
+        )],
+        output: vec![ValueInfoProto::tensor(
+            "hash",
+            data_type::FLOAT,
+            &[n(), Dim::Fixed(8)],
+        )],
+        ..Default::default()
+    }
 }
 
 /// A graph from the `image` input (`N x 3 x size x size`) to 16 bits named `hash`.
@@ -358,16 +355,6 @@ pub fn nms_features_model() -> Vec<u8> {
     let c = contract(8, ModelInput::Features { dim: 4 }, "features");
     let graph = GraphProto {
         name: "nms_features".into(),
-        input: vec![ValueInfoProto::tensor(
-            "features",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(4)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(8)],
-        )],
         initializer: vec![
             TensorProto::from_f32("w", &[4, 8], &sign_weights()),
             TensorProto::from_f32("b", &[8], &[0.0; 8]),
@@ -408,7 +395,7 @@ pub fn nms_features_model() -> Vec<u8> {
             node("Add", &["z", "nothing"], "z2", vec![]),
             node("Tanh", &["z2"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..features_graph()
     };
     model(graph, &c)
 }
@@ -420,16 +407,6 @@ pub fn runtime_matmul_features_model() -> Vec<u8> {
     let c = contract(8, ModelInput::Features { dim: 4 }, "features");
     let graph = GraphProto {
         name: "runtime_matmul_features".into(),
-        input: vec![ValueInfoProto::tensor(
-            "features",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(4)],
-        )],
-        output: vec![ValueInfoProto::tensor(
-            "hash",
-            data_type::FLOAT,
-            &[n(), Dim::Fixed(8)],
-        )],
         initializer: vec![
             TensorProto::from_f32("w", &[4, 8], &sign_weights()),
             TensorProto::from_f32("b", &[8], &[0.0; 8]),
@@ -449,7 +426,7 @@ pub fn runtime_matmul_features_model() -> Vec<u8> {
             node("Add", &["z", "nothing"], "z2", vec![]),
             node("Tanh", &["z2"], "hash", vec![]),
         ],
-        ..Default::default()
+        ..features_graph()
     };
     model(graph, &c)
 }

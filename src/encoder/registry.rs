@@ -51,8 +51,6 @@ pub struct ModelRef {
 pub const REGISTRY_SCHEMA: &CStr = c"ics_hash_private";
 /// The registry table, in [`REGISTRY_SCHEMA`].
 pub const REGISTRY_TABLE: &CStr = c"ics_model_registry";
-/// The registry table, schema-qualified, as SPI statements name it.
-const REGISTRY: &str = "ics_hash_private.ics_model_registry";
 
 /// The view `ics_models`, schema-qualified, for the extension the function `fcinfo` belongs
 /// to (the view lives in the extension's schema, wherever that is).
@@ -90,7 +88,7 @@ pub unsafe fn models_view(fcinfo: pg_sys::FunctionCallInfo) -> String {
 /// it) plus `SECURITY_RESTRICTED_OPERATION` (no temporary objects, no session-state changes),
 /// the way PostgreSQL itself runs maintenance code as a table's owner. The bytes go to the
 /// session cache only; they are never returned to the caller.
-fn as_registry_owner<R>(f: impl FnOnce() -> R) -> R {
+fn as_registry_owner<R>(owner: pg_sys::Oid, f: impl FnOnce() -> R) -> R {
     struct Restore(pg_sys::Oid, i32);
     impl Drop for Restore {
         fn drop(&mut self) {
@@ -98,7 +96,6 @@ fn as_registry_owner<R>(f: impl FnOnce() -> R) -> R {
             unsafe { pg_sys::SetUserIdAndSecContext(self.0, self.1) };
         }
     }
-    let owner = registry_owner();
     let (mut user, mut context) = (pg_sys::InvalidOid, 0i32);
     // SAFETY: reads the current identity into the two locals.
     unsafe { pg_sys::GetUserIdAndSecContext(&mut user, &mut context) };
@@ -111,35 +108,76 @@ fn as_registry_owner<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// The owner of the registry table. Raises 42P01 when there is no such table of this
-/// extension: before `ALTER EXTENSION ics_hash UPDATE` moved it there, a table of that name
-/// that someone else created must not be read (or trusted) as the registry.
-fn registry_owner() -> pg_sys::Oid {
-    // SAFETY: catalog lookups by name (no privilege checks: the names are ours, not the
-    // caller's); the relation is opened with AccessShareLock, which the read that follows takes
-    // anyway, and closed keeping the lock to the end of the transaction as a query would.
+/// The registry table of this extension: its schema-qualified name, as SPI statements name
+/// it, and its owner.
+struct Registry {
+    name: String,
+    owner: pg_sys::Oid,
+}
+
+/// Finds the registry: in [`REGISTRY_SCHEMA`] since 0.2.0, or (a database still on 0.1.0's
+/// SQL objects, between installing this library and `ALTER EXTENSION ics_hash UPDATE`) in the
+/// extension's own schema, so encoding keeps working across the update. Only a table that is
+/// a member of this extension counts: a table of that name that someone else created must
+/// not be read (or trusted) as the registry. Raises 42P01 when there is none.
+fn registry() -> Registry {
+    // SAFETY: catalog lookups by name and OID (no privilege checks: the names are ours, not
+    // the caller's); the relation is opened with AccessShareLock, which the statement that
+    // follows takes anyway, and closed keeping the lock to the end of the transaction as a
+    // query would; get_namespace_name returns NULL (checked) or a palloc'd C string.
     unsafe {
-        let ns = pg_sys::get_namespace_oid(REGISTRY_SCHEMA.as_ptr(), true);
-        let rel = if ns == pg_sys::InvalidOid {
-            pg_sys::InvalidOid
-        } else {
-            pg_sys::get_relname_relid(REGISTRY_TABLE.as_ptr(), ns)
-        };
         let extension = pg_sys::get_extension_oid(c"ics_hash".as_ptr(), true);
-        let ours = rel != pg_sys::InvalidOid
-            && extension != pg_sys::InvalidOid
-            && pg_sys::getExtensionOfObject(pg_sys::RelationRelationId, rel) == extension;
-        if !ours {
+        let member_in = |ns: pg_sys::Oid| -> Option<pg_sys::Oid> {
+            if ns == pg_sys::InvalidOid || extension == pg_sys::InvalidOid {
+                return None;
+            }
+            let rel = pg_sys::get_relname_relid(REGISTRY_TABLE.as_ptr(), ns);
+            (rel != pg_sys::InvalidOid
+                && pg_sys::getExtensionOfObject(pg_sys::RelationRelationId, rel) == extension)
+                .then_some(rel)
+        };
+        let private = pg_sys::get_namespace_oid(REGISTRY_SCHEMA.as_ptr(), true);
+        // The extension's own schema (PostgreSQL 15 exports no lookup for it), asked only on
+        // the 0.1.0 path.
+        let own = || {
+            Spi::get_one::<pg_sys::Oid>(
+                "SELECT extnamespace FROM pg_catalog.pg_extension \
+                 WHERE extname OPERATOR(pg_catalog.=) 'ics_hash'",
+            )
+            .ok()
+            .flatten()
+            .unwrap_or(pg_sys::InvalidOid)
+        };
+        let Some((rel, ns)) = member_in(private).map(|rel| (rel, private)).or_else(|| {
+            let own = own();
+            member_in(own).map(|rel| (rel, own))
+        }) else {
             raise(
                 PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
-                format!("the model registry {REGISTRY} does not exist"),
+                "the ics_hash model registry does not exist",
                 Some("Update the extension: ALTER EXTENSION ics_hash UPDATE."),
             );
+        };
+        let schema = pg_sys::get_namespace_name(ns);
+        if schema.is_null() {
+            raise(
+                PgSqlErrorCode::ERRCODE_INVALID_SCHEMA_NAME,
+                "cannot find the schema of the ics_hash model registry",
+                None,
+            );
         }
+        let schema = CStr::from_ptr(schema).to_string_lossy().into_owned();
         let relation = pg_sys::relation_open(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let owner = (*(*relation).rd_rel).relowner;
         pg_sys::relation_close(relation, pg_sys::NoLock as pg_sys::LOCKMODE);
-        owner
+        Registry {
+            name: format!(
+                "{}.{}",
+                quote_identifier(schema),
+                REGISTRY_TABLE.to_string_lossy()
+            ),
+            owner,
+        }
     }
 }
 
@@ -253,8 +291,12 @@ pub fn resolve(view: &str, name: Option<&str>) -> ModelRef {
 /// The ONNX bytes of the model whose sha256 is `sha256` (raises 42704 when it is gone), read
 /// as the registry's owner: any role may encode, but only the owner may read the table.
 pub fn fetch_onnx(sha256: &str) -> Vec<u8> {
-    let q = format!("SELECT onnx FROM {REGISTRY} WHERE sha256 OPERATOR(pg_catalog.=) $1 LIMIT 1");
-    let bytes = as_registry_owner(|| {
+    let registry = registry();
+    let q = format!(
+        "SELECT onnx FROM {} WHERE sha256 OPERATOR(pg_catalog.=) $1 LIMIT 1",
+        registry.name
+    );
+    let bytes = as_registry_owner(registry.owner, || {
         Spi::connect(|client| {
             client
                 .select(q.as_str(), None, &[sha256.into()])
@@ -419,8 +461,9 @@ sql_function! {
             "DO NOTHING"
         };
         let insert = format!(
-            "INSERT INTO {REGISTRY} (name, onnx, sha256, bits, input_kind, contract, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}"
+            "INSERT INTO {} (name, onnx, sha256, bits, input_kind, contract, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}",
+            registry().name
         );
         // The whole row, as one value of the view's row type (what the function returns).
         let select = format!("SELECT v FROM {view} AS v WHERE v.name OPERATOR(pg_catalog.=) $1");
@@ -487,7 +530,10 @@ sql_function! {
             let missing_ok = !(*fcinfo).args.as_slice(2)[1].isnull && fmgr::arg(fcinfo, 1).value() != 0;
             (name, missing_ok)
         };
-        let delete = format!("DELETE FROM {REGISTRY} WHERE name OPERATOR(pg_catalog.=) $1 RETURNING sha256");
+        let delete = format!(
+            "DELETE FROM {} WHERE name OPERATOR(pg_catalog.=) $1 RETURNING sha256",
+            registry().name
+        );
         let dropped: Option<String> = Spi::connect_mut(|client| {
             client
                 .update(delete.as_str(), None, &[name.as_str().into()])
