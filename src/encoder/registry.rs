@@ -460,15 +460,15 @@ sql_function! {
         } else {
             "DO NOTHING"
         };
+        let table = registry().name;
         let insert = format!(
-            "INSERT INTO {} (name, onnx, sha256, bits, input_kind, contract, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}",
-            registry().name
+            "INSERT INTO {table} (name, onnx, sha256, bits, input_kind, contract, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}"
         );
         // The whole row, as one value of the view's row type (what the function returns).
         let select = format!("SELECT v FROM {view} AS v WHERE v.name OPERATOR(pg_catalog.=) $1");
         // The length of the codes the replaced model gave, to say when it changes.
-        let before = format!("SELECT bits FROM {REGISTRY} WHERE name OPERATOR(pg_catalog.=) $1");
+        let before = format!("SELECT bits FROM {table} WHERE name OPERATOR(pg_catalog.=) $1");
         let row = Spi::connect_mut(|client| {
             let old_bits = if replace {
                 client
