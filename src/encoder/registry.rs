@@ -380,6 +380,21 @@ fn trainer_file_kind(bytes: &[u8]) -> Option<&'static str> {
     }
 }
 
+/// NOTICE that a replaced model gives codes of another length: the codes stored with the old
+/// one no longer compare with the new ones (a length mismatch is an error), nor fit their
+/// `hashcode(n)` columns and indexes.
+fn notice_relength(name: &str, old: i32, new: i32) {
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!("model \"{}\" now gives {new}-bit codes; the model it replaces gave {old}-bit codes", echo(name)),
+        "ics_hash",
+    )
+    .set_hint(format!(
+        "Codes stored with the old model do not compare with the new ones: re-encode them and change hashcode({old}) columns to hashcode({new})."
+    ))
+    .report(pgrx::PgLogLevel::NOTICE);
+}
+
 fn check_name(name: &str) {
     if name.trim().is_empty() || name.len() > MAX_NAME_BYTES {
         raise(
@@ -445,14 +460,27 @@ sql_function! {
         } else {
             "DO NOTHING"
         };
+        let table = registry().name;
         let insert = format!(
-            "INSERT INTO {} (name, onnx, sha256, bits, input_kind, contract, created_by) \
-             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}",
-            registry().name
+            "INSERT INTO {table} (name, onnx, sha256, bits, input_kind, contract, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7) ON CONFLICT (name) {on_conflict}"
         );
         // The whole row, as one value of the view's row type (what the function returns).
         let select = format!("SELECT v FROM {view} AS v WHERE v.name OPERATOR(pg_catalog.=) $1");
+        // The length of the codes the replaced model gave, to say when it changes.
+        let before = format!("SELECT bits FROM {table} WHERE name OPERATOR(pg_catalog.=) $1");
         let row = Spi::connect_mut(|client| {
+            let old_bits = if replace {
+                client
+                    .select(before.as_str(), None, &[name.as_str().into()])
+                    .and_then(|t| t.first().get_one::<i32>())
+                    .unwrap_or_else(|e| spi_failed(e, &before))
+            } else {
+                None
+            };
+            if let Some(old) = old_bits.filter(|&old| old != bits) {
+                notice_relength(&name, old, bits);
+            }
             let args: [DatumWithOid; 7] = [
                 name.as_str().into(),
                 onnx.into(),
