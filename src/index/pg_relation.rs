@@ -141,21 +141,37 @@ impl DerefMut for WriteGuard<'_> {
     }
 }
 
+/// The end of a write to exclusively locked `bufs`: the Generic WAL record is finished (or
+/// aborted while unwinding, so a half-made change is never logged), or, unlogged, the pages
+/// are marked dirty when written; then the buffers are released, last locked first.
+///
+/// # Safety
+/// The caller holds the pins and exclusive locks of `bufs`; `state` is null or the Generic
+/// WAL state that registered them.
+unsafe fn finish_write(state: *mut pg_sys::GenericXLogState, bufs: &[pg_sys::Buffer], dirty: bool) {
+    // SAFETY: the caller's promise.
+    unsafe {
+        if !state.is_null() {
+            if std::thread::panicking() {
+                pg_sys::GenericXLogAbort(state);
+            } else {
+                pg_sys::GenericXLogFinish(state);
+            }
+        } else if dirty {
+            for &buf in bufs {
+                pg_sys::MarkBufferDirty(buf);
+            }
+        }
+        for &buf in bufs.iter().rev() {
+            pg_sys::UnlockReleaseBuffer(buf);
+        }
+    }
+}
+
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: we hold the pin and the exclusive lock; the Generic WAL state is ours.
-        unsafe {
-            if !self.state.is_null() {
-                if std::thread::panicking() {
-                    pg_sys::GenericXLogAbort(self.state);
-                } else {
-                    pg_sys::GenericXLogFinish(self.state);
-                }
-            } else if self.dirty {
-                pg_sys::MarkBufferDirty(self.buf);
-            }
-            pg_sys::UnlockReleaseBuffer(self.buf);
-        }
+        unsafe { finish_write(self.state, &[self.buf], self.dirty) }
     }
 }
 
@@ -197,20 +213,7 @@ impl PagePair for PairGuard<'_> {
 impl Drop for PairGuard<'_> {
     fn drop(&mut self) {
         // SAFETY: we hold both pins and exclusive locks; the Generic WAL state is ours.
-        unsafe {
-            if !self.state.is_null() {
-                if std::thread::panicking() {
-                    pg_sys::GenericXLogAbort(self.state);
-                } else {
-                    pg_sys::GenericXLogFinish(self.state);
-                }
-            } else if self.dirty {
-                pg_sys::MarkBufferDirty(self.bufs[0]);
-                pg_sys::MarkBufferDirty(self.bufs[1]);
-            }
-            pg_sys::UnlockReleaseBuffer(self.bufs[1]);
-            pg_sys::UnlockReleaseBuffer(self.bufs[0]);
-        }
+        unsafe { finish_write(self.state, &self.bufs, self.dirty) }
     }
 }
 
