@@ -14,55 +14,36 @@
 //!
 //! Usage: gen-codes KIND --bits B --rows N [--first I] [--centres C] [--flip P] [--seed S]
 
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
+use ics_benches::gen::Spec;
 use std::io::Write;
 
 struct Args {
-    kind: String,
-    bits: usize,
+    spec: Spec,
     rows: u64,
     first: u64,
-    centres: usize,
-    flip: f64,
-    seed: u64,
 }
 
 fn parse() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let kind = it.next().ok_or("usage: gen-codes uniform|clustered|multilabel --bits B --rows N [--first I] [--centres C] [--flip P] [--seed S]")?;
-    if !matches!(kind.as_str(), "uniform" | "clustered" | "multilabel") {
-        return Err(format!(
-            "unknown kind {kind:?}: uniform, clustered or multilabel"
-        ));
-    }
     let mut a = Args {
-        kind,
-        bits: 64,
+        spec: Spec::new(&kind)?,
         rows: 0,
         first: 1,
-        centres: 80,
-        flip: 0.1,
-        seed: 1,
     };
     while let Some(flag) = it.next() {
         let v = it.next().ok_or(format!("{flag} needs a value"))?;
         let bad = |e: &dyn std::fmt::Display| format!("{flag} {v}: {e}");
         match flag.as_str() {
-            "--bits" => a.bits = v.parse().map_err(|e| bad(&e))?,
             "--rows" => a.rows = v.parse().map_err(|e| bad(&e))?,
             "--first" => a.first = v.parse().map_err(|e| bad(&e))?,
-            "--centres" => a.centres = v.parse().map_err(|e| bad(&e))?,
-            "--flip" => a.flip = v.parse().map_err(|e| bad(&e))?,
-            "--seed" => a.seed = v.parse().map_err(|e| bad(&e))?,
+            _ if a.spec.option(&flag, &v)? => {}
             _ => return Err(format!("unknown option {flag}")),
         }
     }
-    if a.bits == 0 || !a.bits.is_multiple_of(8) || a.bits > 4096 {
-        return Err(format!("--bits {}: a multiple of 8 from 8 to 4096", a.bits));
-    }
-    if a.centres == 0 || !(0.0..=1.0).contains(&a.flip) || a.first == 0 {
-        return Err("--centres >= 1, 0 <= --flip <= 1, --first >= 1".into());
+    a.spec.check()?;
+    if a.first == 0 {
+        return Err("--first >= 1".into());
     }
     Ok(a)
 }
@@ -75,19 +56,14 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let nb = a.bits / 8;
-    let mut centre_rng = SmallRng::seed_from_u64(a.seed);
-    let centres: Vec<Vec<u8>> = (0..a.centres)
-        .map(|_| (0..nb).map(|_| centre_rng.gen()).collect())
-        .collect();
-    // One stream per seed; skip to --first by drawing (and dropping) the earlier codes.
-    let mut rng = SmallRng::seed_from_u64(a.seed ^ 0x5eed_c0de);
+    let nb = a.spec.bits / 8;
+    let mut stream = a.spec.stream();
     let mut code = vec![0u8; nb];
     let mut line = String::with_capacity(16 + 2 * nb);
     let out = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, out.lock());
     for id in 1..a.first + a.rows {
-        draw(&a, &centres, &mut rng, &mut code);
+        stream.next_into(&mut code);
         if id < a.first {
             continue;
         }
@@ -103,44 +79,4 @@ fn main() {
         }
     }
     let _ = out.flush();
-}
-
-fn draw(a: &Args, centres: &[Vec<u8>], rng: &mut SmallRng, code: &mut [u8]) {
-    match a.kind.as_str() {
-        "uniform" => rng.fill(code),
-        "clustered" => {
-            code.copy_from_slice(&centres[rng.gen_range(0..centres.len())]);
-            flip(code, a.flip, rng);
-        }
-        _ => {
-            let k = rng.gen_range(1..=3);
-            let labels: Vec<usize> = (0..k).map(|_| rng.gen_range(0..centres.len())).collect();
-            for bit in 0..code.len() * 8 {
-                let mask = 0x80u8 >> (bit % 8);
-                let ones = labels
-                    .iter()
-                    .filter(|&&l| centres[l][bit / 8] & mask != 0)
-                    .count();
-                let first = centres[labels[0]][bit / 8] & mask != 0;
-                let v = 2 * ones > k || (2 * ones == k && first);
-                if v {
-                    code[bit / 8] |= mask;
-                } else {
-                    code[bit / 8] &= !mask;
-                }
-            }
-            flip(code, a.flip, rng);
-        }
-    }
-}
-
-fn flip(code: &mut [u8], p: f64, rng: &mut SmallRng) {
-    if p == 0.0 {
-        return;
-    }
-    for bit in 0..code.len() * 8 {
-        if rng.gen_bool(p) {
-            code[bit / 8] ^= 0x80 >> (bit % 8);
-        }
-    }
 }

@@ -21,7 +21,14 @@
 //! [`kernel_name`] says which path it chose. [`paths`] exposes each path on its own for tests
 //! and benchmarks.
 //!
-//! [`hamming_many`] is the index's inner loop: one query against a block of codes stored back
+//! [`within`] is the linear pass's inner loop: one query against a block of codes stored back
+//! to back, keeping only the codes within a bound. Almost every code of a k-NN pass is beyond
+//! the running k-th distance, so the kernel never materialises their distances: it compares
+//! several codes per instruction with the bound (an AVX-512 or AVX2 mask) and only the rare
+//! codes inside it cost a branch. The lengths of learned codes (8, 16 and 32 bytes) have
+//! hand-written vector loops; other lengths filter blocks of [`hamming_many`] distances.
+//!
+//! [`hamming_many`] is the index's other inner loop: one query against a block of codes stored back
 //! to back. The common lengths (8, 16 and 32 bytes; 64 too on the word paths) get loops with
 //! the length fixed at compile time, which keep the query in registers and which LLVM
 //! vectorises across codes when the path allows it (AVX2 lookup, AVX-512 `vpopcntq`): that is
@@ -85,6 +92,16 @@ pub fn nearest(query: &[u8], codes: &[u8], scratch: &mut Vec<u32>) -> (usize, u3
     selected().nearest(query, codes, scratch)
 }
 
+/// The codes of `codes` (a block, as for [`hamming_many`]) within `bound` of `query`: each as
+/// (its index in the block, its distance) appended to `out`, in block order.
+///
+/// # Panics
+/// If `codes.len()` is not a multiple of `query.len()`.
+#[inline]
+pub fn within(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
+    selected().within(query, codes, bound, out)
+}
+
 /// Which path the dispatcher chose: `"avx512-vpopcntdq"`, `"avx2"`, `"popcnt"` or
 /// `"portable"`.
 pub fn kernel_name() -> &'static str {
@@ -101,10 +118,13 @@ pub struct Kernel {
     popcount: fn(&[u8]) -> u32,
     hamming_many: fn(&[u8], &[u8], &mut [u32]),
     nearest: NearestFn,
+    within: WithinFn,
 }
 
 /// One-to-many distances into the slice, then the first minimum: (index, distance).
 type NearestFn = fn(&[u8], &[u8], &mut [u32]) -> (usize, u32);
+/// The codes within a bound: (index, distance) appended to the vector.
+type WithinFn = fn(&[u8], &[u8], u32, &mut Vec<(u32, u32)>);
 
 impl Kernel {
     /// The path's name, as [`kernel_name`] reports it.
@@ -135,6 +155,13 @@ impl Kernel {
     #[inline]
     pub fn nearest(&self, query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
         (self.nearest)(query, codes, out)
+    }
+
+    /// As [`within`](fn@within), with this path. Panics if `codes.len()` is not a multiple of
+    /// `query.len()`.
+    #[inline]
+    pub fn within(&self, query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
+        (self.within)(query, codes, bound, out)
     }
 }
 
@@ -167,6 +194,7 @@ pub mod paths {
                 portable::many_scalar(q, c, o);
                 portable::argmin(o)
             },
+            within: portable::within_scalar,
         }
     }
 
@@ -181,6 +209,7 @@ pub mod paths {
                 portable::many(q, c, o);
                 portable::argmin(o)
             },
+            within: |q, c, b, o| portable::within_blocks(q, c, b, o, portable::many),
         }
     }
 
@@ -337,6 +366,66 @@ mod portable {
 
     pub(super) fn many(query: &[u8], codes: &[u8], out: &mut [u32]) {
         many_with(query, codes, out, 64, hamming_words)
+    }
+
+    /// Codes per block of [`within_blocks`]: the distances stay in L1, and a block with no code
+    /// within the bound is settled by one vectorised minimum.
+    pub(super) const WITHIN_BLOCK: usize = 64;
+
+    /// [`super::within`] from a path's one-to-many loop: distances a block at a time, then the
+    /// block's minimum against the bound, and only blocks that hold a code within it scanned.
+    #[inline(always)]
+    pub(super) fn within_blocks(
+        query: &[u8],
+        codes: &[u8],
+        bound: u32,
+        out: &mut Vec<(u32, u32)>,
+        many: impl Fn(&[u8], &[u8], &mut [u32]),
+    ) {
+        let len = query.len();
+        if len == 0 {
+            // Every zero-length code is at distance 0, and there is no telling how many.
+            assert!(codes.is_empty(), "within: codes of length 0");
+            return;
+        }
+        assert_eq!(
+            codes.len() % len,
+            0,
+            "within: codes.len() must be a multiple of query.len()"
+        );
+        let mut dist = [0u32; WITHIN_BLOCK];
+        for (b, block) in codes.chunks(WITHIN_BLOCK * len).enumerate() {
+            let n = block.len() / len;
+            many(query, block, &mut dist[..n]);
+            if dist[..n].iter().copied().fold(u32::MAX, u32::min) > bound {
+                continue;
+            }
+            for (i, &d) in dist[..n].iter().enumerate() {
+                if d <= bound {
+                    out.push(((b * WITHIN_BLOCK + i) as u32, d));
+                }
+            }
+        }
+    }
+
+    /// The reference: every code's distance bit by bit, kept when within the bound.
+    pub(super) fn within_scalar(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
+        let len = query.len();
+        if len == 0 {
+            assert!(codes.is_empty(), "within: codes of length 0");
+            return;
+        }
+        assert_eq!(
+            codes.len() % len,
+            0,
+            "within: codes.len() must be a multiple of query.len()"
+        );
+        for (i, code) in codes.chunks_exact(len).enumerate() {
+            let d = super::hamming_scalar(query, code);
+            if d <= bound {
+                out.push((i as u32, d));
+            }
+        }
     }
 
     pub(super) fn popcount_scalar(a: &[u8]) -> u32 {
@@ -618,6 +707,68 @@ mod tests {
                 }
                 let mut scratch = Vec::new();
                 assert_eq!(nearest(&query, &codes, &mut scratch), want);
+            }
+        }
+    }
+
+    /// Every path's `within` against the bit-by-bit reference: the lengths with their own
+    /// vector loops (8, 16, 32) and others, blocks that end inside a register group, bounds
+    /// from nothing to everything, and codes planted at and around the bound.
+    #[test]
+    fn within_matches_reference_on_every_path() {
+        let mut rng = SmallRng::seed_from_u64(0x1d5);
+        let kernels: Vec<Kernel> = paths_under_test()
+            .into_iter()
+            .chain([paths::scalar()])
+            .collect();
+        for len in [1usize, 3, 8, 9, 16, 24, 32, 40, 64, 128] {
+            for n in [
+                0usize, 1, 3, 4, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 200, 1017,
+            ] {
+                let query = random_biased(&mut rng, len);
+                let mut codes = random_biased(&mut rng, len * n);
+                // Plant the query and near copies, so that small bounds have hits anywhere.
+                for at in (0..n).step_by(7) {
+                    let code = &mut codes[at * len..(at + 1) * len];
+                    code.copy_from_slice(&query);
+                    for _ in 0..(at % 4) {
+                        code[rng.gen_range(0..len)] ^= 1 << rng.gen_range(0..8);
+                    }
+                }
+                let dist: Vec<u32> = codes
+                    .chunks_exact(len)
+                    .map(|c| hamming_scalar(&query, c))
+                    .collect();
+                for bound in [0, 1, 2, 3, 4 * len as u32, 8 * len as u32, u32::MAX] {
+                    let want: Vec<(u32, u32)> = (0..n)
+                        .filter(|&i| dist[i] <= bound)
+                        .map(|i| (i as u32, dist[i]))
+                        .collect();
+                    for k in &kernels {
+                        // Earlier results stay: the kernel appends.
+                        let mut out = vec![(7, 7)];
+                        k.within(&query, &codes, bound, &mut out);
+                        assert_eq!(out[0], (7, 7), "{k:?} len {len} n {n} bound {bound}");
+                        assert_eq!(out[1..], want[..], "{k:?} len {len} n {n} bound {bound}");
+                    }
+                    let mut out = Vec::new();
+                    within(&query, &codes, bound, &mut out);
+                    assert_eq!(out, want, "dispatched len {len} n {n} bound {bound}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn within_checks_the_block_shape() {
+        for k in paths_under_test().iter().chain([&paths::scalar()]) {
+            for (len, codes) in [(8, 12), (16, 40), (32, 33), (3, 4)] {
+                let (q, c) = (vec![0u8; len], vec![0u8; codes]);
+                let r = catch_unwind(AssertUnwindSafe(|| k.within(&q, &c, 3, &mut Vec::new())));
+                assert!(
+                    r.is_err(),
+                    "{k:?} accepted {codes} code bytes of length {len}"
+                );
             }
         }
     }

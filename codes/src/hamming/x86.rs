@@ -34,6 +34,8 @@ pub(super) fn popcnt() -> Option<Kernel> {
         hamming_many: |q, c, o| unsafe { many_popcnt(q, c, o) },
         // SAFETY: popcnt was detected just above.
         nearest: |q, c, o| unsafe { nearest_popcnt(q, c, o) },
+        // SAFETY: popcnt was detected just above.
+        within: |q, c, b, o| unsafe { within_popcnt(q, c, b, o) },
     })
 }
 
@@ -51,6 +53,8 @@ pub(super) fn avx2() -> Option<Kernel> {
         hamming_many: |q, c, o| unsafe { many_avx2(q, c, o) },
         // SAFETY: avx2 and popcnt were detected just above.
         nearest: |q, c, o| unsafe { nearest_avx2(q, c, o) },
+        // SAFETY: avx2 and popcnt were detected just above.
+        within: |q, c, b, o| unsafe { within_avx2(q, c, b, o) },
     })
 }
 
@@ -71,6 +75,8 @@ pub(super) fn avx512() -> Option<Kernel> {
         hamming_many: |q, c, o| unsafe { many_avx512(q, c, o) },
         // SAFETY: avx512f, avx512vpopcntdq and popcnt were detected just above.
         nearest: |q, c, o| unsafe { nearest_avx512(q, c, o) },
+        // SAFETY: avx512f, avx512vpopcntdq and popcnt were detected just above.
+        within: |q, c, b, o| unsafe { within_avx512(q, c, b, o) },
     })
 }
 
@@ -250,4 +256,171 @@ fn nearest_avx2(query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
 fn nearest_avx512(query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
     many_avx512(query, codes, out);
     portable::argmin(out)
+}
+
+// --- within: codes inside a bound, several codes per comparison ---
+//
+// The short lengths pack several codes into one register: the per-lane counts of a code's
+// words are summed into its first lane, compared with the bound as a mask, and a group of
+// registers whose masks are all empty (almost every group of a k-NN pass) costs one branch.
+// Codes inside the bound are rare, and their distances are recounted with popcnt words.
+
+/// Checks the block's shape as [`super::within`] documents it.
+#[inline(always)]
+fn within_count(query: &[u8], codes: &[u8]) {
+    let len = query.len();
+    assert!(
+        len > 0,
+        "within: the vector paths take codes of 8 bytes or more"
+    );
+    assert_eq!(
+        codes.len() % len,
+        0,
+        "within: codes.len() must be a multiple of query.len()"
+    );
+}
+
+/// Appends the codes of `mask` (bit i: code `first + i / lanes_per_code`) with their distances.
+#[inline(always)]
+fn push_mask(
+    query: &[u8],
+    codes: &[u8],
+    first: usize,
+    mut mask: u32,
+    lanes_per_code: u32,
+    out: &mut Vec<(u32, u32)>,
+) {
+    let len = query.len();
+    while mask != 0 {
+        let i = first + (mask.trailing_zeros() / lanes_per_code) as usize;
+        mask &= mask - 1;
+        let d = portable::hamming_words(query, &codes[i * len..(i + 1) * len]);
+        out.push((i as u32, d));
+    }
+}
+
+#[target_feature(enable = "popcnt")]
+fn within_popcnt(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
+    portable::within_blocks(query, codes, bound, out, |q, c, o| many_popcnt(q, c, o))
+}
+
+/// Codes per AVX2 group: four registers.
+const AVX2_GROUP_BYTES: usize = 4 * 32;
+
+#[target_feature(enable = "avx2,popcnt")]
+fn within_avx2(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
+    let len = query.len();
+    if len != 8 && len != 16 {
+        return portable::within_blocks(query, codes, bound, out, |q, c, o| many_avx2(q, c, o));
+    }
+    within_count(query, codes);
+    let q = if len == 8 {
+        _mm256_set1_epi64x(i64::from_ne_bytes(query.try_into().expect("8 bytes")))
+    } else {
+        let lo = i64::from_ne_bytes(query[..8].try_into().expect("8 bytes"));
+        let hi = i64::from_ne_bytes(query[8..].try_into().expect("8 bytes"));
+        _mm256_setr_epi64x(lo, hi, lo, hi)
+    };
+    let b = _mm256_set1_epi64x(i64::from(bound.min(i32::MAX as u32)));
+    // Each 64-bit lane's count; for 16-byte codes the pair sum sits in both lanes of a code.
+    let counts = |v: __m256i| {
+        let c = popcount_256(_mm256_xor_si256(v, q));
+        if len == 16 {
+            _mm256_add_epi64(c, _mm256_shuffle_epi32::<0x4E>(c))
+        } else {
+            c
+        }
+    };
+    // Lanes within the bound: not (count > bound); one lane per code kept.
+    let keep_lanes: i32 = if len == 8 { 0b1111 } else { 0b0101 };
+    let inside = |c: __m256i| {
+        (!_mm256_movemask_pd(_mm256_castsi256_pd(_mm256_cmpgt_epi64(c, b)))) & keep_lanes
+    };
+    let lanes_per_code = (len / 8) as u32;
+    let per_reg = 32 / len;
+    let (groups, rest) = codes.as_chunks::<AVX2_GROUP_BYTES>();
+    for (g, group) in groups.iter().enumerate() {
+        let (regs, _) = group.as_chunks::<32>();
+        let m = [
+            inside(counts(load32(&regs[0]))),
+            inside(counts(load32(&regs[1]))),
+            inside(counts(load32(&regs[2]))),
+            inside(counts(load32(&regs[3]))),
+        ];
+        if (m[0] | m[1] | m[2] | m[3]) == 0 {
+            continue;
+        }
+        for (r, &mask) in m.iter().enumerate() {
+            let first = (g * 4 + r) * per_reg;
+            push_mask(query, codes, first, mask as u32, lanes_per_code, out);
+        }
+    }
+    let done = groups.len() * AVX2_GROUP_BYTES / len;
+    let start = out.len();
+    portable::within_blocks(query, rest, bound, out, |q, c, o| many_avx2(q, c, o));
+    for hit in &mut out[start..] {
+        hit.0 += done as u32;
+    }
+}
+
+/// Codes per AVX-512 group: four registers.
+const AVX512_GROUP_BYTES: usize = 4 * 64;
+
+#[target_feature(enable = "avx512f,avx512vpopcntdq,popcnt")]
+fn within_avx512(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
+    let len = query.len();
+    if len != 8 && len != 16 && len != 32 {
+        return portable::within_blocks(query, codes, bound, out, |q, c, o| many_avx512(q, c, o));
+    }
+    within_count(query, codes);
+    // The query repeated across the register, one copy per code.
+    let mut rep = [0u8; 64];
+    for chunk in rep.chunks_exact_mut(len) {
+        chunk.copy_from_slice(query);
+    }
+    let q = load64(&rep);
+    let b = _mm512_set1_epi64(i64::from(bound));
+    // Each code's distance in its first lane (the other lanes of the code hold partial sums).
+    let counts = |v: __m512i| {
+        let c = _mm512_popcnt_epi64(_mm512_xor_si512(v, q));
+        match len {
+            8 => c,
+            16 => _mm512_add_epi64(c, _mm512_shuffle_epi32::<0x4E>(c)),
+            _ => {
+                let pairs = _mm512_add_epi64(c, _mm512_shuffle_epi32::<0x4E>(c));
+                _mm512_add_epi64(pairs, _mm512_permutex_epi64::<0x4E>(pairs))
+            }
+        }
+    };
+    let keep_lanes: u8 = match len {
+        8 => 0xff,
+        16 => 0x55,
+        _ => 0x11,
+    };
+    let inside = |c: __m512i| _mm512_cmple_epu64_mask(c, b) & keep_lanes;
+    let lanes_per_code = (len / 8) as u32;
+    let per_reg = 64 / len;
+    let (groups, rest) = codes.as_chunks::<AVX512_GROUP_BYTES>();
+    for (g, group) in groups.iter().enumerate() {
+        let (regs, _) = group.as_chunks::<64>();
+        let m = [
+            inside(counts(load64(&regs[0]))),
+            inside(counts(load64(&regs[1]))),
+            inside(counts(load64(&regs[2]))),
+            inside(counts(load64(&regs[3]))),
+        ];
+        if (m[0] | m[1] | m[2] | m[3]) == 0 {
+            continue;
+        }
+        for (r, &mask) in m.iter().enumerate() {
+            let first = (g * 4 + r) * per_reg;
+            push_mask(query, codes, first, u32::from(mask), lanes_per_code, out);
+        }
+    }
+    let done = groups.len() * AVX512_GROUP_BYTES / len;
+    let start = out.len();
+    portable::within_blocks(query, rest, bound, out, |q, c, o| many_avx512(q, c, o));
+    for hit in &mut out[start..] {
+        hit.0 += done as u32;
+    }
 }
