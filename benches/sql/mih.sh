@@ -12,7 +12,10 @@
 # the 64-bit kinds also the other strategy, forced; build time, size against the packed codes +
 # TIDs, query latency over one connection with prepared statements (pgbench -M prepared,
 # per-query log: median and p95) for k-NN k=10 and k=100 and two radii, the same queries by
-# sequential scan, and INSERT ... SELECT of 100k rows with and without the index.
+# sequential scan, and INSERT ... SELECT of 100k rows with and without the index. The floor
+# is measured in the same run: `simd-scan` (benches/scan.rs) scans the same codes in memory
+# on one thread with the fastest kernel of this CPU, and every latency is also printed as a
+# ratio to it (x1.0 = the speed of that scan; below 1 the index skips codes).
 # Usage: benches/sql/mih.sh [rows] [queries per form]      (defaults 1000000, 300)
 #        MIH_BENCH_KINDS="uniform64" benches/sql/mih.sh 10000000   (one kind, 10M rows)
 set -euo pipefail
@@ -29,9 +32,10 @@ out=$(pwd)/target/bench-sql
 mkdir -p "$out"
 report=$out/mih-$ROWS.md
 
-step "building the code generator"
-cargo build --release --quiet -p ics-benches --bin gen-codes
+step "building the code generator and the scan floor"
+cargo build --release --quiet -p ics-benches --bin gen-codes --bin simd-scan
 gen=${CARGO_TARGET_DIR:-$(pwd)/target}/release/gen-codes
+floor_bin=${CARGO_TARGET_DIR:-$(pwd)/target}/release/simd-scan
 
 cluster_start bench "$PORT" "max_parallel_workers_per_gather = 0" "maintenance_work_mem = 512MB" \
     "shared_buffers = 2GB" "max_wal_size = 8GB" "autovacuum = off"
@@ -44,7 +48,7 @@ b -c "CREATE EXTENSION ics_hash" >/dev/null
 {
     echo "# mih benchmark: $ROWS rows per kind"
     echo
-    echo "Machine: $(nproc) cores, $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo | sed 's/^ *//'); PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); one connection, prepared statements, no parallel workers, shared_buffers 2GB; latencies in ms (client round trip, median / p95). Sequential scans: $SEQ_QUERIES queries per form; index: $QUERIES. Size: the index against the packed codes + 6-byte TIDs."
+    echo "Machine: $(nproc) cores, kernel $("$floor_bin" uniform --bits 64 --rows 1 --queries 1 --k 1 --radius 0 | awk '/^kernel/ { print $2 }'), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo | sed 's/^ *//'); PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); one connection, prepared statements, no parallel workers, shared_buffers 2GB; latencies in ms (client round trip, median / p95). Sequential scans: $SEQ_QUERIES queries per form; index: $QUERIES. Size: the index against the packed codes + 6-byte TIDs."
     echo
 } >"$report"
 
@@ -86,6 +90,25 @@ SQL
         echo "| index | build ms | size (x codes+TIDs) | k=10 median / p95 | k=100 median / p95 | r=${radii% *} median / p95 | r=${radii#* } median / p95 |"
         echo "|---|---|---|---|---|---|---|"
     } >>"$report"
+
+    # The floor: the same codes (the generator's stream), scanned in memory.
+    floor=$("$floor_bin" "$dist" --bits "$bits" --rows "$ROWS" "${genopts[@]}" --queries "$QUERIES" \
+        --k 10,100 --radius "${radii// /,}")
+    floor_of() { awk -v f="$1" '$1 == f { print $2, $3 }' <<<"$floor"; }
+    declare -A floor_median=()
+    row="| SIMD scan in memory (the floor) | | |"
+    for form in knn10 knn100 ra rb; do
+        case $form in
+            ra) key=radius${radii% *} ;;
+            rb) key=radius${radii#* } ;;
+            *) key=$form ;;
+        esac
+        read -r m p < <(floor_of "$key")
+        floor_median[$form]=$m
+        row="$row $m / $p |"
+    done
+    echo "$row" >>"$report"
+    info "floor: $(tr '\n' ' ' <<<"$floor")"
 
     # The sequential scan first (its row in the table), then each index variant.
     variants="seqscan auto"
@@ -133,8 +156,9 @@ SQL
             } >"$file"
             latency "$PORT" mih_bench "$file" 5 "$opts" >/dev/null # warm the cache
             read -r m p < <(latency "$PORT" mih_bench "$file" "$n" "$opts")
-            row="$row $m / $p |"
-            info "$variant $form: $m / $p ms"
+            x=$(awk -v m="$m" -v f="${floor_median[$form]}" 'BEGIN { printf "%.1f", m / f }')
+            row="$row $m / $p (x$x) |"
+            info "$variant $form: $m / $p ms (x$x the floor)"
         done
         echo "$row" >>"$report"
     done

@@ -1,4 +1,4 @@
-//! The on-disk format of a `mih` index: what both strategies share (format version 3). All
+//! The on-disk format of a `mih` index: what both strategies share (format version 4). All
 //! pages use PostgreSQL's standard page layout (see [`crate::page`]); integers are in native
 //! byte order (as PostgreSQL's own pages), TIDs in `ItemPointerData` layout.
 //!
@@ -18,7 +18,12 @@
 //! rows whose code is NULL, see [`crate::nulls`], or InvalidBlockNumber) | reserved u32.
 //! Versions 1 and 2 did not index NULL codes: such an index keeps answering radius queries
 //! and taking inserts, but a k-NN scan, which must return the NULL rows last, refuses it
-//! ([`FormatError::NullsNotIndexed`]) until a REINDEX writes version 3.
+//! ([`FormatError::NullsNotIndexed`]) until a REINDEX writes version 3 or later.
+//!
+//! Version 4 adds nothing to the metapage: substring-table indexes built (or merged) from
+//! version 4 on list table 0's codes again on codes pages after the tables
+//! ([`crate::substrings::layout`]); an index without them (version 3, or an older build
+//! not merged since) is read as it is, its linear passes over table 0's records pages.
 //!
 //! Every data page's special space starts with the same 16 bytes ([`DataOpaque`]):
 //!   prev u32 (next older page of a chain, or InvalidBlockNumber) | flags u16 |
@@ -34,7 +39,7 @@ use zerocopy::byteorder::native_endian::{U32, U64};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
 pub const MAGIC: u32 = u32::from_le_bytes(*b"MIH\x01");
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// The first version whose indexes hold the rows with NULL codes.
 pub const NULLS_VERSION: u32 = 3;
 /// Special space of a version-3 metapage.

@@ -21,6 +21,8 @@ pub struct Runs {
     pub sub: SubMeta,
     /// The page list: block numbers of every run page, in order.
     pub pages: Vec<BlockNumber>,
+    /// Page-list position of table 0's codes pages; `None` for an index built before them.
+    pub codes_first: Option<usize>,
 }
 
 impl Runs {
@@ -60,13 +62,19 @@ impl Runs {
                 pages.push(listed);
             }
         }
-        let runs = Runs { meta, sub, pages };
+        let mut runs = Runs {
+            meta,
+            sub,
+            pages,
+            codes_first: None,
+        };
         runs.check_shape()?;
         Ok(runs)
     }
 
-    /// The page list is as long as the tables say.
-    fn check_shape(&self) -> Result<(), FormatError> {
+    /// The page list is as long as the tables say, with or without table 0's codes pages
+    /// (which it then locates).
+    fn check_shape(&mut self) -> Result<(), FormatError> {
         let mut want = 0usize;
         for (j, t) in self.sub.tables.iter().enumerate() {
             if t.rec_first as usize != want
@@ -76,13 +84,65 @@ impl Runs {
             }
             want += t.rec_pages(self.cap(j)) + t.slot_pages();
         }
-        if want != self.pages.len() {
+        let codes = self.sub.tables.first().map_or(0, |t| {
+            (t.records as usize).div_ceil(layout::codes_capacity(self.code_bytes()))
+        });
+        if self.pages.len() == want + codes && codes > 0 {
+            self.codes_first = Some(want);
+        } else if want != self.pages.len() {
             return Err(FormatError::BadMeta(format!(
-                "{} run pages listed, the tables need {want}",
-                self.pages.len()
+                "{} run pages listed, the tables need {want} (or {} with table 0's codes pages)",
+                self.pages.len(),
+                want + codes
             )));
         }
         Ok(())
+    }
+
+    /// Table 0's codes pages: how many there are (0 for an index built before them).
+    pub fn codes_pages(&self) -> usize {
+        match self.codes_first {
+            Some(first) => self.pages.len() - first,
+            None => 0,
+        }
+    }
+
+    /// Calls `f(first_position, codes)` for every codes page of table 0, in order (the
+    /// caller checks that there are such pages).
+    pub fn for_codes<R: Relation>(
+        &self,
+        rel: &R,
+        f: &mut dyn FnMut(u32, &[u8]),
+    ) -> Result<usize, PageFault> {
+        let first = self.codes_first.expect("callers check codes_pages()");
+        let nb = self.code_bytes();
+        let cap = layout::codes_capacity(nb);
+        let total = self.table(0).records as usize;
+        for p in 0..self.codes_pages() {
+            rel.check_interrupts();
+            let block = self.pages[first + p];
+            let page = rel.read(block);
+            let count = (total - p * cap).min(cap);
+            self.check(&page, block, Kind::Codes, 0, count)?;
+            f((p * cap) as u32, layout::codes_page(&page, nb, count));
+        }
+        Ok(self.codes_pages())
+    }
+
+    /// The TID of table 0's record at `position` (a tombstone for a dead row).
+    pub fn tid_at<R: Relation>(&self, rel: &R, position: u32) -> Result<Tid, PageFault> {
+        let (cap, nb) = (self.cap(0), self.code_bytes());
+        let p = position as usize / cap;
+        let block = self.rec_block(0, p);
+        let page = rel.read(block);
+        self.check(
+            &page,
+            block,
+            Kind::Records,
+            0,
+            self.page_count(0, Kind::Records, p),
+        )?;
+        Ok(layout::tid(&page, nb, cap, position as usize % cap))
     }
 
     /// Checks that `page` is still the `kind` page of table `j` of this generation holding

@@ -38,7 +38,7 @@ use crate::search::{Query, SearchStats};
 use crate::substrings::layout::TOMBSTONE;
 use crate::substrings::plan::{binomial, bits_at, masks, uniform_knn_distance};
 use crate::substrings::runs::{for_tail_pages, Runs};
-use ics_codes::hamming::{hamming, hamming_many};
+use ics_codes::hamming::{hamming, within};
 
 /// Rows a k-NN query's first linear pass keeps beyond its proven bound before it gives up the
 /// farthest (each further pass keeps four times more). Small, so the cutoff tightens fast and
@@ -81,6 +81,9 @@ enum Item {
     Row(Tid),
     /// A distinct code (index into the arena) whose rows are looked up when returned.
     Code(u32),
+    /// Table 0's record at this position (found on a codes page): its TID is read when the
+    /// row is returned, and a dead row (tombstone) is skipped then.
+    Position(u32),
 }
 
 /// Rows and codes collected by one source, by distance.
@@ -159,7 +162,8 @@ pub struct Search {
     /// beyond it come from a linear pass.
     collect_within: u32,
     resolved: Vec<Tid>,
-    dist: Vec<u32>,
+    /// The within-bound kernel's output, reused.
+    hits: Vec<(u32, u32)>,
     pub stats: SearchStats,
 }
 
@@ -224,7 +228,7 @@ impl Search {
                 uniform_knn_distance(bits, rows, FIRST_PASS_ROWS as u64).max(bits / 4)
             },
             resolved: Vec::new(),
-            dist: Vec::new(),
+            hits: Vec::new(),
             stats: SearchStats::default(),
             query,
             runs,
@@ -266,6 +270,17 @@ impl Search {
                         self.returned += 1;
                         return Some((t, self.cursor));
                     }
+                    Some(Item::Position(at)) => {
+                        let t = self
+                            .runs
+                            .tid_at(rel, at)
+                            .unwrap_or_else(|f| f.end_scan(rel));
+                        self.stats.pages_read += 1;
+                        if t != TOMBSTONE {
+                            self.returned += 1;
+                            return Some((t, self.cursor));
+                        }
+                    }
                     Some(Item::Code(at)) => {
                         let nb = self.runs.code_bytes();
                         let code = self.arena[at as usize * nb..(at as usize + 1) * nb].to_vec();
@@ -298,9 +313,9 @@ impl Search {
         let floor = self.tail.proven.floor();
         let mut pass = Pass::new(floor, self.tail.cap, self.bits, self.bits);
         for &head in &self.tail_heads.clone() {
-            let (q, dist) = (&self.query, &mut self.dist);
+            let q = &self.query;
             self.stats.pages_read += for_tail_pages(rel, nb, head, &mut |codes, tids| {
-                pass.page(q, nb, codes, tids, dist);
+                pass.page(q, nb, codes, &|i| row_item(tids(i)));
             })
             .unwrap_or_else(|f| f.end_scan(rel));
         }
@@ -317,13 +332,20 @@ impl Search {
                 let start = uniform_knn_distance(self.bits, rows, l.cap as u64).saturating_add(1);
                 let mut pass = Pass::new(l.proven.floor(), l.cap, self.bits, start);
                 let t0 = self.runs.table(0).records;
-                let (q, dist) = (&self.query, &mut self.dist);
-                self.stats.pages_read += self
-                    .runs
-                    .for_records(rel, 0, 0, t0, &mut |_, codes, tids| {
-                        pass.page(q, nb, codes, tids.expect("table 0 has TIDs"), dist);
+                let q = &self.query;
+                let read = if self.runs.codes_pages() > 0 {
+                    // Codes without TIDs: rows are kept by position (see Item::Position).
+                    self.runs.for_codes(rel, &mut |first, codes| {
+                        pass.page(q, nb, codes, &|i| Some(Item::Position(first + i as u32)));
                     })
-                    .unwrap_or_else(|f| f.end_scan(rel));
+                } else {
+                    // An index built before the codes pages: the records pages.
+                    self.runs.for_records(rel, 0, 0, t0, &mut |_, codes, tids| {
+                        let tids = tids.expect("table 0 has TIDs");
+                        pass.page(q, nb, codes, &|i| row_item(tids(i)));
+                    })
+                };
+                self.stats.pages_read += read.unwrap_or_else(|f| f.end_scan(rel));
                 self.stats.entries_checked += pass.checked;
                 self.stats.linear_passes += 1;
                 self.state = RunsState::Linear(Linear {
@@ -461,10 +483,14 @@ impl Search {
             .unwrap_or(0)
     }
 
-    /// The cost of a linear pass over table 0: its pages, and as much again for comparing
-    /// their codes.
+    /// The cost of a linear pass over table 0: its pages (codes pages where the index has
+    /// them), and as much again for comparing their codes.
     fn linear_cost(&self) -> u64 {
-        2 * self.runs.table(0).rec_pages(self.runs.cap(0)) as u64
+        let pages = match self.runs.codes_pages() {
+            0 => self.runs.table(0).rec_pages(self.runs.cap(0)),
+            n => n,
+        };
+        2 * pages as u64
     }
 
     /// Slots past this many in one stage are not looked up to price the stage: such a
@@ -541,24 +567,21 @@ impl Search {
                 }
             })
         };
-        let within = self.collect_within.min(self.query.max_distance);
+        let bound = self.collect_within.min(self.query.max_distance);
         for (a, b) in ranges {
-            let (query, dist, items, arena, checked) = (
+            let (query, hits, items, arena, checked) = (
                 &self.query,
-                &mut self.dist,
+                &mut self.hits,
                 &mut self.run_items,
                 &mut self.arena,
                 &mut self.stats.entries_checked,
             );
             let read = self.runs.for_records(rel, j, a, b, &mut |_, codes, tids| {
-                let n = codes.len() / nb;
-                dist.resize(n, 0);
-                hamming_many(&query.code, codes, &mut dist[..n]);
-                *checked += n;
-                for (i, &d) in dist[..n].iter().enumerate() {
-                    if d > within {
-                        continue;
-                    }
+                *checked += codes.len() / nb;
+                hits.clear();
+                within(&query.code, codes, bound, hits);
+                for &(i, d) in hits.iter() {
+                    let i = i as usize;
                     let code = &codes[i * nb..(i + 1) * nb];
                     if !passes_filters(query, code) || !first_reached_here(code) {
                         continue;
@@ -590,16 +613,22 @@ fn passes_filters(query: &Query, code: &[u8]) -> bool {
     query.filters.iter().all(|(c, r)| hamming(c, code) <= *r)
 }
 
-/// One linear pass over (code, TID) pages: keeps rows beyond `floor`, at most `cap` of them
+/// The item of a row read with its TID: none for a dead row's tombstone.
+fn row_item(t: Tid) -> Option<Item> {
+    (t != TOMBSTONE).then_some(Item::Row(t))
+}
+
+/// One linear pass over pages of codes: keeps rows beyond `floor`, at most `cap` of them
 /// plus ties (dropping the farthest distances), and reports what it proved.
 struct Pass {
     floor: Option<u32>,
     cap: usize,
     cutoff: u32,
     dropped: bool,
-    kept: Vec<Vec<Tid>>,
+    kept: Vec<Vec<Item>>,
     count: usize,
     checked: usize,
+    hits: Vec<(u32, u32)>,
 }
 
 impl Pass {
@@ -617,48 +646,49 @@ impl Pass {
             kept: vec![Vec::new(); bits as usize + 1],
             count: 0,
             checked: 0,
+            hits: Vec::new(),
         }
     }
 
+    /// One page's codes; `item(i)` is the row of code `i` (`None`: a dead row).
     fn page(
         &mut self,
         query: &Query,
         nb: usize,
         codes: &[u8],
-        tids: &dyn Fn(usize) -> Tid,
-        dist: &mut Vec<u32>,
+        item: &dyn Fn(usize) -> Option<Item>,
     ) {
         let n = codes.len() / nb;
-        dist.resize(n, 0);
-        hamming_many(&query.code, codes, &mut dist[..n]);
         self.checked += n;
-        // Most pages of a k-NN pass hold nothing within the cutoff: one vectorised minimum
-        // settles them (every row is then beyond the cutoff, and beyond the floor below it).
-        if dist[..n]
-            .iter()
-            .copied()
-            .min()
-            .is_none_or(|d| d > self.cutoff)
-        {
-            if !self.dropped {
-                let cut = |d: u32| d <= query.max_distance && self.floor.is_none_or(|f| d > f);
-                self.dropped = dist[..n].iter().any(|&d| cut(d));
-            }
-            return;
+        // Only codes within the cutoff matter (and the radius): the kernel returns those and
+        // nothing else, so most pages of a k-NN pass cost one kernel call. A code beyond the
+        // cutoff but within the radius is dropped, and then the pass proves only the cutoff.
+        let radius = query.max_distance;
+        let bound = if radius != u32::MAX && self.cutoff < radius {
+            radius // to tell the dropped codes from the codes beyond the radius
+        } else {
+            self.cutoff.min(radius)
+        };
+        self.hits.clear();
+        within(&query.code, codes, bound, &mut self.hits);
+        if radius == u32::MAX && self.hits.len() < n {
+            self.dropped = true; // codes beyond the cutoff (and so beyond the floor)
         }
-        for (i, &d) in dist[..n].iter().enumerate() {
-            if d > query.max_distance || self.floor.is_some_and(|f| d <= f) {
+        let hits = std::mem::take(&mut self.hits);
+        for &(i, d) in &hits {
+            if self.floor.is_some_and(|f| d <= f) {
                 continue;
             }
             if d > self.cutoff {
                 self.dropped = true;
                 continue;
             }
-            let t = tids(i);
-            if t == TOMBSTONE || !passes_filters(query, &codes[i * nb..(i + 1) * nb]) {
+            let i = i as usize;
+            let Some(it) = item(i) else { continue };
+            if !passes_filters(query, &codes[i * nb..(i + 1) * nb]) {
                 continue;
             }
-            self.kept[d as usize].push(t);
+            self.kept[d as usize].push(it);
             self.count += 1;
             // Keep `cap` rows: drop the farthest distance while the rest still hold `cap`.
             while self.count - self.kept[self.cutoff as usize].len() >= self.cap {
@@ -671,12 +701,13 @@ impl Pass {
                 self.cutoff -= 1;
             }
         }
+        self.hits = hits;
     }
 
     fn finish(self, into: &mut Buckets) -> Proven {
-        for (d, tids) in self.kept.into_iter().enumerate() {
-            for t in tids {
-                into.push(d as u32, Item::Row(t));
+        for (d, items) in self.kept.into_iter().enumerate() {
+            for it in items {
+                into.push(d as u32, it);
             }
         }
         if self.dropped {

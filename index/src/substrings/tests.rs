@@ -5,13 +5,15 @@
 use crate::format::{Tid, INVALID_BLOCK};
 use crate::open::{open, Opened};
 use crate::relation::{MemRelation, Relation};
+use crate::search::Search;
 use crate::spill::MemSpill;
-use crate::substrings::build::{build, build_empty, VecRows};
+use crate::substrings::build::{build, build_empty, tests::build_as_format_3, VecRows};
 use crate::substrings::layout::Special;
+use crate::substrings::vacuum::bulk_delete;
 use crate::substrings::vacuum::{merge, reclaim};
 use crate::testutil::{
-    check_query, check_verify, insert_rows, live_of, multilabel, queries, query, rows_of,
-    search_all, split_rows, tid, uniform,
+    check_query, check_verify, insert_rows, live_except, live_of, multilabel, queries, query,
+    rows_of, search_all, split_rows, tid, uniform,
 };
 use crate::verify::verify;
 use rand::rngs::SmallRng;
@@ -454,4 +456,99 @@ fn a_cycle_in_the_tail_chain_is_a_format_error_not_an_endless_walk() {
             "{problems:?}"
         );
     });
+}
+
+/// Linear passes read table 0's codes pages (43% fewer pages than its records for 64-bit
+/// codes) and keep positions, whose dead rows are skipped when returned; an index built
+/// before the codes pages is read as it is, and its next merge writes them.
+#[test]
+fn codes_pages_serve_linear_passes_and_an_index_without_them_reads_as_before() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let nb = 8;
+    let codes = uniform(&mut rng, 30_000, nb);
+    let rows = rows_of(&codes);
+    let dead: std::collections::HashSet<Tid> = rows.iter().step_by(3).map(|r| r.1).collect();
+    let mut live = live_except(&rows, &dead);
+    let mut pages = Vec::new();
+    for with_codes_pages in [true, false] {
+        let rel = MemRelation::new();
+        build_as_format_3(!with_codes_pages);
+        build_from(&rel, &rows, nb, 0, 1 << 24);
+        build_as_format_3(false);
+        let Opened::Substrings(runs) = open(&rel).unwrap() else {
+            panic!("substring tables")
+        };
+        assert_eq!(runs.codes_pages() > 0, with_codes_pages);
+        bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
+        check_verify(&rel, &live);
+        for q in queries(&mut rng, &codes, nb).into_iter().take(2) {
+            check_query(&rel, &live, &q, &[0, 6, 12]);
+        }
+        // The ten nearest of a uniform code: the tables give up for one linear pass.
+        let mut s = Search::new(open(&rel).unwrap(), query(&codes[5], u32::MAX)).unwrap();
+        for _ in 0..10 {
+            s.next(&rel).expect("ten rows");
+        }
+        assert_eq!(s.stats().linear_passes, 1, "{:?}", s.stats());
+        pages.push(s.stats().pages_read);
+        if !with_codes_pages {
+            // The next merge writes them.
+            let more = rows_of(&uniform(&mut rng, 3000, nb));
+            let more: Vec<(Vec<u8>, Tid)> = more
+                .into_iter()
+                .map(|(c, t)| {
+                    (
+                        c,
+                        tid(t.block as usize * 1000 + t.offset as usize + 100_000),
+                    )
+                })
+                .collect();
+            insert_rows(&rel, &more);
+            live.extend(more.iter().map(|(c, t)| (*t, c.clone())));
+            merge(&rel, &MemSpill, 1 << 24, 0, true, &mut || {})
+                .unwrap()
+                .expect("forced");
+            let Opened::Substrings(runs) = open(&rel).unwrap() else {
+                panic!("substring tables")
+            };
+            assert!(runs.codes_pages() > 0);
+            check_verify(&rel, &live);
+            for q in queries(&mut rng, &codes, nb).into_iter().take(2) {
+                check_query(&rel, &live, &q, &[0, 6, 12]);
+            }
+        }
+    }
+    // The pass reads 30 codes pages instead of 52 records pages; the ten rows returned cost a
+    // records page each for their TIDs.
+    assert!(
+        pages[0] + 10 <= pages[1],
+        "pages read with codes pages / without: {pages:?}"
+    );
+}
+
+/// `verify` compares the codes pages with table 0's records.
+#[test]
+fn verify_finds_a_code_changed_on_a_codes_page() {
+    let mut rng = SmallRng::seed_from_u64(12);
+    let nb = 16;
+    let rows = rows_of(&uniform(&mut rng, 5000, nb));
+    let rel = MemRelation::new();
+    build_from(&rel, &rows, nb, 0, 1 << 24);
+    let Opened::Substrings(runs) = open(&rel).unwrap() else {
+        panic!("substring tables")
+    };
+    let block = runs.pages[runs.codes_first.expect("codes pages")];
+    {
+        let mut w = rel.write(block);
+        w.contents_mut()[crate::substrings::layout::CODES_PAD + 3 * nb] ^= 0x10;
+    }
+    let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("1 codes differ from table 0's records")),
+        "{:?}",
+        report.problems
+    );
 }

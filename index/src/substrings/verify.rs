@@ -186,6 +186,37 @@ pub fn verify<R: Relation, S: Spill>(
             }
         }
     }
+    // Table 0's codes pages (an index built before them has none): the codes of table 0's
+    // records, in the same order.
+    if runs.codes_pages() > 0 {
+        r.data_pages += runs.codes_pages() as u64;
+        let mut differ = 0u64;
+        let mut fault = None;
+        let read = runs.for_codes(rel, &mut |first, codes| {
+            let to = first + (codes.len() / nb.max(1)) as u32;
+            let mut at = 0;
+            let read = runs.for_records(rel, 0, first, to, &mut |_, records, _| {
+                let n = records.len();
+                differ += records
+                    .chunks_exact(nb)
+                    .zip(codes[at..at + n].chunks_exact(nb))
+                    .filter(|(a, b)| a != b)
+                    .count() as u64;
+                at += n;
+            });
+            if let Err(f) = read {
+                fault.get_or_insert(f);
+            }
+        });
+        if let Some(f) = read.err().or(fault) {
+            r.problems
+                .push(format!("table 0 codes pages: {}", FormatError::from(f)));
+        } else if differ > 0 {
+            r.problems.push(format!(
+                "table 0 codes pages: {differ} codes differ from table 0's records"
+            ));
+        }
+    }
     let tombstones = r.entries - r.tids;
     if runs.m() > 0
         && (u64::from(runs.table(0).records) != runs.sub.runs_rows
