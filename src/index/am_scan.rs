@@ -122,7 +122,7 @@ unsafe fn start(scan: pg_sys::IndexScanDesc) {
         count_index_scan(index);
         // This backend's own buffered rows must be found.
         super::pg_pending::flush(index);
-        let rel = PgRelation::new(index);
+        let rel = PgRelation::for_scan(index);
         let opened = open(&rel).unwrap_or_else(|e| format_error(index, e));
         let nb = opened.code_bytes();
         let mut conditions: Vec<(Vec<u8>, u32)> = Vec::new();
@@ -179,7 +179,7 @@ pub unsafe extern "C-unwind" fn amgettuple(
         if st.empty {
             return false;
         }
-        let rel = PgRelation::new((*scan).indexRelation);
+        let rel = PgRelation::for_scan((*scan).indexRelation);
         let Some((tid, distance)) = st.search.as_mut().and_then(|s| s.next(&rel)) else {
             return false;
         };
@@ -206,7 +206,7 @@ pub unsafe extern "C-unwind" fn amgetbitmap(
         if st.empty {
             return 0;
         }
-        let rel = PgRelation::new((*scan).indexRelation);
+        let rel = PgRelation::for_scan((*scan).indexRelation);
         let recheck = !is_mvcc((*scan).xs_snapshot);
         let mut batch: Vec<pg_sys::ItemPointerData> = Vec::with_capacity(1024);
         let mut total = 0i64;

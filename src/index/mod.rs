@@ -10,7 +10,8 @@
 //!   estimate), [`am_options`] (`WITH (strategy = ..., lists = n, substrings = m)`); [`am`]
 //!   is the handler that lists them;
 //! - `pg_*`: `ics-index`'s traits and buffers over PostgreSQL's services: [`pg_relation`]
-//!   (buffers, locks and Generic WAL behind `ics_index::relation::Relation`), [`pg_spill`]
+//!   (buffers, locks and Generic WAL behind `ics_index::relation::Relation`), [`pg_recent`]
+//!   (the buffers a backend's scans last found pages in), [`pg_spill`]
 //!   (temporary files behind `ics_index::spill::Spill`), [`pg_pending`] (a backend's inserted
 //!   rows, written in batches at transaction events);
 //! - `sql_*`: SQL-callable functions: [`sql_support`] (`hamming_within` as an index condition,
@@ -24,6 +25,7 @@ pub mod am_options;
 pub mod am_scan;
 pub mod am_vacuum;
 pub mod pg_pending;
+pub mod pg_recent;
 pub mod pg_relation;
 pub mod pg_spill;
 pub mod sql_support;

@@ -10,6 +10,7 @@
 //! - In build mode (`wal: false`) pages are changed in place and marked dirty; the build logs
 //!   the finished relation with `log_newpage_range`.
 
+use crate::index::pg_recent::Recent;
 use ics_index::format::FormatError;
 use ics_index::page::Page;
 use ics_index::relation::{is_recyclable, BlockNumber, PagePair, Relation};
@@ -19,18 +20,43 @@ use std::ops::{Deref, DerefMut};
 pub struct PgRelation {
     pub rel: pg_sys::Relation,
     wal: bool,
+    /// Scans only: the buffers the index's pages were last found in (see [`Recent`]).
+    recent: Option<Recent>,
 }
 
 impl PgRelation {
     /// Access for scans, inserts and VACUUM: every change WAL-logged (Generic WAL skips the
     /// log by itself for unlogged and temporary indexes).
     pub fn new(rel: pg_sys::Relation) -> PgRelation {
-        PgRelation { rel, wal: true }
+        PgRelation {
+            rel,
+            wal: true,
+            recent: None,
+        }
+    }
+
+    /// Access for a scan: as [`PgRelation::new`], and pages are pinned through the buffers
+    /// they were last found in where they still are.
+    ///
+    /// # Safety
+    /// `rel` is an open index relation that outlives the returned value.
+    pub unsafe fn for_scan(rel: pg_sys::Relation) -> PgRelation {
+        // SAFETY: an open relation (the caller's promise).
+        let oid = unsafe { (*rel).rd_id };
+        PgRelation {
+            rel,
+            wal: true,
+            recent: Some(Recent::take(oid)),
+        }
     }
 
     /// Access for a build into a new relation: no per-change WAL.
     pub fn for_build(rel: pg_sys::Relation) -> PgRelation {
-        PgRelation { rel, wal: false }
+        PgRelation {
+            rel,
+            wal: false,
+            recent: None,
+        }
     }
 
     fn buffer(&self, block: BlockNumber, mode: u32) -> pg_sys::Buffer {
@@ -238,7 +264,29 @@ impl Relation for PgRelation {
     type Pair<'a> = PairGuard<'a>;
 
     fn read(&self, block: BlockNumber) -> ReadGuard {
-        let buf = self.buffer(block, pg_sys::BUFFER_LOCK_SHARE);
+        let buf = match &self.recent {
+            None => self.buffer(block, pg_sys::BUFFER_LOCK_SHARE),
+            Some(recent) => {
+                // SAFETY: `self.rel` is the open index `recent` was taken for (for_scan).
+                let buf = unsafe { recent.pin(self.rel, block) }.unwrap_or_else(|| {
+                    // SAFETY: a valid open relation; ReadBufferExtended raises on a bad block.
+                    let buf = unsafe {
+                        pg_sys::ReadBufferExtended(
+                            self.rel,
+                            pg_sys::ForkNumber::MAIN_FORKNUM,
+                            block,
+                            pg_sys::ReadBufferMode::RBM_NORMAL,
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    recent.remember(block, buf);
+                    buf
+                });
+                // SAFETY: pinned above.
+                unsafe { pg_sys::LockBuffer(buf, pg_sys::BUFFER_LOCK_SHARE as i32) };
+                buf
+            }
+        };
         // SAFETY: pinned and share-locked.
         let page = unsafe { pg_sys::BufferGetPage(buf) as *const Page };
         ReadGuard { buf, page }

@@ -124,6 +124,9 @@ impl<'r, R: Relation> PageWriter<'r, R> {
             return;
         }
         layout::set_count(&mut self.page, self.count);
+        if self.kind == Kind::Codes {
+            layout::set_codes_ident(&mut self.page);
+        }
         let (block, mut w) = self.rel.new_page();
         w.0.copy_from_slice(&self.page.0);
         drop(w);

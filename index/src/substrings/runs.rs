@@ -123,7 +123,8 @@ impl Runs {
             let block = self.pages[first + p];
             let page = rel.read(block);
             let count = (total - p * cap).min(cap);
-            self.check(&page, block, Kind::Codes, 0, count)?;
+            let want = Want::run(Kind::Codes, 0, self.sub.generation, count);
+            layout::check_codes_page(&page, block, &want)?;
             f((p * cap) as u32, layout::codes_page(&page, nb, count));
         }
         Ok(self.codes_pages())

@@ -551,4 +551,12 @@ fn verify_finds_a_code_changed_on_a_codes_page() {
         "{:?}",
         report.problems
     );
+    // A pass trusts a codes page by the copy of its identification before the codes: one
+    // that does not match its special space is corruption, not a page to read.
+    {
+        let mut w = rel.write(block);
+        w.contents_mut()[4] ^= 1; // the generation's low byte
+    }
+    let failure = crate::testutil::scan_failure(&rel, query(&rows[0].0, u32::MAX));
+    assert!(failure.contains("copy of its identification"), "{failure}");
 }
