@@ -18,6 +18,14 @@
 # ratio to it (x1.0 = the speed of that scan; below 1 the index skips codes).
 # Usage: benches/sql/mih.sh [rows] [queries per form]      (defaults 1000000, 300)
 #        MIH_BENCH_KINDS="uniform64" benches/sql/mih.sh 10000000   (one kind, 10M rows)
+# Knobs (environment): MIH_BENCH_KINDS; MIH_BENCH_RADII="0 2 4 8" (the radius columns; by
+# default two per kind); MIH_BENCH_VARIANTS="auto" (of seqscan, auto, other; default all
+# three); MIH_BENCH_INSERT=0 skips the INSERT/VACUUM measurement; MIH_BENCH_KEEP=1 keeps the
+# tables. The 100M-row run of docs/benchmarks.md:
+#   MIH_BENCH_KINDS="uniform64 multilabel64" MIH_BENCH_VARIANTS=auto MIH_BENCH_INSERT=0 \
+#   MIH_BENCH_RADII="0 2 4 8" benches/sql/mih.sh 100000000 200
+# The build's progress (pg_stat_progress_create_index) is printed every 15 seconds, and the
+# building backend's peak memory (VmHWM) is reported with its time.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/common.sh
@@ -48,7 +56,7 @@ b -c "CREATE EXTENSION ics_hash" >/dev/null
 {
     echo "# mih benchmark: $ROWS rows per kind"
     echo
-    echo "Machine: $(nproc) cores, kernel $("$floor_bin" uniform --bits 64 --rows 1 --queries 1 --k 1 --radius 0 | awk '/^kernel/ { print $2 }'), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo | sed 's/^ *//'); PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); one connection, prepared statements, no parallel workers, shared_buffers 2GB; latencies in ms (client round trip, median / p95). Sequential scans: $SEQ_QUERIES queries per form; index: $QUERIES. Size: the index against the packed codes + 6-byte TIDs."
+    echo "Machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), kernel $("$floor_bin" uniform --bits 64 --rows 1 --queries 1 --k 1 --radius 0 | awk '/^kernel/ { print $2 }'), $(awk '/model name/ { $1=$2=$3=""; print; exit }' /proc/cpuinfo | sed 's/^ *//'); PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); one connection, prepared statements, no parallel workers, shared_buffers 2GB; latencies in ms (client round trip, median / p95). Sequential scans: $SEQ_QUERIES queries per form; index: $QUERIES. Size: the index against the packed codes + 6-byte TIDs. Build memory: the building backend's peak resident set (VmHWM; maintenance_work_mem = 512MB)."
     echo
 } >"$report"
 
@@ -61,6 +69,9 @@ for kind in $KINDS; do
         multilabel) genopts=(--centres 80 --flip 0.1) radii="2 8" ;;
         *) genopts=() radii="4 8" ;;
     esac
+    radii=${MIH_BENCH_RADII:-$radii}
+    forms="knn10 knn100"
+    for r in $radii; do forms="$forms r$r"; done
     step "$kind: $ROWS rows"
     b >/dev/null <<SQL
 DROP TABLE IF EXISTS $kind, q_$kind, new_$kind;
@@ -87,20 +98,25 @@ SQL
         echo
         echo "$distinct distinct codes of $ROWS. Mean distance of the 10th / 100th neighbour (10 queries): $d10 / $d100."
         echo
-        echo "| index | build ms | size (x codes+TIDs) | k=10 median / p95 | k=100 median / p95 | r=${radii% *} median / p95 | r=${radii#* } median / p95 |"
-        echo "|---|---|---|---|---|---|---|"
+        header="| index | build s (peak memory) | size (x codes+TIDs) | k=10 median / p95 | k=100 median / p95 |"
+        rule="|---|---|---|---|---|"
+        for r in $radii; do
+            header="$header r=$r median / p95 |"
+            rule="$rule---|"
+        done
+        echo "$header"
+        echo "$rule"
     } >>"$report"
 
     # The floor: the same codes (the generator's stream), scanned in memory.
     floor=$("$floor_bin" "$dist" --bits "$bits" --rows "$ROWS" "${genopts[@]}" --queries "$QUERIES" \
-        --k 10,100 --radius "${radii// /,}")
+        --k 10,100 --radius "$(tr ' ' , <<<"$radii")")
     floor_of() { awk -v f="$1" '$1 == f { print $2, $3 }' <<<"$floor"; }
     declare -A floor_median=()
     row="| SIMD scan in memory (the floor) | | |"
-    for form in knn10 knn100 ra rb; do
+    for form in $forms; do
         case $form in
-            ra) key=radius${radii% *} ;;
-            rb) key=radius${radii#* } ;;
+            r*) key=radius${form#r} ;;
             *) key=$form ;;
         esac
         read -r m p < <(floor_of "$key")
@@ -113,6 +129,7 @@ SQL
     # The sequential scan first (its row in the table), then each index variant.
     variants="seqscan auto"
     case $kind in clustered64 | multilabel64 | uniform64) variants="seqscan auto other" ;; esac
+    variants=${MIH_BENCH_VARIANTS:-$variants}
     chosen=""
     for variant in $variants; do
         row=""
@@ -130,22 +147,41 @@ SQL
                 with="WITH (strategy = $other)"
             fi
             b -c "DROP INDEX IF EXISTS ${kind}_mih" >/dev/null
+            # The build in one session that then reads its own peak memory; its progress
+            # from another, every 15 seconds.
+            (
+                sleep 15
+                while true; do
+                    p=$(b -c "SELECT phase || ': ' || tuples_done || ' of ' || tuples_total || ' tuples' FROM pg_stat_progress_create_index WHERE datname = 'mih_bench'" 2>/dev/null) || break
+                    [ -n "$p" ] && info "building: $p"
+                    sleep 15
+                done
+            ) &
+            progress=$!
             t0=$(date +%s%N)
-            b -c "CREATE INDEX ${kind}_mih ON $kind USING mih (code) $with" >/dev/null
+            hwm=$(b -v ON_ERROR_STOP=1 <<SQL | tail -n 1
+SELECT pg_backend_pid() AS pid \gset
+\setenv MIH_BUILD_PID :pid
+CREATE INDEX ${kind}_mih ON $kind USING mih (code) $with;
+\! awk '/VmHWM/ { printf "%.0f MB\\n", \$2 / 1024 }' /proc/\$MIH_BUILD_PID/status
+SQL
+            )
             build_ms=$(ms_since "$t0")
+            kill "$progress" 2>/dev/null || true
+            wait "$progress" 2>/dev/null || true
             size=$(b -c "SELECT pg_relation_size('${kind}_mih')")
             strategy=$(b -c "SELECT strategy FROM mih_verify('${kind}_mih', false)")
             [ "$variant" = auto ] && chosen=$strategy
             label="$strategy"
             [ "$variant" = auto ] && label="$strategy (auto)"
             ratio=$(awk -v s="$size" -v n="$ROWS" -v nb="$nb" 'BEGIN { printf "%.2f", s / (n * (nb + 6)) }')
-            row="| mih: $label | $build_ms | $((size / 1024 / 1024)) MB (${ratio}x) |"
-            info "mih $label: built in $build_ms ms, $((size / 1024 / 1024)) MB (${ratio}x)"
+            build_s=$(awk -v ms="$build_ms" 'BEGIN { printf "%.1f", ms / 1000 }')
+            row="| mih: $label | $build_s ($hwm) | $((size / 1024 / 1024)) MB (${ratio}x) |"
+            info "mih $label: built in $build_s s (peak $hwm), $((size / 1024 / 1024)) MB (${ratio}x)"
         fi
-        for form in knn10 knn100 ra rb; do
+        for form in $forms; do
             file=$out/$kind-$form.sql
-            r=${radii% *}
-            [ "$form" = rb ] && r=${radii#* }
+            r=${form#r}
             {
                 echo '\set qi random(1, 1000)'
                 case $form in
@@ -163,6 +199,11 @@ SQL
         echo "$row" >>"$report"
     done
 
+    if [ "${MIH_BENCH_INSERT:-1}" = 0 ]; then
+        echo >>"$report"
+        [ "${MIH_BENCH_KEEP:-0}" = 1 ] || b -c "DROP TABLE $kind, q_$kind, new_$kind" >/dev/null
+        continue
+    fi
     step "$kind: INSERT ... SELECT of 100k rows, without and with the index ($chosen, as auto chose)"
     b -c "DROP INDEX IF EXISTS ${kind}_mih" -c "CREATE INDEX ${kind}_mih ON $kind USING mih (code)" \
         -c "CREATE TABLE ${kind}_plain AS SELECT * FROM $kind" -c "CHECKPOINT" >/dev/null
