@@ -192,7 +192,7 @@ SQL
             } >"$file"
             latency "$PORT" mih_bench "$file" 5 "$opts" >/dev/null # warm the cache
             read -r m p < <(latency "$PORT" mih_bench "$file" "$n" "$opts")
-            x=$(awk -v m="$m" -v f="${floor_median[$form]}" 'BEGIN { printf "%.1f", m / f }')
+            x=$(awk -v m="$m" -v f="${floor_median[$form]}" 'BEGIN { r = m / f; printf (r < 0.1 ? "%.3f" : "%.1f"), r }')
             row="$row $m / $p (x$x) |"
             info "$variant $form: $m / $p ms (x$x the floor)"
         done
