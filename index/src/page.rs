@@ -31,6 +31,7 @@ const OFF_LOWER: usize = 12;
 const OFF_UPPER: usize = 14;
 const OFF_SPECIAL: usize = 16;
 const OFF_SIZE_VERSION: usize = 18;
+const OFF_PRUNE_XID: usize = 20;
 
 pub const fn maxalign(n: usize) -> usize {
     (n + MAXALIGN - 1) & !(MAXALIGN - 1)
@@ -62,6 +63,20 @@ impl Page {
         self.set_u16_at(OFF_UPPER, special as u16);
         self.set_u16_at(OFF_SPECIAL, special as u16);
         self.set_u16_at(OFF_SIZE_VERSION, PAGE_SIZE as u16 | LAYOUT_VERSION);
+    }
+
+    /// The header's `pd_prune_xid` word. PostgreSQL uses it on heap pages only; an index page
+    /// may use it as a mark that no row data can forge (contents start after the header).
+    pub fn prune_xid(&self) -> u32 {
+        u32::from_ne_bytes(
+            self.0[OFF_PRUNE_XID..OFF_PRUNE_XID + 4]
+                .try_into()
+                .expect("4 bytes"),
+        )
+    }
+
+    pub fn set_prune_xid(&mut self, v: u32) {
+        self.0[OFF_PRUNE_XID..OFF_PRUNE_XID + 4].copy_from_slice(&v.to_ne_bytes());
     }
 
     /// PageIsNew: never initialised (all-zero header), e.g. a block extended but not written.

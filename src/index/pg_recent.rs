@@ -5,7 +5,8 @@
 //! pages for a million 64-bit codes). A stale entry (the page evicted, the index rewritten or
 //! dropped) fails the check, and the page is read the usual way and remembered again.
 //!
-//! Only scans use it (their pages are read with a share lock like any other read), only the
+//! Only scans of permanent and unlogged indexes use it (a temporary index lives in local
+//! buffers; its pages are read with a share lock like any other read), only the
 //! first [`MAX_BLOCKS`] blocks of [`MAX_INDEXES`] indexes are remembered, and the memory is
 //! the backend's own (a backend is one thread: a thread-local map).
 

@@ -42,11 +42,14 @@ impl PgRelation {
     /// `rel` is an open index relation that outlives the returned value.
     pub unsafe fn for_scan(rel: pg_sys::Relation) -> PgRelation {
         // SAFETY: an open relation (the caller's promise).
-        let oid = unsafe { (*rel).rd_id };
+        let (oid, persistence) = unsafe { ((*rel).rd_id, (*(*rel).rd_rel).relpersistence) };
+        // Temporary indexes live in local buffers, which a map of buffer numbers by OID must
+        // not mix with shared ones: they are read the usual way.
+        let temp = persistence == pg_sys::RELPERSISTENCE_TEMP as std::ffi::c_char;
         PgRelation {
             rel,
             wal: true,
-            recent: Some(Recent::take(oid)),
+            recent: (!temp).then(|| Recent::take(oid)),
         }
     }
 

@@ -32,9 +32,12 @@
 //! - Map: u32 block numbers of the page list.
 //! - Codes (table 0's codes again, in the same order): a copy of what identifies the page
 //!   (page_id u16 | kind u8 | table u8 | generation u32 | count u32, then zeros to 40 bytes),
-//!   then codes [cap x code_bytes] from byte 64 of the page, where a buffer's cache lines
-//!   begin. A pass checks the copy, on the cache line before the codes, instead of the
-//!   special space at the far end of the page: one memory access less per page.
+//!   then codes [cap x code_bytes] from byte 64 of the page (a cache-line boundary where the
+//!   buffer is 64-byte aligned). The header's pd_prune_xid holds a mark of the generation
+//!   ([`codes_mark`]), which no row data can write: a recycled page whose first contents are
+//!   codes someone chose cannot pass for a codes page. A pass checks the mark and the copy,
+//!   on the page's first cache line, instead of the special space at its far end: one memory
+//!   access less per page.
 //!
 //! Codes and TIDs are stored apart (not as (code, TID) pairs) so that the Hamming kernels run
 //! over a contiguous block of codes. The codes pages exist for the linear pass: without TIDs
@@ -352,11 +355,19 @@ fn codes_ident(kind: Kind, table: u8, generation: u32, count: u32) -> [u8; 12] {
     id
 }
 
-/// Copies a codes page's identification from its special space (when it is written).
+/// The mark a codes page of `generation` carries in its header's pd_prune_xid: never 0 (what
+/// every other page of the index has there).
+pub fn codes_mark(generation: u32) -> u32 {
+    generation.wrapping_mul(0x9E37_79B1) | 1
+}
+
+/// Copies a codes page's identification from its special space, and marks its header (when
+/// it is written).
 pub fn set_codes_ident(page: &mut Page) {
     let s = Special::read(page).expect("internal invariant: a codes page");
     let id = codes_ident(s.kind, s.table, s.generation, s.count);
     page.contents_mut()[..id.len()].copy_from_slice(&id);
+    page.set_prune_xid(codes_mark(s.generation));
 }
 
 /// Checks a codes page as [`check_page`] does, from the copy before its codes when it matches
@@ -369,15 +380,38 @@ pub fn check_codes_page(page: &Page, block: u32, want: &Want) -> Result<(), Page
         want.generation.expect("a run page"),
         want.min_count as u32,
     );
-    if !page.is_new() && page.contents().get(..id.len()) == Some(&id[..]) {
+    let found = |page: &Page| {
+        format!(
+            "{:#x} and {:?}",
+            page.prune_xid(),
+            &page.contents()[..id.len()]
+        )
+    };
+    let generation = want.generation.expect("a run page");
+    if !page.is_new()
+        && page.prune_xid() == codes_mark(generation)
+        && page.contents().get(..id.len()) == Some(&id[..])
+    {
         return Ok(());
+    }
+    // A page of this generation listed where a codes page should be is no recycling: the
+    // page list is wrong (corruption, not a retry).
+    if let Some(s) = Special::read(page) {
+        if s.generation == generation && s.kind != Kind::Codes {
+            return Err(PageFault::Garbage(FormatError::BadField {
+                block,
+                field: "the page's kind",
+                expected: "a codes page".into(),
+                found: format!("a {:?} page of the same generation", s.kind),
+            }));
+        }
     }
     check_page(page, block, want)?;
     Err(PageFault::Garbage(FormatError::BadField {
         block,
-        field: "the codes page's copy of its identification",
-        expected: format!("{id:?}"),
-        found: format!("{:?}", &page.contents()[..id.len()]),
+        field: "the codes page's mark and copy of its identification",
+        expected: format!("{:#x} and {id:?}", codes_mark(generation)),
+        found: found(page),
     }))
 }
 

@@ -559,4 +559,13 @@ fn verify_finds_a_code_changed_on_a_codes_page() {
     }
     let failure = crate::testutil::scan_failure(&rel, query(&rows[0].0, u32::MAX));
     assert!(failure.contains("copy of its identification"), "{failure}");
+    // Contents alone cannot make a codes page (a recycled page's first bytes may be codes
+    // anyone inserted): the mark in the header, which no row writes, must be there too.
+    {
+        let mut w = rel.write(block);
+        w.contents_mut()[4] ^= 1; // the copy right again
+        w.set_prune_xid(0);
+    }
+    let failure = crate::testutil::scan_failure(&rel, query(&rows[0].0, u32::MAX));
+    assert!(failure.contains("the codes page's mark"), "{failure}");
 }

@@ -402,8 +402,16 @@ pub fn merge<R: Relation, S: Spill>(
         s.map_blocks = written.map_blocks.clone();
         s.sealed = INVALID_BLOCK;
         s.retired = sealed_head;
+        // The new generation has codes pages: an index that already held NULL codes is now
+        // of the current format (one that did not keeps its version: it still lacks them).
+        let version = if meta.version >= crate::format::NULLS_VERSION {
+            crate::format::VERSION
+        } else {
+            meta.version
+        };
         let meta = Meta {
             build_rows: written.rows,
+            version,
             ..meta
         };
         s.write(&meta, &mut mp);

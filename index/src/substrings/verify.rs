@@ -7,7 +7,7 @@ use crate::format::{FormatError, Tid, INVALID_BLOCK};
 use crate::relation::Relation;
 use crate::sort::Sorter;
 use crate::spill::Spill;
-use crate::substrings::layout::{self, check_page, Kind, Want, TOMBSTONE};
+use crate::substrings::layout::{self, check_page, Kind, Special, Want, TOMBSTONE};
 use crate::substrings::plan::{slot_of, sort_key};
 use crate::substrings::runs::Runs;
 use crate::verify::Report;
@@ -190,6 +190,13 @@ pub fn verify<R: Relation, S: Spill>(
     // records, in the same order.
     if runs.codes_pages() > 0 {
         r.data_pages += runs.codes_pages() as u64;
+        let first = runs.codes_first.expect("codes pages");
+        for (p, &block) in runs.pages[first..].iter().enumerate() {
+            if Special::read(&rel.read(block)).is_some_and(|s| s.is_deleted()) {
+                r.problems
+                    .push(format!("table 0 codes page {p}: it is marked deleted"));
+            }
+        }
         let mut differ = 0u64;
         let mut fault = None;
         let read = runs.for_codes(rel, &mut |first, codes| {
