@@ -156,6 +156,98 @@ fn finetune_train_resume_export_eval() {
     assert!(err.contains("mAP@5"), "{err}");
 }
 
+/// A fine-tuning run of 2 epochs clamps the default warm-up (2) to 1. Extended with --resume
+/// to 3 epochs, whose default warm-up is 2, it keeps the clamped warm-up (epoch 2 learned
+/// weights already), says so, and ends where an unbroken 3-epoch run with --warmup-epochs 1
+/// ends.
+#[test]
+fn extending_a_short_finetuning_run_keeps_its_clamped_warmup() {
+    let dir = fresh_dir("finetune-warmup");
+    let bb = tiny_backbone(&dir);
+    let train = list(&dir, "train", 12);
+    let args = |epochs: &str, ckpt: &str, out: &str, extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--backbone",
+            s(&bb),
+            "--train",
+            s(&train),
+            "--bits",
+            "8",
+            "--hidden",
+            "none",
+            "--epochs",
+            epochs,
+            "--batch-size",
+            "4",
+            "--finetune",
+            "top:1",
+            "--checkpoint-dir",
+            s(&dir.join(ckpt)),
+            "--out",
+            s(&dir.join(out)),
+        ]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    let run = |a: Vec<String>| ok(&a.iter().map(String::as_str).collect::<Vec<_>>());
+    run(args("2", "ckpt", "short.icsm", &[]));
+    let short = ModelFile::load(&dir.join("short.icsm")).unwrap();
+    assert_eq!(
+        short.model.config().warmup_epochs,
+        1,
+        "clamped to fit 2 epochs"
+    );
+    let (_, err) = run(args("3", "ckpt", "resumed.icsm", &["--resume"]));
+    assert!(
+        err.contains(
+            "resuming after epoch 2 with the checkpoint's warm-up of 1 epoch (clamped to fit its \
+             run of 2 epochs), not the 2 epochs a run of 3 epochs has from the start"
+        ) && err.contains("--warmup-epochs 1")
+            && err.contains("epoch 3/3")
+            && !err.contains("epoch 1/3"),
+        "{err}"
+    );
+    run(args(
+        "3",
+        "ckpt-unbroken",
+        "unbroken.icsm",
+        &["--warmup-epochs", "1"],
+    ));
+    let (a, b) = (
+        ModelFile::load(&dir.join("resumed.icsm")).unwrap(),
+        ModelFile::load(&dir.join("unbroken.icsm")).unwrap(),
+    );
+    assert_eq!(a.model.config(), b.model.config());
+    assert_eq!(a.model.head(), b.model.head());
+    assert_eq!(a.model.weights(), b.model.weights());
+    assert_eq!(
+        a.finetuned.as_ref().map(|f| &f.tensors),
+        b.finetuned.as_ref().map(|f| &f.tensors)
+    );
+    // A warm-up given that differs from the checkpoint's, once weights were learned: refused,
+    // naming the setting and what to do.
+    let e = fails(
+        &args(
+            "3",
+            "ckpt",
+            "other.icsm",
+            &["--resume", "--warmup-epochs", "2"],
+        )
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>(),
+    );
+    assert!(
+        e.contains("warmup_epochs (checkpoint 1, now 2)")
+            && e.contains("train from the start without --resume"),
+        "{e}"
+    );
+}
+
 #[test]
 fn bad_finetune_options_say_why() {
     let dir = fresh_dir("finetune-errors");

@@ -133,14 +133,14 @@ pub fn markdown(b: &BenchReport) -> String {
         for r in &b.finetune_runs {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 r.name,
                 r.mode,
                 r.train_images,
                 r.image_size,
                 r.epochs,
                 r.trained_parameters,
-                r.images_per_second,
+                crate::eval::format_rate(r.images_per_second),
                 r.network_seconds,
                 r.input_seconds,
                 r.prepare_seconds,

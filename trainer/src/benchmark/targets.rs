@@ -167,9 +167,9 @@ pub fn targets(
                 ),
                 wanted: format!("< {:.0} s", FINETUNE_MINUTES * 60.0),
                 measured: format!(
-                    "{:.1} s ({:.1} images/s forward + backward)",
+                    "{:.1} s ({} images/s forward + backward)",
                     r.total_seconds(),
-                    r.images_per_second
+                    crate::eval::format_rate(r.images_per_second)
                 ),
                 met: r.total_seconds() < FINETUNE_MINUTES * 60.0,
             });

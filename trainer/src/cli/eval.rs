@@ -1,8 +1,9 @@
 //! `ics-train eval`: scores model files on the query and database splits (mAP@R by Hamming
 //! ranking, precision within radius 2, PR curve, random-code and optional cosine baselines)
 //! and the learned weights against the training split's areas; writes `report.json`,
-//! `summary.md` ([`ics_train::workflow::EvalJob`]) and PNG plots (`map_vs_bits.png`,
-//! `pr_curves.png`, `weights_vs_area.png`).
+//! `summary.md` ([`ics_train::workflow::EvalJob`]) and PNG plots ([`super::plots::write_plots`]:
+//! `map_vs_bits.png` or, with one code length, `map_by_method.png`; `pr_curves.png`,
+//! `weights_vs_area.png`, `dynamics_<model>.png`).
 
 use std::path::PathBuf;
 

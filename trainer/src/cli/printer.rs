@@ -150,7 +150,7 @@ impl Observer for Printer {
                 let total: f64 = out.model.history().iter().map(|e| e.seconds).sum();
                 self.line(format!(
                     "{tag}trained {} {} bits, head {:?}, backbone {} ({} parameters trained), \
-                     {} epochs on {} images in {} (+{} preparing); forward + backward {:.1} \
+                     {} epochs on {} images in {} (+{} preparing); forward + backward {} \
                      images/s",
                     config.method.label(),
                     config.bits,
@@ -161,7 +161,7 @@ impl Observer for Printer {
                     images,
                     ui::duration(total),
                     ui::duration(out.prepare_seconds),
-                    out.images_per_second()
+                    ics_train::eval::format_rate(out.images_per_second())
                 ));
             }
             Event::NoAgreement {

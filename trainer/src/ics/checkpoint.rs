@@ -56,6 +56,45 @@ impl Checkpointing {
     pub fn file(&self) -> PathBuf {
         self.dir.join(FILE_NAME)
     }
+
+    /// [`Checkpoint::resume_warmup`] of the folder's checkpoint when resuming (nothing when
+    /// there is no checkpoint: the training loop says so).
+    pub fn resume_warmup(&self, config: &mut TrainConfig) -> Result<Option<String>> {
+        if !self.resume || !self.file().is_file() {
+            return Ok(None);
+        }
+        Ok(Checkpoint::load(&self.file())?.resume_warmup(config))
+    }
+}
+
+/// The warm-up a resumed run continues with when its command line gives none
+/// ([`Checkpoint::resume_warmup`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumedWarmup {
+    /// The checkpoint's warm-up and the run's are the same.
+    Same,
+    /// The checkpoint's warm-up was clamped to fit a short run, and every epoch done was a
+    /// warm-up epoch in both schedules: the run continues with the warm-up it would have had
+    /// from the start, and ends exactly where an unbroken run of its configuration ends.
+    Run,
+    /// Otherwise the run keeps the checkpoint's warm-up, and ends where an unbroken run with
+    /// that warm-up (`--warmup-epochs` of the checkpoint) ends.
+    Checkpoint,
+}
+
+impl ResumedWarmup {
+    /// Which warm-up a run continues with: it would warm up for `run` epochs from the start; the
+    /// checkpoint was trained with `checkpoint` epochs of warm-up (`clamped`: cut to fit its
+    /// short run) and is at `epochs_done`.
+    pub fn choose(checkpoint: usize, clamped: bool, epochs_done: usize, run: usize) -> Self {
+        if checkpoint == run {
+            ResumedWarmup::Same
+        } else if clamped && epochs_done <= checkpoint.min(run) {
+            ResumedWarmup::Run
+        } else {
+            ResumedWarmup::Checkpoint
+        }
+    }
 }
 
 /// The loop's state after `epochs_done` epochs.
@@ -200,13 +239,76 @@ impl Checkpoint {
         Self::from_bytes(&bytes).with_context(|| format!("checkpoint {}", path.display()))
     }
 
+    /// A run resumed without `--warmup-epochs`: sets `config.warmup_epochs` (the default, or
+    /// `epochs - 1` when the run is shorter than that) to the warm-up it continues with
+    /// ([`ResumedWarmup::choose`]), so that extending a short run, whose warm-up was clamped to
+    /// fit, is not refused as another configuration. Returns a log line when the choice is not
+    /// simply the run's own warm-up (or makes no difference: CSQ learns no weights). A warm-up
+    /// given on the command line is not this function's: [`Checkpoint::check_resumes`] holds it
+    /// to the checkpoint's.
+    pub fn resume_warmup(&self, config: &mut TrainConfig) -> Option<String> {
+        let (ck, run, done) = (
+            self.config.warmup_epochs,
+            config.warmup_epochs,
+            self.epochs_done,
+        );
+        let clamped = ck + 1 == self.config.epochs && ck < TrainConfig::default().warmup_epochs;
+        let n = |n: usize| match n {
+            1 => "1 epoch".to_string(),
+            n => format!("{n} epochs"),
+        };
+        let choice = ResumedWarmup::choose(ck, clamped, done, run);
+        if choice == ResumedWarmup::Checkpoint {
+            if ck > config.epochs {
+                // Longer than the run: check_resumes names the difference.
+                return None;
+            }
+            config.warmup_epochs = ck;
+        }
+        let how = if clamped {
+            format!(" (clamped to fit its run of {})", n(self.config.epochs))
+        } else {
+            String::new()
+        };
+        match choice {
+            ResumedWarmup::Same => None,
+            _ if !config.learns_weights() => None,
+            ResumedWarmup::Run => Some(format!(
+                "resuming after epoch {done}, still in the warm-up: continuing with the warm-up \
+                 of a run of {}, {}, not the checkpoint's {}{how}; the result equals an unbroken \
+                 run's",
+                n(config.epochs),
+                n(run),
+                n(ck)
+            )),
+            ResumedWarmup::Checkpoint => Some(format!(
+                "resuming after epoch {done} with the checkpoint's warm-up of {}{how}, not the \
+                 {} a run of {} has from the start{}. The result equals an unbroken run with \
+                 --warmup-epochs {ck}; for the other warm-up, train from the start",
+                n(ck),
+                n(run),
+                n(config.epochs),
+                if done > ck {
+                    format!(": weights have been learned since epoch {}", ck + 1)
+                } else {
+                    String::new()
+                }
+            )),
+        }
+    }
+
     /// Checks the checkpoint belongs to a run of `config` on data with `fingerprint`: the
-    /// same configuration apart from `epochs` and `eval_every` (a run may be extended), the
-    /// same data and source, and not past `config.epochs`.
+    /// same configuration apart from `epochs` and `eval_every` (a run may be extended) and
+    /// `warmup_epochs` while every epoch done was warm-up in both, the same data and source,
+    /// and not past `config.epochs`.
     pub fn check_resumes(&self, config: &TrainConfig, fingerprint: &str) -> Result<()> {
+        // The warm-up may differ while every epoch done was warm-up in both schedules: those
+        // epochs were the same either way.
+        let same_so_far = self.epochs_done <= self.config.warmup_epochs.min(config.warmup_epochs);
         let comparable = |c: &TrainConfig| TrainConfig {
             epochs: 0,
             eval_every: 1,
+            warmup_epochs: if same_so_far { 0 } else { c.warmup_epochs },
             ..c.clone()
         };
         if comparable(&self.config) != comparable(config) {
@@ -231,7 +333,9 @@ impl Checkpoint {
                 })
                 .collect();
             bail!(
-                "the checkpoint was written by a run with another configuration: {}",
+                "the checkpoint was written by a run with another configuration: {}; resume \
+                 with the checkpoint's settings (only --epochs may change), or train from the \
+                 start without --resume",
                 differ.join(", ")
             );
         }
@@ -246,5 +350,23 @@ impl Checkpoint {
             config.epochs
         );
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_warmup_a_resumed_run_keeps() {
+        use ResumedWarmup::*;
+        // (checkpoint warm-up, clamped, epochs done, the run's warm-up)
+        assert_eq!(ResumedWarmup::choose(2, false, 1, 2), Same);
+        // A 2-epoch run (warm-up clamped to 1) stopped after epoch 1: still warming up.
+        assert_eq!(ResumedWarmup::choose(1, true, 1, 2), Run);
+        // ... after epoch 2: weights already learned in epoch 2.
+        assert_eq!(ResumedWarmup::choose(1, true, 2, 2), Checkpoint);
+        // A warm-up that was not clamped is kept, even within it.
+        assert_eq!(ResumedWarmup::choose(5, false, 1, 2), Checkpoint);
     }
 }

@@ -37,7 +37,7 @@ pub mod weights;
 mod gradcheck;
 
 pub use centres::{CentreStats, Centres};
-pub use checkpoint::{Checkpoint, Checkpointing};
+pub use checkpoint::{Checkpoint, Checkpointing, ResumedWarmup};
 pub use config::{
     CentreMethod, Finetune, FinetuneMode, Method, OrthoHashParams, TrainConfig, WeightUpdate,
 };

@@ -603,4 +603,103 @@ pub(crate) mod tests {
         )
         .unwrap();
     }
+
+    /// Trains `config` on small synthetic data with checkpoints in `dir`.
+    fn run(config: &TrainConfig, dir: &std::path::Path, resume: bool) -> IcsModel {
+        let data = make(120, 16, 4, 2, 0.6, 7);
+        let c = Checkpointing {
+            dir: dir.to_path_buf(),
+            every: 1,
+            resume,
+        };
+        train_checkpointed(
+            data.features.view(),
+            data.labels.view(),
+            config,
+            None,
+            Some(&c),
+            |_| {},
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn extending_a_clamped_short_run() {
+        let dir = std::env::temp_dir().join(format!("ics-resume-warmup-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let base = TrainConfig {
+            bits: 16,
+            hidden: vec![],
+            batch_size: 16,
+            seed: 4,
+            ..TrainConfig::default()
+        };
+        let with = |epochs, warmup_epochs| TrainConfig {
+            epochs,
+            warmup_epochs,
+            ..base.clone()
+        };
+        let strip = |m: &IcsModel| {
+            let h: Vec<EpochLog> = m
+                .history()
+                .iter()
+                .map(|l| EpochLog {
+                    seconds: 0.0,
+                    ..l.clone()
+                })
+                .collect();
+            (m.head().clone(), m.weights().clone(), h)
+        };
+
+        // A run of 2 epochs: the default warm-up of 2 is clamped to 1. Extended to 4 epochs,
+        // whose default warm-up is 2: it keeps 1, since epoch 2 learned weights already, says
+        // so, and ends where an unbroken run with --warmup-epochs 1 ends.
+        run(&with(2, 1), &dir.join("a"), false);
+        let cp =
+            Checkpoint::load(&dir.join("a").join(super::super::checkpoint::FILE_NAME)).unwrap();
+        let mut longer = with(4, 2);
+        let line = cp.resume_warmup(&mut longer).unwrap();
+        assert_eq!(longer.warmup_epochs, 1);
+        assert!(
+            line.contains(
+                "resuming after epoch 2 with the checkpoint's warm-up of 1 epoch \
+                           (clamped to fit its run of 2 epochs), not the 2 epochs a run of 4 \
+                           epochs has from the start: weights have been learned since epoch 2"
+            ) && line.contains("unbroken run with --warmup-epochs 1"),
+            "{line}"
+        );
+        let resumed = run(&longer, &dir.join("a"), true);
+        let unbroken = run(&with(4, 1), &dir.join("b"), false);
+        assert_eq!(strip(&resumed), strip(&unbroken));
+
+        // Stopped after epoch 1 of that 2-epoch run (a 1-epoch run with the same warm-up is
+        // the same state): every epoch done was warm-up, so it takes the longer run's warm-up
+        // and ends where that run ends.
+        run(&with(1, 1), &dir.join("c"), false);
+        let path = dir.join("c").join(super::super::checkpoint::FILE_NAME);
+        let mut cp = Checkpoint::load(&path).unwrap();
+        cp.config.epochs = 2;
+        cp.save(&path).unwrap();
+        let mut longer = with(4, 2);
+        let line = cp.resume_warmup(&mut longer).unwrap();
+        assert_eq!(longer.warmup_epochs, 2);
+        assert!(
+            line.contains(
+                "still in the warm-up: continuing with the warm-up of a run of 4 \
+                           epochs, 2 epochs, not the checkpoint's 1 epoch"
+            ),
+            "{line}"
+        );
+        let resumed = run(&longer, &dir.join("c"), true);
+        let unbroken = run(&with(4, 2), &dir.join("d"), false);
+        assert_eq!(strip(&resumed), strip(&unbroken));
+
+        // CSQ learns no weights: the warm-up changes nothing, and nothing is said.
+        let mut csq = TrainConfig {
+            method: crate::ics::Method::Csq,
+            ..with(4, 2)
+        };
+        assert_eq!(cp.resume_warmup(&mut csq), None);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

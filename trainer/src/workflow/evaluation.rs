@@ -13,6 +13,7 @@ use super::features::{features_of, load_split, FeatureSettings};
 use super::training::evaluate_model;
 use crate::backbone::file::BackboneFile;
 use crate::codes::PackedCodes;
+use crate::data::class_names::{are_placeholders, differences};
 use crate::data::{DataSpec, LoadedSplit, SplitName};
 use crate::eval::cosine::cosine_map_at_r;
 use crate::eval::{share_points, summary_markdown, EvalSet, EvalSummary, SharePoints};
@@ -78,6 +79,11 @@ impl EvalJob {
         } else {
             None
         };
+        for (path, f) in &files {
+            for split in [Some(&q), Some(&db), train.as_ref()].into_iter().flatten() {
+                check_classes(path, &f.class_names, split)?;
+            }
+        }
         std::fs::create_dir_all(&self.out)
             .with_context(|| format!("creating {}", self.out.display()))?;
 
@@ -222,6 +228,29 @@ impl EvalJob {
         }
         Ok(bb)
     }
+}
+
+/// Checks that a model's classes are the split's label columns: the same number, and the same
+/// names in the same order where both sides have names (a list file without `--classes` has
+/// none to compare). Otherwise mAP would score codes against labels of other classes.
+pub fn check_classes(model: &Path, names: &[String], split: &LoadedSplit) -> Result<()> {
+    let data = split.dataset.class_names();
+    let comparable = !are_placeholders(names) && !are_placeholders(data);
+    if names.len() == data.len() && !comparable {
+        return Ok(());
+    }
+    let Some(d) = differences(names, data, "the model", "the data") else {
+        return Ok(());
+    };
+    bail!(
+        "{} was trained on other classes than the label columns of the {} split {}: {d}. \
+         Evaluate it on data labelled with the model's classes in the model's order (list \
+         files: --classes with those names, one a line; COCO files: their columns are the \
+         category names sorted by name), or train a model on this data",
+        model.display(),
+        split.name.name(),
+        split.file.display()
+    )
 }
 
 /// Writes codes as `absolute path TAB hex`, one image a line, split order.
