@@ -23,7 +23,7 @@
 # three); MIH_BENCH_INSERT=0 skips the INSERT/VACUUM measurement; MIH_BENCH_KEEP=1 keeps the
 # tables. The 100M-row run of docs/benchmarks.md:
 #   MIH_BENCH_KINDS="uniform64 multilabel64" MIH_BENCH_VARIANTS=auto MIH_BENCH_INSERT=0 \
-#   MIH_BENCH_RADII="0 2 4 8" benches/sql/mih.sh 100000000 200
+#   MIH_BENCH_STATS=0 MIH_BENCH_RADII="0 2 4 8" benches/sql/mih.sh 100000000 200
 # The build's progress (pg_stat_progress_create_index) is printed every 15 seconds, and the
 # building backend's peak memory (VmHWM) is reported with its time.
 set -euo pipefail
@@ -84,19 +84,25 @@ SQL
         awk -v r="$ROWS" -F '\t' '{ print $1 - r "\t" $2 }' | b -c "\\copy q_$kind FROM stdin"
     "$gen" "$dist" --bits "$bits" --rows 100000 --first $((ROWS + 1001)) "${genopts[@]}" | b -c "\\copy new_$kind FROM stdin"
     b -c "VACUUM ANALYZE $kind" -c "VACUUM ANALYZE q_$kind" >/dev/null
-    distinct=$(b -c "SELECT count(DISTINCT code) FROM $kind")
-    read -r d10 d100 < <(b -F ' ' <<SQL
+    # The data's shape (a count of distinct codes and ten sequential k-NN scans: minutes at
+    # 100M rows, so MIH_BENCH_STATS=0 leaves it out).
+    shape="(shape not measured: MIH_BENCH_STATS=0)"
+    if [ "${MIH_BENCH_STATS:-1}" = 1 ]; then
+        distinct=$(b -c "SELECT count(DISTINCT code) FROM $kind")
+        read -r d10 d100 < <(b -F ' ' <<SQL
 SET enable_indexscan = off;
 SELECT round(avg(d10), 1), round(avg(d100), 1) FROM (
   SELECT (SELECT max(d) FROM (SELECT code <~> q.code AS d FROM $kind ORDER BY code <~> q.code LIMIT 10) s) AS d10,
          (SELECT max(d) FROM (SELECT code <~> q.code AS d FROM $kind ORDER BY code <~> q.code LIMIT 100) s) AS d100
   FROM q_$kind q WHERE qid <= 10) x
 SQL
-    )
+        )
+        shape="$distinct distinct codes of $ROWS. Mean distance of the 10th / 100th neighbour (10 queries): $d10 / $d100."
+    fi
     {
         echo "## $kind"
         echo
-        echo "$distinct distinct codes of $ROWS. Mean distance of the 10th / 100th neighbour (10 queries): $d10 / $d100."
+        echo "$shape"
         echo
         header="| index | build s (peak memory) | size (x codes+TIDs) | k=10 median / p95 | k=100 median / p95 |"
         rule="|---|---|---|---|---|"
