@@ -45,6 +45,12 @@ pub trait Relation {
     fn xid_is_old(&self, xid: u64) -> bool;
     /// Honour a cancel request in long loops (CHECK_FOR_INTERRUPTS in PostgreSQL).
     fn check_interrupts(&self) {}
+    /// Where the page list of a substring index may be remembered between scans of this
+    /// very relation (PostgreSQL: per backend and relation file); `None`, the default: the
+    /// map pages are read by every scan. See [`PageListMemo`].
+    fn page_list_memo(&self) -> Option<&RefCell<Option<PageListMemo>>> {
+        None
+    }
     /// Ends a scan that found `block` recycled under it. Substring tables of a replaced
     /// generation stay until no snapshot can read them, so on a primary this never happens;
     /// a hot standby without `hot_standby_feedback` may replay their recycling under its own
@@ -59,6 +65,17 @@ pub trait Relation {
     fn corrupted(&self, e: FormatError) -> ! {
         panic!("mih: {e}")
     }
+}
+
+/// A substring index's page list as one scan read it: a later scan of the same relation file
+/// whose metapage names the same generation and the same map pages reuses it instead of
+/// reading the map pages again (at 100M rows, 300 pages and 2.4 MB a query). A generation's
+/// page list never changes: merges write a new generation, and REINDEX a new relation file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageListMemo {
+    pub generation: u32,
+    pub map_blocks: Vec<BlockNumber>,
+    pub pages: std::sync::Arc<[BlockNumber]>,
 }
 
 /// Whether a page the free space map offers may be taken for new use. The map is only a hint
@@ -153,6 +170,9 @@ pub struct MemRelation {
     /// are not logged yet.
     before: RefCell<std::collections::HashMap<BlockNumber, Box<Page>>>,
     crash_image: RefCell<Option<Vec<Box<Page>>>>,
+    /// The page-list memo, when a test turns it on ([`MemRelation::remember_page_list`]).
+    memo: RefCell<Option<PageListMemo>>,
+    memo_on: Cell<bool>,
 }
 
 fn copy_page(p: &Page) -> Box<Page> {
@@ -182,7 +202,19 @@ impl MemRelation {
             crash_at: Cell::new(None),
             before: RefCell::new(Default::default()),
             crash_image: RefCell::new(None),
+            memo: RefCell::new(None),
+            memo_on: Cell::new(false),
         }
+    }
+
+    /// Lets scans remember the page list between them, as PostgreSQL's scans do.
+    pub fn remember_page_list(&self, on: bool) {
+        self.memo_on.set(on);
+    }
+
+    /// The remembered page list, if any.
+    pub fn page_list(&self) -> Option<PageListMemo> {
+        self.memo.borrow().clone()
     }
 
     /// A relation holding `pages` (a crash image).
@@ -345,6 +377,10 @@ impl Relation for MemRelation {
 
     fn read(&self, block: BlockNumber) -> Self::Read<'_> {
         std::cell::Ref::map(self.cell(block).borrow(), |b| &**b)
+    }
+
+    fn page_list_memo(&self) -> Option<&RefCell<Option<PageListMemo>>> {
+        self.memo_on.get().then_some(&self.memo)
     }
 
     fn write(&self, block: BlockNumber) -> Self::Write<'_> {

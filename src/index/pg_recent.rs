@@ -1,15 +1,21 @@
-//! Which shared buffer each page of an index was last found in, per backend, so that a scan
-//! pins that buffer directly (`ReadRecentBuffer`: one check of the buffer's tag) instead of
-//! looking the page up in the shared buffer mapping table. That lookup, a hash probe into a
-//! table of every shared buffer, took a sixth of the time of a k-NN linear pass (a thousand
-//! pages for a million 64-bit codes). A stale entry (the page evicted, the index rewritten or
-//! dropped) fails the check, and the page is read the usual way and remembered again.
+//! What a backend's scans of an index remember between them:
+//!
+//! - the page list of a substring index (`ics_index::relation::PageListMemo`), kept for the
+//!   relation file it was read from (REINDEX and TRUNCATE give the index a new file), so
+//!   that a scan reads the metapage and not every map page;
+//! - which shared buffer each page of the index was last found in, so that a scan pins that
+//!   buffer directly (`ReadRecentBuffer`: one check of the buffer's tag) instead of looking
+//!   the page up in the shared buffer mapping table. That lookup, a hash probe into a table
+//!   of every shared buffer, took a sixth of the time of a k-NN linear pass (a thousand pages
+//!   for a million 64-bit codes). A stale entry (the page evicted, the index rewritten or
+//!   dropped) fails the check, and the page is read the usual way and remembered again.
 //!
 //! Only scans of permanent and unlogged indexes use it (a temporary index lives in local
-//! buffers; its pages are read with a share lock like any other read), only the
-//! first [`MAX_BLOCKS`] blocks of [`MAX_INDEXES`] indexes are remembered, and the memory is
-//! the backend's own (a backend is one thread: a thread-local map).
+//! buffers, which must not mix with shared ones in a map by OID), only the first
+//! [`MAX_BLOCKS`] blocks of [`MAX_INDEXES`] indexes are remembered, and the memory is the
+//! backend's own (a backend is one thread: a thread-local map).
 
+use ics_index::relation::PageListMemo;
 use pgrx::pg_sys;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -19,27 +25,45 @@ const MAX_BLOCKS: usize = 1 << 20;
 /// Indexes remembered; past it the map starts again empty.
 const MAX_INDEXES: usize = 64;
 
-thread_local! {
-    static RECENT: RefCell<HashMap<pg_sys::Oid, Vec<pg_sys::Buffer>>> =
-        RefCell::new(HashMap::new());
+/// What is remembered of one index.
+#[derive(Default)]
+struct Remembered {
+    buffers: Vec<pg_sys::Buffer>,
+    /// The relation file the page list was read from, and the list.
+    page_list: Option<(pg_sys::Oid, PageListMemo)>,
 }
 
-/// One index's remembered buffers, taken out of the backend's map for the life of a scan
-/// call and put back when dropped.
+thread_local! {
+    static RECENT: RefCell<HashMap<pg_sys::Oid, Remembered>> = RefCell::new(HashMap::new());
+}
+
+/// One index's remembered buffers and page list, taken out of the backend's map for the life
+/// of a scan call and put back when dropped.
 pub struct Recent {
     index: pg_sys::Oid,
+    file: pg_sys::Oid,
     buffers: RefCell<Vec<pg_sys::Buffer>>,
+    page_list: RefCell<Option<PageListMemo>>,
 }
 
 impl Recent {
-    pub fn take(index: pg_sys::Oid) -> Recent {
-        let buffers = RECENT
+    /// What was remembered of index `index`, now stored in relation file `file`.
+    pub fn take(index: pg_sys::Oid, file: pg_sys::Oid) -> Recent {
+        let r = RECENT
             .with(|m| m.borrow_mut().remove(&index))
             .unwrap_or_default();
         Recent {
             index,
-            buffers: RefCell::new(buffers),
+            file,
+            buffers: RefCell::new(r.buffers),
+            // A page list read from another file (before a REINDEX) says nothing of this one.
+            page_list: RefCell::new(r.page_list.filter(|(f, _)| *f == file).map(|(_, p)| p)),
         }
+    }
+
+    /// The page-list memo of this scan call.
+    pub fn page_list(&self) -> &RefCell<Option<PageListMemo>> {
+        &self.page_list
     }
 
     /// `block` of `rel` pinned through the buffer it was last found in, if it is still there.
@@ -93,13 +117,16 @@ impl Recent {
 
 impl Drop for Recent {
     fn drop(&mut self) {
-        let buffers = std::mem::take(self.buffers.get_mut());
+        let r = Remembered {
+            buffers: std::mem::take(self.buffers.get_mut()),
+            page_list: self.page_list.get_mut().take().map(|p| (self.file, p)),
+        };
         RECENT.with(|m| {
             let mut m = m.borrow_mut();
             if m.len() >= MAX_INDEXES {
                 m.clear();
             }
-            m.insert(self.index, buffers);
+            m.insert(self.index, r);
         });
     }
 }

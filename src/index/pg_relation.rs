@@ -13,7 +13,7 @@
 use crate::index::pg_recent::Recent;
 use ics_index::format::FormatError;
 use ics_index::page::Page;
-use ics_index::relation::{is_recyclable, BlockNumber, PagePair, Relation};
+use ics_index::relation::{is_recyclable, BlockNumber, PageListMemo, PagePair, Relation};
 use pgrx::pg_sys;
 use std::ops::{Deref, DerefMut};
 
@@ -43,13 +43,18 @@ impl PgRelation {
     pub unsafe fn for_scan(rel: pg_sys::Relation) -> PgRelation {
         // SAFETY: an open relation (the caller's promise).
         let (oid, persistence) = unsafe { ((*rel).rd_id, (*(*rel).rd_rel).relpersistence) };
+        // SAFETY: as above; the relation's current file (its number changes on REINDEX).
+        #[cfg(feature = "pg15")]
+        let file = unsafe { (*rel).rd_node.relNode };
+        #[cfg(not(feature = "pg15"))]
+        let file = unsafe { (*rel).rd_locator.relNumber };
         // Temporary indexes live in local buffers, which a map of buffer numbers by OID must
         // not mix with shared ones: they are read the usual way.
         let temp = persistence == pg_sys::RELPERSISTENCE_TEMP as std::ffi::c_char;
         PgRelation {
             rel,
             wal: true,
-            recent: (!temp).then(|| Recent::take(oid)),
+            recent: (!temp).then(|| Recent::take(oid, file)),
         }
     }
 
@@ -265,6 +270,10 @@ impl Relation for PgRelation {
     type Read<'a> = ReadGuard;
     type Write<'a> = WriteGuard<'a>;
     type Pair<'a> = PairGuard<'a>;
+
+    fn page_list_memo(&self) -> Option<&std::cell::RefCell<Option<PageListMemo>>> {
+        self.recent.as_ref().map(Recent::page_list)
+    }
 
     fn read(&self, block: BlockNumber) -> ReadGuard {
         let buf = match &self.recent {

@@ -2,10 +2,11 @@
 //! from the map pages, slot ranges from the slot pages, records from the records pages.
 
 use crate::format::{FormatError, Meta, Strategy, Tid, META_BLOCK};
-use crate::relation::{BlockNumber, ChainWalk, Relation};
+use crate::relation::{BlockNumber, ChainWalk, PageListMemo, Relation};
 use crate::substrings::layout::{
     self, capacity, check_page, Kind, PageFault, Special, SubMeta, Table, Want, U32_CAPACITY,
 };
+use std::sync::Arc;
 
 /// The TID of record `i` of the page being visited.
 pub type TidOf<'a> = &'a dyn Fn(usize) -> Tid;
@@ -20,7 +21,7 @@ pub struct Runs {
     pub meta: Meta,
     pub sub: SubMeta,
     /// The page list: block numbers of every run page, in order.
-    pub pages: Vec<BlockNumber>,
+    pub pages: Arc<[BlockNumber]>,
     /// Page-list position of table 0's codes pages; `None` for an index built before them.
     pub codes_first: Option<usize>,
 }
@@ -38,6 +39,42 @@ impl Runs {
             let sub = SubMeta::read(&page).map_err(FormatError::BadMeta)?;
             (meta, sub)
         };
+        let memo = rel.page_list_memo();
+        let remembered = memo.and_then(|m| {
+            m.borrow()
+                .as_ref()
+                .filter(|p| p.generation == sub.generation && p.map_blocks == sub.map_blocks)
+                .map(|p| p.pages.clone())
+        });
+        let pages = match remembered {
+            Some(pages) => pages,
+            None => {
+                let pages: Arc<[BlockNumber]> = Runs::read_page_list(rel, &sub)?.into();
+                if let Some(m) = memo {
+                    *m.borrow_mut() = Some(PageListMemo {
+                        generation: sub.generation,
+                        map_blocks: sub.map_blocks.clone(),
+                        pages: pages.clone(),
+                    });
+                }
+                pages
+            }
+        };
+        let mut runs = Runs {
+            meta,
+            sub,
+            pages,
+            codes_first: None,
+        };
+        runs.check_shape()?;
+        Ok(runs)
+    }
+
+    /// The page list from the map pages (every entry checked to lie inside the relation).
+    fn read_page_list<R: Relation>(
+        rel: &R,
+        sub: &SubMeta,
+    ) -> Result<Vec<BlockNumber>, FormatError> {
         let mut pages = Vec::with_capacity(sub.map_blocks.len() * U32_CAPACITY);
         let nblocks = rel.nblocks();
         for &b in &sub.map_blocks {
@@ -62,14 +99,7 @@ impl Runs {
                 pages.push(listed);
             }
         }
-        let mut runs = Runs {
-            meta,
-            sub,
-            pages,
-            codes_first: None,
-        };
-        runs.check_shape()?;
-        Ok(runs)
+        Ok(pages)
     }
 
     /// The page list is as long as the tables say, with or without table 0's codes pages

@@ -569,3 +569,45 @@ fn verify_finds_a_code_changed_on_a_codes_page() {
     let failure = crate::testutil::scan_failure(&rel, query(&rows[0].0, u32::MAX));
     assert!(failure.contains("the codes page's mark"), "{failure}");
 }
+
+/// Scans may remember the page list between them: a later scan of the same generation reuses
+/// it (and reads no map page), a merge's new generation is read afresh, and results stay
+/// exact throughout.
+#[test]
+fn a_remembered_page_list_is_reused_within_a_generation_and_read_again_after_a_merge() {
+    let mut rng = SmallRng::seed_from_u64(13);
+    let nb = 8;
+    let codes = multilabel(&mut rng, 20_000, nb, 40, 0.1);
+    let rows = rows_of(&codes);
+    let rel = MemRelation::new();
+    build_from(&rel, &rows[..15_000], nb, 0, 1 << 24);
+    rel.remember_page_list(true);
+    let mut live = live_of(&rows[..15_000]);
+    let q = queries(&mut rng, &codes, nb).remove(0);
+    check_query(&rel, &live, &q, &[0, 4]);
+    let first = rel.page_list().expect("remembered");
+    let Opened::Substrings(runs) = open(&rel).unwrap() else {
+        panic!("substring tables")
+    };
+    assert!(
+        std::sync::Arc::ptr_eq(&runs.pages, &first.pages),
+        "reused, not read again"
+    );
+    // A map page changed under the memo is not read while the generation is the same.
+    let map = runs.sub.map_blocks[0];
+    {
+        let mut w = rel.write(map);
+        crate::substrings::layout::set_u32_at(&mut w, 0, u32::MAX - 1);
+    }
+    check_query(&rel, &live, &q, &[0, 4]);
+    // A merge writes a new generation, whose page list is read (and remembered) afresh.
+    insert_rows(&rel, &rows[15_000..]);
+    live.extend(rows[15_000..].iter().map(|(c, t)| (*t, c.clone())));
+    merge(&rel, &MemSpill, 1 << 24, 0, true, &mut || {})
+        .unwrap()
+        .expect("forced");
+    check_query(&rel, &live, &q, &[0, 4]);
+    let second = rel.page_list().expect("remembered");
+    assert_ne!(second.generation, first.generation);
+    check_verify(&rel, &live);
+}

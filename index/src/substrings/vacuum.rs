@@ -417,7 +417,7 @@ pub fn merge<R: Relation, S: Spill>(
         s.write(&meta, &mut mp);
     }
     // The old generation and the sealed tail leave the index.
-    let mut old: Vec<BlockNumber> = runs.pages.clone();
+    let mut old: Vec<BlockNumber> = runs.pages.to_vec();
     old.extend_from_slice(&runs.sub.map_blocks);
     let retired_chain = chain_blocks(rel, nb, sealed_head)?;
     mark_deleted(rel, &old);
