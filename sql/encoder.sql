@@ -141,3 +141,14 @@ CREATE FUNCTION @extschema@.ics_encode_batch(images bytea[], model text) RETURNS
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100000;
 COMMENT ON FUNCTION @extschema@.ics_encode_batch(bytea[], text) IS
     'hash codes of many images at once with the named model: images decoded in parallel, one network run per ics_hash.batch_size images; element i of the result is the code of images[i] (NULL for NULL)';
+
+-- One undecodable image may give a NULL code instead of failing the call (on_error 'null'; a
+-- NOTICE counts them); 'error' is what the two forms above do. An overload of its own, without
+-- defaults (a default would make ics_encode_batch(images, model) ambiguous), and not STRICT: a
+-- NULL model is the default model. Added in 0.3.0 (sql/versions/ics_hash--0.2.0--0.3.0.sql
+-- creates it the same way).
+CREATE FUNCTION @extschema@.ics_encode_batch(images bytea[], model text, on_error text) RETURNS @extschema@.hashcode[]
+    AS 'MODULE_PATHNAME', 'ics_encode_batch_on_error'
+    LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+COMMENT ON FUNCTION @extschema@.ics_encode_batch(bytea[], text, text) IS
+    'hash codes of many images at once with the named model (NULL: the default model); on_error ''error'' fails the call at an undecodable image, ''null'' gives it a NULL code and says how many in a NOTICE; element i of the result is the code of images[i] (NULL for NULL)';
