@@ -280,6 +280,15 @@ pub struct Pipeline<'a> {
     pub meter: Option<&'a (dyn Fn(isize) + Sync)>,
 }
 
+/// Sets its flag when dropped, also when unwinding.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// Frees (and un-meters) an input tensor.
 fn release(meter: Option<&(dyn Fn(isize) + Sync)>, buf: Vec<f32>) {
     if let Some(m) = meter {
@@ -336,11 +345,11 @@ impl Pipeline<'_> {
                             }
                         }
                     };
-                    let r = self.chunks(&mut run, spawn, wait);
-                    // Whatever happened, the decoders stop before their next item; the scope
-                    // returns once the job in flight has.
-                    cancelled.store(true, Ordering::Relaxed);
-                    r
+                    // Whatever happens (a result, an error, a panic of `run`), the decoders
+                    // stop before their next item; the scope returns once the job in flight
+                    // has.
+                    let _stop_decoders = SetOnDrop(&cancelled);
+                    self.chunks(&mut run, spawn, wait)
                 })
             });
             if let Some(r) = done {
