@@ -29,6 +29,7 @@ use rayon::prelude::*;
 
 use crate::cancel::{Interrupt, POLL};
 use crate::error::{Cause, EncoderError, ErrorKind};
+use crate::image_error::PreprocessError;
 use crate::memory;
 use crate::session::EncoderSession;
 use crate::signals::SignalsBlocked;
@@ -527,6 +528,26 @@ where
     Decoded { input: buf, errors }
 }
 
+/// [`decode_memory_bound`] of every image, on the decoding pool for a batch (the JPEG structure
+/// walk reads every byte: serially, it would hold up a GPU), checking `stop` before each image.
+/// None when `stop` fired.
+fn header_costs(
+    images: &[&[u8]],
+    max_pixels: u64,
+    threads: usize,
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<Vec<Result<u64, PreprocessError>>> {
+    let one = |img: &&[u8]| (!stop()).then(|| decode_memory_bound(img, max_pixels));
+    if threads > 1 && images.len() > 1 {
+        if let Some(r) = with_pool(threads, |pool| {
+            pool.install(|| images.par_iter().map(one).collect())
+        }) {
+            return r;
+        }
+    }
+    images.iter().map(one).collect()
+}
+
 /// Encodes `images` with `session`, pipelined (see [`Pipeline`]): per image, its code, or with
 /// [`OnError::Skip`] none when it cannot be decoded. Indices in errors are the images'.
 pub fn encode_each(
@@ -540,14 +561,13 @@ pub fn encode_each(
     };
     let stop = || opts.interrupt.is_some_and(|f| f());
     // Headers: what decoding each image costs (and the header errors, in order).
+    let threads = opts.threads.max(1);
+    let headers = header_costs(images, opts.max_pixels, threads, &stop).ok_or_else(interrupted)?;
     let mut costs = Vec::with_capacity(images.len());
     let mut items = Vec::with_capacity(images.len());
     let mut undecodable = Vec::new();
-    for (i, img) in images.iter().enumerate() {
-        if i % 64 == 0 && stop() {
-            return Err(interrupted().into());
-        }
-        match decode_memory_bound(img, opts.max_pixels) {
+    for (i, header) in headers.into_iter().enumerate() {
+        match header {
             Ok(cost) => {
                 costs.push(usize::try_from(cost).unwrap_or(usize::MAX));
                 items.push(i);
@@ -567,7 +587,6 @@ pub fn encode_each(
     }
     let item_bytes = p.output_len() * std::mem::size_of::<f32>();
     let out_bytes = session.bits() * std::mem::size_of::<f32>() + session.bits() / 8;
-    let threads = opts.threads.max(1);
     memory::set_limit(opts.memory_limit);
     let held = memory::stats().live;
     let available = opts.memory_limit.saturating_sub(held).saturating_sub(SLACK);
