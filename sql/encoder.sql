@@ -124,6 +124,14 @@ CREATE FUNCTION @extschema@.ics_encode(image bytea, model text) RETURNS @extsche
 COMMENT ON FUNCTION @extschema@.ics_encode(bytea, text) IS
     'hash code of an image (JPEG, PNG, WebP, BMP or GIF bytes) with the named image model';
 
+-- on_error 'null': an undecodable image gives NULL (and a NOTICE) instead of an error; not
+-- STRICT: a NULL model is the default model. Added in 0.3.0, as ics_encode_batch's below.
+CREATE FUNCTION @extschema@.ics_encode(image bytea, model text, on_error text) RETURNS @extschema@.hashcode
+    AS 'MODULE_PATHNAME', 'ics_encode_image_on_error'
+    LANGUAGE C STABLE PARALLEL SAFE COST 10000;
+COMMENT ON FUNCTION @extschema@.ics_encode(bytea, text, text) IS
+    'hash code of an image with the named image model (NULL: the default model); on_error ''error'' fails at an undecodable image, ''null'' gives NULL and a NOTICE';
+
 CREATE FUNCTION @extschema@.ics_encode(features real[], model text) RETURNS @extschema@.hashcode
     AS 'MODULE_PATHNAME', 'ics_encode_features'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;

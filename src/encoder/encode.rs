@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::ffi::c_void;
 
-use ics_encoder::batch::{encode_each, encode_images, BatchError, BatchOptions, Encoded, OnError};
+use ics_encoder::batch::{encode_each, BatchError, BatchOptions, Encoded, OnError};
 use ics_encoder::contract::ModelInput;
 use ics_encoder::session::EncoderSession;
 use ics_encoder::{memory, EncoderError, ErrorKind};
@@ -183,18 +183,6 @@ fn batch_options() -> BatchOptions {
     }
 }
 
-/// Images through the model `m`: their codes, concatenated.
-fn encode_with(m: &ModelRef, images: &[&[u8]]) -> Result<(String, Vec<u8>), Failure> {
-    let opts = batch_options();
-    registry::with_ready(m, |s| {
-        if !matches!(s.contract.input, ModelInput::Image(_)) {
-            return Err(wrong_kind(s));
-        }
-        encode_images(s, images, &opts).map_err(Failure::Batch)
-    })?
-    .map(|codes| (m.name.clone(), codes))
-}
-
 /// A batch of images through the model `m`: each image's code, or none for an image that
 /// cannot be decoded when `on_error` skips them.
 fn encode_batch_with(
@@ -211,12 +199,17 @@ fn encode_batch_with(
     })?
 }
 
-/// `ics_encode(image bytea [, model text])` with the model `name` (None: the default).
+/// `ics_encode(image bytea [, model text [, on_error text]])` with the model `name` (None: the
+/// default); with [`OnError::Skip`] an undecodable image gives NULL and a NOTICE.
 ///
 /// # Safety
-/// `fcinfo` is the current call of an `ics_encode(image ...)` function, which is STRICT:
-/// argument 0 is a non-NULL `bytea`.
-unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
+/// `fcinfo` is the current call of an `ics_encode(image ...)` function and argument 0 is a
+/// non-NULL `bytea`.
+unsafe fn encode_image_call(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: Option<&str>,
+    on_error: OnError,
+) -> pg_sys::Datum {
     // SAFETY: the current call of one of this file's functions.
     let m = unsafe { model_for(fcinfo, name) };
     // SAFETY: argument 0 is a non-NULL bytea, a varlena (the caller's promise).
@@ -229,8 +222,26 @@ unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
     if let Some(code) = remembered {
         return hashcode::code_datum(&code);
     }
-    let code = match encode_with(&m, &[bytes]) {
-        Ok((_, code)) => code,
+    let code = match encode_batch_with(&m, &[bytes], on_error) {
+        Ok(Encoded {
+            mut undecodable,
+            codes,
+        }) => match undecodable.pop() {
+            None => codes,
+            Some((_, error)) => {
+                // on_error 'null': no code, and a NOTICE that says why.
+                pgrx::pg_sys::panic::ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_WARNING,
+                    "ics_encode: the image could not be decoded; its code is NULL",
+                    "ics_hash",
+                )
+                .set_detail(error.message)
+                .report(pgrx::PgLogLevel::NOTICE);
+                // SAFETY: this call's fcinfo (the caller's promise): a NULL result.
+                unsafe { (*fcinfo).isnull = true };
+                return pg_sys::Datum::from(0);
+            }
+        },
         Err(Failure::Batch(BatchError { error, .. })) => {
             super::raise(name_the_model(error, &m.name))
         }
@@ -250,7 +261,7 @@ sql_function! {
     /// `ics_encode(image bytea) RETURNS hashcode`: the default model.
     fn ics_encode_image_default(fcinfo) -> Datum {
         // SAFETY: this call's fcinfo; the function is STRICT, so the image is not NULL.
-        unsafe { encode_image_call(fcinfo, None) }
+        unsafe { encode_image_call(fcinfo, None, OnError::Error) }
     }
 }
 
@@ -260,7 +271,29 @@ sql_function! {
         // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
         // SAFETY: this call's fcinfo; STRICT, so the image is not NULL.
-        unsafe { encode_image_call(fcinfo, Some(&name)) }
+        unsafe { encode_image_call(fcinfo, Some(&name), OnError::Error) }
+    }
+}
+
+sql_function! {
+    /// `ics_encode(image bytea, model text, on_error text) RETURNS hashcode`, not STRICT: a
+    /// NULL image gives NULL, a NULL model is the default model.
+    fn ics_encode_image_on_error(fcinfo) -> Datum {
+        // SAFETY: the function has three arguments and is not STRICT: each null flag is read
+        // before its datum; a non-NULL argument 1 or 2 is a text.
+        let (image_null, name, on_error) = unsafe {
+            let args = (*fcinfo).args.as_slice(3);
+            let text = |n: usize| (!args[n].isnull).then(|| text_arg(fcinfo, n));
+            (args[0].isnull, text(1), text(2))
+        };
+        let on_error = parse_on_error(on_error.as_deref());
+        if image_null {
+            // SAFETY: this call's fcinfo: a NULL result.
+            unsafe { (*fcinfo).isnull = true };
+            return pg_sys::Datum::from(0);
+        }
+        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea (checked above).
+        unsafe { encode_image_call(fcinfo, name.as_deref(), on_error) }
     }
 }
 
@@ -530,7 +563,8 @@ sql_function! {
     }
 }
 
-/// The `on_error` argument of `ics_encode_batch`: `'error'` or `'null'` (case-insensitive).
+/// The `on_error` argument of `ics_encode` and `ics_encode_batch`: `'error'` or `'null'`
+/// (case-insensitive).
 fn parse_on_error(value: Option<&str>) -> OnError {
     const HINT: &str = "on_error is 'error' (an undecodable image fails the call, as without on_error) or 'null' (it gets a NULL code).";
     match value.map(|v| v.trim().to_ascii_lowercase()) {

@@ -1,5 +1,6 @@
 -- The encoding pipeline of ics_encode_batch (ics_hash.decode_threads threads decode chunk k+1
--- while chunk k runs through the network) and its on_error argument. Uses encoder.sql's tables
+-- while chunk k runs through the network) and the on_error argument of ics_encode_batch and
+-- ics_encode. Uses encoder.sql's tables
 -- and its model tiny_image; names the model everywhere (encoder_errors, beside it, loads more).
 \set SHOW_CONTEXT never
 
@@ -104,5 +105,16 @@ SELECT sqlstate_of($$SELECT ics_encode_batch(ARRAY[fixture('cat.png')], 'tiny_im
 SELECT ics_encode_batch(ARRAY[fixture('cat.png')], 'tiny_image', 'skip');
 -- The model's failures are not the image's: still errors.
 SELECT sqlstate_of($$SELECT ics_encode_batch(ARRAY[fixture('cat.png')], 'no_such_model', 'null')$$);
+-- ics_encode(image, model, on_error): the same for one image.
+SELECT ics_encode(fixture('truncated.jpg'), 'tiny_image', 'null') IS NULL AS undecodable_is_null;
+SELECT ics_encode(fixture('cup.jpg'), 'tiny_image', 'null') = code AS decodable_is_coded
+  FROM golden_images WHERE file = 'cup.jpg';
+SELECT sqlstate_of($$SELECT ics_encode(fixture('truncated.jpg'), 'tiny_image', 'error')$$);
+SELECT sqlstate_of($$SELECT ics_encode(fixture('cup.jpg'), 'tiny_image', 'ignore')$$);
+SET ics_hash.model = 'tiny_image';
+SELECT ics_encode(fixture('cat.png'), NULL, 'null') = code AS default_model
+  FROM golden_images WHERE file = 'cat.png';
+RESET ics_hash.model;
+SELECT ics_encode(NULL, 'tiny_image', 'null') IS NULL AS null_image;
 DROP TABLE big, pipe, pipe_codes;
 DROP FUNCTION pipe_matches(), sqlstate_with_cancel(text);
