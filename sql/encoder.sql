@@ -124,6 +124,14 @@ CREATE FUNCTION @extschema@.ics_encode(image bytea, model text) RETURNS @extsche
 COMMENT ON FUNCTION @extschema@.ics_encode(bytea, text) IS
     'hash code of an image (JPEG, PNG, WebP, BMP or GIF bytes) with the named image model';
 
+-- on_error 'null': an undecodable image gives NULL (and a NOTICE) instead of an error; not
+-- STRICT: a NULL model is the default model. Added in 0.3.0, as ics_encode_batch's below.
+CREATE FUNCTION @extschema@.ics_encode(image bytea, model text, on_error text) RETURNS @extschema@.hashcode
+    AS 'MODULE_PATHNAME', 'ics_encode_image_on_error'
+    LANGUAGE C STABLE PARALLEL SAFE COST 10000;
+COMMENT ON FUNCTION @extschema@.ics_encode(bytea, text, text) IS
+    'hash code of an image with the named image model (NULL: the default model); on_error ''error'' fails at an undecodable image, ''null'' gives NULL and a NOTICE';
+
 CREATE FUNCTION @extschema@.ics_encode(features real[], model text) RETURNS @extschema@.hashcode
     AS 'MODULE_PATHNAME', 'ics_encode_features'
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 1000;
@@ -141,3 +149,14 @@ CREATE FUNCTION @extschema@.ics_encode_batch(images bytea[], model text) RETURNS
     LANGUAGE C STABLE STRICT PARALLEL SAFE COST 100000;
 COMMENT ON FUNCTION @extschema@.ics_encode_batch(bytea[], text) IS
     'hash codes of many images at once with the named model: images decoded in parallel, one network run per ics_hash.batch_size images; element i of the result is the code of images[i] (NULL for NULL)';
+
+-- One undecodable image may give a NULL code instead of failing the call (on_error 'null'; a
+-- NOTICE counts them); 'error' is what the two forms above do. An overload of its own, without
+-- defaults (a default would make ics_encode_batch(images, model) ambiguous), and not STRICT: a
+-- NULL model is the default model. Added in 0.3.0 (sql/versions/ics_hash--0.2.0--0.3.0.sql
+-- creates it the same way).
+CREATE FUNCTION @extschema@.ics_encode_batch(images bytea[], model text, on_error text) RETURNS @extschema@.hashcode[]
+    AS 'MODULE_PATHNAME', 'ics_encode_batch_on_error'
+    LANGUAGE C STABLE PARALLEL SAFE COST 100000;
+COMMENT ON FUNCTION @extschema@.ics_encode_batch(bytea[], text, text) IS
+    'hash codes of many images at once with the named model (NULL: the default model); on_error ''error'' fails the call at an undecodable image, ''null'' gives it a NULL code and says how many in a NOTICE; element i of the result is the code of images[i] (NULL for NULL)';

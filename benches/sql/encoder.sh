@@ -10,9 +10,10 @@
 #   sql batch  SELECT ics_encode_batch(array_agg(img), m) FROM imgs (one run per B images)
 #   first      the first ics_encode in a new backend: library, environment, session, run (ms)
 #
-# Same images, threads (ics_hash.intra_op_threads) and batch size (ics_hash.batch_size) on
-# both sides; each figure is the best of three passes. The SQL codes are checked against the
-# raw ones. Usage: benches/sql/encoder.sh [images=128] [threads=2] [batch=32]
+# Same images, threads (ics_hash.intra_op_threads, and ics_hash.decode_threads for the SQL
+# batch's decoding pipeline unless given apart) and batch size (ics_hash.batch_size) on both
+# sides; each figure is the best of three passes. The SQL codes are checked against the raw
+# ones. Usage: benches/sql/encoder.sh [images=128] [threads=2] [batch=32] [decode_threads=threads]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/common.sh
@@ -20,6 +21,7 @@ source scripts/common.sh
 N=${1:-128}
 THREADS=${2:-2}
 BATCH=${3:-32}
+DECODE=${4:-$THREADS}
 PORT=${ICS_BENCH_PORT:-28852}
 out=$(pwd)/target/bench-encoder
 mkdir -p "$out"
@@ -56,6 +58,7 @@ SQL
 best_ms() {
     psql_at "$PORT" -d ics_bench_enc \
         -c "SET ics_hash.intra_op_threads = $THREADS" -c "SET ics_hash.batch_size = $BATCH" \
+        -c "SET ics_hash.decode_threads = $DECODE" \
         -c "$1" -c '\timing on' -c "$1" -c "$1" -c "$1" |
         awk '/^Time:/ { t = $2; if (best == "" || t < best) best = t } END { print best }'
 }
@@ -95,7 +98,7 @@ for size in 128 224; do
     raw[$size]=${merged# }
 done
 
-step "images per second ($N JPEGs, $THREADS threads, batch $BATCH, $(nproc) cores)"
+step "images per second ($N JPEGs, $THREADS threads, $DECODE decoding, batch $BATCH, $(nproc) cores)"
 printf '%-5s %10s %10s %10s %10s %10s %10s %9s %9s %11s\n' size "raw infer" "raw pipe" "raw single" \
     "sql row" "sql batch" "batch/pipe" "row ovh" "first ms" "codes=raw"
 for size in 128 224; do

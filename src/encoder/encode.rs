@@ -15,7 +15,7 @@
 use std::cell::RefCell;
 use std::ffi::c_void;
 
-use ics_encoder::batch::{encode_images, BatchError, BatchOptions};
+use ics_encoder::batch::{encode_each, BatchError, BatchOptions, Encoded, OnError};
 use ics_encoder::contract::ModelInput;
 use ics_encoder::session::EncoderSession;
 use ics_encoder::{memory, EncoderError, ErrorKind};
@@ -176,31 +176,40 @@ fn wrong_kind(s: &EncoderSession) -> Failure {
 fn batch_options() -> BatchOptions {
     BatchOptions {
         batch_size: gucs::batch_size(),
-        threads: gucs::intra_op_threads(),
+        threads: gucs::decode_threads(),
         max_pixels: gucs::max_image_pixels(),
         memory_limit: gucs::encoder_memory_limit(),
         interrupt: Some(interrupted),
     }
 }
 
-/// Images through the model `m`: their codes, concatenated.
-fn encode_with(m: &ModelRef, images: &[&[u8]]) -> Result<(String, Vec<u8>), Failure> {
+/// A batch of images through the model `m`: each image's code, or none for an image that
+/// cannot be decoded when `on_error` skips them.
+fn encode_batch_with(
+    m: &ModelRef,
+    images: &[&[u8]],
+    on_error: OnError,
+) -> Result<Encoded, Failure> {
     let opts = batch_options();
     registry::with_ready(m, |s| {
         if !matches!(s.contract.input, ModelInput::Image(_)) {
             return Err(wrong_kind(s));
         }
-        encode_images(s, images, &opts).map_err(Failure::Batch)
+        encode_each(s, images, &opts, on_error).map_err(Failure::Batch)
     })?
-    .map(|codes| (m.name.clone(), codes))
 }
 
-/// `ics_encode(image bytea [, model text])` with the model `name` (None: the default).
+/// `ics_encode(image bytea [, model text [, on_error text]])` with the model `name` (None: the
+/// default); with [`OnError::Skip`] an undecodable image gives NULL and a NOTICE.
 ///
 /// # Safety
-/// `fcinfo` is the current call of an `ics_encode(image ...)` function, which is STRICT:
-/// argument 0 is a non-NULL `bytea`.
-unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
+/// `fcinfo` is the current call of an `ics_encode(image ...)` function and argument 0 is a
+/// non-NULL `bytea`.
+unsafe fn encode_image_call(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: Option<&str>,
+    on_error: OnError,
+) -> pg_sys::Datum {
     // SAFETY: the current call of one of this file's functions.
     let m = unsafe { model_for(fcinfo, name) };
     // SAFETY: argument 0 is a non-NULL bytea, a varlena (the caller's promise).
@@ -213,8 +222,26 @@ unsafe fn encode_image_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
     if let Some(code) = remembered {
         return hashcode::code_datum(&code);
     }
-    let code = match encode_with(&m, &[bytes]) {
-        Ok((_, code)) => code,
+    let code = match encode_batch_with(&m, &[bytes], on_error) {
+        Ok(Encoded {
+            mut undecodable,
+            codes,
+        }) => match undecodable.pop() {
+            None => codes,
+            Some((_, error)) => {
+                // on_error 'null': no code, and a NOTICE that says why.
+                pgrx::pg_sys::panic::ErrorReport::new(
+                    PgSqlErrorCode::ERRCODE_WARNING,
+                    "ics_encode: the image could not be decoded; its code is NULL",
+                    "ics_hash",
+                )
+                .set_detail(error.message)
+                .report(pgrx::PgLogLevel::NOTICE);
+                // SAFETY: this call's fcinfo (the caller's promise): a NULL result.
+                unsafe { (*fcinfo).isnull = true };
+                return pg_sys::Datum::from(0);
+            }
+        },
         Err(Failure::Batch(BatchError { error, .. })) => {
             super::raise(name_the_model(error, &m.name))
         }
@@ -234,7 +261,7 @@ sql_function! {
     /// `ics_encode(image bytea) RETURNS hashcode`: the default model.
     fn ics_encode_image_default(fcinfo) -> Datum {
         // SAFETY: this call's fcinfo; the function is STRICT, so the image is not NULL.
-        unsafe { encode_image_call(fcinfo, None) }
+        unsafe { encode_image_call(fcinfo, None, OnError::Error) }
     }
 }
 
@@ -244,7 +271,29 @@ sql_function! {
         // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
         // SAFETY: this call's fcinfo; STRICT, so the image is not NULL.
-        unsafe { encode_image_call(fcinfo, Some(&name)) }
+        unsafe { encode_image_call(fcinfo, Some(&name), OnError::Error) }
+    }
+}
+
+sql_function! {
+    /// `ics_encode(image bytea, model text, on_error text) RETURNS hashcode`, not STRICT: a
+    /// NULL image gives NULL, a NULL model is the default model.
+    fn ics_encode_image_on_error(fcinfo) -> Datum {
+        // SAFETY: the function has three arguments and is not STRICT: each null flag is read
+        // before its datum; a non-NULL argument 1 or 2 is a text.
+        let (image_null, name, on_error) = unsafe {
+            let args = (*fcinfo).args.as_slice(3);
+            let text = |n: usize| (!args[n].isnull).then(|| text_arg(fcinfo, n));
+            (args[0].isnull, text(1), text(2))
+        };
+        let on_error = parse_on_error(on_error.as_deref());
+        if image_null {
+            // SAFETY: this call's fcinfo: a NULL result.
+            unsafe { (*fcinfo).isnull = true };
+            return pg_sys::Datum::from(0);
+        }
+        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea (checked above).
+        unsafe { encode_image_call(fcinfo, name.as_deref(), on_error) }
     }
 }
 
@@ -372,12 +421,17 @@ sql_function! {
     }
 }
 
-/// `ics_encode_batch(images bytea[] [, model text])` with the model `name` (None: the default).
+/// `ics_encode_batch(images bytea[] [, model text [, on_error text]])` with the model `name`
+/// (None: the default).
 ///
 /// # Safety
-/// `fcinfo` is the current call of an `ics_encode_batch` function, which is STRICT and
-/// returns `hashcode[]`: argument 0 is a non-NULL `bytea[]`.
-unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>) -> pg_sys::Datum {
+/// `fcinfo` is the current call of an `ics_encode_batch` function, which returns `hashcode[]`,
+/// and argument 0 is a non-NULL `bytea[]`.
+unsafe fn encode_batch_call(
+    fcinfo: pg_sys::FunctionCallInfo,
+    name: Option<&str>,
+    on_error: OnError,
+) -> pg_sys::Datum {
     // SAFETY: the current call of one of this file's functions.
     let m = unsafe { model_for(fcinfo, name) };
     // SAFETY: argument 0 is a non-NULL bytea[] (the caller's promise): varlena elements,
@@ -404,24 +458,21 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
         .map(|(i, (d, _))| (i, unsafe { fmgr::varlena_bytes(*d, &items) }))
         .collect();
     let slices: Vec<&[u8]> = images.iter().map(|(_, b)| *b).collect();
-    let packed = match encode_with(&m, &slices) {
-        Ok((_, codes)) => codes,
-        // Subscripts of the input array, not positions among its non-NULL images.
+    // Subscripts of the input array, not positions among its non-NULL images.
+    let subscript = |i: usize| images[i].0 as i32 + items.lower;
+    let encoded = match encode_batch_with(&m, &slices, on_error) {
+        Ok(encoded) => encoded,
         Err(Failure::Batch(BatchError {
             index: Some(i),
             error,
-        })) => super::raise(error.context(format!(
-            "image [{}] of the batch",
-            images[i].0 as i32 + items.lower
-        ))),
+        })) => super::raise(error.context(format!("image [{}] of the batch", subscript(i)))),
         Err(f) => raise_failure(f, &m.name, "image bytes", items.lower),
     };
-    let bytes_per_code = if images.is_empty() {
-        1
-    } else {
-        packed.len() / images.len()
-    };
-    let codes: Vec<&[u8]> = packed.chunks_exact(bytes_per_code.max(1)).collect();
+    if !encoded.undecodable.is_empty() {
+        notice_undecodable(&encoded, images.len(), subscript);
+    }
+    let coded = images.len() - encoded.undecodable.len();
+    let codes = encoded.per_item(images.len(), encoded.codes.len() / coded.max(1));
 
     // hashcode[] with the input's subscripts; NULL where the image was NULL.
     // SAFETY: `flinfo` is the call's; the function returns hashcode[], so `elem` is hashcode
@@ -440,8 +491,14 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
         let mut datums = vec![pg_sys::Datum::from(0); n];
         let mut nulls = items.nulls.clone();
         for ((i, _), code) in images.iter().zip(&codes) {
-            datums[*i] = hashcode::code_datum(code);
-            nulls[*i] = false;
+            match code {
+                Some(code) => {
+                    datums[*i] = hashcode::code_datum(code);
+                    nulls[*i] = false;
+                }
+                // An undecodable image (on_error 'null').
+                None => nulls[*i] = true,
+            }
         }
         let mut dims = [n as i32];
         let mut lbs = [items.lower];
@@ -460,11 +517,39 @@ unsafe fn encode_batch_call(fcinfo: pg_sys::FunctionCallInfo, name: Option<&str>
     }
 }
 
+/// The NOTICE of a batch in which `encoded.undecodable` images of `n` got NULL codes: how
+/// many, and the first few by subscript with why. A NOTICE, as for the rows `COPY ... ON_ERROR
+/// ignore` skips: the caller asked for NULLs, and the codes of the others are good.
+fn notice_undecodable(encoded: &Encoded, n: usize, subscript: impl Fn(usize) -> i32) {
+    const SHOWN: usize = 3;
+    let failed = &encoded.undecodable;
+    let mut detail: Vec<String> = failed
+        .iter()
+        .take(SHOWN)
+        .map(|(i, e)| format!("image [{}]: {}", subscript(*i), e.message))
+        .collect();
+    if failed.len() > SHOWN {
+        detail.push(format!("and {} more", failed.len() - SHOWN));
+    }
+    let images = |k: usize| if k == 1 { "image" } else { "images" };
+    pgrx::pg_sys::panic::ErrorReport::new(
+        PgSqlErrorCode::ERRCODE_WARNING,
+        format!(
+            "ics_encode_batch: {} of {n} {} could not be decoded; their codes are NULL",
+            failed.len(),
+            images(n)
+        ),
+        "ics_hash",
+    )
+    .set_detail(detail.join("; "))
+    .report(pgrx::PgLogLevel::NOTICE);
+}
+
 sql_function! {
     /// `ics_encode_batch(images bytea[]) RETURNS hashcode[]`: the default model.
     fn ics_encode_batch_default(fcinfo) -> Datum {
         // SAFETY: this call's fcinfo; the function is STRICT, so the array is not NULL.
-        unsafe { encode_batch_call(fcinfo, None) }
+        unsafe { encode_batch_call(fcinfo, None, OnError::Error) }
     }
 }
 
@@ -474,6 +559,55 @@ sql_function! {
         // SAFETY: argument 1 is the model name, a non-NULL text: the function is STRICT.
         let name = unsafe { text_arg(fcinfo, 1) };
         // SAFETY: this call's fcinfo; STRICT, so the array is not NULL.
-        unsafe { encode_batch_call(fcinfo, Some(&name)) }
+        unsafe { encode_batch_call(fcinfo, Some(&name), OnError::Error) }
+    }
+}
+
+/// The `on_error` argument of `ics_encode` and `ics_encode_batch`: `'error'` or `'null'`
+/// (case-insensitive).
+fn parse_on_error(value: Option<&str>) -> OnError {
+    const HINT: &str = "on_error is 'error' (an undecodable image fails the call, as without on_error) or 'null' (it gets a NULL code).";
+    match value.map(|v| v.trim().to_ascii_lowercase()) {
+        Some(v) if v == "error" => OnError::Error,
+        Some(v) if v == "null" => OnError::Skip,
+        Some(_) => raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "invalid on_error value \"{}\"",
+                value
+                    .unwrap_or_default()
+                    .chars()
+                    .take(40)
+                    .collect::<String>()
+            ),
+            Some(HINT),
+        ),
+        None => raise(
+            PgSqlErrorCode::ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "on_error must not be NULL",
+            Some(HINT),
+        ),
+    }
+}
+
+sql_function! {
+    /// `ics_encode_batch(images bytea[], model text, on_error text) RETURNS hashcode[]`, not
+    /// STRICT: NULL images give NULL, a NULL model is the default model.
+    fn ics_encode_batch_on_error(fcinfo) -> Datum {
+        // SAFETY: the function has three arguments and is not STRICT: each null flag is read
+        // before its datum; a non-NULL argument 1 or 2 is a text.
+        let (images_null, name, on_error) = unsafe {
+            let args = (*fcinfo).args.as_slice(3);
+            let text = |n: usize| (!args[n].isnull).then(|| text_arg(fcinfo, n));
+            (args[0].isnull, text(1), text(2))
+        };
+        let on_error = parse_on_error(on_error.as_deref());
+        if images_null {
+            // SAFETY: this call's fcinfo: a NULL result.
+            unsafe { (*fcinfo).isnull = true };
+            return pg_sys::Datum::from(0);
+        }
+        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea[] (checked above).
+        unsafe { encode_batch_call(fcinfo, name.as_deref(), on_error) }
     }
 }

@@ -5,7 +5,8 @@
 //! | `ics_hash.model` | empty | anyone | the model `ics_encode(img)` uses; empty = the only registered one |
 //! | `ics_hash.execution_provider` | `auto` | anyone | `auto` takes CUDA when the loaded ONNX Runtime has it and a GPU is present, else the CPU; `cuda` insists (an error says why not); `cpu` never touches a GPU |
 //! | `ics_hash.onnxruntime_library` | empty | superuser | path of `libonnxruntime.so`; empty = [`super::sessions::DEFAULT_LIBRARY`], else `$ORT_DYLIB_PATH`. Loading a shared library runs its code inside the server: superuser only. Read at the first encoder call of a backend; the library stays for the process's life |
-//! | `ics_hash.intra_op_threads` | 1 | anyone, up to `max_intra_op_threads` | threads ONNX Runtime (and batch image decoding) may use in one backend. One keeps a backend on one core as PostgreSQL expects; raise it for bulk encoding on an idle server |
+//! | `ics_hash.intra_op_threads` | 1 | anyone, up to `max_intra_op_threads` | threads ONNX Runtime may use in one backend. One keeps a backend's network runs on one core as PostgreSQL expects; raise it for bulk encoding on an idle server |
+//! | `ics_hash.decode_threads` | 0 (= the CPU count, at most [`MAX_DEFAULT_DECODE_THREADS`]) | superuser | threads that decode the images of an `ics_encode_batch` call, overlapping the network run of the chunk before. On a GPU the network waits for decoding unless many cores decode; the threads are busy only inside a batch call, and each one's image counts against `encoder_memory_limit`. Superuser because threads are a server resource |
 //! | `ics_hash.max_intra_op_threads` | 0 (= the server's CPU count) | superuser | the cap on `intra_op_threads`: threads are a server resource, so an ordinary role cannot start hundreds of them |
 //! | `ics_hash.encoder_memory_limit` | 1 GB | superuser | all memory the encoder holds in one backend outside PostgreSQL's accounting: ONNX Runtime's (cached models' weights, a run's activations; counted by its allocator, which refuses past the limit) plus the input tensor and the images being decoded (planned from their headers before anything is allocated). Batches are sized to fit; what cannot fit is an error (53200). Cached models may hold at most half of it |
 //! | `ics_hash.max_image_pixels` | 50,000,000 | superuser | images with more pixels are refused from their header, before decoding (decompression bombs); superuser because the decoded pixels are memory outside PostgreSQL's accounting |
@@ -45,6 +46,11 @@ impl ExecutionProvider {
 }
 
 pub const DEFAULT_INTRA_OP_THREADS: i32 = 1;
+/// The most decoding threads `ics_hash.decode_threads = 0` gives: enough to keep one GPU
+/// fed on a 16-core machine (an H200 runs the Lite0 model at about 5,000 images/s, and a core
+/// decodes and resizes a few hundred photos a second), without one backend taking every core
+/// of a larger server.
+pub const MAX_DEFAULT_DECODE_THREADS: usize = 16;
 pub const DEFAULT_BATCH_SIZE: i32 = 32;
 pub const DEFAULT_SESSION_CACHE_SIZE: i32 = 4;
 /// Megabytes.
@@ -65,6 +71,7 @@ static MAX_IMAGE_PIXELS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_IM
 static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_BATCH_SIZE);
 static SESSION_CACHE_SIZE: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_SESSION_CACHE_SIZE);
 static MAX_INTRA_OP_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
+static DECODE_THREADS: GucSetting<i32> = GucSetting::<i32>::new(0);
 static ENCODER_MEMORY_LIMIT: GucSetting<i32> =
     GucSetting::<i32>::new(DEFAULT_ENCODER_MEMORY_LIMIT_MB);
 static MAX_CUDA_SESSIONS: GucSetting<i32> = GucSetting::<i32>::new(DEFAULT_MAX_CUDA_SESSIONS);
@@ -101,8 +108,8 @@ pub fn register() {
     );
     GucRegistry::define_int_guc(
         c"ics_hash.intra_op_threads",
-        c"Threads one backend may use to run a model and to decode a batch of images.",
-        c"At most ics_hash.max_intra_op_threads. A cached model is rebuilt with the new count at its next use.",
+        c"Threads ONNX Runtime may use in one backend to run a model.",
+        c"At most ics_hash.max_intra_op_threads. A cached model is rebuilt with the new count at its next use. Batch decoding has its own threads: ics_hash.decode_threads.",
         &INTRA_OP_THREADS,
         1,
         256,
@@ -114,6 +121,16 @@ pub fn register() {
         c"Most threads ics_hash.intra_op_threads may ask for in one backend.",
         c"0 means the number of CPUs of the server.",
         &MAX_INTRA_OP_THREADS,
+        0,
+        256,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"ics_hash.decode_threads",
+        c"Threads one backend uses to decode the images of ics_encode_batch, while the network runs the chunk before.",
+        c"0 means the number of CPUs of the server, at most 16. Each decoding image counts against ics_hash.encoder_memory_limit.",
+        &DECODE_THREADS,
         0,
         256,
         GucContext::Suset,
@@ -235,6 +252,15 @@ pub fn max_intra_op_threads() -> usize {
 /// The threads a backend uses: `ics_hash.intra_op_threads`, capped.
 pub fn intra_op_threads() -> usize {
     (INTRA_OP_THREADS.get().max(1) as usize).min(max_intra_op_threads().max(1))
+}
+
+/// The threads that decode a batch's images: `ics_hash.decode_threads`, 0 meaning the CPU
+/// count up to [`MAX_DEFAULT_DECODE_THREADS`].
+pub fn decode_threads() -> usize {
+    match DECODE_THREADS.get() {
+        n if n <= 0 => cpus().min(MAX_DEFAULT_DECODE_THREADS),
+        n => n as usize,
+    }
 }
 
 /// `ics_hash.intra_op_threads` as set (before the cap).

@@ -584,6 +584,7 @@ pub fn info() -> serde_json::Value {
         "intra_op_threads": gucs::intra_op_threads(),
         "intra_op_threads_setting": gucs::intra_op_threads_setting(),
         "max_intra_op_threads": gucs::max_intra_op_threads(),
+        "decode_threads": gucs::decode_threads(),
         "batch_size": gucs::batch_size(),
         "max_image_pixels": gucs::max_image_pixels(),
         "session_cache_size": gucs::session_cache_size(),

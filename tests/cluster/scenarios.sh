@@ -13,7 +13,8 @@
 #                exact results, retired pages recycled and reused by later inserts
 # The index scenarios run once per strategy (ICS_MIH_STRATEGIES, default "lists substrings").
 #   security     what needs several sessions or the server's environment: pg_cancel_backend
-#                and pg_terminate_backend stop a long network run; concurrent loads of one
+#                and pg_terminate_backend stop a long network run and a long batch (decoding
+#                pipelined with the runs); concurrent loads of one
 #                model name give one success and 42710s; with RUST_BACKTRACE=1 in the
 #                server's environment no backtrace reaches a client
 # Usage: tests/cluster/scenarios.sh [scenario...]   (all by default; ICS_PG_MAJOR picks the
@@ -289,26 +290,19 @@ scenario_vacuum() {
     cluster_destroy vac
 }
 
-scenario_security() {
-    local p=$((BASE_PORT + 5))
-    cluster_destroy sec
-    # RUST_BACKTRACE in the postmaster's environment (every backend inherits it).
-    PG_EXTRA_ENV="RUST_BACKTRACE=1" cluster_start sec "$p" "max_connections = 40"
-    setup_db "$p"
-    local fixtures=$ICS_RUN_DIR/sec/fixtures
-    install -d -m 0755 "$fixtures" && cp tests/fixtures/encoder/*.onnx tests/fixtures/encoder/corrupt.png "$fixtures"/ && chmod -R a+rX "$fixtures"
-    # The slow model's Loop is off the operator list: a superuser allows it for this database.
-    q "$p" -c "ALTER DATABASE scen SET ics_hash.extra_operators = 'Loop'" >/dev/null
-    q "$p" -c "SELECT name FROM ics_model_load('slow', pg_read_binary_file('$fixtures/slow_features.onnx'))" >/dev/null
-
-    # A run of 10^9 loop iterations (hours), stopped by pg_cancel_backend and then by
-    # pg_terminate_backend from another session.
-    local kind
+# stop_long PORT WHAT STATEMENT...: a session runs the statements (the last a long one); another
+# cancels it with pg_cancel_backend, then a new one is ended by pg_terminate_backend: each
+# takes effect within 20 s with PostgreSQL's own error.
+stop_long() {
+    local p=$1 what=$2 kind
+    shift 2
+    local cmds=() s
+    for s in "$@"; do cmds+=(-c "$s"); done
     for kind in cancel terminate; do
         local log=$ICS_RUN_DIR/sec/$kind.log start elapsed
         start=$(date +%s)
         PGAPPNAME="long_$kind" "$PG_BIN/psql" -h 127.0.0.1 -p "$p" -U postgres -X -d scen -tA \
-            -c "SELECT ics_encode('{1e9,0,0,0}'::real[], 'slow')" >"$log" 2>&1 &
+            "${cmds[@]}" >"$log" 2>&1 &
         local client=$!
         local pid=""
         for _ in $(seq 1 100); do
@@ -321,12 +315,35 @@ scenario_security() {
         wait $client || true
         elapsed=$(($(date +%s) - start))
         if [ "$kind" = cancel ]; then
-            check "security: pg_cancel_backend stops a long run (client error)" 1 "$(grep -c 'canceling statement due to user request' "$log")"
+            check "security: pg_cancel_backend stops $what (client error)" 1 "$(grep -c 'canceling statement due to user request' "$log")"
         else
-            check "security: pg_terminate_backend ends a backend in a long run" 1 "$(grep -c 'terminating connection due to administrator command' "$log")"
+            check "security: pg_terminate_backend ends a backend in $what" 1 "$(grep -c 'terminating connection due to administrator command' "$log")"
         fi
-        if [ "$elapsed" -lt 20 ]; then ok_ "security: $kind took effect in ${elapsed}s"; else not_ok "security: $kind took ${elapsed}s"; fi
+        if [ "$elapsed" -lt 20 ]; then ok_ "security: $kind of $what took effect in ${elapsed}s"; else not_ok "security: $kind of $what took ${elapsed}s"; fi
     done
+}
+
+scenario_security() {
+    local p=$((BASE_PORT + 5))
+    cluster_destroy sec
+    # RUST_BACKTRACE in the postmaster's environment (every backend inherits it).
+    PG_EXTRA_ENV="RUST_BACKTRACE=1" cluster_start sec "$p" "max_connections = 40"
+    setup_db "$p"
+    local fixtures=$ICS_RUN_DIR/sec/fixtures
+    install -d -m 0755 "$fixtures" && cp tests/fixtures/encoder/*.onnx tests/fixtures/encoder/corrupt.png tests/fixtures/encoder/tiny.png "$fixtures"/ && chmod -R a+rX "$fixtures"
+    # The slow model's Loop is off the operator list: a superuser allows it for this database.
+    q "$p" -c "ALTER DATABASE scen SET ics_hash.extra_operators = 'Loop'" >/dev/null
+    q "$p" -c "SELECT name FROM ics_model_load('slow', pg_read_binary_file('$fixtures/slow_features.onnx'))" >/dev/null
+
+    # A run of 10^9 loop iterations (hours), stopped by pg_cancel_backend and then by
+    # pg_terminate_backend from another session.
+    stop_long "$p" "a long run" "SELECT ics_encode('{1e9,0,0,0}'::real[], 'slow')"
+    # A long ics_encode_batch (4096 images through a model with a 3072 x 4096 MatMul, in
+    # chunks of 8: the backend runs a chunk while the decoders decode the next) stops the same
+    # way (tests/regress/sql/encoder_pipeline.sql: a statement timeout, then the next statement).
+    q "$p" -c "SELECT name FROM ics_model_load('heavy', pg_read_binary_file('$fixtures/heavy_image.onnx'))" >/dev/null
+    q "$p" -c "CREATE TABLE long_batch AS SELECT array_agg(pg_read_binary_file('$fixtures/tiny.png')) AS imgs FROM generate_series(1, 4096)" >/dev/null
+    stop_long "$p" "a long batch" "SET ics_hash.batch_size = 8" "SELECT cardinality(ics_encode_batch(imgs, 'heavy')) FROM long_batch"
     check "security: the server stayed up" t "$(q "$p" -c "SELECT ics_encode('{3,-1,2,-0.5}'::real[], 'slow') = 'a5'")"
 
     # Twelve sessions load one name at once: one wins, eleven get 42710 (never 23505).

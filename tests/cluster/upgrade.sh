@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Upgrade scenarios with real PostgreSQL processes (TAP-style output):
-#   extension   on the major of ICS_PG_MAJOR (default 15): ics_hash 0.1.0 installed from its
-#               script as released (sql/versions/), tables with codes, mih indexes of both
-#               strategies and a model made under it, then ALTER EXTENSION ics_hash UPDATE:
+#   extension   on the major of ICS_PG_MAJOR (default 15), from each earlier release (0.1.0,
+#               0.2.0): ics_hash installed from its script as released (sql/versions/),
+#               tables with codes, mih indexes of both strategies, a model and a view over
+#               ics_encode_batch made under it, then ALTER EXTENSION ics_hash UPDATE:
 #               the extension's objects equal a fresh CREATE EXTENSION's (every member with
 #               its definition, comment and grants, from pg_dump --binary-upgrade), every
 #               index still equals a sequential scan and passes mih_verify, inserts, VACUUM
@@ -23,8 +24,9 @@ source scripts/shards.sh
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(extension pg_upgrade)
 source tests/cluster/tap.sh
-# The release whose install script sql/versions/ keeps as it was released.
-OLD_VERSION=0.1.0
+# The releases whose install scripts sql/versions/ keeps as they were released; each is
+# installed, updated to this version and compared with a fresh install.
+OLD_VERSIONS=(0.1.0 0.2.0)
 
 # fixtures FOLDER: the encoder fixtures this file uses, where the servers' OS user reads them.
 fixtures() {
@@ -122,67 +124,84 @@ scenario_extension() {
     cluster_start "$name" "$p"
     local fx=$ICS_RUN_DIR/$name/fixtures
     fixtures "$fx"
-    local db
-    for db in fresh bare data; do
-        psql_at "$p" -d postgres -c "CREATE DATABASE $db" >/dev/null
-    done
+    psql_at "$p" -d postgres -c "CREATE DATABASE fresh" >/dev/null
     psql_at "$p" -d fresh -c "CREATE EXTENSION ics_hash" >/dev/null
     check "extension[pg$PG_MAJOR]: a fresh CREATE EXTENSION installs the default version" "$default" \
         "$(psql_at "$p" -d fresh -tA -c "SELECT extversion FROM pg_extension WHERE extname = 'ics_hash'")"
-    check "extension[pg$PG_MAJOR]: an update path $OLD_VERSION -> $default" 1 \
-        "$(psql_at "$p" -d fresh -tA -c "SELECT count(*) FROM pg_extension_update_paths('ics_hash') WHERE source = '$OLD_VERSION' AND target = '$default' AND path IS NOT NULL")"
+    local old
+    for old in "${OLD_VERSIONS[@]}"; do
+        extension_from "$old" "$p" "$name" "$fx" "$default"
+    done
+    cluster_destroy "$name"
+}
+
+# extension_from OLD PORT NAME FIXTURES DEFAULT: in the running cluster NAME, ics_hash OLD
+# installed from its released script, filled, updated to DEFAULT and checked against the
+# database "fresh" (a fresh CREATE EXTENSION).
+extension_from() {
+    local old=$1 p=$2 name=$3 fx=$4 default=$5
+    local tag="extension[pg$PG_MAJOR, $old]" v=${1//./}
+    local bare=bare_$v data=data_$v db
+    for db in "$bare" "$data"; do
+        psql_at "$p" -d postgres -c "CREATE DATABASE $db" >/dev/null
+    done
+    check "$tag: an update path $old -> $default" 1 \
+        "$(psql_at "$p" -d fresh -tA -c "SELECT count(*) FROM pg_extension_update_paths('ics_hash') WHERE source = '$old' AND target = '$default' AND path IS NOT NULL")"
 
     # Every C function of the released script must still be in this library (CREATE FUNCTION
     # looks each symbol up), else neither its install nor its update could run.
     local err
-    if err=$(psql_at "$p" -d bare -c "CREATE EXTENSION ics_hash VERSION '$OLD_VERSION'" 2>&1) &&
-        err=$(psql_at "$p" -d data -c "CREATE EXTENSION ics_hash VERSION '$OLD_VERSION'" 2>&1); then
-        ok_ "extension[pg$PG_MAJOR]: $OLD_VERSION installs from its released script with this library"
+    if err=$(psql_at "$p" -d "$bare" -c "CREATE EXTENSION ics_hash VERSION '$old'" 2>&1) &&
+        err=$(psql_at "$p" -d "$data" -c "CREATE EXTENSION ics_hash VERSION '$old'" 2>&1); then
+        ok_ "$tag: $old installs from its released script with this library"
     else
-        not_ok "extension[pg$PG_MAJOR]: CREATE EXTENSION ics_hash VERSION '$OLD_VERSION': $err"
+        not_ok "$tag: CREATE EXTENSION ics_hash VERSION '$old': $err"
     fi
-    fill "$p" data "$fx"
+    fill "$p" "$data" "$fx"
     local exact_before
-    exact_before=$(psql_at "$p" -d data -tA -c "SELECT all_exact()")
-    check "extension[pg$PG_MAJOR]: under $OLD_VERSION both indexes equal a sequential scan and verify" "$EXACT" "$exact_before"
+    exact_before=$(psql_at "$p" -d "$data" -tA -c "SELECT all_exact()")
+    check "$tag: under $old both indexes equal a sequential scan and verify" "$EXACT" "$exact_before"
+    # A view over an ics_encode_batch form of the old version: the update must keep it (the
+    # function it calls keeps its OID) and it must still work.
+    psql_at "$p" -d "$data" -c "CREATE VIEW batch_view AS SELECT ics_encode_batch(NULL::bytea[], 'tiny_features') IS NULL AS codes" >/dev/null
 
-    local db_
-    for db_ in bare data; do
-        if err=$(psql_at "$p" -d "$db_" -c "ALTER EXTENSION ics_hash UPDATE" 2>&1); then
-            ok_ "extension[pg$PG_MAJOR]: ALTER EXTENSION ics_hash UPDATE ($db_ database)"
+    for db in "$bare" "$data"; do
+        if err=$(psql_at "$p" -d "$db" -c "ALTER EXTENSION ics_hash UPDATE" 2>&1); then
+            ok_ "$tag: ALTER EXTENSION ics_hash UPDATE ($db database)"
         else
-            not_ok "extension[pg$PG_MAJOR]: ALTER EXTENSION ics_hash UPDATE ($db_ database): $err"
+            not_ok "$tag: ALTER EXTENSION ics_hash UPDATE ($db database): $err"
         fi
     done
-    check "extension[pg$PG_MAJOR]: the update reaches the default version" "$default" \
-        "$(psql_at "$p" -d data -tA -c "SELECT extversion FROM pg_extension WHERE extname = 'ics_hash'")"
-    local diffs=$ICS_RUN_DIR/$name.objects.diff
-    if diff -u <(objects "$p" fresh) <(objects "$p" bare) >"$diffs"; then
-        ok_ "extension[pg$PG_MAJOR]: after the update the extension's objects equal a fresh install's ($(objects "$p" fresh | grep -c '^ALTER EXTENSION ics_hash ADD') members)"
+    check "$tag: the update reaches the default version" "$default" \
+        "$(psql_at "$p" -d "$data" -tA -c "SELECT extversion FROM pg_extension WHERE extname = 'ics_hash'")"
+    local diffs=$ICS_RUN_DIR/$name.$v.objects.diff
+    if diff -u <(objects "$p" fresh) <(objects "$p" "$bare") >"$diffs"; then
+        ok_ "$tag: after the update the extension's objects equal a fresh install's ($(objects "$p" fresh | grep -c '^ALTER EXTENSION ics_hash ADD') members)"
     else
-        not_ok "extension[pg$PG_MAJOR]: the updated extension differs from a fresh install (- fresh, + updated; $diffs):"
+        not_ok "$tag: the updated extension differs from a fresh install (- fresh, + updated; $diffs):"
         head -n 40 "$diffs" | sed 's/^/#   /'
     fi
+    check "$tag: a view over ics_encode_batch survives the update" t \
+        "$(psql_at "$p" -d "$data" -tA -c "SELECT codes FROM batch_view")"
 
-    check "extension[pg$PG_MAJOR]: after the update both indexes equal a sequential scan and verify" "$EXACT" \
-        "$(psql_at "$p" -d data -tA -c "SELECT all_exact()")"
-    check "extension[pg$PG_MAJOR]: after the update the model gives the same codes" 0 \
-        "$(psql_at "$p" -d data -tA -c "$ENCODE_CHANGES")"
-    check "extension[pg$PG_MAJOR]: after the update the model is listed" "tiny_features 32" \
-        "$(psql_at "$p" -d data -tA -F ' ' -c "SELECT name, bits FROM ics_models")"
-    psql_at "$p" -d data >/dev/null <<'SQL'
+    check "$tag: after the update both indexes equal a sequential scan and verify" "$EXACT" \
+        "$(psql_at "$p" -d "$data" -tA -c "SELECT all_exact()")"
+    check "$tag: after the update the model gives the same codes" 0 \
+        "$(psql_at "$p" -d "$data" -tA -c "$ENCODE_CHANGES")"
+    check "$tag: after the update the model is listed" "tiny_features 32" \
+        "$(psql_at "$p" -d "$data" -tA -F ' ' -c "SELECT name, bits FROM ics_models")"
+    psql_at "$p" -d "$data" >/dev/null <<'SQL'
 INSERT INTO t_lists (code) SELECT hashlike() FROM generate_series(1, 2000);
 INSERT INTO t_substrings (code) SELECT hashlike() FROM generate_series(1, 2000);
 DELETE FROM t_lists WHERE id % 5 = 0;
 DELETE FROM t_substrings WHERE id % 5 = 0;
 VACUUM t_lists, t_substrings;
 SQL
-    check "extension[pg$PG_MAJOR]: inserts, deletes and VACUUM after the update: still exact" "$EXACT" \
-        "$(psql_at "$p" -d data -tA -c "SELECT all_exact()")"
-    psql_at "$p" -d data -c "REINDEX TABLE t_lists" -c "REINDEX TABLE t_substrings" >/dev/null
-    check "extension[pg$PG_MAJOR]: REINDEX after the update: still exact" "$EXACT" \
-        "$(psql_at "$p" -d data -tA -c "SELECT all_exact()")"
-    cluster_destroy "$name"
+    check "$tag: inserts, deletes and VACUUM after the update: still exact" "$EXACT" \
+        "$(psql_at "$p" -d "$data" -tA -c "SELECT all_exact()")"
+    psql_at "$p" -d "$data" -c "REINDEX TABLE t_lists" -c "REINDEX TABLE t_substrings" >/dev/null
+    check "$tag: REINDEX after the update: still exact" "$EXACT" \
+        "$(psql_at "$p" -d "$data" -tA -c "SELECT all_exact()")"
 }
 
 # One pg_upgrade run from 15 to 18 in MODE (copy or link).

@@ -52,7 +52,7 @@ SELECT p.proname, p.provolatile, p.proisstrict, p.proparallel
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
   JOIN pg_extension e ON e.oid = d.refobjid AND e.extname = 'ics_hash'
   WHERE p.provolatile <> 'i' OR NOT p.proisstrict OR p.proparallel <> 's'
-  ORDER BY 1, 2;
+  ORDER BY 1, 2, 3, 4;
 -- Every object of the extension has a comment.
 SELECT count(*) AS functions_without_comment
   FROM pg_proc p JOIN pg_depend d ON d.objid = p.oid AND d.classid = 'pg_proc'::regclass
