@@ -367,7 +367,9 @@ fn device_cuda_says_what_is_missing_and_auto_falls_back() {
         a.extend(extra.iter().map(|x| x.to_string()));
         a
     };
-    let strs = |a: &[String]| a.iter().map(String::as_str).collect::<Vec<_>>();
+    fn strs(a: &[String]) -> Vec<&str> {
+        a.iter().map(String::as_str).collect()
+    }
     // Fine-tuning: burn's CUDA backend.
     let e = fails(&strs(&args(&["--finetune", "top:1", "--device", "cuda"])));
     if ics_train::finetune::device::CUDA_BUILT {

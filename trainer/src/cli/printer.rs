@@ -81,7 +81,7 @@ impl Observer for Printer {
                     self.line(l);
                 }
             }
-            Event::Note(note) => self.line(note.to_string()),
+            Event::Note(note) => self.line(note),
             Event::SplitLoaded(s) => {
                 if s.skipped_unannotated > 0 {
                     self.line(format!(

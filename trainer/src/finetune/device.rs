@@ -295,30 +295,58 @@ fn probe_cuda() -> Result<Compute, String> {
     }
 }
 
-/// The driver and NVRTC load (burn's runtime would panic where they do not).
+/// The driver and NVRTC are where the dynamic loader finds libraries (burn's runtime panics
+/// where they are not): the folders of `LD_LIBRARY_PATH`, the loader's cache (`ldconfig -p`)
+/// and the default folders. Looked for, not loaded: the trainer has no unsafe code.
 #[cfg(feature = "cuda")]
 fn cuda_libraries() -> Result<(), String> {
-    fn load(names: &[&str]) -> Result<(), String> {
-        let mut last = String::new();
-        for n in names {
-            // SAFETY: loading a shared library runs its initialisers; these are NVIDIA's
-            // driver and NVRTC libraries, which burn's CUDA runtime loads anyway.
-            match unsafe { libloading::Library::new(n) } {
-                Ok(_) => return Ok(()),
-                Err(e) => last = e.to_string(),
-            }
-        }
-        Err(last)
+    use std::path::PathBuf;
+    let mut dirs: Vec<PathBuf> = std::env::var_os("LD_LIBRARY_PATH")
+        .map(|v| std::env::split_paths(&v).collect())
+        .unwrap_or_default();
+    let cache = std::process::Command::new("ldconfig")
+        .arg("-p")
+        .output()
+        .or_else(|_| {
+            std::process::Command::new("/sbin/ldconfig")
+                .arg("-p")
+                .output()
+        })
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for d in [
+        "/lib",
+        "/usr/lib",
+        "/lib64",
+        "/usr/lib64",
+        "/lib/x86_64-linux-gnu",
+        "/usr/lib/x86_64-linux-gnu",
+    ] {
+        dirs.push(d.into());
     }
-    load(&["libcuda.so.1", "libcuda.so"]).map_err(|e| {
-        format!("the NVIDIA driver library libcuda.so.1 does not load ({e}): install the driver")
-    })?;
-    load(&["libnvrtc.so.13", "libnvrtc.so"]).map_err(|e| {
-        format!(
-            "NVRTC (libnvrtc.so.13) does not load ({e}): `pip install nvidia-cuda-nvrtc` and \
-             put its lib folder in LD_LIBRARY_PATH"
-        )
-    })
+    let found = |names: &[&str]| {
+        names.iter().any(|n| {
+            dirs.iter().any(|d| d.join(n).exists())
+                || cache
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(&format!("{n} ")))
+        })
+    };
+    if !found(&["libcuda.so.1", "libcuda.so"]) {
+        return Err(
+            "the NVIDIA driver library libcuda.so.1 is not where the loader looks \
+                    (LD_LIBRARY_PATH, ldconfig): install the driver"
+                .into(),
+        );
+    }
+    if !found(&["libnvrtc.so.13", "libnvrtc.so"]) {
+        return Err(
+            "NVRTC (libnvrtc.so.13) is not where the loader looks: `pip install \
+                    nvidia-cuda-nvrtc` and put its lib folder in LD_LIBRARY_PATH"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 /// The CUDA headers NVRTC compiles against: where cubecl looks for them.
