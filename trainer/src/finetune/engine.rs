@@ -173,7 +173,7 @@ pub use burn21::Burn21;
 mod burn21 {
     use burn_cuda_backend::tensor::backend::AutodiffBackend;
     use burn_cuda_backend::tensor::module::conv2d;
-    use burn_cuda_backend::tensor::ops::{ConvOptions, PadMode};
+    use burn_cuda_backend::tensor::ops::ConvOptions;
     use burn_cuda_backend::tensor::{Tensor, TensorCreationOptions, TensorData};
 
     use super::{Engine, Real};
@@ -248,8 +248,16 @@ mod burn21 {
                 ConvOptions::new([stride; 2], [pad; 2], [1, 1], groups),
             )
         }
+        /// burn 0.21's own `pad` makes its zeros in the default float type, which fails for
+        /// `f64` tensors (the gradient check): the same zeros and assignment, in `x`'s type.
         fn pad(x: Tensor<B, 4>, pads: (usize, usize, usize, usize)) -> Tensor<B, 4> {
-            x.pad(pads, PadMode::Constant(0.0))
+            let (left, right, top, bottom) = pads;
+            let [n, c, h, w] = x.dims();
+            let zeros = Tensor::<B, 4>::zeros(
+                [n, c, h + top + bottom, w + left + right],
+                TensorCreationOptions::new(x.device()).with_dtype(x.dtype()),
+            );
+            zeros.slice_assign([0..n, 0..c, top..top + h, left..left + w], x)
         }
         fn relu6(x: Tensor<B, 4>) -> Tensor<B, 4> {
             x.clamp(0.0, 6.0)

@@ -253,6 +253,32 @@ mod tests {
         assert!(e.contains("finite difference"), "{e}");
     }
 
+    /// The `cuda` feature's burn 0.21 engine, on burn 0.21's CPU backend: its gradients
+    /// against finite differences, and its objective against burn 0.22's.
+    #[cfg(feature = "cuda-on-cpu")]
+    #[test]
+    fn burn21_engine_matches_finite_differences_and_burn22() {
+        use burn_cuda_backend::backend::{Autodiff, Flex};
+        let g = crate::finetune::engine::Burn21::<Autodiff<Flex>>(Default::default());
+        for (start, seed) in [
+            (Start::Image, 1),
+            (Start::Stage(2), 2),
+            (Start::Stage(4), 3),
+        ] {
+            let (_, _, n, worst) = check(&g, &g, start, seed).unwrap();
+            let p = Problem::new(start, seed);
+            let (a, b) = (
+                p.objective(&g, None),
+                p.objective(&inference_device(), None),
+            );
+            eprintln!(
+                "{start:?} on burn 0.21 flex: {n} values checked, worst relative error \
+                 {worst:.2e}; objective {a:.12} vs burn 0.22 {b:.12}"
+            );
+            assert!((a - b).abs() <= 1e-10 * a.abs().max(1.0), "{a} vs {b}");
+        }
+    }
+
     /// [`check`] with `p`'s gradients against `q`'s objective.
     fn check_swapped(p: &Problem, q: &Problem) -> Result<(), String> {
         let grads = p.analytic(&training_device());
