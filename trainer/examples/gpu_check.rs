@@ -3,7 +3,7 @@
 //!
 //!     cargo build --release -p ics-train --features cuda --example gpu_check
 //!     target/release/examples/gpu_check [--size 128] [--images 256] [--epochs 2] \
-//!         [--batch 32] [--cpu-threads 2] [--pth FILE] [--jpegs DIR]
+//!         [--batch 32] [--cpu-threads 2] [--pth FILE] [--jpegs DIR] [--device cuda]
 //!
 //! 1. `gradcheck`: burn's gradients of the backbone against finite differences, in `f64`, on
 //!    the GPU (the CPU tests' check, `ics_train::finetune::gradcheck`).
@@ -21,6 +21,7 @@
 //! Weights: EfficientNet-Lite0 from `--pth` (default: the offline data's
 //! `efficientnet-lite0-57934424.pth` when present), else seeded random Lite0 weights (same
 //! shapes and cost). One `key=value` line per measurement on stdout; notes on stderr.
+//! `--device cpu` runs the "GPU" side on the CPU too (a dry run of this program anywhere).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -52,6 +53,7 @@ struct Args {
     cpu_threads: usize,
     pth: Option<PathBuf>,
     jpegs: Option<PathBuf>,
+    device: DeviceChoice,
 }
 
 fn parse() -> Result<Args> {
@@ -63,6 +65,7 @@ fn parse() -> Result<Args> {
         cpu_threads: 2,
         pth: None,
         jpegs: None,
+        device: DeviceChoice::Cuda,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -75,6 +78,7 @@ fn parse() -> Result<Args> {
             "--cpu-threads" => a.cpu_threads = value()?.parse()?,
             "--pth" => a.pth = Some(value()?.into()),
             "--jpegs" => a.jpegs = Some(value()?.into()),
+            "--device" => a.device = value()?.parse()?,
             _ => bail!("unknown argument {flag}"),
         }
     }
@@ -211,8 +215,11 @@ fn input_rows(
 
 fn main() -> Result<()> {
     let a = parse()?;
-    let (cuda, _) = resolve(DeviceChoice::Cuda)?;
-    println!("device cuda={:?}", cuda.describe());
+    let (cuda, note) = resolve(a.device)?;
+    if let Some(note) = note {
+        eprintln!("{note}");
+    }
+    println!("device compute={:?}", cuda.describe());
 
     // 1. The finite-difference check on the GPU.
     let t = Instant::now();
@@ -354,7 +361,7 @@ fn main() -> Result<()> {
         files.sort();
         let files = Files(files);
         let bb = Backbone::from_weights(&weights, p, "lite0 (gpu_check)".into())?;
-        for device in [DeviceChoice::Cpu, DeviceChoice::Cuda] {
+        for device in [DeviceChoice::Cpu, a.device] {
             let opts = FeatureOptions {
                 progress: false,
                 device,
