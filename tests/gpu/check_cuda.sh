@@ -146,8 +146,9 @@ SQL
     cluster_stop gpu-check
     # The Time: line after each "timed" marker (ms).
     ms() { awk -v m="timed $1" '$0 == m { f = 1; next } f && /^Time:/ { print $2; exit }' "$out/sql.log"; }
-    sql_cuda=$(awk -v n="$N" -v t="$(ms cuda)" 'BEGIN { printf "%.1f", n / (t / 1000) }')
-    sql_cpu=$(awk -v n="$N" -v t="$(ms cpu)" 'BEGIN { printf "%.1f", n / (t / 1000) }')
+    ips() { awk -v n="$N" -v t="$1" 'BEGIN { if (t > 0) printf "%.1f", n / (t / 1000); else print 0 }'; }
+    sql_cuda=$(ips "$(ms cuda)")
+    sql_cpu=$(ips "$(ms cpu)")
     echo "in-database img/s (ics_encode_batch, decoding included): cuda $sql_cuda, cpu $sql_cpu"
     echo "in-database cuda vs raw ONNX Runtime cuda: $(ratio "$sql_cuda" "$raw_pipe")x of raw with decoding," \
         "$(ratio "$sql_cuda" "$raw_net")x of raw network only"
