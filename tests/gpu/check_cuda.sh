@@ -159,7 +159,9 @@ fi
 echo "== 3. trainer: gradient check, fine-tuning CPU (2 threads) vs CUDA, codes and losses"
 "$check" --size "${TRAIN_SIZE:-128}" --images "${TRAIN_IMAGES:-256}" --epochs "${TRAIN_EPOCHS:-2}" \
     --cpu-threads 2 --jpegs "$out/images" | tee "$out/train.txt"
-grep -q '^gradcheck .* ok=1' "$out/train.txt" || fail "the gradient check did not pass on the GPU"
+if ! grep -q '^gradcheck .*ok=1' "$out/train.txt" || grep -q '^gradcheck .*ok=0' "$out/train.txt"; then
+    miss "the finite-difference gradient check on the GPU"
+fi
 while read -r line; do
     miss "target: $line"
 done < <(grep -E '^(train|codes) .*ok=0' "$out/train.txt" || true)
