@@ -292,6 +292,22 @@ fn main() -> Result<()> {
                 p,
             )
         })?;
+        // Warm-up (NVRTC compiles, autotuning) on two batches, so that the measured run
+        // times training, not kernel selection.
+        let warm = (2 * a.batch).min(a.images);
+        let warm_config = TrainConfig {
+            epochs: 1,
+            warmup_epochs: 1,
+            ..config.clone()
+        };
+        finetune(
+            &cuda,
+            &weights,
+            rows.slice(ndarray::s![..warm, ..]),
+            labels.slice(ndarray::s![..warm, ..]),
+            &warm_config,
+            p,
+        )?;
         let gpu = finetune(&cuda, &weights, rows.view(), labels.view(), &config, p)?;
         let target = if mode == FinetuneMode::All {
             20.0
