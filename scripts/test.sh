@@ -38,6 +38,8 @@ trap 'for m in "${majors[@]}"; do use_pg "$m"; cluster_stop "test$m"; done; tall
 step "style: cargo fmt, cargo clippy"
 cargo fmt --all --check
 cargo clippy --quiet --workspace --all-targets -- -D warnings
+# The trainer's CUDA backend (burn 0.21): compiled without a GPU, not run.
+cargo clippy --quiet -p ics-train --features cuda --all-targets -- -D warnings
 ok "clean"
 
 step "unit tests (pgrx-free crates)"

@@ -1,25 +1,42 @@
 #!/usr/bin/env bash
-# GPU check of the encoder (not part of `make test`): on a machine with an NVIDIA GPU and the
-# onnxruntime-gpu library, runs the EfficientNet-Lite0 encoder model with the CUDA execution
-# provider and compares its codes and throughput with the CPU provider.
+# GPU check (not part of `make test`; nothing here is verified without an NVIDIA GPU): on a
+# machine with an NVIDIA GPU, CUDA 13 and cuDNN 9 from pip, measures and checks
 #
-#   1. raw:  trainer/examples/encoder_bench.rs with --provider cuda, then cpu, same images;
-#   2. SQL:  when PostgreSQL 15 with ics_hash installed is here, a private cluster encodes the
-#            same images with ics_encode_batch under ics_hash.execution_provider = cuda and
-#            cpu, shows the CUDA slot it holds, and prints ics_encoder_info() (which provider
-#            each session runs on and why, device memory limit and arena statistics).
+#   1. raw ONNX Runtime: the EfficientNet-Lite0 encoder model (trainer/examples/encoder_bench.rs)
+#      with the CUDA execution provider, then the CPU one, same images: images/s of the network
+#      alone and with decoding, and the codes of both;
+#   2. SQL (when PostgreSQL 15 with ics_hash installed is here): a private cluster encodes the
+#      same images with ics_encode_batch under ics_hash.execution_provider = cuda and cpu:
+#      images/s in the database against raw ONNX Runtime with and without decoding, the CUDA
+#      slot held, ics_encoder_info();
+#   3. the trainer (trainer/examples/gpu_check.rs, built with `--features cuda`): the
+#      finite-difference gradient check on the GPU; fine-tuning images/s for top:2 and all, CPU
+#      (2 threads, as on CI) vs CUDA, with the targets as ratios (all >= 20x, top:2 >= 10x);
+#      losses of every epoch on both; codes of one model with the backbone on the CPU and on
+#      CUDA (identical except bits whose pre-sign value is within 1e-3 of 0, and how many);
+#      frozen-head feature extraction (ONNX Runtime's CUDA provider) decoding vs network.
 #
-# Setup (GPU machine):
-#   pip install onnxruntime-gpu==1.31.1        # the CUDA 13 build; brings libonnxruntime.so
-#   pip install nvidia-cudnn-cu13 nvidia-cublas nvidia-cuda-runtime nvidia-curand nvidia-cuda-nvrtc nvidia-cufft
-#   ORT_GPU_LIB=$(python3 -c 'import onnxruntime,os;print(os.path.dirname(onnxruntime.__file__))')/capi/libonnxruntime.so.1.31.1
+# What it needs (the GPU machine may have no network: nothing is downloaded):
+#   - python3 with these wheels (CUDA 13, cuDNN 9), installed beforehand or from a wheel folder:
+#       pip install onnxruntime-gpu==1.31.1 nvidia-cudnn-cu13 nvidia-cublas nvidia-cuda-runtime \
+#           nvidia-curand nvidia-cuda-nvrtc nvidia-cufft
+#     onnxruntime-gpu brings libonnxruntime.so (ORT_GPU_LIB below), nvidia-cuda-nvrtc the
+#     NVRTC library burn's CUDA backend compiles its kernels with, nvidia-cuda-runtime the
+#     headers NVRTC needs (CUDA_PATH is set to the folder holding include/cuda_runtime.h);
+#   - the NVIDIA driver (libcuda.so.1, nvidia-smi);
+#   - prebuilt binaries, built on any machine (no GPU needed) and carried:
+#       cargo build --release -p ics-train --features cuda --example encoder_bench --example gpu_check
+#     i.e. target/release/examples/encoder_bench and gpu_check (override: ENCODER_BENCH=,
+#     GPU_CHECK=); without them the script builds them, which needs cargo and crates;
+#   - the offline data of `make setup` (.cache/data, or ICS_DATA_DIR): the Lite0 weights
+#     efficientnet-lite0-57934424.pth and the photos chelsea.png and coffee.png (16 MB);
+#   - for part 2 only: PostgreSQL 15 with ics_hash installed (ICS_PG_BIN=path/to/bin).
+#
 # Usage:
-#   ORT_GPU_LIB=... tests/gpu/check_cuda.sh [size=224] [images=256] [batch=32]
-# ENCODER_BENCH=path/to/encoder_bench uses a prebuilt benchmark binary (no cargo needed);
-# ICS_PG_BIN=path/to/bin uses another PostgreSQL 15 installation (e.g. one carried to the
-# GPU machine, with ics_hash installed into it);
-# the CUDA and cuDNN libraries of the pip packages are found through python3, or add their
-# lib folders to LD_LIBRARY_PATH yourself. For the server: set
+#   [ORT_GPU_LIB=...] tests/gpu/check_cuda.sh [size=224] [images=256] [batch=32]
+# Trainer part: TRAIN_SIZE (128), TRAIN_IMAGES (256), TRAIN_EPOCHS (2).
+# The CUDA and cuDNN libraries of the pip packages are found through python3, or add their lib
+# folders to LD_LIBRARY_PATH yourself. For the server: set
 #   ics_hash.onnxruntime_library = '<ORT_GPU_LIB>'   (postgresql.conf, superuser)
 # and start the postmaster with those lib folders in LD_LIBRARY_PATH; `auto` then uses CUDA.
 set -euo pipefail
@@ -31,6 +48,8 @@ out=$(pwd)/target/gpu-check
 mkdir -p "$out"
 
 fail() { printf 'check_cuda: FAILED: %s\n' "$*" >&2; exit 1; }
+failures=()
+miss() { printf 'check_cuda: MISSED: %s\n' "$*"; failures+=("$*"); }
 
 if [ -z "${ORT_GPU_LIB:-}" ]; then
     ORT_GPU_LIB=$(python3 - <<'PY' 2>/dev/null || true
@@ -42,19 +61,28 @@ fi
 [ -f "${ORT_GPU_LIB:-}" ] || fail "set ORT_GPU_LIB to the libonnxruntime.so of onnxruntime-gpu"
 [ -f "$(dirname "$ORT_GPU_LIB")/libonnxruntime_providers_cuda.so" ] ||
     fail "$ORT_GPU_LIB has no libonnxruntime_providers_cuda.so beside it: not the onnxruntime-gpu build"
-# CUDA/cuDNN from the nvidia-* pip packages, if present.
+# CUDA/cuDNN/NVRTC from the nvidia-* pip packages, if present.
 nv=$(python3 -c 'import glob,os,nvidia; print(":".join(sorted({d for p in nvidia.__path__ for d in glob.glob(os.path.join(p, "**", "lib"), recursive=True)})))' 2>/dev/null || true)
 export LD_LIBRARY_PATH="$(dirname "$ORT_GPU_LIB")${nv:+:$nv}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 export ORT_DYLIB_PATH=$ORT_GPU_LIB
+# The CUDA headers NVRTC compiles burn's kernels against (nvidia-cuda-runtime's include/).
+if [ -z "${CUDA_PATH:-}" ]; then
+    CUDA_PATH=$(python3 -c 'import glob,os,nvidia; h=[f for p in nvidia.__path__ for f in glob.glob(os.path.join(p, "**", "include", "cuda_runtime.h"), recursive=True)]; print(os.path.dirname(os.path.dirname(h[0])) if h else "")' 2>/dev/null || true)
+    [ -n "$CUDA_PATH" ] && export CUDA_PATH
+fi
+echo "CUDA_PATH=${CUDA_PATH:-unset}"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
-bench=${ENCODER_BENCH:-}
-if [ -z "$bench" ]; then
-    cargo build --release -q -p ics-train --example encoder_bench
+bench=${ENCODER_BENCH:-target/release/examples/encoder_bench}
+check=${GPU_CHECK:-target/release/examples/gpu_check}
+if [ ! -x "$bench" ] || [ ! -x "$check" ]; then
+    cargo build --release -q -p ics-train --features cuda --example encoder_bench --example gpu_check
     bench=target/release/examples/encoder_bench
+    check=target/release/examples/gpu_check
 fi
+field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
-echo "== raw ONNX Runtime, $N images at $SIZE px, batch $BATCH"
+echo "== 1. raw ONNX Runtime, $N images at $SIZE px, batch $BATCH"
 gpu=$("$bench" --provider cuda --size "$SIZE" --images "$N" --batch "$BATCH" --threads 4 --out "$out" --codes "$out/cuda.txt" | tail -n 1)
 echo "$gpu"
 cpu=$("$bench" --provider cpu --size "$SIZE" --images "$N" --batch "$BATCH" --threads "$(nproc)" --out "$out" --codes "$out/cpu.txt" | tail -n 1)
@@ -64,14 +92,15 @@ bits=$(paste -d' ' "$out/cuda.txt" "$out/cpu.txt" | python3 -c '
 import sys
 print(sum(bin(int(a, 16) ^ int(b, 16)).count("1") for a, b in (l.split() for l in sys.stdin)))')
 echo "codes: $same of $N identical on CUDA and CPU; $bits differing bits in all"
-field() { tr ' ' '\n' <<<"$1" | awk -F= -v k="$2" '$1 == k { print $2 }'; }
-echo "img/s batch $BATCH (inference): cuda $(field "$gpu" infer_ips), cpu $(field "$cpu" infer_ips);" \
-    "with decoding: cuda $(field "$gpu" pipeline_ips), cpu $(field "$cpu" pipeline_ips)"
+raw_net=$(field "$gpu" infer_ips)
+raw_pipe=$(field "$gpu" pipeline_ips)
+echo "img/s batch $BATCH (network only): cuda $raw_net, cpu $(field "$cpu" infer_ips);" \
+    "with decoding: cuda $raw_pipe, cpu $(field "$cpu" pipeline_ips)"
 [ "$same" -ge $((N * 95 / 100)) ] || fail "fewer than 95% of the codes agree"
 
 pg_bin=${ICS_PG_BIN:-/usr/lib/postgresql/15/bin}
 if [ -x "$pg_bin/pg_ctl" ] && [ -f "$("$pg_bin/pg_config" --sharedir)/extension/ics_hash.control" ]; then
-    echo "== SQL: ics_encode_batch with execution_provider cuda and cpu"
+    echo "== 2. SQL: ics_encode_batch with execution_provider cuda and cpu"
     source scripts/common.sh
     PORT=${ICS_GPU_PORT:-28853}
     chmod -R a+rX "$out" "$(dirname "$ORT_GPU_LIB")"
@@ -106,11 +135,26 @@ SQL
         -c "$q" -c '\timing on' -c "$q" -c "$q" -c "$q" |
         awk '/^Time:/ { t = $2; if (best == "" || t < best) best = t } END { print best }')
     threads=$(psql_at "$PORT" -d ics_gpu -tA -c "SELECT ics_encoder_info() ->> 'decode_threads'")
-    awk -v n="$N" -v ms="$ms" -v raw="$(field "$gpu" infer_ips)" -v t="$threads" 'BEGIN {
-        ips = n / (ms / 1000)
-        printf "ics_encode_batch on CUDA: %.0f img/s with %s decoding threads, %.0f%% of raw inference (%s img/s; target: 50%%)\n", ips, t, 100 * ips / raw, raw }'
+    awk -v n="$N" -v ms="$ms" -v raw="$raw_net" -v pipe="$raw_pipe" -v t="$threads" 'BEGIN {
+        ips = ms > 0 ? n / (ms / 1000) : 0
+        printf "ics_encode_batch on CUDA: %.0f img/s with %s decoding threads, %.0f%% of raw inference (%s img/s; target: 50%%)\n", ips, t, 100 * ips / raw, raw
+        printf "  and %.0f%% of raw ONNX Runtime with decoding (encoder_bench pipeline: %s img/s)\n", 100 * ips / pipe, pipe }'
     cluster_stop gpu-check
 else
-    echo "== SQL part skipped: no PostgreSQL 15 with ics_hash installed here"
+    echo "== 2. SQL part skipped: no PostgreSQL 15 with ics_hash installed here"
 fi
+
+echo "== 3. trainer: gradient check, fine-tuning CPU (2 threads) vs CUDA, codes and losses"
+"$check" --size "${TRAIN_SIZE:-128}" --images "${TRAIN_IMAGES:-256}" --epochs "${TRAIN_EPOCHS:-2}" \
+    --cpu-threads 2 --jpegs "$out/images" | tee "$out/train.txt"
+if ! grep -q '^gradcheck .*ok=1' "$out/train.txt" || grep -q '^gradcheck .*ok=0' "$out/train.txt"; then
+    miss "the finite-difference gradient check on the GPU"
+fi
+while read -r line; do
+    miss "target: $line"
+done < <(grep -E '^(train|codes) .*ok=0' "$out/train.txt" || true)
+echo "targets: fine-tuning all on CUDA >= 20x the 2-core CPU, top:2 >= 10x;" \
+    "codes CPU vs CUDA identical except bits within 1e-3 of 0"
+grep -E '^(train .*ratio|codes|features)' "$out/train.txt"
+[ "${#failures[@]}" -eq 0 ] || fail "${#failures[@]} target(s) missed"
 echo "check_cuda: ok"

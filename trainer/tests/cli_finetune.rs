@@ -327,3 +327,95 @@ fn bad_finetune_options_say_why() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("N >= 1"));
 }
+
+/// `--device`: `cuda` says what is missing (here: the `cuda` feature or a GPU for burn, a CUDA
+/// build of ONNX Runtime or a GPU for feature extraction), `auto` falls back to the CPU with a
+/// one-line note; a machine where CUDA runs skips the checks that expect it to be missing.
+#[test]
+fn device_cuda_says_what_is_missing_and_auto_falls_back() {
+    let gpu = ics_encoder::runtime::gpu_present().0;
+    if gpu && ics_train::finetune::device::CUDA_BUILT {
+        return;
+    }
+    let dir = fresh_dir("finetune-device");
+    let bb = tiny_backbone(&dir);
+    let train = list(&dir, "train", 6);
+    let model = dir.join("m.icsm");
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = [
+            "train",
+            "--backbone",
+            s(&bb),
+            "--train",
+            s(&train),
+            "--bits",
+            "8",
+            "--hidden",
+            "none",
+            "--epochs",
+            "1",
+            "--warmup-epochs",
+            "0",
+            "--batch-size",
+            "4",
+            "--out",
+            s(&model),
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect();
+        a.extend(extra.iter().map(|x| x.to_string()));
+        a
+    };
+    fn strs(a: &[String]) -> Vec<&str> {
+        a.iter().map(String::as_str).collect()
+    }
+    // Fine-tuning: burn's CUDA backend.
+    let e = fails(&strs(&args(&["--finetune", "top:1", "--device", "cuda"])));
+    if ics_train::finetune::device::CUDA_BUILT {
+        assert!(e.contains("--device cuda: no NVIDIA GPU is visible"), "{e}");
+    } else {
+        assert!(
+            e.contains("--device cuda: this ics-train was built without the `cuda` feature")
+                && e.contains("--features cuda"),
+            "{e}"
+        );
+    }
+    let (_, err) = ok(&strs(&args(&["--finetune", "top:1", "--device", "auto"])));
+    let notes: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("--device auto: training on the CPU, "))
+        .collect();
+    assert_eq!(notes.len(), 1, "{err}");
+    assert!(
+        err.contains("fine-tuning top:1 (burn 0.22.1 flex (CPU"),
+        "{err}"
+    );
+    // Frozen features: ONNX Runtime's CUDA provider (the CPU build of ONNX Runtime has none).
+    if !gpu {
+        let e = fails(&strs(&args(&[
+            "--device",
+            "cuda",
+            "--cache-dir",
+            s(&dir.join("c1")),
+        ])));
+        assert!(
+            e.contains("--device is cuda, but") && e.contains("--device cpu"),
+            "{e}"
+        );
+        let (_, err) = ok(&strs(&args(&[
+            "--device",
+            "auto",
+            "--cache-dir",
+            s(&dir.join("c2")),
+        ])));
+        assert!(err.contains("on CPUExecutionProvider (auto: "), "{err}");
+    }
+    // The CPU, said or not, prints no note.
+    let (_, err) = ok(&strs(&args(&["--finetune", "top:1", "--device", "cpu"])));
+    assert!(!err.contains("--device"), "{err}");
+    // Unknown devices are usage errors.
+    let out = bin().args(args(&["--device", "gpu"])).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected auto, cpu or cuda"));
+}

@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use super::Backbone;
 use crate::data::dataset::{Dataset, ImageRef};
 use crate::data::split::LoadedSplit;
-use crate::onnx::runtime;
+use crate::onnx::runtime::{self, DeviceChoice};
 use crate::tensorfile::{Error as TensorFileError, Format, Reader, Writer};
 
 /// An image to preprocess: encoded bytes (any format `ics_encoder` decodes) or decoded RGB,
@@ -192,6 +192,9 @@ pub struct FeatureOptions {
     /// C x H x W values (the activations a fine-tuning run caches). Otherwise every dimension
     /// after C must be 1.
     pub maps: bool,
+    /// Where ONNX Runtime runs (its CUDA execution provider for `cuda`, and for `auto` when it
+    /// can start), and where a fine-tuning run trains. Cached features do not depend on it.
+    pub device: DeviceChoice,
 }
 
 impl Default for FeatureOptions {
@@ -203,6 +206,7 @@ impl Default for FeatureOptions {
             cache_dir: None,
             progress: true,
             maps: false,
+            device: DeviceChoice::Cpu,
         }
     }
 }
@@ -220,6 +224,8 @@ pub struct Extracted {
     pub inference_s: f64,
     /// The cache file used or written, if any.
     pub cache_file: Option<PathBuf>,
+    /// ONNX Runtime's provider the features were computed on, and why (`None` from the cache).
+    pub provider: Option<(&'static str, String)>,
 }
 
 /// Features of a loaded split (through the cache when `opts` has one); errors say which split.
@@ -340,16 +346,27 @@ pub struct Extractor {
     feature_output: String,
     preprocess: Preprocess,
     maps: bool,
+    /// ONNX Runtime's provider the session runs on, and why.
+    pub provider: (&'static str, String),
 }
 
 impl Extractor {
+    /// A CPU session.
     pub fn new(backbone: &Backbone, intra_threads: usize) -> Result<Self> {
+        Self::on(backbone, intra_threads, DeviceChoice::Cpu)
+    }
+
+    /// A session on `device` ([`runtime::session_on`]: `cuda` fails saying what is missing,
+    /// `auto` falls back to the CPU).
+    pub fn on(backbone: &Backbone, intra_threads: usize, device: DeviceChoice) -> Result<Self> {
+        let built = runtime::session_on(backbone.onnx_bytes(), intra_threads, device)?;
         Ok(Extractor {
-            session: runtime::session(backbone.onnx_bytes(), intra_threads)?,
+            session: built.session,
             input_name: backbone.input_name.clone(),
             feature_output: backbone.feature_output.clone(),
             preprocess: backbone.preprocess,
             maps: false,
+            provider: (built.provider, built.reason),
         })
     }
 
@@ -407,6 +424,7 @@ pub fn extract_features(
                     preprocess_s: 0.0,
                     inference_s: 0.0,
                     cache_file: Some(path),
+                    provider: None,
                 });
             }
             Some((path, key))
@@ -415,7 +433,8 @@ pub fn extract_features(
     };
 
     let n = images.len();
-    let mut extractor = Extractor::new(backbone, opts.intra_threads)?.with_maps(opts.maps);
+    let mut extractor =
+        Extractor::on(backbone, opts.intra_threads, opts.device)?.with_maps(opts.maps);
     let bar = if opts.progress {
         let bar = ProgressBar::new(n as u64);
         bar.set_style(
@@ -467,6 +486,7 @@ pub fn extract_features(
         preprocess_s,
         inference_s,
         cache_file,
+        provider: Some(extractor.provider),
     })
 }
 

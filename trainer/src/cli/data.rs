@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 
 use ics_train::data::{DataSpec, SplitName};
+use ics_train::onnx::runtime::DeviceChoice;
 use ics_train::workflow::FeatureSettings;
 
 use super::ui;
@@ -88,6 +89,12 @@ pub struct FeatureArgs {
     /// ONNX Runtime intra-op threads (0 = one per core).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub ort_threads: usize,
+    /// Where the backbone runs: ONNX Runtime's feature extraction and frozen prefixes, and
+    /// fine-tuning (--finetune top:N|all). cuda: an NVIDIA GPU (fine-tuning needs an
+    /// ics-train built with --features cuda), an error saying what is missing otherwise;
+    /// auto: the GPU when it can run, else the CPU with a note [default: cpu].
+    #[arg(long, value_name = "auto|cpu|cuda", default_value = "cpu")]
+    pub device: DeviceChoice,
 }
 
 impl FeatureArgs {
@@ -98,6 +105,7 @@ impl FeatureArgs {
             batch: self.batch,
             ort_threads: self.ort_threads,
             progress: !ui::quiet(),
+            device: self.device,
         }
     }
 }

@@ -37,11 +37,14 @@ impl Printer {
             Task::Train { tag, config } => {
                 ui::bar(config.epochs as u64, &format!("{tag}train"), "epochs")
             }
-            Task::Finetune { tag, config } => {
+            Task::Finetune {
+                tag,
+                config,
+                device,
+            } => {
                 self.line(format!(
-                    "{tag}fine-tuning {} ({}), backbone lr x{}{}",
+                    "{tag}fine-tuning {} ({device}), backbone lr x{}{}",
                     config.finetune.mode,
-                    ics_train::finetune::device::describe(),
                     config.finetune.backbone_lr_scale,
                     if config.finetune.augment {
                         ", augmented"
@@ -78,6 +81,7 @@ impl Observer for Printer {
                     self.line(l);
                 }
             }
+            Event::Note(note) => self.line(note),
             Event::SplitLoaded(s) => {
                 if s.skipped_unannotated > 0 {
                     self.line(format!(
@@ -96,6 +100,11 @@ impl Observer for Printer {
                     .as_ref()
                     .map(|p| p.display().to_string())
                     .unwrap_or_else(|| "no cache".into());
+                // Where ONNX Runtime ran, when --device asked for more than the CPU.
+                let on = match &ex.provider {
+                    Some((p, why)) if !why.ends_with("= cpu") => format!(" on {p} ({why})"),
+                    _ => String::new(),
+                };
                 if ex.from_cache {
                     self.line(format!("features {name:>8}: {n} x {d} from cache {cache}"));
                 } else {
@@ -103,7 +112,7 @@ impl Observer for Printer {
                     let per = |s: f64| 1e3 * s / n.max(1) as f64;
                     self.line(format!(
                         "features {name:>8}: {n} x {d} in {} ({:.2} ms/image: preprocessing \
-                         {:.2}, inference {:.2}); cached in {cache}",
+                         {:.2}, inference {:.2}){on}; cached in {cache}",
                         ui::duration(total),
                         per(total),
                         per(ex.preprocess_s),

@@ -3,7 +3,9 @@
 //!
 //! - [`network`]: the trained part of EfficientNet-Lite as burn tensor operations (autodiff
 //!   through depthwise convolutions, SAME padding, ReLU6, residuals, pooling), generic over
-//!   `f32`/`f64`; [`device`]: where it runs.
+//!   `f32`/`f64`, written once over [`engine`]'s operations; [`device`]: where it runs
+//!   (`--device`: burn 0.22 on the CPU, burn 0.21 on CUDA with `--features cuda`), and
+//!   [`gradcheck`]: its gradients against finite differences on either.
 //! - [`prefix`]: the frozen part of a `top:N` run in ONNX Runtime, its activations cached.
 //! - [`augment`]: random crop and horizontal flip, drawn per image and epoch.
 //! - [`source`]: the training loop's [`crate::ics::FeatureSource`] that runs, back-propagates
@@ -18,13 +20,12 @@
 
 pub mod augment;
 pub mod device;
+pub mod engine;
+pub mod gradcheck;
 pub mod network;
 pub mod prefix;
 pub mod run;
 pub mod source;
-
-#[cfg(test)]
-mod gradcheck;
 
 pub use network::{NetworkTensors, Start};
 pub use run::{model_backbone, train_finetuned, FinetuneInputs, FinetuneOutcome};

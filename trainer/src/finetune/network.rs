@@ -12,12 +12,11 @@
 //! convolutions on a device for one forward pass, tracked for gradients or not. Generic over
 //! the element type: training runs in `f32`, the finite-difference check in `f64`.
 
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::{ConvOptions, PadMode};
-use burn::tensor::{Device, Element, Gradients, Shape, Tensor, TensorCreationOptions, TensorData};
-
+use super::engine::{Engine, Real};
 use crate::backbone::architecture::same_padding;
 use crate::backbone::folded::{FoldedConv, NetworkWeights};
+
+pub use super::engine::{tensor, to_vec};
 
 /// Where the trained part of a network begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,47 +61,36 @@ pub fn trained_convs(w: &NetworkWeights, start: Start) -> Vec<String> {
 }
 
 /// One convolution on a device.
-struct ConvTensors {
-    weight: Tensor<4>,
-    bias: Tensor<1>,
+struct ConvTensors<G: Engine> {
+    weight: G::T4,
+    bias: G::T1,
     kernel: usize,
     stride: usize,
     groups: usize,
 }
 
-impl ConvTensors {
+impl<G: Engine> ConvTensors<G> {
     /// `conv(x) + bias` with SAME padding.
-    fn apply(&self, x: Tensor<4>) -> Tensor<4> {
-        let [_, _, h, w] = x.dims();
+    fn apply(&self, x: G::T4) -> G::T4 {
+        let [_, _, h, w] = G::dims4(&x);
         debug_assert_eq!(h, w, "square activations");
         let (_, before, after) = same_padding(h, self.kernel, self.stride);
         let (x, pad) = if before == after {
             (x, before)
         } else {
             // Asymmetric: pad explicitly (left, right, top, bottom), then a valid convolution.
-            (
-                x.pad((before, after, before, after), PadMode::Constant(0.0)),
-                0,
-            )
+            (G::pad(x, (before, after, before, after)), 0)
         };
-        conv2d(
-            x,
-            self.weight.clone(),
-            Some(self.bias.clone()),
-            ConvOptions::new([self.stride; 2], [pad; 2], [1, 1], self.groups),
-        )
+        G::conv2d(x, &self.weight, &self.bias, self.stride, pad, self.groups)
     }
 }
 
-fn relu6(x: Tensor<4>) -> Tensor<4> {
-    x.clamp(0.0, 6.0)
-}
-
-/// The trained part of a network on a device, ready for a forward pass.
-pub struct NetworkTensors {
+/// The trained part of a network on a device `G` (a burn device, see [`Engine`]), ready for
+/// a forward pass.
+pub struct NetworkTensors<G: Engine = burn::tensor::Device> {
     start: Start,
     /// Convolutions of the part, in network order, by name.
-    convs: Vec<(String, ConvTensors)>,
+    convs: Vec<(String, ConvTensors<G>)>,
     /// (block stage, expand?, depthwise, project, residual) by convolution names.
     plan: Vec<BlockOps>,
 }
@@ -115,28 +103,28 @@ struct BlockOps {
     residual: bool,
 }
 
-impl NetworkTensors {
+impl<G: Engine> NetworkTensors<G> {
     /// Puts the convolutions of `w` from `start` on `device`, their values given by `values`
     /// (e.g. the host weights themselves, converted to `T`), tracked for gradients when
     /// `track` (on an autodiff device).
-    pub fn upload<T: Element>(
+    pub fn upload<T: Real>(
         w: &NetworkWeights,
         start: Start,
         values: impl Fn(&FoldedConv) -> (Vec<T>, Vec<T>),
-        device: &Device,
+        device: &G,
         track: bool,
-    ) -> NetworkTensors {
+    ) -> NetworkTensors<G> {
         let convs = w
             .convs()
             .into_iter()
             .filter(|c| start.includes(w, c))
             .map(|c| {
                 let (wv, bv) = values(c);
-                let mut weight = tensor::<T, 4>(wv, c.weight_shape(), device);
-                let mut bias = tensor::<T, 1>(bv, [c.out], device);
+                let mut weight = device.tensor4::<T>(wv, c.weight_shape());
+                let mut bias = device.tensor1::<T>(bv, c.out);
                 if track {
-                    weight = weight.require_grad();
-                    bias = bias.require_grad();
+                    weight = G::track4(weight);
+                    bias = G::track1(bias);
                 }
                 (
                     c.name.clone(),
@@ -165,7 +153,7 @@ impl NetworkTensors {
     }
 
     /// Puts the host weights themselves (`f32`) on `device`.
-    pub fn upload_f32(w: &NetworkWeights, start: Start, device: &Device, track: bool) -> Self {
+    pub fn upload_f32(w: &NetworkWeights, start: Start, device: &G, track: bool) -> Self {
         Self::upload(
             w,
             start,
@@ -175,7 +163,7 @@ impl NetworkTensors {
         )
     }
 
-    fn conv(&self, name: &str) -> &ConvTensors {
+    fn conv(&self, name: &str) -> &ConvTensors<G> {
         &self
             .convs
             .iter()
@@ -186,11 +174,11 @@ impl NetworkTensors {
 
     /// Features (N x head channels) of `x`: images (N x 3 x S x S, preprocessed) when the
     /// part starts at the image, else the activations entering the first trained stage.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+    pub fn forward(&self, x: G::T4) -> G::T2 {
         let mut x = x;
         let first_stage = match self.start {
             Start::Image => {
-                x = relu6(self.conv("stem").apply(x));
+                x = G::relu6(self.conv("stem").apply(x));
                 1
             }
             Start::Stage(s) => s,
@@ -199,56 +187,30 @@ impl NetworkTensors {
             let input = x.clone();
             let mut h = x;
             if let Some(e) = &b.expand {
-                h = relu6(self.conv(e).apply(h));
+                h = G::relu6(self.conv(e).apply(h));
             }
-            h = relu6(self.conv(&b.depthwise).apply(h));
+            h = G::relu6(self.conv(&b.depthwise).apply(h));
             h = self.conv(&b.project).apply(h);
-            x = if b.residual { h + input } else { h };
+            x = if b.residual { G::add(h, input) } else { h };
         }
-        let y = relu6(self.conv("head").apply(x));
-        let [n, c, _, _] = y.dims();
-        y.mean_dims(&[2, 3]).reshape([n, c])
+        let y = G::relu6(self.conv("head").apply(x));
+        G::pool(y)
     }
 
     /// The gradients of every convolution of the part (weight, bias), in network order, by
     /// name; zeros where the loss does not depend on a value.
-    pub fn gradients<T: Element>(&self, grads: &Gradients) -> Vec<(String, Vec<T>, Vec<T>)> {
+    pub fn gradients<T: Real>(&self, grads: &G::Grads) -> Vec<(String, Vec<T>, Vec<T>)> {
         self.convs
             .iter()
             .map(|(name, c)| {
-                let read = |t: &Tensor<4>| -> Vec<T> {
-                    match t.grad(grads) {
-                        Some(g) => to_vec(g.into_data()),
-                        None => vec![T::from_elem(0.0); t.shape().num_elements()],
-                    }
-                };
-                let wg = read(&c.weight);
-                let bg = match c.bias.grad(grads) {
-                    Some(g) => to_vec(g.into_data()),
-                    None => vec![T::from_elem(0.0); c.bias.dims()[0]],
-                };
+                let wg = G::grad4::<T>(&c.weight, grads)
+                    .unwrap_or_else(|| vec![T::ZERO; G::dims4(&c.weight).iter().product()]);
+                let bg = G::grad1::<T>(&c.bias, grads).unwrap_or_else(|| {
+                    let [out, ..] = G::dims4(&c.weight);
+                    vec![T::ZERO; out]
+                });
                 (name.clone(), wg, bg)
             })
             .collect()
     }
-}
-
-/// A tensor of `T` values on `device`, kept in `T` (burn would otherwise convert to the
-/// device's default float type, `f32`).
-pub fn tensor<T: Element, const D: usize>(
-    values: Vec<T>,
-    shape: impl Into<Shape>,
-    device: &Device,
-) -> Tensor<D> {
-    Tensor::<D>::from_data(
-        TensorData::new(values, shape),
-        TensorCreationOptions::new(device.clone()).with_dtype(T::dtype()),
-    )
-}
-
-/// A tensor's values as `T` (converted when the tensor holds another float type).
-pub fn to_vec<T: Element>(data: TensorData) -> Vec<T> {
-    data.convert::<T>()
-        .try_into_vec::<T>()
-        .expect("converted to the element type")
 }

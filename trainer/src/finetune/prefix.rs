@@ -49,8 +49,9 @@ impl Prefix {
         extract_features(&self.backbone, images, &opts)
     }
 
-    /// A session for preprocessed batches (rows of C x H x W values).
-    pub fn session(&self, intra_threads: usize) -> Result<Extractor> {
-        Ok(Extractor::new(&self.backbone, intra_threads)?.with_maps(true))
+    /// A session for preprocessed batches (rows of C x H x W values), ONNX Runtime on
+    /// `opts.device`.
+    pub fn session(&self, opts: &FeatureOptions) -> Result<Extractor> {
+        Ok(Extractor::on(&self.backbone, opts.intra_threads, opts.device)?.with_maps(true))
     }
 }

@@ -16,6 +16,7 @@ use ics_encoder::decode::DEFAULT_MAX_PIXELS;
 use ics_encoder::preprocess::Preprocess;
 use ndarray::Array2;
 
+use super::device;
 use super::network::Start;
 use super::prefix::Prefix;
 use super::source::{start_of, FinetuneSource, PassTimes, TrainInputs};
@@ -38,7 +39,8 @@ pub struct FinetuneInputs<'a> {
     pub eval: Option<(&'a Dataset, &'a Dataset)>,
     /// R of mAP@R.
     pub r: usize,
-    /// ONNX Runtime batch, threads and cache folder of the frozen prefix.
+    /// ONNX Runtime batch, threads and cache folder of the frozen prefix, and the device
+    /// (`features.device`) both the prefix and the trained part run on.
     pub features: FeatureOptions,
 }
 
@@ -115,6 +117,7 @@ pub fn train_finetuned(
 ) -> Result<FinetuneOutcome> {
     config.validate()?;
     let prepare = Instant::now();
+    let (compute, _) = device::resolve(inputs.features.device)?;
     let weights = finetunable_weights(inputs.backbone)?;
     let start = start_of(config.finetune.mode, &weights.arch)?;
     let p = inputs.backbone.preprocess;
@@ -137,7 +140,7 @@ pub fn train_finetuned(
         TrainInputs::Images {
             images: inputs.train,
             prefix: match &prefix {
-                Some(pr) => Some(pr.session(inputs.features.intra_threads)?),
+                Some(pr) => Some(pr.session(&inputs.features)?),
                 None => None,
             },
         }
@@ -158,7 +161,7 @@ pub fn train_finetuned(
         ),
         _ => None,
     };
-    let mut source = FinetuneSource::new(weights, config, p, train_inputs)?;
+    let mut source = FinetuneSource::new(weights, config, p, train_inputs, compute)?;
     let trained_parameters = source.trained_parameters();
     let prepare_seconds = prepare.elapsed().as_secs_f64();
     let model = train_source(

@@ -12,15 +12,14 @@ use std::cell::RefCell;
 use std::time::Instant;
 
 use anyhow::{bail, ensure, Context, Result};
-use burn::tensor::{Device, Tensor, TensorData};
 use ics_encoder::decode::DEFAULT_MAX_PIXELS;
 use ics_encoder::preprocess::Preprocess;
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 use sha2::{Digest, Sha256};
 
 use super::augment;
-use super::device::{inference_device, training_device};
-use super::network::{to_vec, trained_convs, NetworkTensors, Start};
+use super::device::{Compute, PendingPass};
+use super::network::{trained_convs, Start};
 use crate::backbone::architecture::Architecture;
 use crate::backbone::features::{preprocess_indices, Extractor, ImageSource};
 use crate::backbone::folded::NetworkWeights;
@@ -73,12 +72,6 @@ pub struct PassTimes {
     pub input_seconds: f64,
 }
 
-/// A forward pass waiting for its backward pass.
-struct Pending {
-    tensors: NetworkTensors,
-    features: Tensor<2>,
-}
-
 /// The fine-tuning feature source.
 pub struct FinetuneSource<'a> {
     config: TrainConfig,
@@ -91,8 +84,9 @@ pub struct FinetuneSource<'a> {
     inputs: TrainInputs<'a>,
     /// C, H, W of one input row.
     input_shape: [usize; 3],
-    device: Device,
-    pending: Option<Pending>,
+    compute: Compute,
+    /// The forward pass waiting for its backward pass, and its feature shape.
+    pending: Option<(PendingPass, (usize, usize))>,
     fingerprint: String,
     times: PassTimes,
     /// Optimiser steps taken: the network's version, for [`EvalMemo`].
@@ -112,12 +106,14 @@ struct EvalMemo {
 
 impl<'a> FinetuneSource<'a> {
     /// A source training `weights` (the backbone's folded weights at the start) as
-    /// `config.finetune` says, on `inputs` of images preprocessed by `preprocess`.
+    /// `config.finetune` says, on `inputs` of images preprocessed by `preprocess`, with the
+    /// network on `compute`.
     pub fn new(
         weights: NetworkWeights,
         config: &TrainConfig,
         preprocess: Preprocess,
         inputs: TrainInputs<'a>,
+        compute: Compute,
     ) -> Result<FinetuneSource<'a>> {
         config.validate()?;
         weights.check()?;
@@ -168,7 +164,7 @@ impl<'a> FinetuneSource<'a> {
             preprocess,
             inputs,
             input_shape,
-            device: training_device(),
+            compute,
             pending: None,
             fingerprint,
             times: PassTimes::default(),
@@ -236,9 +232,10 @@ impl<'a> FinetuneSource<'a> {
         }
     }
 
-    fn input_tensor(&self, rows: Vec<f32>, n: usize, device: &Device) -> Tensor<4> {
+    /// The shape of `n` input rows.
+    fn input_dims(&self, n: usize) -> [usize; 4] {
         let [c, h, w] = self.input_shape;
-        Tensor::<4>::from_data(TensorData::new(rows, [n, c, h, w]), device)
+        [n, c, h, w]
     }
 }
 
@@ -314,10 +311,12 @@ impl FeatureSource for FinetuneSource<'_> {
         let t0 = Instant::now();
         let rows = self.input_rows(batch, epoch)?;
         let t1 = Instant::now();
-        let x = self.input_tensor(rows, batch.len(), &self.device);
-        let tensors = NetworkTensors::upload_f32(&self.weights, self.start, &self.device, true);
-        let features = tensors.forward(x);
-        let host: Vec<f32> = to_vec(features.to_data());
+        let (host, pass) = self.compute.forward(
+            &self.weights,
+            self.start,
+            rows,
+            self.input_dims(batch.len()),
+        );
         let out = Array2::from_shape_vec((batch.len(), self.feature_dim()), host)?;
         if let Some(i) = out
             .rows()
@@ -330,7 +329,7 @@ impl FeatureSource for FinetuneSource<'_> {
                 batch[i]
             );
         }
-        self.pending = Some(Pending { tensors, features });
+        self.pending = Some((pass, out.dim()));
         self.times.input_seconds += (t1 - t0).as_secs_f64();
         self.times.network_seconds += t1.elapsed().as_secs_f64();
         Ok(out)
@@ -338,30 +337,17 @@ impl FeatureSource for FinetuneSource<'_> {
 
     fn backward(&mut self, d_features: ArrayView2<f32>, epoch: usize) -> Result<()> {
         let t0 = Instant::now();
-        let Pending { tensors, features } = self
+        let (pass, (n, d)) = self
             .pending
             .take()
             .context("backward without a forward pass")?;
-        let [n, d] = features.dims();
         ensure!(
             d_features.dim() == (n, d),
             "feature gradient of shape {:?} for features {n} x {d}",
             d_features.dim()
         );
-        let g = Tensor::<2>::from_data(
-            TensorData::new(
-                d_features
-                    .as_standard_layout()
-                    .iter()
-                    .copied()
-                    .collect::<Vec<f32>>(),
-                [n, d],
-            ),
-            &self.device,
-        );
-        // The vector-Jacobian product: ∂(Σ f ⊙ g)/∂θ = (∂f/∂θ)ᵀ g.
-        let grads = (features * g).sum().backward();
-        let grads = tensors.gradients::<f32>(&grads);
+        let g: Vec<f32> = d_features.as_standard_layout().iter().copied().collect();
+        let grads = self.compute.backward(pass, g);
         let flat: Vec<Vec<f32>> = grads.into_iter().flat_map(|(_, w, b)| [w, b]).collect();
         let lr = self.config.backbone_lr_at(epoch);
         // Weight decay on convolution weights, not biases (as for the head).
@@ -480,24 +466,12 @@ impl FeatureSource for FinetuneSource<'_> {
 impl FinetuneSource<'_> {
     /// Features of evaluation rows under the current weights, in chunks, without gradients.
     fn compute_eval_features(&self, rows: ArrayView2<f32>) -> Array2<f32> {
-        let device = inference_device();
-        let tensors = NetworkTensors::upload_f32(&self.weights, self.start, &device, false);
-        let d = self.feature_dim();
-        let mut out = Array2::<f32>::zeros((rows.nrows(), d));
-        let mut start = 0;
-        while start < rows.nrows() {
-            let end = (start + EVAL_CHUNK).min(rows.nrows());
-            let chunk: Vec<f32> = rows
-                .slice(ndarray::s![start..end, ..])
-                .iter()
-                .copied()
-                .collect();
-            let f = tensors.forward(self.input_tensor(chunk, end - start, &device));
-            let host: Vec<f32> = to_vec(f.into_data());
-            out.slice_mut(ndarray::s![start..end, ..])
-                .assign(&ArrayView2::from_shape((end - start, d), &host).expect("n x d"));
-            start = end;
-        }
-        out
+        self.compute.features(
+            &self.weights,
+            self.start,
+            rows,
+            self.input_shape,
+            EVAL_CHUNK,
+        )
     }
 }

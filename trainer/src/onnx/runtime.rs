@@ -53,6 +53,14 @@ pub fn hint(e: &EncoderError) -> Option<String> {
         Cause::LibraryMissing { .. } | Cause::LibraryUnusable { .. } => format!(
             "Set {LIBRARY_ENV} to libonnxruntime.so 1.31 or later, or run scripts/setup.sh."
         ),
+        Cause::CudaMissing => format!(
+            "Set {LIBRARY_ENV} to the libonnxruntime.so of the onnxruntime-gpu wheel, with the \
+             nvidia-* wheels' lib folders in LD_LIBRARY_PATH (trainer/README.md, \"Training on a \
+             GPU\"), or use --device cpu or auto."
+        ),
+        Cause::NoGpu | Cause::CudaFailed => "Use --device cpu, or auto (the CPU when CUDA \
+             cannot run)."
+            .into(),
         _ => return None,
     })
 }
@@ -75,20 +83,80 @@ pub fn init() -> Result<&'static Runtime> {
     encoder_runtime::load(&library_choice(), "ics-train").map_err(|e| report(&e))
 }
 
+/// Where the trainer computes (`--device`): ONNX Runtime's execution provider for feature
+/// extraction and frozen prefixes, and burn's backend for fine-tuning
+/// (`crate::finetune::device`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The CPU (the default: the same seed and data give bit-identical models).
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU, or an error saying what is missing.
+    Cuda,
+    /// The GPU when everything it needs is here, else the CPU with a note saying why.
+    Auto,
+}
+
+impl DeviceChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeviceChoice::Cpu => "cpu",
+            DeviceChoice::Cuda => "cuda",
+            DeviceChoice::Auto => "auto",
+        }
+    }
+
+    /// ONNX Runtime's provider setting for this choice.
+    pub fn provider(self) -> ProviderSetting {
+        match self {
+            DeviceChoice::Cpu => ProviderSetting::Cpu,
+            DeviceChoice::Cuda => ProviderSetting::Cuda,
+            DeviceChoice::Auto => ProviderSetting::Auto,
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = anyhow::Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "cuda" => Ok(DeviceChoice::Cuda),
+            "auto" => Ok(DeviceChoice::Auto),
+            _ => Err(anyhow!("unknown device {s:?}: expected auto, cpu or cuda")),
+        }
+    }
+}
+
 /// A CPU session for `model` (ONNX bytes, which must be self-contained) with `intra_threads`
 /// threads inside operators.
 pub fn session(model: &[u8], intra_threads: usize) -> Result<Session> {
+    session_on(model, intra_threads, DeviceChoice::Cpu).map(|s| s.session)
+}
+
+/// A session for `model` on `device`: the CPU, CUDA (an error saying what is missing when
+/// ONNX Runtime cannot run it there: the loaded library has no CUDA provider, no GPU is
+/// visible, the provider does not start), or `auto` (CUDA when possible, else the CPU; the
+/// session's `provider` and `reason` say which and why).
+pub fn session_on(
+    model: &[u8],
+    intra_threads: usize,
+    device: DeviceChoice,
+) -> Result<encoder_runtime::BuiltSession> {
     let rt = init()?;
     check_self_contained(model).map_err(|e| anyhow!("{e}"))?;
     encoder_runtime::build_session(
         rt,
         model,
         intra_threads.max(1),
-        ProviderSetting::Cpu,
-        "--provider",
+        device.provider(),
+        "--device",
     )
-    .map(|b| b.session)
-    .map_err(|e| anyhow!("ONNX Runtime rejected the model: {}", describe(&e)))
+    .map_err(|e| match device {
+        DeviceChoice::Cpu => anyhow!("ONNX Runtime rejected the model: {}", describe(&e)),
+        _ => anyhow!("ONNX Runtime: {}", describe(&e)),
+    })
 }
 
 /// The contract-checked session of an exported model (the extension's path: interface

@@ -28,10 +28,12 @@ pub enum Task<'a> {
         tag: &'a str,
         config: &'a TrainConfig,
     },
-    /// Training the backbone with the head (`config.finetune`), epoch by epoch.
+    /// Training the backbone with the head (`config.finetune`), epoch by epoch, on `device`
+    /// (a description, `crate::finetune::device::Compute::describe`).
     Finetune {
         tag: &'a str,
         config: &'a TrainConfig,
+        device: &'a str,
     },
     /// Ranking the raw features by cosine similarity.
     Cosine,
@@ -51,6 +53,8 @@ pub enum Event<'a> {
         opts: &'a ComposeOptions,
         out: &'a Path,
     },
+    /// A line worth showing as it is (e.g. `--device auto` training on the CPU, and why).
+    Note(&'a str),
     /// A split was loaded (a COCO split says how many images it left out).
     SplitLoaded(&'a LoadedSplit),
     /// Features of a split were extracted, or read from the cache.

@@ -7,6 +7,7 @@ use anyhow::Result;
 use super::events::{Event, Observer};
 use crate::backbone::{split_features, Backbone, Extracted, FeatureOptions};
 use crate::data::{DataSpec, Dataset, LoadedSplit, SplitName};
+use crate::onnx::runtime::DeviceChoice;
 
 /// How a command extracts features: the cache folder (default: the data's,
 /// [`DataSpec::default_cache_dir`]), images per ONNX Runtime call, its threads, progress bars.
@@ -16,6 +17,8 @@ pub struct FeatureSettings {
     pub batch: usize,
     pub ort_threads: usize,
     pub progress: bool,
+    /// Where ONNX Runtime and fine-tuning compute (`--device`).
+    pub device: DeviceChoice,
 }
 
 impl FeatureSettings {
@@ -29,6 +32,7 @@ impl FeatureSettings {
                 None => data.default_cache_dir()?,
             }),
             progress: self.progress,
+            device: self.device,
             ..FeatureOptions::default()
         })
     }
@@ -111,11 +115,13 @@ mod tests {
             batch: 8,
             ort_threads: 1,
             progress: false,
+            device: DeviceChoice::Auto,
         };
         let o = s.options(&DataSpec::composed(&dir)).unwrap();
         let abs = std::fs::canonicalize(&dir).unwrap();
         assert_eq!(o.cache_dir, Some(abs.join("features")));
         assert_eq!((o.batch_size, o.intra_threads, o.progress), (8, 1, false));
+        assert_eq!(o.device, DeviceChoice::Auto);
         let given = FeatureSettings {
             cache_dir: Some("elsewhere".into()),
             ..s.clone()

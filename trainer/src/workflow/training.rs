@@ -58,7 +58,17 @@ pub fn finetune(
     obs: &mut dyn Observer,
 ) -> Result<FinetuneOutcome> {
     let r = inputs.eval.map_or(0, |_| inputs.r);
-    obs.event(Event::Begin(Task::Finetune { tag, config }));
+    // Resolved again by the run itself (the GPU check is done once per process).
+    let (compute, note) = crate::finetune::device::resolve(inputs.features.device)?;
+    if let Some(note) = &note {
+        obs.event(Event::Note(note));
+    }
+    let device = compute.describe();
+    obs.event(Event::Begin(Task::Finetune {
+        tag,
+        config,
+        device: &device,
+    }));
     let out = train_finetuned(inputs, config, checkpointing, |log| {
         obs.event(Event::Epoch {
             tag,
