@@ -48,7 +48,11 @@ pub unsafe extern "C-unwind" fn amcostestimate(
                 generic_total: costs.indexTotalCost,
                 tuples: (*info).tuples,
                 pages: (*info).pages as f64,
-                matching: costs.numIndexTuples,
+                // The rows the scan returns: the relation's estimate after its conditions
+                // (hamming_within's support function estimates the radius), which the
+                // generic figure, from the index condition with a parameter for the query,
+                // can put at a third of the table.
+                matching: costs.numIndexTuples.min((*(*info).rel).rows.max(1.0)),
                 ordered: !(*path).indexorderbys.is_null(),
                 random_page_cost: costs.spc_random_page_cost,
                 seq_page_cost: pg_sys::seq_page_cost,
