@@ -43,10 +43,12 @@ impl PgRelation {
     pub unsafe fn for_scan(rel: pg_sys::Relation) -> PgRelation {
         // SAFETY: an open relation (the caller's promise).
         let (oid, persistence) = unsafe { ((*rel).rd_id, (*(*rel).rd_rel).relpersistence) };
-        // SAFETY: as above; the relation's current file (its number changes on REINDEX).
+        // The relation's current file: its number changes on REINDEX and TRUNCATE.
         #[cfg(feature = "pg15")]
+        // SAFETY: an open relation (the caller's promise).
         let file = unsafe { (*rel).rd_node.relNode };
         #[cfg(not(feature = "pg15"))]
+        // SAFETY: an open relation (the caller's promise).
         let file = unsafe { (*rel).rd_locator.relNumber };
         // Temporary indexes live in local buffers, which a map of buffer numbers by OID must
         // not mix with shared ones: they are read the usual way.
