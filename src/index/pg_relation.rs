@@ -69,19 +69,36 @@ impl PgRelation {
         }
     }
 
-    fn buffer(&self, block: BlockNumber, mode: u32) -> pg_sys::Buffer {
+    /// `block` pinned (not locked): through the buffer a scan last found it in where that
+    /// still holds it, else by a lookup, which a scan then remembers.
+    fn pin(&self, block: BlockNumber) -> pg_sys::Buffer {
+        if let Some(recent) = &self.recent {
+            // SAFETY: `self.rel` is the open index `recent` was taken for (for_scan).
+            if let Some(buf) = unsafe { recent.pin(self.rel, block) } {
+                return buf;
+            }
+        }
         // SAFETY: a valid open relation; ReadBufferExtended raises on a bad block.
-        unsafe {
-            let buf = pg_sys::ReadBufferExtended(
+        let buf = unsafe {
+            pg_sys::ReadBufferExtended(
                 self.rel,
                 pg_sys::ForkNumber::MAIN_FORKNUM,
                 block,
                 pg_sys::ReadBufferMode::RBM_NORMAL,
                 std::ptr::null_mut(),
-            );
-            pg_sys::LockBuffer(buf, mode as i32);
-            buf
+            )
+        };
+        if let Some(recent) = &self.recent {
+            recent.remember(block, buf);
         }
+        buf
+    }
+
+    fn buffer(&self, block: BlockNumber, mode: u32) -> pg_sys::Buffer {
+        let buf = self.pin(block);
+        // SAFETY: pinned just above.
+        unsafe { pg_sys::LockBuffer(buf, mode as i32) };
+        buf
     }
 
     /// Whether this backend alone can see the relation (created in this transaction), so
@@ -278,29 +295,7 @@ impl Relation for PgRelation {
     }
 
     fn read(&self, block: BlockNumber) -> ReadGuard {
-        let buf = match &self.recent {
-            None => self.buffer(block, pg_sys::BUFFER_LOCK_SHARE),
-            Some(recent) => {
-                // SAFETY: `self.rel` is the open index `recent` was taken for (for_scan).
-                let buf = unsafe { recent.pin(self.rel, block) }.unwrap_or_else(|| {
-                    // SAFETY: a valid open relation; ReadBufferExtended raises on a bad block.
-                    let buf = unsafe {
-                        pg_sys::ReadBufferExtended(
-                            self.rel,
-                            pg_sys::ForkNumber::MAIN_FORKNUM,
-                            block,
-                            pg_sys::ReadBufferMode::RBM_NORMAL,
-                            std::ptr::null_mut(),
-                        )
-                    };
-                    recent.remember(block, buf);
-                    buf
-                });
-                // SAFETY: pinned above.
-                unsafe { pg_sys::LockBuffer(buf, pg_sys::BUFFER_LOCK_SHARE as i32) };
-                buf
-            }
-        };
+        let buf = self.buffer(block, pg_sys::BUFFER_LOCK_SHARE);
         // SAFETY: pinned and share-locked.
         let page = unsafe { pg_sys::BufferGetPage(buf) as *const Page };
         ReadGuard { buf, page }
