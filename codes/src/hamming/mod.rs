@@ -209,7 +209,7 @@ pub mod paths {
                 portable::many(q, c, o);
                 portable::argmin(o)
             },
-            within: |q, c, b, o| portable::within_blocks(q, c, b, o, portable::many),
+            within: |q, c, b, o| portable::within_blocks(q, c, 0, b, o, portable::many),
         }
     }
 
@@ -372,27 +372,40 @@ mod portable {
     /// within the bound is settled by one vectorised minimum.
     pub(super) const WITHIN_BLOCK: usize = 64;
 
-    /// [`super::within`] from a path's one-to-many loop: distances a block at a time, then the
-    /// block's minimum against the bound, and only blocks that hold a code within it scanned.
+    /// Checks a block's shape as [`super::within`] documents it (whole codes of the query's
+    /// length; panics otherwise); false for zero-length codes, of which none is returned.
     #[inline(always)]
-    pub(super) fn within_blocks(
-        query: &[u8],
-        codes: &[u8],
-        bound: u32,
-        out: &mut Vec<(u32, u32)>,
-        many: impl Fn(&[u8], &[u8], &mut [u32]),
-    ) {
+    pub(super) fn within_shape(query: &[u8], codes: &[u8]) -> bool {
         let len = query.len();
         if len == 0 {
             // Every zero-length code is at distance 0, and there is no telling how many.
             assert!(codes.is_empty(), "within: codes of length 0");
-            return;
+            return false;
         }
         assert_eq!(
             codes.len() % len,
             0,
             "within: codes.len() must be a multiple of query.len()"
         );
+        true
+    }
+
+    /// [`super::within`] from a path's one-to-many loop: distances a block at a time, then the
+    /// block's minimum against the bound, and only blocks that hold a code within it scanned.
+    /// Positions are reported from `first` on (the codes of `codes` after `first` others).
+    #[inline(always)]
+    pub(super) fn within_blocks(
+        query: &[u8],
+        codes: &[u8],
+        first: usize,
+        bound: u32,
+        out: &mut Vec<(u32, u32)>,
+        many: impl Fn(&[u8], &[u8], &mut [u32]),
+    ) {
+        if !within_shape(query, codes) {
+            return;
+        }
+        let len = query.len();
         let mut dist = [0u32; WITHIN_BLOCK];
         for (b, block) in codes.chunks(WITHIN_BLOCK * len).enumerate() {
             let n = block.len() / len;
@@ -402,7 +415,7 @@ mod portable {
             }
             for (i, &d) in dist[..n].iter().enumerate() {
                 if d <= bound {
-                    out.push(((b * WITHIN_BLOCK + i) as u32, d));
+                    out.push(((first + b * WITHIN_BLOCK + i) as u32, d));
                 }
             }
         }
@@ -410,17 +423,10 @@ mod portable {
 
     /// The reference: every code's distance bit by bit, kept when within the bound.
     pub(super) fn within_scalar(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
-        let len = query.len();
-        if len == 0 {
-            assert!(codes.is_empty(), "within: codes of length 0");
+        if !within_shape(query, codes) {
             return;
         }
-        assert_eq!(
-            codes.len() % len,
-            0,
-            "within: codes.len() must be a multiple of query.len()"
-        );
-        for (i, code) in codes.chunks_exact(len).enumerate() {
+        for (i, code) in codes.chunks_exact(query.len()).enumerate() {
             let d = super::hamming_scalar(query, code);
             if d <= bound {
                 out.push((i as u32, d));

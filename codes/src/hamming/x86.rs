@@ -265,21 +265,6 @@ fn nearest_avx512(query: &[u8], codes: &[u8], out: &mut [u32]) -> (usize, u32) {
 // registers whose masks are all empty (almost every group of a k-NN pass) costs one branch.
 // Codes inside the bound are rare, and their distances are recounted with popcnt words.
 
-/// Checks the block's shape as [`super::within`] documents it.
-#[inline(always)]
-fn within_count(query: &[u8], codes: &[u8]) {
-    let len = query.len();
-    assert!(
-        len > 0,
-        "within: the vector paths take codes of 8 bytes or more"
-    );
-    assert_eq!(
-        codes.len() % len,
-        0,
-        "within: codes.len() must be a multiple of query.len()"
-    );
-}
-
 /// Appends the codes of `mask` (bit i: code `first + i / lanes_per_code`) with their distances.
 #[inline(always)]
 fn push_mask(
@@ -301,7 +286,7 @@ fn push_mask(
 
 #[target_feature(enable = "popcnt")]
 fn within_popcnt(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
-    portable::within_blocks(query, codes, bound, out, |q, c, o| many_popcnt(q, c, o))
+    portable::within_blocks(query, codes, 0, bound, out, |q, c, o| many_popcnt(q, c, o))
 }
 
 /// Codes per AVX2 group: four registers.
@@ -311,9 +296,9 @@ const AVX2_GROUP_BYTES: usize = 4 * 32;
 fn within_avx2(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
     let len = query.len();
     if len != 8 && len != 16 {
-        return portable::within_blocks(query, codes, bound, out, |q, c, o| many_avx2(q, c, o));
+        return portable::within_blocks(query, codes, 0, bound, out, |q, c, o| many_avx2(q, c, o));
     }
-    within_count(query, codes);
+    portable::within_shape(query, codes);
     let q = if len == 8 {
         _mm256_set1_epi64x(i64::from_ne_bytes(query.try_into().expect("8 bytes")))
     } else {
@@ -356,11 +341,7 @@ fn within_avx2(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>
         }
     }
     let done = groups.len() * AVX2_GROUP_BYTES / len;
-    let start = out.len();
-    portable::within_blocks(query, rest, bound, out, |q, c, o| many_avx2(q, c, o));
-    for hit in &mut out[start..] {
-        hit.0 += done as u32;
-    }
+    portable::within_blocks(query, rest, done, bound, out, |q, c, o| many_avx2(q, c, o));
 }
 
 /// Codes per AVX-512 group: four registers.
@@ -370,9 +351,11 @@ const AVX512_GROUP_BYTES: usize = 4 * 64;
 fn within_avx512(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32)>) {
     let len = query.len();
     if len != 8 && len != 16 && len != 32 {
-        return portable::within_blocks(query, codes, bound, out, |q, c, o| many_avx512(q, c, o));
+        return portable::within_blocks(query, codes, 0, bound, out, |q, c, o| {
+            many_avx512(q, c, o)
+        });
     }
-    within_count(query, codes);
+    portable::within_shape(query, codes);
     // The query repeated across the register, one copy per code.
     let mut rep = [0u8; 64];
     for chunk in rep.chunks_exact_mut(len) {
@@ -418,9 +401,7 @@ fn within_avx512(query: &[u8], codes: &[u8], bound: u32, out: &mut Vec<(u32, u32
         }
     }
     let done = groups.len() * AVX512_GROUP_BYTES / len;
-    let start = out.len();
-    portable::within_blocks(query, rest, bound, out, |q, c, o| many_avx512(q, c, o));
-    for hit in &mut out[start..] {
-        hit.0 += done as u32;
-    }
+    portable::within_blocks(query, rest, done, bound, out, |q, c, o| {
+        many_avx512(q, c, o)
+    });
 }
