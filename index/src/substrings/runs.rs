@@ -137,12 +137,12 @@ impl Runs {
         }
     }
 
-    /// Calls `f(first_position, codes)` for every codes page of table 0, in order (the
+    /// Calls `f(first_position, codes, page)` for every codes page of table 0, in order (the
     /// caller checks that there are such pages).
     pub fn for_codes<R: Relation>(
         &self,
         rel: &R,
-        f: &mut dyn FnMut(u32, &[u8]),
+        f: &mut dyn FnMut(u32, &[u8], &crate::page::Page),
     ) -> Result<usize, PageFault> {
         let first = self.codes_first.expect("callers check codes_pages()");
         let nb = self.code_bytes();
@@ -155,7 +155,11 @@ impl Runs {
             let count = (total - p * cap).min(cap);
             let want = Want::run(Kind::Codes, 0, self.sub.generation, count);
             layout::check_codes_page(&page, block, &want)?;
-            f((p * cap) as u32, layout::codes_page(&page, nb, count));
+            f(
+                (p * cap) as u32,
+                layout::codes_page(&page, nb, count),
+                &page,
+            );
         }
         Ok(self.codes_pages())
     }

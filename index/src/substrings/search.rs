@@ -335,7 +335,7 @@ impl Search {
                 let q = &self.query;
                 let read = if self.runs.codes_pages() > 0 {
                     // Codes without TIDs: rows are kept by position (see Item::Position).
-                    self.runs.for_codes(rel, &mut |first, codes| {
+                    self.runs.for_codes(rel, &mut |first, codes, _| {
                         pass.page(q, nb, codes, &|i| Some(Item::Position(first + i as u32)));
                     })
                 } else {

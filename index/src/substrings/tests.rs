@@ -20,6 +20,14 @@ use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::BTreeMap;
 
+/// The substring tables of `rel` as a scan reads them.
+fn runs_of(rel: &MemRelation) -> crate::substrings::runs::Runs {
+    let Opened::Substrings(runs) = open(rel).unwrap() else {
+        panic!("substring tables")
+    };
+    runs
+}
+
 fn build_from(rel: &MemRelation, rows: &[(Vec<u8>, Tid)], nb: usize, m: u32, budget: usize) {
     let mut sorted = rows.to_vec();
     sorted.sort();
@@ -43,9 +51,7 @@ fn small_radii_probe_the_tables_and_large_k_switches_to_a_linear_pass() {
     let rows = rows_of(&codes);
     let rel = MemRelation::new();
     build_from(&rel, &rows, nb, 0, 1 << 24);
-    let Opened::Substrings(runs) = open(&rel).unwrap() else {
-        panic!("substring tables")
-    };
+    let runs = runs_of(&rel);
     assert_eq!(runs.m(), 3);
     let table0_pages = runs.table(0).rec_pages(runs.cap(0));
     // Radius 4 around a stored code: a handful of slots, no linear pass.
@@ -167,9 +173,7 @@ fn an_index_built_empty_takes_rows_in_its_tail_and_becomes_tables_at_the_first_m
     merge(&rel, &MemSpill, 1 << 20, 0, false, &mut || {})
         .unwrap()
         .expect("a tail and no tables");
-    let Opened::Substrings(runs) = open(&rel).unwrap() else {
-        panic!()
-    };
+    let runs = runs_of(&rel);
     assert_eq!(runs.m(), 3);
     check_verify(&rel, &live);
     check_query(&rel, &live, &codes[5], &[0, 8, 16]);
@@ -197,9 +201,7 @@ fn an_interrupted_merge_leaves_a_valid_index_and_its_pages_are_reclaimed() {
     }));
     assert!(r.is_err());
     // The tail is sealed, the old tables still in force: every row is still found.
-    let Opened::Substrings(runs) = open(&rel).unwrap() else {
-        panic!()
-    };
+    let runs = runs_of(&rel);
     assert_ne!(runs.sub.sealed, INVALID_BLOCK);
     assert_eq!(runs.sub.generation, 1);
     check_verify(&rel, &live);
@@ -247,9 +249,7 @@ fn orphaned_tail_pages_are_reclaimed_once_no_insert_can_link_them() {
     insert_rows(&rel, &rows[2000..3000]);
     let live = live_of(&rows[..3000]);
     // The crashed insert: its pages are written, the metapage never learns of them.
-    let Opened::Substrings(runs) = open(&rel).unwrap() else {
-        panic!("substring tables")
-    };
+    let runs = runs_of(&rel);
     let (lost_codes, lost_tids) = split_rows(&rows[3000..]);
     let newest = crate::substrings::insert::fill_new_pages(
         &rel,
@@ -349,9 +349,7 @@ fn a_corrupt_substring_page_reaches_every_verb_as_a_format_error() {
         let rel = MemRelation::new();
         build_from(&rel, &rows[..4000], nb, 0, 1 << 20);
         insert_rows(&rel, &rows[4000..]);
-        let Opened::Substrings(runs) = open(&rel).unwrap() else {
-            panic!("substring tables")
-        };
+        let runs = runs_of(&rel);
         let t0 = *runs.table(0);
         let q = &codes[0];
         let block = match target {
@@ -422,9 +420,7 @@ fn a_cycle_in_the_tail_chain_is_a_format_error_not_an_endless_walk() {
         let rel = MemRelation::new();
         build_from(&rel, &rows[..2000], nb, 0, 1 << 20);
         insert_rows(&rel, &rows[2000..]);
-        let Opened::Substrings(runs) = open(&rel).unwrap() else {
-            panic!("substring tables")
-        };
+        let runs = runs_of(&rel);
         let head = runs.sub.tail;
         let mut oldest = head;
         loop {
@@ -475,9 +471,7 @@ fn codes_pages_serve_linear_passes_and_an_index_without_them_reads_as_before() {
         build_as_format_3(!with_codes_pages);
         build_from(&rel, &rows, nb, 0, 1 << 24);
         build_as_format_3(false);
-        let Opened::Substrings(runs) = open(&rel).unwrap() else {
-            panic!("substring tables")
-        };
+        let runs = runs_of(&rel);
         assert_eq!(runs.codes_pages() > 0, with_codes_pages);
         bulk_delete(&rel, &mut |t| dead.contains(&t)).unwrap();
         check_verify(&rel, &live);
@@ -508,9 +502,7 @@ fn codes_pages_serve_linear_passes_and_an_index_without_them_reads_as_before() {
             merge(&rel, &MemSpill, 1 << 24, 0, true, &mut || {})
                 .unwrap()
                 .expect("forced");
-            let Opened::Substrings(runs) = open(&rel).unwrap() else {
-                panic!("substring tables")
-            };
+            let runs = runs_of(&rel);
             assert!(runs.codes_pages() > 0);
             check_verify(&rel, &live);
             for q in queries(&mut rng, &codes, nb).into_iter().take(2) {
@@ -534,9 +526,7 @@ fn verify_finds_a_code_changed_on_a_codes_page() {
     let rows = rows_of(&uniform(&mut rng, 5000, nb));
     let rel = MemRelation::new();
     build_from(&rel, &rows, nb, 0, 1 << 24);
-    let Opened::Substrings(runs) = open(&rel).unwrap() else {
-        panic!("substring tables")
-    };
+    let runs = runs_of(&rel);
     let block = runs.pages[runs.codes_first.expect("codes pages")];
     {
         let mut w = rel.write(block);
@@ -548,6 +538,22 @@ fn verify_finds_a_code_changed_on_a_codes_page() {
             .problems
             .iter()
             .any(|p| p.contains("1 codes differ from table 0's records")),
+        "{:?}",
+        report.problems
+    );
+    // A live codes page marked deleted is reported with its number.
+    {
+        let mut w = rel.write(runs.pages[runs.codes_first.unwrap() + 2]);
+        let mut sp = Special::read(&w).unwrap();
+        sp.flags |= crate::format::FLAG_DELETED;
+        sp.write(&mut w);
+    }
+    let report = verify(&rel, &MemSpill, 1 << 20, false).unwrap();
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p == "table 0 codes page 2: it is marked deleted"),
         "{:?}",
         report.problems
     );
@@ -586,9 +592,7 @@ fn a_remembered_page_list_is_reused_within_a_generation_and_read_again_after_a_m
     let q = queries(&mut rng, &codes, nb).remove(0);
     check_query(&rel, &live, &q, &[0, 4]);
     let first = rel.page_list().expect("remembered");
-    let Opened::Substrings(runs) = open(&rel).unwrap() else {
-        panic!("substring tables")
-    };
+    let runs = runs_of(&rel);
     assert!(
         std::sync::Arc::ptr_eq(&runs.pages, &first.pages),
         "reused, not read again"

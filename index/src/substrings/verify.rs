@@ -190,16 +190,15 @@ pub fn verify<R: Relation, S: Spill>(
     // records, in the same order.
     if runs.codes_pages() > 0 {
         r.data_pages += runs.codes_pages() as u64;
-        let first = runs.codes_first.expect("codes pages");
-        for (p, &block) in runs.pages[first..].iter().enumerate() {
-            if Special::read(&rel.read(block)).is_some_and(|s| s.is_deleted()) {
+        let cap = layout::codes_capacity(nb);
+        let mut differ = 0u64;
+        let mut fault = None;
+        let read = runs.for_codes(rel, &mut |first, codes, page| {
+            if Special::read(page).is_some_and(|s| s.is_deleted()) {
+                let p = first as usize / cap;
                 r.problems
                     .push(format!("table 0 codes page {p}: it is marked deleted"));
             }
-        }
-        let mut differ = 0u64;
-        let mut fault = None;
-        let read = runs.for_codes(rel, &mut |first, codes| {
             let to = first + (codes.len() / nb.max(1)) as u32;
             let mut at = 0;
             let read = runs.for_records(rel, 0, first, to, &mut |_, records, _| {
