@@ -279,20 +279,11 @@ sql_function! {
     /// `ics_encode(image bytea, model text, on_error text) RETURNS hashcode`, not STRICT: a
     /// NULL image gives NULL, a NULL model is the default model.
     fn ics_encode_image_on_error(fcinfo) -> Datum {
-        // SAFETY: the function has three arguments and is not STRICT: each null flag is read
-        // before its datum; a non-NULL argument 1 or 2 is a text.
-        let (image_null, name, on_error) = unsafe {
-            let args = (*fcinfo).args.as_slice(3);
-            let text = |n: usize| (!args[n].isnull).then(|| text_arg(fcinfo, n));
-            (args[0].isnull, text(1), text(2))
-        };
-        let on_error = parse_on_error(on_error.as_deref());
-        if image_null {
-            // SAFETY: this call's fcinfo: a NULL result.
-            unsafe { (*fcinfo).isnull = true };
+        // SAFETY: this call's fcinfo: three arguments, not STRICT.
+        let Some((name, on_error)) = (unsafe { on_error_args(fcinfo) }) else {
             return pg_sys::Datum::from(0);
-        }
-        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea (checked above).
+        };
+        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea (on_error_args checked).
         unsafe { encode_image_call(fcinfo, name.as_deref(), on_error) }
     }
 }
@@ -565,6 +556,28 @@ sql_function! {
 
 /// The `on_error` argument of `ics_encode` and `ics_encode_batch`: `'error'` or `'null'`
 /// (case-insensitive).
+/// The arguments of a three-argument, not STRICT `ics_encode*(input, model, on_error)` call:
+/// `None`, with the call's result set to NULL, when the input is NULL; else the model name
+/// (`None`: the default model) and the parsed `on_error`.
+///
+/// # Safety
+/// `fcinfo` is such a call's: argument 0 of any type, arguments 1 and 2 texts or NULL.
+unsafe fn on_error_args(fcinfo: pg_sys::FunctionCallInfo) -> Option<(Option<String>, OnError)> {
+    // SAFETY: each null flag is read before its datum; a non-NULL argument 1 or 2 is a text.
+    let (input_null, name, on_error) = unsafe {
+        let args = (*fcinfo).args.as_slice(3);
+        let text = |n: usize| (!args[n].isnull).then(|| text_arg(fcinfo, n));
+        (args[0].isnull, text(1), text(2))
+    };
+    let on_error = parse_on_error(on_error.as_deref());
+    if input_null {
+        // SAFETY: this call's fcinfo: a NULL result.
+        unsafe { (*fcinfo).isnull = true };
+        return None;
+    }
+    Some((name, on_error))
+}
+
 fn parse_on_error(value: Option<&str>) -> OnError {
     const HINT: &str = "on_error is 'error' (an undecodable image fails the call, as without on_error) or 'null' (it gets a NULL code).";
     match value.map(|v| v.trim().to_ascii_lowercase()) {
@@ -594,20 +607,11 @@ sql_function! {
     /// `ics_encode_batch(images bytea[], model text, on_error text) RETURNS hashcode[]`, not
     /// STRICT: NULL images give NULL, a NULL model is the default model.
     fn ics_encode_batch_on_error(fcinfo) -> Datum {
-        // SAFETY: the function has three arguments and is not STRICT: each null flag is read
-        // before its datum; a non-NULL argument 1 or 2 is a text.
-        let (images_null, name, on_error) = unsafe {
-            let args = (*fcinfo).args.as_slice(3);
-            let text = |n: usize| (!args[n].isnull).then(|| text_arg(fcinfo, n));
-            (args[0].isnull, text(1), text(2))
-        };
-        let on_error = parse_on_error(on_error.as_deref());
-        if images_null {
-            // SAFETY: this call's fcinfo: a NULL result.
-            unsafe { (*fcinfo).isnull = true };
+        // SAFETY: this call's fcinfo: three arguments, not STRICT.
+        let Some((name, on_error)) = (unsafe { on_error_args(fcinfo) }) else {
             return pg_sys::Datum::from(0);
-        }
-        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea[] (checked above).
+        };
+        // SAFETY: this call's fcinfo; argument 0 is a non-NULL bytea[] (on_error_args checked).
         unsafe { encode_batch_call(fcinfo, name.as_deref(), on_error) }
     }
 }
